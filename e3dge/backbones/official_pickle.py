@@ -1,0 +1,199 @@
+"""Read NVIDIA ``torch_utils.persistence`` pickles (EG3D, StyleGAN2/3) as plain data, executing nothing.
+
+An official snapshot stores each network as ``_reconstruct_persistent_obj(meta)`` where ``meta``
+carries the class's *source code* (``module_src``) and the module's ``__dict__``. Unpickling it
+normally runs that source. This reader maps every global to an allow-list of data rebuilders
+(tensors, storages, ordered dicts, numpy scalars); persistent objects and ``torch.nn`` modules
+become inert records whose state is walked for parameters, buffers and constructor kwargs.
+Any other global (``os.system``, ``builtins.eval``, ``subprocess.*``, ...) is refused.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import os
+import pickle
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["UnsafePickleError", "PersistentRecord", "OfficialCheckpoint", "safe_load_pickle", "read_official_pickle"]
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """The pickle references something outside the allow-list; it was not loaded."""
+
+
+@dataclass
+class PersistentRecord:
+    """Inert stand-in for a ``persistent_class`` object: its class name and saved ``__dict__``."""
+
+    class_name: str
+    version: int
+    state: dict
+    module_src: str = field(repr=False, default="")  # kept as text; never executed
+
+
+class _InertObject:
+    """Inert stand-in for a plain ``torch.nn`` module (e.g. ``Sequential``): records class and state."""
+
+    qualname = "?"
+
+    def __init__(self, *args, **kwargs):
+        self.state: dict = {}
+
+    def __setstate__(self, state):
+        self.state = state if isinstance(state, dict) else {"_state": state}
+
+    def __repr__(self) -> str:
+        return f"<inert {self.qualname}>"
+
+
+class _EasyDict(dict):
+    """Stand-in for ``dnnlib.util.EasyDict`` (a dict with attribute access in the original)."""
+
+
+def _reconstruct_persistent(meta: dict) -> PersistentRecord:
+    if not isinstance(meta, dict) or meta.get("type") != "class":
+        raise UnsafePickleError(f"unsupported persistent object record {type(meta).__name__}")
+    return PersistentRecord(
+        class_name=str(meta.get("class_name")),
+        version=int(meta.get("version", 0)),
+        state=meta.get("state") or {},
+        module_src=str(meta.get("module_src", "")),
+    )
+
+
+def _storage_from_bytes(data: bytes):
+    # torch.storage._load_from_bytes would call torch.load(weights_only=False) on nested bytes.
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+def _numpy_scalar(dtype, data=None):
+    if data is None:  # object scalars are never legitimate here
+        raise UnsafePickleError("refusing a numpy object scalar")
+    return np.frombuffer(data, dtype=dtype)[0]
+
+
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent,
+    ("dnnlib.util", "EasyDict"): _EasyDict,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
+    ("torch.storage", "_load_from_bytes"): _storage_from_bytes,
+    ("torch", "Size"): torch.Size,
+    ("numpy.core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+    ("numpy", "dtype"): np.dtype,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+}
+_TORCH_DTYPES = {name for name in dir(torch) if isinstance(getattr(torch, name, None), torch.dtype)}
+_INERT_CLASSES: dict[str, type] = {}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file, source: str):
+        super().__init__(file)
+        self._source = source
+
+    def find_class(self, module: str, name: str):
+        key = (module, name)
+        if key in _ALLOWED:
+            return _ALLOWED[key]
+        if module == "torch" and name in _TORCH_DTYPES:
+            return getattr(torch, name)
+        if module.startswith("torch.nn.modules.") and name.isidentifier():
+            qualname = f"{module}.{name}"
+            if qualname not in _INERT_CLASSES:
+                _INERT_CLASSES[qualname] = type(name, (_InertObject,), {"qualname": qualname})
+            return _INERT_CLASSES[qualname]
+        raise UnsafePickleError(
+            f"refused to load {self._source}: it references '{module}.{name}', which official EG3D/StyleGAN "
+            "checkpoints never need. The file may be malicious or is not an NVIDIA persistence pickle; "
+            "nothing in it was executed."
+        )
+
+    def persistent_load(self, pid):
+        raise UnsafePickleError(f"refused to load {self._source}: unexpected persistent id {pid!r}")
+
+
+def safe_load_pickle(path_or_file: str | os.PathLike | io.IOBase) -> Any:
+    """Unpickle with the allow-list above; raises :class:`UnsafePickleError` on anything else."""
+    if isinstance(path_or_file, (str, os.PathLike)):
+        with open(path_or_file, "rb") as f:
+            return _RestrictedUnpickler(f, os.fspath(path_or_file)).load()
+    return _RestrictedUnpickler(path_or_file, "<stream>").load()
+
+
+def _module_dict(obj: Any) -> dict:
+    if isinstance(obj, PersistentRecord):
+        return obj.state
+    if isinstance(obj, _InertObject):
+        return obj.state
+    raise ValueError(f"expected a network record, found {type(obj).__name__}")
+
+
+def _collect_state(obj: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:
+    d = _module_dict(obj)
+    for name, p in d.get("_parameters", {}).items():
+        if p is not None:
+            out[prefix + name] = p.detach().clone()
+    non_persistent = d.get("_non_persistent_buffers_set", set())
+    for name, b in d.get("_buffers", {}).items():
+        if b is not None and name not in non_persistent:
+            out[prefix + name] = b.detach().clone()
+    for name, child in d.get("_modules", {}).items():
+        if child is not None:
+            _collect_state(child, f"{prefix}{name}.", out)
+
+
+def _plain(value: Any) -> Any:
+    """Turn EasyDicts, tuples and numpy scalars into JSON-friendly Python values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass
+class OfficialCheckpoint:
+    """One network of an official snapshot, as plain data."""
+
+    class_name: str
+    init_args: list
+    init_kwargs: dict
+    attributes: dict  # plain-data attributes of the top module (rendering_kwargs, ...)
+    state_dict: dict[str, torch.Tensor]
+
+
+def read_official_pickle(path: str | os.PathLike, key: str = "G_ema") -> OfficialCheckpoint:
+    """Extract network ``key`` (``G_ema`` for inference) from an official snapshot ``.pkl``."""
+    data = safe_load_pickle(path)
+    if not isinstance(data, dict) or key not in data:
+        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"{path}: not an official snapshot with a {key!r} entry (found {keys})")
+    record = data[key]
+    if not isinstance(record, PersistentRecord):
+        raise ValueError(f"{path}: {key} is not a persistent network record")
+    state_dict: dict[str, torch.Tensor] = {}
+    _collect_state(record, "", state_dict)
+    attributes = {
+        k: _plain(v)
+        for k, v in record.state.items()
+        if not k.startswith("_") and k != "training" and isinstance(v, (dict, list, tuple, str, int, float, bool, np.generic))
+    }
+    return OfficialCheckpoint(
+        class_name=record.class_name,
+        init_args=_plain(list(record.state.get("_init_args", []))),
+        init_kwargs=_plain(dict(record.state.get("_init_kwargs", {}))),
+        attributes=attributes,
+        state_dict=state_dict,
+    )

@@ -1,0 +1,152 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from e3dge.backbones.eg3d import CONFIG_NAMES, TriPlaneGenerator, eg3d_config
+from e3dge.backbones.rendering import PLANE_PROJECTIONS, plane_axes, project_onto_planes
+from e3dge.cameras import frontal_label, label_from_yaw_pitch
+
+STATE_DICT_LIST = Path(__file__).resolve().parents[2] / "shared" / "notes" / "eg3d-state-dict.json"
+
+
+def _cams(n=2):
+    return label_from_yaw_pitch(torch.linspace(-0.3, 0.3, n), torch.zeros(n))
+
+
+def test_output_shapes_and_ranges(tiny_generator):
+    G = tiny_generator
+    c = _cams()
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(2, G.z_dim), c, truncation_psi=0.7)
+        out = G.synthesis(ws, c, deterministic=True)
+    assert ws.shape == (2, G.num_ws, G.w_dim) == (2, 6, 16)
+    assert out["image"].shape == (2, 3, 128, 128)
+    assert out["image_raw"].shape == (2, 3, 32, 32)
+    assert out["image_depth"].shape == (2, 1, 32, 32)
+    assert out["image_feature"].shape == (2, 4, 32, 32)
+    assert out["planes"].shape == (2, 3, 4, 16, 16)
+    rk = G.rendering_kwargs
+    assert out["image_depth"].min() >= rk["ray_start"] and out["image_depth"].max() <= rk["ray_end"]
+    assert out["image_raw"].min() >= -1.003 and out["image_raw"].max() <= 1.003  # sigmoid*(1+2e-3)-1e-3, composited
+    assert ((out["image_mask"] >= 0) & (out["image_mask"] <= 1 + 1e-5)).all()
+    assert torch.isfinite(out["image"]).all()
+
+
+def test_deterministic_mode_is_bit_exact_and_random_mode_is_seeded(tiny_generator):
+    G = tiny_generator
+    c = _cams()
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(2, G.z_dim), c)
+        a = G.synthesis(ws, c, deterministic=True)
+        b = G.synthesis(ws, c, deterministic=True)
+        r1 = G.synthesis(ws, c, generator=torch.Generator().manual_seed(3))
+        r2 = G.synthesis(ws, c, generator=torch.Generator().manual_seed(3))
+        r3 = G.synthesis(ws, c, generator=torch.Generator().manual_seed(4))
+    for key in ("image", "image_raw", "image_depth"):
+        assert torch.equal(a[key], b[key])
+        assert torch.equal(r1[key], r2[key])
+    assert not torch.equal(r1["image_depth"], r3["image_depth"])
+    assert not torch.equal(a["image_depth"], r1["image_depth"])
+
+
+def test_chunked_rendering_equals_full(tiny_generator):
+    G = tiny_generator
+    c = _cams()
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(2, G.z_dim), c)
+        full = G.synthesis(ws, c, deterministic=True)
+        chunked = G.synthesis(ws, c, deterministic=True, ray_chunk_size=97)
+    for key in ("image", "image_raw", "image_depth"):
+        torch.testing.assert_close(chunked[key], full[key], atol=1e-6, rtol=0)
+
+
+def test_gradients_reach_ws_and_camera(tiny_generator):
+    G = tiny_generator
+    c = _cams(1).requires_grad_(True)
+    ws = G.mapping(torch.randn(1, G.z_dim), c.detach()).detach().requires_grad_(True)
+    out = G.synthesis(ws, c, deterministic=True)
+    (out["image"].square().mean() + out["image_depth"].mean()).backward()
+    assert ws.grad is not None and ws.grad.abs().sum() > 0
+    assert c.grad is not None and c.grad[:, :16].abs().sum() > 0  # through the rays
+
+
+def test_feature_hook_modulates_points(tiny_generator):
+    G = tiny_generator
+    c = _cams(1)
+    seen = {}
+
+    def film(features, points):
+        seen["shape"] = (tuple(features.shape), tuple(points.shape))
+        return features * 2.0 + 0.5
+
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(1, G.z_dim), c)
+        base = G.synthesis(ws, c, deterministic=True)
+        ident = G.synthesis(ws, c, deterministic=True, feature_hook=lambda f, p: f)
+        mod = G.synthesis(ws, c, deterministic=True, feature_hook=film)
+    torch.testing.assert_close(ident["image_raw"], base["image_raw"], atol=0, rtol=0)
+    assert (mod["image_raw"] - base["image_raw"]).abs().max() > 1e-3
+    (f_shape, p_shape) = seen["shape"]
+    assert f_shape[-1] == G.plane_channels and p_shape[-1] == 3 and f_shape[:2] == p_shape[:2]
+
+
+def test_query_points_matches_plane_features(tiny_generator):
+    G = tiny_generator
+    c = _cams(1)
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(1, G.z_dim), c)
+        pts = torch.rand(1, 50, 3) - 0.5
+        q = G.query_points(ws, pts)
+        planes = G.planes(ws)
+        q2 = G.query_points(None, pts, planes=planes)
+    assert q["sigma"].shape == (1, 50, 1) and q["features"].shape == (1, 50, G.plane_channels)
+    torch.testing.assert_close(q["sigma"], q2["sigma"])
+    far = G.query_points(None, torch.full((1, 4, 3), 5.0), planes=planes)  # outside the box: zero features
+    torch.testing.assert_close(far["features"], G.decoder(torch.zeros(1, 4, G.plane_channels))[0])
+
+
+def test_plane_projection_option():
+    pts = torch.tensor([[[1.0, 2.0, 3.0]]])
+    released = project_onto_planes(plane_axes("eg3d_released"), pts)[0, :, 0]
+    torch.testing.assert_close(released, torch.tensor([[1.0, 2.0], [1.0, 3.0], [3.0, 1.0]]))
+    ortho = project_onto_planes(plane_axes("orthogonal"), pts)[0, :, 0]
+    torch.testing.assert_close(ortho, torch.tensor([[1.0, 2.0], [1.0, 3.0], [3.0, 2.0]]))
+    assert set(PLANE_PROJECTIONS) == {"eg3d_released", "orthogonal"}
+    with pytest.raises(ValueError, match="eg3d_released"):
+        plane_axes("xyz")
+
+
+@pytest.mark.skipif(not STATE_DICT_LIST.exists(), reason="shared/notes/eg3d-state-dict.json not present")
+@pytest.mark.parametrize("key,config", [("ffhq512", "ffhq512-128"), ("small128", "shapenet128-64")])
+def test_state_dict_names_and_shapes_equal_official(key, config):
+    ref = json.loads(STATE_DICT_LIST.read_text())[key]
+    kwargs = eg3d_config(config)
+    if key == "small128":
+        kwargs.update(channel_base=2048, channel_max=64)
+    G = TriPlaneGenerator(**kwargs)
+    assert {k: list(v.shape) for k, v in G.state_dict().items()} == ref["state_dict"]
+    assert sum(p.numel() for p in G.parameters()) == ref["num_parameter_elements"]
+    assert sorted(name for name, _ in G.named_buffers() if name in ref["state_dict"]) == sorted(ref["buffers"])
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_configs_build_with_expected_sizes(name):
+    kwargs = eg3d_config(name)
+    G = TriPlaneGenerator(**kwargs)
+    assert G.num_ws == (14 if name != "tiny" else 6)
+    assert G.img_resolution == kwargs["rendering_kwargs"]["image_resolution"]
+
+
+def test_bad_inputs_raise_clear_errors(tiny_generator):
+    G = tiny_generator
+    with pytest.raises(ValueError, match=r"z must have shape"):
+        G.mapping(torch.randn(1, 3), frontal_label())
+    ws = G.mapping(torch.randn(1, G.z_dim), frontal_label())
+    with pytest.raises(ValueError, match=r"\[N, 25\]"):
+        G.synthesis(ws, torch.zeros(1, 16))
+    with pytest.raises(ValueError, match="noise_mode"):
+        G.synthesis(ws, frontal_label(), noise_mode="loud")
+    with pytest.raises(ValueError, match="unknown EG3D config"):
+        eg3d_config("ffhq1024")
