@@ -18,16 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-_OFFICIAL_CLASS = {
-    "TriPlaneGenerator": "training.triplane.TriPlaneGenerator",
-    "StyleGAN2Backbone": "training.triplane.StyleGAN2Backbone",
-    "OSGDecoder": "training.triplane.OSGDecoder",
-    "SuperresolutionHybrid2X": "training.superresolution.SuperresolutionHybrid2X",
-    "SuperresolutionHybrid4X": "training.superresolution.SuperresolutionHybrid4X",
-    "SuperresolutionHybrid8XDC": "training.superresolution.SuperresolutionHybrid8XDC",
-}
-
-
 def _install_fake_nvidia_modules(marker: Path) -> types.ModuleType:
     """Register ``torch_utils.persistence`` and ``dnnlib.util`` so pickle can name their globals."""
     persistence = types.ModuleType("torch_utils.persistence")
@@ -94,7 +84,7 @@ def _to_record(module: nn.Module, reconstruct, module_src: str, EasyDict, top_st
         "type": "class",
         "version": 6,
         "module_src": module_src,
-        "class_name": _OFFICIAL_CLASS.get(name, f"training.networks_stylegan2.{name}"),
+        "class_name": name,  # persistence stores the bare class name (its module is in module_src)
         "state": state,
     }
     return _Record(reconstruct, meta)

@@ -390,8 +390,8 @@ def load_official_pkl(path: str | os.PathLike, key: str = "G_ema", device: str |
     never run and any global outside a small allow-list is refused (:class:`UnsafePickleError`).
     """
     ckpt: OfficialCheckpoint = read_official_pickle(path, key=key)
-    if ckpt.class_name != "training.triplane.TriPlaneGenerator":
-        raise ValueError(f"{path}: {key} is a {ckpt.class_name}, not an EG3D training.triplane.TriPlaneGenerator")
+    if ckpt.class_name != "TriPlaneGenerator":  # persistence records the bare class name
+        raise ValueError(f"{path}: {key} is a {ckpt.class_name}, not an EG3D TriPlaneGenerator")
     kwargs = dict(ckpt.init_kwargs)
     if ckpt.init_args:
         raise ValueError(f"{path}: unexpected positional constructor arguments {ckpt.init_args!r}")

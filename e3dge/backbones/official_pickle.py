@@ -92,6 +92,13 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
 }
+_INERT_OFFICIAL_CLASSES = {
+    # Plain (non-persistent) classes that EG3D snapshots reference by import path.
+    ("training.triplane", "OSGDecoder"),
+    ("training.volumetric_rendering.renderer", "ImportanceRenderer"),
+    ("training.volumetric_rendering.ray_sampler", "RaySampler"),
+    ("training.volumetric_rendering.ray_marcher", "MipRayMarcher2"),
+}
 _TORCH_DTYPES = {name for name in dir(torch) if isinstance(getattr(torch, name, None), torch.dtype)}
 _INERT_CLASSES: dict[str, type] = {}
 
@@ -107,7 +114,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _ALLOWED[key]
         if module == "torch" and name in _TORCH_DTYPES:
             return getattr(torch, name)
-        if module.startswith("torch.nn.modules.") and name.isidentifier():
+        if key in _INERT_OFFICIAL_CLASSES or (module.startswith("torch.nn.modules.") and name.isidentifier()):
             qualname = f"{module}.{name}"
             if qualname not in _INERT_CLASSES:
                 _INERT_CLASSES[qualname] = type(name, (_InertObject,), {"qualname": qualname})
