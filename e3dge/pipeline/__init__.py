@@ -1,0 +1,1 @@
+"""Inversion and editing pipelines built from a generator and encoders."""

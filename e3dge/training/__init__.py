@@ -1,0 +1,1 @@
+"""Self-supervised training stages of E3DGE (loop functions + loss objects)."""
