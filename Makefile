@@ -11,7 +11,6 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	# CPU machines: this exact pin resolves to the local CPU wheel (no CUDA download).
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev,faces]"
