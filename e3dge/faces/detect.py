@@ -69,12 +69,15 @@ def detect_faces(
     detector: str = "hog",
     max_side: int = 1600,
     max_upsample: int | None = None,
+    min_score: float = 0.3,
 ) -> list[Face]:
     """All faces in ``image`` (``uint8 [H, W, 3]``) with 68 landmarks, best candidate first.
 
     Detection runs on a copy downscaled to at most ``max_side`` pixels; it is retried with dlib's
     upsampling (1, then 2 for small images) only when nothing is found, which keeps false
     positives down on clear photos. Landmarks are always predicted on the full-resolution image.
+    Detections scoring under ``min_score`` are dropped (dlib reports everything above 0, which
+    includes textures such as badges) unless none scores higher, in which case the best is kept.
     Faces are ordered by :func:`face_preference` (large and central first).
     """
     if detector not in DETECTORS:
@@ -93,6 +96,9 @@ def detect_faces(
         found = _run_detector(small, detector, upsample)
         if found:
             break
+    if found:
+        best = max(score for _, score in found)
+        found = [(box, score) for box, score in found if score >= min(min_score, best)]
     predictor = shape_predictor("landmarks68")
     faces = []
     for (l, t, r, b), score in found:
