@@ -64,7 +64,9 @@ def _save(image: np.ndarray, path: Path) -> None:
     Image.fromarray(image).save(path)
 
 
-def _out_image_path(path: Path) -> Path:
+def _out_image_path(path: Path, source: Path) -> Path:
+    if path.is_dir():
+        return path / (source.stem + ".png")
     return path if path.suffix.lower() in IMAGE_EXTS else path.with_name(path.name + ".png")
 
 
@@ -76,7 +78,7 @@ def _align_one(args, path: Path):
 
 def _run_single(args) -> int:
     result = _align_one(args, args.input)
-    out = _out_image_path(args.output)
+    out = _out_image_path(args.output, args.input)
     _save(result.image, out)
     label = _label(result, args.no_roll)
     if not args.quiet:
@@ -106,6 +108,10 @@ def _run_batch(args) -> int:
         except FaceError as exc:
             failures.append((path.name, str(exc)))
             print(f"FAILED {path.name}: {exc}", file=sys.stderr)
+            continue
+        except Exception as exc:  # one odd file must not stop a batch; report it and go on
+            failures.append((path.name, repr(exc)))
+            print(f"FAILED {path.name}: unexpected error, please report it: {exc!r}", file=sys.stderr)
             continue
         name = path.stem + ".png"
         _save(result.image, args.output / name)

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .align import AlignTransform, align_transform, warp_image
 from .detect import MIN_FACE_SIZE, Face, choose_face, detect_faces
-from .errors import NoFaceError, NotAnImageError
+from .errors import ImageTooLargeError, NoFaceError, NotAnImageError
 from .io import MAX_PIXELS, to_rgb_array
 from .pose import camera_label, estimate_pose
 
@@ -148,7 +148,7 @@ def align_video(
     for frame in _frames(in_path):
         h, w = frame.shape[:2]
         if w * h > MAX_PIXELS:
-            raise NotAnImageError(f"{in_path.name}: frames of {w}x{h} exceed {MAX_PIXELS / 1e6:.0f} megapixels")
+            raise ImageTooLargeError(f"{in_path.name}: frames of {w}x{h} exceed {MAX_PIXELS / 1e6:.0f} megapixels")
         image_size = (w, h)
         faces = detect_faces(frame, detector=detector, max_side=960)
         face: Face | None = None
