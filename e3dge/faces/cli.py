@@ -1,0 +1,160 @@
+"""``e3dge align IN OUT``: align a photo, a folder of photos or a video and print the camera label.
+
+``add_align_command(subparsers)`` registers the command on the main ``e3dge`` parser;
+``python -m e3dge.faces IN OUT ...`` runs the same command on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .align import CONVENTIONS
+from .detect import MIN_FACE_SIZE
+from .errors import FaceError
+
+__all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "configure_align_parser", "add_align_command", "run_align"]
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"}
+VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
+
+_DESCRIPTION = (
+    "Detect the main face, crop it as EG3D's in-the-wild preprocessing (--convention eg3d) or FFHQ "
+    "(--convention ffhq), estimate the head pose and print the 25-value EG3D camera label. IN may be a photo, "
+    "a folder (batch: OUT is a folder, labels go to OUT/dataset.json) or a video (OUT is a video; labels go "
+    "next to it as .json)."
+)
+
+
+def configure_align_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the ``align`` arguments to ``parser`` and set ``func``."""
+    parser.add_argument("input", type=Path, help="photo, folder of photos, or video")
+    parser.add_argument("output", type=Path, help="aligned image (folder in batch mode, video for a video)")
+    parser.add_argument("--convention", choices=CONVENTIONS, default="eg3d", help="crop convention (default eg3d)")
+    parser.add_argument("--size", type=int, default=None, help="output size in pixels (default 512)")
+    parser.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="dlib detector (cnn: slower, handles pose)")
+    parser.add_argument("--face-index", type=int, default=None, help="face to use when several are found (0 = largest central)")
+    parser.add_argument("--min-face", type=float, default=MIN_FACE_SIZE, help="smallest face accepted, in pixels")
+    parser.add_argument("--window", type=int, default=5, help="video: frames in the smoothing mean filter (1 = off)")
+    parser.add_argument("--no-roll", action="store_true", help="leave head roll out of the camera label")
+    parser.add_argument("--json", action="store_true", help="single photo: also write OUT.json (label, pose, transform)")
+    parser.add_argument("--quiet", action="store_true", help="print only labels and errors")
+    parser.set_defaults(func=run_align)
+
+
+def add_align_command(subparsers) -> None:
+    """Register ``align`` on an argparse ``subparsers`` object (from ``parser.add_subparsers()``)."""
+    parser = subparsers.add_parser(
+        "align", help="crop a face photo/folder/video for EG3D or FFHQ and print its camera label", description=_DESCRIPTION
+    )
+    configure_align_parser(parser)
+
+
+def _label(result, no_roll: bool) -> list[float]:
+    return [round(float(v), 6) for v in result.pose.label(include_roll=not no_roll)[0]]
+
+
+def _save(image: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+
+
+def _out_image_path(path: Path, source: Path) -> Path:
+    if path.is_dir():
+        return path / (source.stem + ".png")
+    return path if path.suffix.lower() in IMAGE_EXTS else path.with_name(path.name + ".png")
+
+
+def _align_one(args, path: Path):
+    from .api import align_face  # noqa: PLC0415
+
+    return align_face(path, args.convention, args.size, args.detector, args.face_index, args.min_face)
+
+
+def _run_single(args) -> int:
+    result = _align_one(args, args.input)
+    out = _out_image_path(args.output, args.input)
+    _save(result.image, out)
+    label = _label(result, args.no_roll)
+    if not args.quiet:
+        for note in result.notes:
+            print(f"note: {note}")
+        yaw, pitch, roll = result.pose.degrees
+        print(f"saved {out} ({args.convention}, {result.transform.size}x{result.transform.size})")
+        print(f"pose: yaw {yaw:+.1f} deg, pitch {pitch:+.1f} deg, roll {roll:+.1f} deg")
+    print("label: " + json.dumps(label))
+    if args.json:
+        info = result.summary()
+        info["label"] = label
+        out.with_suffix(".json").write_text(json.dumps(info, indent=1))
+    return 0
+
+
+def _run_batch(args) -> int:
+    files = sorted(p for p in args.input.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        print(f"error: no images ({', '.join(sorted(IMAGE_EXTS))}) in folder {args.input}", file=sys.stderr)
+        return 1
+    args.output.mkdir(parents=True, exist_ok=True)
+    labels, failures = [], []
+    for path in files:
+        try:
+            result = _align_one(args, path)
+        except FaceError as exc:
+            failures.append((path.name, str(exc)))
+            print(f"FAILED {path.name}: {exc}", file=sys.stderr)
+            continue
+        except Exception as exc:  # one odd file must not stop a batch; report it and go on
+            failures.append((path.name, repr(exc)))
+            print(f"FAILED {path.name}: unexpected error, please report it: {exc!r}", file=sys.stderr)
+            continue
+        name = path.stem + ".png"
+        _save(result.image, args.output / name)
+        label = _label(result, args.no_roll)
+        labels.append([name, label])
+        if not args.quiet:
+            yaw, pitch, roll = result.pose.degrees
+            extra = f" ({len(result.faces)} faces, used #{result.index})" if len(result.faces) > 1 else ""
+            print(f"ok {path.name} -> {name}: yaw {yaw:+.1f}, pitch {pitch:+.1f}, roll {roll:+.1f}{extra}")
+    (args.output / "dataset.json").write_text(json.dumps({"labels": labels}))
+    print(
+        f"aligned {len(labels)}/{len(files)} images into {args.output} (labels in dataset.json)"
+        + (f"; {len(failures)} failed: " + ", ".join(n for n, _ in failures) if failures else "")
+    )
+    return 1 if failures else 0
+
+
+def _run_video(args) -> int:
+    from .video import align_video  # noqa: PLC0415
+
+    out = args.output if args.output.suffix else args.output.with_suffix(".mp4")
+    result = align_video(
+        args.input, out, args.convention, args.size, args.window, args.detector, args.min_face, progress=not args.quiet
+    )
+    missing = f"; no face in {len(result.missing)} frame(s), interpolated" if result.missing else ""
+    print(f"saved {out} ({result.num_frames} frames at {result.fps:g} fps{missing}); labels in {result.cameras_path}")
+    return 0
+
+
+def run_align(args: argparse.Namespace) -> int:
+    """Run the command; returns the exit status (0 ok, 1 a file could not be aligned, 130 interrupted)."""
+    try:
+        if args.input.is_dir():
+            return _run_batch(args)
+        if args.input.suffix.lower() in VIDEO_EXTS:
+            return _run_video(args)
+        return _run_single(args)
+    except FaceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. output folder not writable, disk full
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,229 @@
+"""Video: per-frame detection and alignment with transforms smoothed by a centred mean filter.
+
+Why: aligning each frame independently makes the crop shake with landmark noise; like E3DGE's video
+preprocessing, the per-frame crop transforms (and poses) are averaged over a sliding window before
+warping. Frames are read twice (landmarks, then warping) so long videos never sit in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .align import AlignTransform, align_transform, warp_image
+from .detect import MIN_FACE_SIZE, Face, choose_face, detect_faces
+from .errors import ImageTooLargeError, NoFaceError, NotAnImageError
+from .io import MAX_PIXELS, to_rgb_array
+from .pose import camera_label, estimate_pose
+
+__all__ = ["VideoResult", "smooth_series", "smooth_transforms", "jitter", "align_video"]
+
+
+def smooth_series(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average over axis 0 (``window`` frames, odd); the window shrinks at the ends."""
+    values = np.asarray(values, dtype=np.float64)
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if window == 1 or len(values) < 2:
+        return values.copy()
+    half = window // 2
+    csum = np.concatenate((np.zeros((1,) + values.shape[1:]), np.cumsum(values, axis=0)))
+    idx = np.arange(len(values))
+    lo, hi = np.maximum(idx - half, 0), np.minimum(idx + half + 1, len(values))
+    shape = (-1,) + (1,) * (values.ndim - 1)
+    return (csum[hi] - csum[lo]) / (hi - lo).reshape(shape)
+
+
+def smooth_transforms(matrices: np.ndarray, window: int = 5) -> np.ndarray:
+    """Mean-filter ``[T, 3, 3]`` photo->aligned matrices entry by entry (an average of affine maps is affine)."""
+    matrices = np.asarray(matrices, dtype=np.float64)
+    out = smooth_series(matrices, window)
+    out[:, 2] = (0.0, 0.0, 1.0)
+    return out
+
+
+def jitter(values: np.ndarray) -> float:
+    """Shake of a sequence ``[T, ...]``: RMS of its second difference (frame-to-frame acceleration)."""
+    values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    if len(values) < 3:
+        return 0.0
+    return float(np.sqrt(np.mean(np.sum(np.diff(values, n=2, axis=0) ** 2, axis=1))))
+
+
+def _fill_missing(matrices: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Linearly interpolate the matrices of frames without a face from their neighbours."""
+    t = np.arange(len(matrices))
+    out = matrices.copy()
+    flat = out.reshape(len(out), -1)
+    for j in range(flat.shape[1]):
+        flat[:, j] = np.interp(t, t[found], flat[found, j])
+    return flat.reshape(matrices.shape)
+
+
+@dataclass
+class VideoResult:
+    """What :func:`align_video` did."""
+
+    out_path: Path
+    cameras_path: Path | None
+    fps: float
+    transforms: np.ndarray
+    """Smoothed photo->aligned matrices ``[T, 3, 3]`` used for the output frames."""
+    raw_transforms: np.ndarray
+    """Per-frame matrices before smoothing (interpolated where no face was found)."""
+    poses_deg: np.ndarray
+    """Smoothed (yaw, pitch, roll) per frame in degrees, ``[T, 3]``."""
+    labels: torch.Tensor
+    """EG3D camera labels ``[T, 25]`` from the smoothed poses."""
+    missing: list[int] = field(default_factory=list)
+    """Frames where no face was found (their transform was interpolated)."""
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.transforms)
+
+
+def _open_reader(path: Path):
+    import imageio.v2 as imageio  # noqa: PLC0415
+
+    if not path.exists():
+        raise NotAnImageError(f"{path}: no such file")
+    try:
+        return imageio.get_reader(str(path))
+    except Exception as exc:  # imageio raises several types for unreadable media
+        raise NotAnImageError(f"{path.name} is not a video imageio/ffmpeg can read ({exc})") from None
+
+
+def _frames(path: Path):
+    reader = _open_reader(path)
+    try:
+        for frame in reader:
+            yield to_rgb_array(np.asarray(frame))
+    finally:
+        reader.close()
+
+
+def align_video(
+    in_path,
+    out_path,
+    convention: str = "eg3d",
+    size: int | None = None,
+    window: int = 5,
+    detector: str = "hog",
+    min_face_size: float = MIN_FACE_SIZE,
+    cameras_path=None,
+    progress: bool = True,
+    quality: int = 8,
+) -> VideoResult:
+    """Align every frame of ``in_path`` and write an ``size`` x ``size`` video to ``out_path``.
+
+    The first frame's main face is followed through the video (nearest face to the previous one);
+    frames without a face borrow an interpolated transform. Transforms and poses are smoothed with a
+    centred mean filter of ``window`` frames (1 disables smoothing). Per-frame camera labels, poses
+    and transforms go to ``cameras_path`` (default: ``out_path`` with ``.json``); pass ``False`` to skip.
+    """
+    in_path, out_path = Path(in_path), Path(out_path)
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    reader = _open_reader(in_path)
+    try:
+        meta = reader.get_meta_data()
+        try:
+            total = reader.count_frames()
+        except Exception:
+            total = None
+    finally:
+        reader.close()
+    fps = float(meta.get("fps") or 25.0)
+
+    raw, found, chosen_lm = [], [], []
+    image_size = None
+    prev_center = None
+    bar = tqdm(total=total, desc=f"faces {in_path.name}", unit="frame", disable=not progress)
+    for frame in _frames(in_path):
+        h, w = frame.shape[:2]
+        if w * h > MAX_PIXELS:
+            raise ImageTooLargeError(f"{in_path.name}: frames of {w}x{h} exceed {MAX_PIXELS / 1e6:.0f} megapixels")
+        image_size = (w, h)
+        faces = detect_faces(frame, detector=detector, max_side=960)
+        face: Face | None = None
+        if faces:
+            if prev_center is None:
+                face, _ = choose_face(faces, min_size=min_face_size, name=f"{in_path.name} frame {len(raw)}")
+            else:
+                face = min(faces, key=lambda f: float(np.linalg.norm(f.center - prev_center)))
+        if face is not None:
+            prev_center = face.center
+            raw.append(align_transform(face.landmarks68, image_size, convention, size).matrix)
+            chosen_lm.append(face.landmarks68)
+            found.append(True)
+        else:
+            raw.append(np.eye(3))
+            chosen_lm.append(np.zeros((68, 2)))
+            found.append(False)
+        bar.update(1)
+    bar.close()
+    if not raw:
+        raise NotAnImageError(f"{in_path.name} has no frames")
+    found_arr = np.array(found)
+    if not found_arr.any():
+        raise NoFaceError(
+            f"no face found in any of the {len(raw)} frames of {in_path.name}: use a video where the face is "
+            f"visible and at least {min_face_size} px wide"
+        )
+    raw_m = _fill_missing(np.stack(raw), found_arr)
+    smooth_m = smooth_transforms(raw_m, window)
+    out_size = int(size or 512)
+
+    poses = np.zeros((len(raw), 3))
+    for i, (m, lm) in enumerate(zip(smooth_m, chosen_lm)):
+        if found_arr[i]:
+            tr = AlignTransform(m, out_size, convention)
+            poses[i] = estimate_pose(tr.apply(lm), out_size).degrees
+    valid = np.flatnonzero(found_arr)
+    for j in range(3):
+        poses[:, j] = np.interp(np.arange(len(raw)), valid, poses[valid, j])
+    poses = smooth_series(poses, window)
+    labels = camera_label(*(torch.from_numpy(np.radians(poses[:, j])).float() for j in range(3)))
+
+    import imageio.v2 as imageio  # noqa: PLC0415
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    writer = imageio.get_writer(str(out_path), fps=fps, quality=quality, macro_block_size=2)
+    try:
+        bar = tqdm(total=len(raw), desc=f"write {out_path.name}", unit="frame", disable=not progress)
+        for i, frame in enumerate(_frames(in_path)):
+            if i >= len(raw):
+                break
+            writer.append_data(warp_image(frame, AlignTransform(smooth_m[i], out_size, convention)))
+            bar.update(1)
+        bar.close()
+    finally:
+        writer.close()
+
+    cams = None if cameras_path is False else Path(cameras_path or out_path.with_suffix(".json"))
+    if cams is not None:
+        payload = {
+            "source": in_path.name,
+            "convention": convention,
+            "size": out_size,
+            "fps": fps,
+            "window": window,
+            "missing_frames": [int(i) for i in np.flatnonzero(~found_arr)],
+            "frames": [
+                {
+                    "index": i,
+                    "label": [round(float(v), 6) for v in labels[i]],
+                    "yaw_pitch_roll_deg": [round(float(v), 3) for v in poses[i]],
+                    "matrix": smooth_m[i].tolist(),
+                }
+                for i in range(len(raw))
+            ],
+        }
+        cams.write_text(json.dumps(payload, indent=1))
+    return VideoResult(out_path, cams, fps, smooth_m, raw_m, poses, labels, [int(i) for i in np.flatnonzero(~found_arr)])
