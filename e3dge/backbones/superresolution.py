@@ -19,9 +19,16 @@ __all__ = ["SuperResolution", "SuperresolutionHybrid2X", "SuperresolutionHybrid4
 
 
 class SuperResolution(nn.Module):
-    """Shared forward: resize the inputs to ``input_resolution`` if needed, then run ``block0``, ``block1``."""
+    """Resize the inputs to ``input_resolution`` if needed, then run ``block0`` and ``block1``.
 
-    input_resolution: int
+    Subclasses only set the class attributes that distinguish the official variants.
+    """
+
+    input_resolution: int  # raw features are resized to this first
+    output_resolution: int  # the module's image size (the generator's img_resolution)
+    default_width: int  # block0 channels in the official module; block1 has half
+    entry_up: int  # 1 = block0 keeps the size ("NoUp"), 2 = block0 up-samples
+    has_filter_buffer: bool  # the official NoUp variants register a spare resample_filter
 
     def __init__(
         self,
@@ -29,28 +36,32 @@ class SuperResolution(nn.Module):
         img_resolution: int,
         sr_num_fp16_res: int,
         sr_antialias: bool,
-        block0: tuple[int, int, int],  # (out_channels, resolution, up)
-        block1: tuple[int, int],  # (out_channels, resolution)
-        register_filter: bool,
+        width: int | None = None,
+        w_dim: int = 512,
         **block_kwargs,
     ):
         super().__init__()
+        if img_resolution != self.output_resolution:
+            raise ValueError(
+                f"{type(self).__name__} makes {self.output_resolution}x{self.output_resolution} images, "
+                f"got img_resolution={img_resolution}"
+            )
         clamp = 256 if sr_num_fp16_res > 0 else None
-        w_dim = block_kwargs.pop("w_dim", 512)
         self.sr_antialias = sr_antialias
         self.img_resolution = img_resolution
+        width = width or self.default_width
+        res0 = self.input_resolution * self.entry_up
         block_kwargs = {k: v for k, v in block_kwargs.items() if k not in ("channel_base", "channel_max", "num_fp16_res", "conv_clamp")}
-        out0, res0, up0 = block0
-        self.block0 = SynthesisBlock(channels, out0, w_dim, res0, 3, is_last=False, up=up0, conv_clamp=clamp, **block_kwargs)
-        self.block1 = SynthesisBlock(out0, block1[0], w_dim, block1[1], 3, is_last=True, conv_clamp=clamp, **block_kwargs)
-        if register_filter:
+        self.block0 = SynthesisBlock(channels, width, w_dim, res0, 3, is_last=False, up=self.entry_up, conv_clamp=clamp, **block_kwargs)
+        self.block1 = SynthesisBlock(width, width // 2, w_dim, res0 * 2, 3, is_last=True, conv_clamp=clamp, **block_kwargs)
+        if self.has_filter_buffer:
             self.register_buffer("resample_filter", setup_filter())
 
     def forward(
         self,
         rgb: torch.Tensor,  # [N, 3, r, r] raw image
         x: torch.Tensor,  # [N, 32, r, r] raw features
-        ws: torch.Tensor,  # [N, num_ws, 512]; only the last row is used
+        ws: torch.Tensor,  # [N, num_ws, w_dim]; only the last row is used
         noise_mode: str = "none",
         generator: torch.Generator | None = None,
         **_unused,
@@ -68,43 +79,19 @@ class SuperResolution(nn.Module):
 class SuperresolutionHybrid2X(SuperResolution):
     """64 -> 128 (ShapeNet cars, tiny test configs)."""
 
-    input_resolution = 64
-
-    def __init__(
-        self, channels: int, img_resolution: int, sr_num_fp16_res: int, sr_antialias: bool, width: int | None = None, **block_kwargs
-    ):
-        if img_resolution != 128:
-            raise ValueError(f"SuperresolutionHybrid2X makes 128x128 images, got img_resolution={img_resolution}")
-        width = width or 128
-        super().__init__(channels, img_resolution, sr_num_fp16_res, sr_antialias, (width, 64, 1), (width // 2, 128), True, **block_kwargs)
+    input_resolution, output_resolution, default_width, entry_up, has_filter_buffer = 64, 128, 128, 1, True
 
 
 class SuperresolutionHybrid4X(SuperResolution):
     """128 -> 256."""
 
-    input_resolution = 128
-
-    def __init__(
-        self, channels: int, img_resolution: int, sr_num_fp16_res: int, sr_antialias: bool, width: int | None = None, **block_kwargs
-    ):
-        if img_resolution != 256:
-            raise ValueError(f"SuperresolutionHybrid4X makes 256x256 images, got img_resolution={img_resolution}")
-        width = width or 128
-        super().__init__(channels, img_resolution, sr_num_fp16_res, sr_antialias, (width, 128, 1), (width // 2, 256), True, **block_kwargs)
+    input_resolution, output_resolution, default_width, entry_up, has_filter_buffer = 128, 256, 128, 1, True
 
 
 class SuperresolutionHybrid8XDC(SuperResolution):
     """128 -> 512 with wider channels (FFHQ and AFHQ 512 models)."""
 
-    input_resolution = 128
-
-    def __init__(
-        self, channels: int, img_resolution: int, sr_num_fp16_res: int, sr_antialias: bool, width: int | None = None, **block_kwargs
-    ):
-        if img_resolution != 512:
-            raise ValueError(f"SuperresolutionHybrid8XDC makes 512x512 images, got img_resolution={img_resolution}")
-        width = width or 256
-        super().__init__(channels, img_resolution, sr_num_fp16_res, sr_antialias, (width, 256, 2), (width // 2, 512), False, **block_kwargs)
+    input_resolution, output_resolution, default_width, entry_up, has_filter_buffer = 128, 512, 256, 2, False
 
 
 SUPERRESOLUTION_MODULES: dict[str, type[SuperResolution]] = {
