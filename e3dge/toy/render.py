@@ -39,7 +39,7 @@ def trace(
     u: torch.Tensor,  # [P, F] factors per ray
     ray_start: float = 2.25,
     ray_end: float = 3.3,
-    steps: int = 40,
+    steps: int = 64,
     photo: bool = False,
     eps: float = 1e-3,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,7 +115,7 @@ def render_heads(
     photo: bool = False,  # the toy world's "real photos": extra detail, earrings, specular
     ray_start: float = 2.25,
     ray_end: float = 3.3,
-    steps: int = 40,
+    steps: int = 64,
 ) -> HeadRender:
     """Render heads from EG3D cameras with Lambert shading under a fixed light (+ ambient)."""
     n = factors.shape[0]
