@@ -213,3 +213,16 @@ def test_cli_registers_train_generator():
     args = parser.parse_args(["toy", "train-generator", "--out", "x", "--steps", "5", "--seed", "3"])
     assert args.steps == 5 and args.seed == 3 and args.out == "x" and callable(args.func)
     assert math.isclose(args.lr, 2e-3)
+
+
+def test_photo_renders_add_detail_a_small_generator_cannot_hold(factor_map):
+    u = factor_map.factors(factor_map.sample_z(2, seed=9))
+    c = label_from_yaw_pitch(torch.tensor([0.5, -0.5]), torch.zeros(2))  # side views show the earrings
+    plain, photo = render_heads(u, c, 64), render_heads(u, c, 64, photo=True)
+    both = (plain.mask * photo.mask)[:, 0] > 0
+    diff = (plain.image - photo.image).abs().amax(1)[both]
+    assert diff.mean() > 0.02  # texture, freckles and highlights everywhere on the head
+    assert ((plain.depth - photo.depth) > 0.005).sum() >= 4  # earrings: geometry only the photos have
+    # high-frequency energy: photos are rougher than the plain renders (neighbour differences)
+    rough = lambda x: (x[..., 1:] - x[..., :-1]).abs().amax(1)[both[:, :, 1:] & both[:, :, :-1]].mean()
+    assert rough(photo.image) > 1.2 * rough(plain.image)

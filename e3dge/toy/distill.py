@@ -45,7 +45,7 @@ def toy_eg3d_config(z_dim: int = 32) -> dict:
         "c_dim": 25,
         "img_resolution": 128,
         "img_channels": 3,
-        "mapping_kwargs": {"num_layers": 2},
+        "mapping_kwargs": {"num_layers": 2, "lr_multiplier": 0.1},  # EG3D: 0.01; regression tolerates faster
         "rendering_kwargs": rendering,
         "sr_kwargs": {"width": 16},
         "channel_base": 2048,
@@ -85,6 +85,8 @@ class DistillConfig:
     w_depth: float = 4.0  # L1 on depth (world units) where the head covers the pixel
     w_mask: float = 1.0  # L1 on accumulated opacity
     w_density: float = 0.2  # L1 on log(1 + density) at sampled points
+    w_probe: float = 0.5  # MSE of a linear probe w -> factor scores (keeps W linear in the attributes)
+    ray_subset_every: int = 2  # every k-th step: raw render at random rays of the target grid (full-res detail, no SR)
     sdf_beta: float = 0.01  # density target sigmoid(-sdf / beta) / beta (world units)
     yaw_range: float = 0.7  # radians
     pitch_range: float = 0.3  # radians
@@ -103,30 +105,48 @@ class LossTerms:
     depth: float
     mask: float
     density: float
+    probe: float
 
 
 class DistillLoss:
     """Regression of a generator's renders and density onto the procedural heads."""
 
-    def __init__(self, cfg: DistillConfig, factor_map: HeadFactorMap):
+    def __init__(self, cfg: DistillConfig, factor_map: HeadFactorMap, w_dim: int):
         self.cfg, self.factor_map = cfg, factor_map
+        self.probe = torch.nn.Linear(w_dim, factor_map.rows.shape[0])  # trained with G; not part of it
 
-    def __call__(self, G: TriPlaneGenerator, z: torch.Tensor, c: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, LossTerms]:
+    def __call__(self, G: TriPlaneGenerator, z: torch.Tensor, c: torch.Tensor, gen: torch.Generator, step: int = 0) -> tuple[torch.Tensor, LossTerms]:
         cfg = self.cfg
         factors = self.factor_map.factors(z)
         target = render_heads(factors, c, cfg.target_resolution)
-        k = cfg.target_resolution // cfg.train_resolution
-        tgt_img = F.avg_pool2d(target.image, k)
-        tgt_mask = F.avg_pool2d(target.mask, k)
-        full = -F.max_pool2d(-target.mask, k)  # 1 where the head covers the whole pixel
-        tgt_depth = F.avg_pool2d(target.depth, k)
-
         ws = G.mapping(z, c)
-        out = render_for_training(G, ws, c, cfg.train_resolution, gen)
+        n = z.shape[0]
+        zero = torch.zeros(())
+        if cfg.ray_subset_every > 0 and step % cfg.ray_subset_every == cfg.ray_subset_every - 1:
+            # As many rays as a train_resolution render, drawn from the full target grid.
+            rays = torch.rand(n, cfg.target_resolution**2, generator=gen).argsort(1)[:, : cfg.train_resolution**2]
+            out = render_for_training(G, ws, c, cfg.target_resolution, gen, rays=rays)
+
+            def pick(x: torch.Tensor) -> torch.Tensor:
+                flat = x.flatten(2)
+                return torch.gather(flat, 2, rays[:, None].expand(-1, flat.shape[1], -1))
+
+            tgt_img, tgt_mask, tgt_depth = pick(target.image), pick(target.mask), pick(target.depth)
+            full = tgt_mask
+            l_sr = zero
+        else:
+            k = cfg.target_resolution // cfg.train_resolution
+            tgt_img = F.avg_pool2d(target.image, k)
+            tgt_mask = F.avg_pool2d(target.mask, k)
+            full = -F.max_pool2d(-target.mask, k)  # 1 where the head covers the whole pixel
+            tgt_depth = F.avg_pool2d(target.depth, k)
+            out = render_for_training(G, ws, c, cfg.train_resolution, gen)
+            l_sr = (F.adaptive_avg_pool2d(out["image"], cfg.target_resolution) - target.image).abs().mean()
         l_img = (out["image_raw"] - tgt_img).abs().mean()
-        l_sr = (F.adaptive_avg_pool2d(out["image"], cfg.target_resolution) - target.image).abs().mean()
         l_depth = ((out["image_depth"] - tgt_depth).abs() * full).sum() / full.sum().clamp_min(1)
         l_mask = (out["image_mask"] - tgt_mask).abs().mean()
+        scores = z.float() @ self.factor_map.rows.T  # the factors before the normal CDF, N(0, 1)
+        l_probe = F.mse_loss(self.probe(ws[:, 0]), scores)
 
         pts = self._points(target, c, gen)
         with torch.no_grad():
@@ -134,8 +154,9 @@ class DistillLoss:
         sigma = G.query_points(None, pts, planes=out["planes"])["sigma"][..., 0]
         l_dens = (torch.log1p(F.softplus(sigma - 1)) - torch.log1p(tgt_density)).abs().mean()
 
-        total = cfg.w_image * l_img + cfg.w_sr * l_sr + cfg.w_depth * l_depth + cfg.w_mask * l_mask + cfg.w_density * l_dens
-        terms = LossTerms(*(float(v.detach()) for v in (total, l_img, l_sr, l_depth, l_mask, l_dens)))
+        total = (cfg.w_image * l_img + cfg.w_sr * l_sr + cfg.w_depth * l_depth + cfg.w_mask * l_mask
+                 + cfg.w_density * l_dens + cfg.w_probe * l_probe)
+        terms = LossTerms(*(float(v.detach()) for v in (total, l_img, l_sr, l_depth, l_mask, l_dens, l_probe)))
         return total, terms
 
     def _points(self, target, c: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -153,7 +174,15 @@ class DistillLoss:
         return torch.cat([uniform, near], 1).clamp(-0.5, 0.5)
 
 
-def render_for_training(G: TriPlaneGenerator, ws: torch.Tensor, c: torch.Tensor, res: int, gen: torch.Generator, sigma_floor: float = -10.0) -> dict:
+def render_for_training(
+    G: TriPlaneGenerator,
+    ws: torch.Tensor,
+    c: torch.Tensor,
+    res: int,
+    gen: torch.Generator,
+    sigma_floor: float = -10.0,
+    rays: torch.Tensor | None = None,  # [N, R] pixel indices into the res x res grid: render only those, no SR
+) -> dict:
     """``G.synthesis`` with the raw density floored at ``sigma_floor`` (a density of about 1.7e-5).
 
     Same cameras, sampler and compositing as synthesis; the floor keeps every ray's total weight
@@ -162,6 +191,9 @@ def render_for_training(G: TriPlaneGenerator, ws: torch.Tensor, c: torch.Tensor,
     """
     cam2world, intrinsics = c[:, :16].view(-1, 4, 4), c[:, 16:25].view(-1, 3, 3)
     origins, directions = sample_rays(cam2world, intrinsics, res)
+    if rays is not None:
+        origins = torch.gather(origins, 1, rays[..., None].expand(-1, -1, 3))
+        directions = torch.gather(directions, 1, rays[..., None].expand(-1, -1, 3))
     planes = G.planes(ws)
     box_warp = G.rendering_kwargs["box_warp"]
 
@@ -172,6 +204,9 @@ def render_for_training(G: TriPlaneGenerator, ws: torch.Tensor, c: torch.Tensor,
 
     r = render_rays(field, origins, directions, G.rendering_kwargs, deterministic=False, generator=gen)
     n = origins.shape[0]
+    if rays is not None:  # per-ray results as [N, C, R]
+        return {"image_raw": r.features.permute(0, 2, 1)[:, :3], "image_depth": r.depth.permute(0, 2, 1),
+                "image_mask": r.weight_total.permute(0, 2, 1), "planes": planes}
     feature_image = r.features.permute(0, 2, 1).reshape(n, -1, res, res)
     image = G.superresolution(feature_image[:, :3], feature_image, ws, noise_mode=G.rendering_kwargs["superresolution_noise_mode"], generator=gen)
     return {
@@ -200,18 +235,19 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
     ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
     G = TriPlaneGenerator(**toy_eg3d_config(cfg.z_dim)).train()
-    opt = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+    factor_map = HeadFactorMap(cfg.z_dim)
+    loss_fn = DistillLoss(cfg, factor_map, G.w_dim)
+    opt = torch.optim.Adam([*G.parameters(), *loss_fn.probe.parameters()], lr=cfg.lr, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     step, history, elapsed = 0, [], 0.0
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         G.load_state_dict(state["model"])
+        loss_fn.probe.load_state_dict(state["probe"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["rng"])
         step, history, elapsed = state["step"], state["history"], state.get("elapsed_s", 0.0)
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    factor_map = HeadFactorMap(cfg.z_dim)
-    loss_fn = DistillLoss(cfg, factor_map)
     rk = G.rendering_kwargs
     saved = (rk["depth_resolution"], rk["depth_resolution_importance"])
     rk["depth_resolution"], rk["depth_resolution_importance"] = cfg.depth_samples, cfg.importance_samples
@@ -224,7 +260,7 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
             group["lr"] = lr
         z = torch.randn(cfg.batch_size, cfg.z_dim, generator=gen)
         c = random_cameras(cfg.batch_size, gen, cfg.yaw_range, cfg.pitch_range)
-        loss, terms = loss_fn(G, z, c, gen)
+        loss, terms = loss_fn(G, z, c, gen, step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -233,7 +269,7 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
         bar.update(1)
         bar.set_postfix(img=f"{terms.image:.3f}", depth=f"{terms.depth:.4f}", dens=f"{terms.density:.3f}")
         if step % cfg.checkpoint_every == 0 or step == last:
-            state = {"model": G.state_dict(), "optimizer": opt.state_dict(), "rng": gen.get_state(), "step": step,
+            state = {"model": G.state_dict(), "probe": loss_fn.probe.state_dict(), "optimizer": opt.state_dict(), "rng": gen.get_state(), "step": step,
                      "history": history, "elapsed_s": time.time() - t0, "config": asdict(cfg)}
             _atomic_save(state, ckpt_path)
     bar.close()
