@@ -26,7 +26,7 @@ from e3dge.cameras import label_from_yaw_pitch
 from e3dge.toy.heads import HeadFactorMap, density_from_sdf, sdf_at
 from e3dge.toy.render import render_heads
 
-__all__ = ["toy_eg3d_config", "random_cameras", "render_for_training", "DistillConfig", "DistillLoss", "LossTerms", "train_generator"]
+__all__ = ["toy_eg3d_config", "random_cameras", "render_for_training", "export_checkpoint", "DistillConfig", "DistillLoss", "LossTerms", "train_generator"]
 
 
 def toy_eg3d_config(z_dim: int = 32) -> dict:
@@ -281,3 +281,11 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
     G.save_pretrained(out / "final")
     (out / "history.json").write_text(json.dumps(history))
     return G
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Write a training checkpoint's generator as config.json + model.safetensors (inference settings)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    G = TriPlaneGenerator(**toy_eg3d_config(state["config"]["z_dim"]))
+    G.load_state_dict(state["model"])
+    return G.eval().requires_grad_(False).save_pretrained(out_dir)

@@ -32,7 +32,7 @@ def _depth_to_unit(depth: torch.Tensor, near: float, far: float) -> torch.Tensor
 
 @torch.no_grad()
 def save_grids(G: TriPlaneGenerator, out_dir: str | Path, num_z: int = 6, yaws=(-0.6, -0.3, 0.0, 0.3, 0.6), seed: int = 10_000) -> list[Path]:
-    """Write generator (SR and raw), procedural and depth grids as PNGs; return their paths."""
+    """Write generator (SR and raw), procedural (plain and photo-like) and depth grids as PNGs; return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fm = HeadFactorMap(G.z_dim)
@@ -50,11 +50,13 @@ def save_grids(G: TriPlaneGenerator, out_dir: str | Path, num_z: int = 6, yaws=(
         depth.append(o["image_depth"])
     ref = render_heads(fm.factors(zz), c, res)
     ref128 = render_heads(fm.factors(zz), c, G.img_resolution)
+    photo128 = render_heads(fm.factors(zz), c, G.img_resolution, photo=True)
     near, far = rk["ray_start"] + 0.1, rk["ray_start"] + 0.7
     paths = {
         "grid_generator.png": tile(torch.cat(gen), k),
         "grid_generator_raw.png": tile(torch.cat(raw), k),
         "grid_procedural.png": tile(ref128.image, k),
+        "grid_procedural_photo.png": tile(photo128.image, k),
         "grid_depth_generator.png": tile(_depth_to_unit(torch.cat(depth), near, far), k),
         "grid_depth_procedural.png": tile(_depth_to_unit(ref.depth, near, far), k),
     }
