@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "e3dge" / "toy" / "assets" / "toy-eg3d"
 
 
-def write_card(run: Path, hardware: str) -> Path:
+def write_card(run: Path, hardware: str, note: str = "") -> Path:
     if (run / "history.json").is_file():
         history = json.loads((run / "history.json").read_text())
     else:
@@ -58,6 +58,7 @@ def write_card(run: Path, hardware: str) -> Path:
         f"- wall time: {history[-1]['time_s'] / 60:.1f} min on {hardware}",
         f"- last 50 steps: image L1 {mean['image']:.4f}, depth L1 {mean['depth']:.4f}, opacity L1 {mean['mask']:.4f}, "
         f"log-density L1 {mean['density']:.4f}, probe MSE {mean['probe']:.4f}",
+        *([f"- note: {note}"] if note else []),
         "- reproduce: `e3dge toy train-generator --out outputs/toy-eg3d --steps "
         f"{cfg['steps']} --batch-size {cfg['batch_size']} --seed {cfg['seed']}` (resumes if interrupted)",
         "",
@@ -74,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--hardware", default="2 shared CPU cores, no GPU")
+    parser.add_argument("--note", default="", help="extra line for the training section (e.g. a schedule change)")
     parser.add_argument("--card-only", action="store_true", help="rewrite the card, keep the weights")
     args = parser.parse_args()
     ASSETS.mkdir(parents=True, exist_ok=True)
@@ -86,7 +88,7 @@ def main() -> None:
 
             export_checkpoint(args.run / "checkpoint.pt", ASSETS)
             print(f"note: {args.run} has no final/; exported its checkpoint.pt")
-    print(f"wrote {write_card(args.run, args.hardware)}")
+    print(f"wrote {write_card(args.run, args.hardware, args.note)}")
 
 
 if __name__ == "__main__":
