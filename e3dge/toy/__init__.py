@@ -1,0 +1,24 @@
+"""Toy lab: procedural 3D heads with exact ground truth, and a tiny EG3D distilled from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from e3dge.toy.heads import FACTOR_NAMES, HeadFactorMap, HeadLabels, sdf_at
+from e3dge.toy.render import HeadRender, render_heads
+
+__all__ = ["FACTOR_NAMES", "HeadFactorMap", "HeadLabels", "sdf_at", "HeadRender", "render_heads", "TOY_WEIGHTS_DIR", "load_toy_generator"]
+
+TOY_WEIGHTS_DIR = Path(__file__).resolve().parent / "assets" / "toy-eg3d"
+"""The shipped toy EG3D: config.json + model.safetensors + README.md (its card)."""
+
+
+def load_toy_generator(device: str = "cpu"):
+    """The shipped toy EG3D (``TriPlaneGenerator``, eval mode, no grads), read from the package; no network.
+
+    Its latent z is the procedural heads' latent: ``G(z)`` renders ``HeadFactorMap().factors(z)``'s head.
+    """
+    from e3dge.backbones.eg3d import TriPlaneGenerator
+
+    G = TriPlaneGenerator.from_pretrained(TOY_WEIGHTS_DIR, local_files_only=True, device=device)
+    return G.eval().requires_grad_(False)

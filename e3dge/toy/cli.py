@@ -1,0 +1,35 @@
+"""``e3dge toy train-generator``: distil the toy EG3D from procedural heads (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from e3dge.toy.distill import DistillConfig
+
+__all__ = ["add_toy_command"]
+
+_OPTIONS = ("steps", "batch_size", "lr", "seed", "threads", "train_resolution", "target_resolution", "checkpoint_every")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from e3dge.toy.distill import train_generator
+
+    cfg = DistillConfig(out_dir=args.out, **{k: getattr(args, k) for k in _OPTIONS})
+    train_generator(cfg, progress=not args.quiet)
+    print(f"wrote {cfg.out_dir}/final (config.json + model.safetensors); resume state in {cfg.out_dir}/checkpoint.pt")
+    return 0
+
+
+def add_toy_command(subparsers) -> argparse.ArgumentParser:
+    """Register ``toy`` (with ``train-generator``) on the e3dge sub-command parser."""
+    toy = subparsers.add_parser("toy", help="toy lab: procedural heads and a distilled tiny EG3D")
+    sub = toy.add_subparsers(dest="toy_command", required=True)
+    train = sub.add_parser("train-generator", help="distil the toy EG3D from procedural heads (resumes from OUT)")
+    train.add_argument("--out", default="outputs/toy-eg3d", help="output folder; an existing checkpoint.pt is resumed")
+    defaults = {f.name: f.default for f in fields(DistillConfig)}
+    for name in _OPTIONS:
+        train.add_argument(f"--{name.replace('_', '-')}", type=type(defaults[name]), default=defaults[name])
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=_cmd_train)
+    return toy

@@ -1,0 +1,291 @@
+"""Distil a tiny EG3D from the procedural heads: G(z) ~ head(z) at random cameras.
+
+Regression, not a GAN: for fresh latents z and random cameras, the generator's raw render, its
+super-resolved image, its depth, its opacity and its density at sampled points are pulled
+towards the exact procedural answers. The mapping is conditioned the EG3D way but with
+``c_gen_conditioning_zero=True``, so w depends on z only (a clean W space for editing).
+Checkpoints are atomic and hold optimizer + RNG state, so an interrupted run resumes exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from e3dge.backbones.eg3d import FFHQ_RENDERING_KWARGS, TriPlaneGenerator
+from e3dge.backbones.rendering import render_rays, sample_from_planes, sample_rays
+from e3dge.cameras import label_from_yaw_pitch
+from e3dge.toy.heads import HeadFactorMap, density_from_sdf, sdf_at
+from e3dge.toy.render import render_heads
+
+__all__ = ["toy_eg3d_config", "random_cameras", "render_for_training", "export_checkpoint", "DistillConfig", "DistillLoss", "LossTerms", "train_generator"]
+
+
+def toy_eg3d_config(z_dim: int = 32) -> dict:
+    """Constructor kwargs of the toy EG3D: 64x64x16 planes, neural rendering 64 (trained at 32), SR to 128."""
+    rendering = dict(
+        FFHQ_RENDERING_KWARGS,
+        image_resolution=128,
+        superresolution_module="training.superresolution.SuperresolutionHybrid2X",
+        c_gen_conditioning_zero=True,  # w depends on z only
+        depth_resolution=24,
+        depth_resolution_importance=24,
+    )
+    return {
+        "z_dim": z_dim,
+        "w_dim": 64,
+        "c_dim": 25,
+        "img_resolution": 128,
+        "img_channels": 3,
+        "mapping_kwargs": {"num_layers": 2, "lr_multiplier": 0.1},  # EG3D: 0.01; regression tolerates faster
+        "rendering_kwargs": rendering,
+        "sr_kwargs": {"width": 16},
+        "channel_base": 2048,
+        "channel_max": 64,
+        "neural_rendering_resolution": 64,
+        "plane_projection": "orthogonal",
+        "plane_resolution": 64,
+        "plane_channels": 16,
+        "decoder_hidden": 32,
+    }
+
+
+def random_cameras(n: int, generator: torch.Generator, yaw_range: float = 0.7, pitch_range: float = 0.3) -> torch.Tensor:
+    """Labels ``[n, 25]`` with yaw ~ U(+-yaw_range), pitch ~ U(+-pitch_range) (radians)."""
+    yaw = (torch.rand(n, generator=generator) * 2 - 1) * yaw_range
+    pitch = (torch.rand(n, generator=generator) * 2 - 1) * pitch_range
+    return label_from_yaw_pitch(yaw, pitch)
+
+
+@dataclass
+class DistillConfig:
+    """Training options (units in comments)."""
+
+    out_dir: str = "outputs/toy-eg3d"
+    steps: int = 3000  # optimisation steps
+    batch_size: int = 8  # heads per step (each at its own random camera)
+    lr: float = 2e-3  # Adam learning rate (cosine decay to lr_final_ratio * lr)
+    lr_final_ratio: float = 0.05
+    seed: int = 0  # seeds the initial weights and the stream of z / cameras
+    train_resolution: int = 32  # neural rendering resolution while training (pixels)
+    target_resolution: int = 64  # procedural target size (pixels); SR output is average-pooled to it
+    depth_samples: int = 16  # coarse samples per ray while training
+    importance_samples: int = 16  # fine samples per ray while training
+    points_per_head: int = 2048  # density supervision points per head
+    w_image: float = 1.0  # L1 on image_raw (values in [-1, 1])
+    w_sr: float = 0.5  # L1 on the super-resolved image pooled to target_resolution
+    w_depth: float = 4.0  # L1 on depth (world units) where the head covers the pixel
+    w_mask: float = 1.0  # L1 on accumulated opacity
+    w_density: float = 0.2  # L1 on log(1 + density) at sampled points
+    w_probe: float = 0.5  # MSE of a linear probe w -> factor scores (keeps W linear in the attributes)
+    ray_subset_every: int = 2  # every k-th step: raw render at random rays of the target grid (full-res detail, no SR)
+    sdf_beta: float = 0.01  # density target sigmoid(-sdf / beta) / beta (world units)
+    yaw_range: float = 0.7  # radians
+    pitch_range: float = 0.3  # radians
+    checkpoint_every: int = 100  # steps
+    threads: int = 2  # torch CPU threads
+    z_dim: int = 32
+
+
+@dataclass
+class LossTerms:
+    """One step's losses (floats)."""
+
+    total: float
+    image: float
+    sr: float
+    depth: float
+    mask: float
+    density: float
+    probe: float
+
+
+class DistillLoss:
+    """Regression of a generator's renders and density onto the procedural heads."""
+
+    def __init__(self, cfg: DistillConfig, factor_map: HeadFactorMap, w_dim: int):
+        self.cfg, self.factor_map = cfg, factor_map
+        self.probe = torch.nn.Linear(w_dim, factor_map.rows.shape[0])  # trained with G; not part of it
+
+    def __call__(self, G: TriPlaneGenerator, z: torch.Tensor, c: torch.Tensor, gen: torch.Generator, step: int = 0) -> tuple[torch.Tensor, LossTerms]:
+        cfg = self.cfg
+        factors = self.factor_map.factors(z)
+        target = render_heads(factors, c, cfg.target_resolution)
+        ws = G.mapping(z, c)
+        n = z.shape[0]
+        zero = torch.zeros(())
+        if cfg.ray_subset_every > 0 and step % cfg.ray_subset_every == cfg.ray_subset_every - 1:
+            # As many rays as a train_resolution render, drawn from the full target grid.
+            rays = torch.rand(n, cfg.target_resolution**2, generator=gen).argsort(1)[:, : cfg.train_resolution**2]
+            out = render_for_training(G, ws, c, cfg.target_resolution, gen, rays=rays)
+
+            def pick(x: torch.Tensor) -> torch.Tensor:
+                flat = x.flatten(2)
+                return torch.gather(flat, 2, rays[:, None].expand(-1, flat.shape[1], -1))
+
+            tgt_img, tgt_mask, tgt_depth = pick(target.image), pick(target.mask), pick(target.depth)
+            full = tgt_mask
+            l_sr = zero
+        else:
+            k = cfg.target_resolution // cfg.train_resolution
+            tgt_img = F.avg_pool2d(target.image, k)
+            tgt_mask = F.avg_pool2d(target.mask, k)
+            full = -F.max_pool2d(-target.mask, k)  # 1 where the head covers the whole pixel
+            tgt_depth = F.avg_pool2d(target.depth, k)
+            out = render_for_training(G, ws, c, cfg.train_resolution, gen)
+            l_sr = (F.adaptive_avg_pool2d(out["image"], cfg.target_resolution) - target.image).abs().mean()
+        l_img = (out["image_raw"] - tgt_img).abs().mean()
+        l_depth = ((out["image_depth"] - tgt_depth).abs() * full).sum() / full.sum().clamp_min(1)
+        l_mask = (out["image_mask"] - tgt_mask).abs().mean()
+        scores = z.float() @ self.factor_map.rows.T  # the factors before the normal CDF, N(0, 1)
+        l_probe = F.mse_loss(self.probe(ws[:, 0]), scores)
+
+        pts = self._points(target, c, gen)
+        with torch.no_grad():
+            tgt_density = density_from_sdf(sdf_at(factors, pts), cfg.sdf_beta)
+        sigma = G.query_points(None, pts, planes=out["planes"])["sigma"][..., 0]
+        l_dens = (torch.log1p(F.softplus(sigma - 1)) - torch.log1p(tgt_density)).abs().mean()
+
+        total = (cfg.w_image * l_img + cfg.w_sr * l_sr + cfg.w_depth * l_depth + cfg.w_mask * l_mask
+                 + cfg.w_density * l_dens + cfg.w_probe * l_probe)
+        terms = LossTerms(*(float(v.detach()) for v in (total, l_img, l_sr, l_depth, l_mask, l_dens, l_probe)))
+        return total, terms
+
+    def _points(self, target, c: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Half uniform in the box, half jittered around visible surface points: ``[N, M, 3]``."""
+        from e3dge.cameras import split_label
+
+        n, m = c.shape[0], self.cfg.points_per_head
+        uniform = torch.rand(n, m // 2, 3, generator=gen) - 0.5
+        cam2world, intr = split_label(c)
+        o, d = sample_rays(cam2world, intr, self.cfg.target_resolution)
+        surf = o + target.depth.reshape(n, -1, 1).clamp(max=3.3) * d  # background points lie at ray_end
+        weights = target.mask.reshape(n, -1) + 0.02
+        idx = torch.multinomial(weights, m - m // 2, replacement=True, generator=gen)
+        near = torch.gather(surf, 1, idx[..., None].expand(-1, -1, 3)) + 0.02 * torch.randn(n, m - m // 2, 3, generator=gen)
+        return torch.cat([uniform, near], 1).clamp(-0.5, 0.5)
+
+
+def render_for_training(
+    G: TriPlaneGenerator,
+    ws: torch.Tensor,
+    c: torch.Tensor,
+    res: int,
+    gen: torch.Generator,
+    sigma_floor: float = -10.0,
+    rays: torch.Tensor | None = None,  # [N, R] pixel indices into the res x res grid: render only those, no SR
+) -> dict:
+    """``G.synthesis`` with the raw density floored at ``sigma_floor`` (a density of about 1.7e-5).
+
+    Same cameras, sampler and compositing as synthesis; the floor keeps every ray's total weight
+    above zero, because EG3D's expected depth ``sum(w d) / sum(w)`` has a NaN gradient where the
+    total weight underflows to 0 (empty background rays late in training).
+    """
+    cam2world, intrinsics = c[:, :16].view(-1, 4, 4), c[:, 16:25].view(-1, 3, 3)
+    origins, directions = sample_rays(cam2world, intrinsics, res)
+    if rays is not None:
+        origins = torch.gather(origins, 1, rays[..., None].expand(-1, -1, 3))
+        directions = torch.gather(directions, 1, rays[..., None].expand(-1, -1, 3))
+    planes = G.planes(ws)
+    box_warp = G.rendering_kwargs["box_warp"]
+
+    def field(points: torch.Tensor, _dirs: torch.Tensor):
+        feats = sample_from_planes(G._plane_axes, planes, points, box_warp).mean(1)
+        rgb, sigma = G.decoder(feats)
+        return rgb, sigma.clamp_min(sigma_floor)
+
+    r = render_rays(field, origins, directions, G.rendering_kwargs, deterministic=False, generator=gen)
+    n = origins.shape[0]
+    if rays is not None:  # per-ray results as [N, C, R]
+        return {"image_raw": r.features.permute(0, 2, 1)[:, :3], "image_depth": r.depth.permute(0, 2, 1),
+                "image_mask": r.weight_total.permute(0, 2, 1), "planes": planes}
+    feature_image = r.features.permute(0, 2, 1).reshape(n, -1, res, res)
+    image = G.superresolution(feature_image[:, :3], feature_image, ws, noise_mode=G.rendering_kwargs["superresolution_noise_mode"], generator=gen)
+    return {
+        "image": image,
+        "image_raw": feature_image[:, :3],
+        "image_depth": r.depth.permute(0, 2, 1).reshape(n, 1, res, res),
+        "image_mask": r.weight_total.permute(0, 2, 1).reshape(n, 1, res, res),
+        "planes": planes,
+    }
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | None = None) -> TriPlaneGenerator:
+    """Train (or resume from ``out_dir/checkpoint.pt``) and save ``out_dir/final`` as config.json + safetensors.
+
+    ``stop_at`` ends the session early at that step (checkpointed, schedule unchanged); rerun to resume.
+    """
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    torch.manual_seed(cfg.seed)
+    G = TriPlaneGenerator(**toy_eg3d_config(cfg.z_dim)).train()
+    factor_map = HeadFactorMap(cfg.z_dim)
+    loss_fn = DistillLoss(cfg, factor_map, G.w_dim)
+    opt = torch.optim.Adam([*G.parameters(), *loss_fn.probe.parameters()], lr=cfg.lr, betas=(0.9, 0.99))
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    step, history, elapsed = 0, [], 0.0
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        G.load_state_dict(state["model"])
+        loss_fn.probe.load_state_dict(state["probe"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["rng"])
+        step, history, elapsed = state["step"], state["history"], state.get("elapsed_s", 0.0)
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    rk = G.rendering_kwargs
+    saved = (rk["depth_resolution"], rk["depth_resolution_importance"])
+    rk["depth_resolution"], rk["depth_resolution_importance"] = cfg.depth_samples, cfg.importance_samples
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="toy distill")
+    t0 = time.time() - elapsed
+    last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+    while step < last:
+        lr = cfg.lr * (cfg.lr_final_ratio + (1 - cfg.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        z = torch.randn(cfg.batch_size, cfg.z_dim, generator=gen)
+        c = random_cameras(cfg.batch_size, gen, cfg.yaw_range, cfg.pitch_range)
+        loss, terms = loss_fn(G, z, c, gen, step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        history.append({"step": step, "time_s": round(time.time() - t0, 2), **asdict(terms)})
+        bar.update(1)
+        bar.set_postfix(img=f"{terms.image:.3f}", depth=f"{terms.depth:.4f}", dens=f"{terms.density:.3f}")
+        if step % cfg.checkpoint_every == 0 or step == last:
+            state = {"model": G.state_dict(), "probe": loss_fn.probe.state_dict(), "optimizer": opt.state_dict(), "rng": gen.get_state(), "step": step,
+                     "history": history, "elapsed_s": time.time() - t0, "config": asdict(cfg)}
+            _atomic_save(state, ckpt_path)
+    bar.close()
+    if step < cfg.steps:  # stopped early: the checkpoint holds everything needed to resume
+        rk["depth_resolution"], rk["depth_resolution_importance"] = saved
+        return G.eval()
+    rk["depth_resolution"], rk["depth_resolution_importance"] = saved
+    G.eval().requires_grad_(False)
+    G.save_pretrained(out / "final")
+    (out / "history.json").write_text(json.dumps(history))
+    return G
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Write a training checkpoint's generator as config.json + model.safetensors (inference settings)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    G = TriPlaneGenerator(**toy_eg3d_config(state["config"]["z_dim"]))
+    G.load_state_dict(state["model"])
+    return G.eval().requires_grad_(False).save_pretrained(out_dir)
