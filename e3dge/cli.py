@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_align_command(sub)
+    try:
+        from e3dge.toy.cli import add_toy_command
+    except ImportError:
+        pass
+    else:
+        add_toy_command(sub)
     return parser
 
 

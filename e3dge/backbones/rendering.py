@@ -175,7 +175,13 @@ def composite(
     weights = alpha * torch.cumprod(shifted, -2)[:, :, :-1]
     rgb = torch.sum(weights * colors_mid, -2)
     weight_total = weights.sum(2)
-    depth = torch.sum(weights * depths_mid, -2) / weight_total
+    # A ray with zero total weight has no depth (NaN, later clamped); the guarded division keeps its
+    # gradient finite instead of NaN.
+    depth = torch.where(
+        weight_total > 0,
+        torch.sum(weights * depths_mid, -2) / weight_total.clamp_min(1e-10),
+        torch.full_like(weight_total, float("nan")),
+    )
     if white_back:
         rgb = rgb + 1 - weight_total
     return rgb * 2 - 1, depth, weights
