@@ -9,13 +9,13 @@ from e3dge.toy.distill import DistillConfig
 
 __all__ = ["add_toy_command"]
 
-_OPTIONS = ("steps", "batch_size", "lr", "seed", "threads", "train_resolution", "target_resolution", "checkpoint_every")
+_OPTIONS = ("steps", "batch_size", "lr", "seed", "threads", "train_resolution", "target_resolution", "checkpoint_every", "w_probe", "ray_subset_every")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from e3dge.toy.distill import train_generator
 
-    cfg = DistillConfig(out_dir=args.out, **{k: getattr(args, k) for k in _OPTIONS})
+    cfg = DistillConfig(out_dir=args.out, init_from=args.init_from, **{k: getattr(args, k) for k in _OPTIONS})
     train_generator(cfg, progress=not args.quiet)
     print(f"wrote {cfg.out_dir}/final (config.json + model.safetensors); resume state in {cfg.out_dir}/checkpoint.pt")
     return 0
@@ -30,6 +30,7 @@ def add_toy_command(subparsers) -> argparse.ArgumentParser:
     defaults = {f.name: f.default for f in fields(DistillConfig)}
     for name in _OPTIONS:
         train.add_argument(f"--{name.replace('_', '-')}", type=type(defaults[name]), default=defaults[name])
+    train.add_argument("--init-from", default=None, help="fine-tune from a saved generator folder, e.g. e3dge/toy/assets/toy-eg3d")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_cmd_train)
     return toy

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from e3dge.backbones.eg3d import FFHQ_RENDERING_KWARGS, TriPlaneGenerator
+from e3dge.backbones.ops import normalize_2nd_moment
 from e3dge.backbones.rendering import render_rays, sample_from_planes, sample_rays
 from e3dge.cameras import label_from_yaw_pitch
 from e3dge.toy.heads import HeadFactorMap, density_from_sdf, sdf_at
@@ -93,6 +94,7 @@ class DistillConfig:
     checkpoint_every: int = 100  # steps
     threads: int = 2  # torch CPU threads
     z_dim: int = 32
+    init_from: str | None = None  # a saved generator folder (config.json + model.safetensors) to fine-tune; fresh optimizer
 
 
 @dataclass
@@ -145,7 +147,10 @@ class DistillLoss:
         l_img = (out["image_raw"] - tgt_img).abs().mean()
         l_depth = ((out["image_depth"] - tgt_depth).abs() * full).sum() / full.sum().clamp_min(1)
         l_mask = (out["image_mask"] - tgt_mask).abs().mean()
-        scores = z.float() @ self.factor_map.rows.T  # the factors before the normal CDF, N(0, 1)
+        # The factors before the normal CDF, computed from z as the mapping sees it (scaled to unit
+        # second moment): the sign of each score (e.g. glasses on/off) is unchanged, and the
+        # target becomes exactly linear in the mapping's input.
+        scores = normalize_2nd_moment(z.float()) @ self.factor_map.rows.T
         l_probe = F.mse_loss(self.probe(ws[:, 0]), scores)
 
         pts = self._points(target, c, gen)
@@ -235,6 +240,9 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
     ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
     G = TriPlaneGenerator(**toy_eg3d_config(cfg.z_dim)).train()
+    if cfg.init_from is not None:  # fine-tune: start from saved weights (the checkpoint below still wins on resume)
+        G.load_state_dict(TriPlaneGenerator.from_pretrained(cfg.init_from, local_files_only=True).state_dict())
+        G.requires_grad_(True)
     factor_map = HeadFactorMap(cfg.z_dim)
     loss_fn = DistillLoss(cfg, factor_map, G.w_dim)
     opt = torch.optim.Adam([*G.parameters(), *loss_fn.probe.parameters()], lr=cfg.lr, betas=(0.9, 0.99))
