@@ -13,8 +13,7 @@ from pathlib import Path
 __all__ = ["main", "build_parser"]
 
 
-class UserError(Exception):
-    """A problem with the user's input; printed without a traceback."""
+from e3dge.errors import UserError
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -77,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_toy_command(sub)
+    from e3dge.training.cli import add_train_command
+
+    add_train_command(sub)
     return parser
 
 

@@ -1,0 +1,130 @@
+"""Stage I options, named presets, and reading a config from a preset name or a JSON/YAML file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from e3dge.training.losses import Stage1LossWeights
+
+__all__ = ["Stage1Config", "STAGE1_PRESETS", "METHODS", "load_stage1_config"]
+
+METHODS = ("e3dge", "psp2d", "e4e")
+"""``e3dge``: L_rec + L_geo + L_code + L_pose; ``psp2d``: L_rec only; ``e4e``: L_rec + delta regulariser + progressive W+."""
+
+
+@dataclass
+class Stage1Config:
+    """Everything a Stage I run needs (units in comments). Saved next to the checkpoints."""
+
+    out_dir: str = "outputs/stage1"
+    generator: str = "toy"  # 'toy' (shipped), 'tiny-random' (tests), a saved folder, an official .pkl or a registry name
+    encoder: str = "tiny"  # e3dge.encoders.encoder_config name: 'tiny' or 'ir_se50'
+    method: str = "e3dge"  # one of METHODS
+    steps: int = 600
+    batch_size: int = 8  # per process
+    lr: float = 5e-4  # Adam (paper: 5e-5 at batch 24 for 500k iterations)
+    seed: int = 0
+    neural_rendering_resolution: int = 32  # raw render size while training (pixels)
+    truncation_psi: float = 0.7
+    yaw_std: float = 0.3  # radians; FFHQ-like prior (StyleSDF's)
+    pitch_std: float = 0.15
+    yaw_max: float = 0.7
+    pitch_max: float = 0.3
+    num_surface_points: int = 512  # per sample
+    num_near_points: int = 512
+    near_std: float = 0.02  # world units
+    render_with_predicted_pose: bool = False  # Sec. 4.4: reconstruct at the pose head's camera (costs a 2nd render for depth)
+    weights: Stage1LossWeights = field(default_factory=Stage1LossWeights)
+    lpips: str = "alex"  # 'alex' | 'vgg' | 'off'; needs real weights, else off with a warning
+    identity: str = "arcface"  # 'arcface' | 'off'; needs model_ir_se50.pth, else off with a warning
+    real_data: str | None = None  # PREIM3D alternation: a folder of aligned images, or 'toy-photos'
+    real_every: int = 2  # every k-th step is a real (unlabelled) batch when real_data is set
+    multiview_yaw: float = 0.35  # radians: nearby views for the multi-view ID loss are drawn within this
+    e4e_progressive_every: int = 0  # e4e: steps between unlocking W+ rows (0 = all rows from the start)
+    checkpoint_every: int = 50  # steps
+    sample_every: int = 100  # steps; sample grids in out_dir/samples
+    tensorboard: bool = False  # also log to TensorBoard (needs the tensorboard package)
+    threads: int = 0  # torch CPU threads (0 = leave torch's default)
+    mixed_precision: str = "no"  # accelerate: 'no' | 'bf16' | 'fp16'
+
+    def __post_init__(self) -> None:
+        if isinstance(self.weights, dict):
+            self.weights = Stage1LossWeights(**self.weights)
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"steps and batch_size must be >= 1, got {self.steps} and {self.batch_size}")
+        if self.lpips not in ("alex", "vgg", "off") or self.identity not in ("arcface", "off"):
+            raise ValueError(f"lpips must be 'alex'|'vgg'|'off' and identity 'arcface'|'off', got {self.lpips!r}, {self.identity!r}")
+
+    def effective_weights(self) -> Stage1LossWeights:
+        """The loss weights after the method's switches (baselines turn the 3D terms off)."""
+        w = self.weights
+        if self.method == "psp2d":
+            return replace(w, geo_surface_density=0.0, geo_surface_depth=0.0, geo_near_density=0.0, code=0.0, pose=0.0, delta_reg=0.0)
+        if self.method == "e4e":
+            return replace(w, geo_surface_density=0.0, geo_surface_depth=0.0, geo_near_density=0.0, code=0.0, pose=0.0,
+                           delta_reg=w.delta_reg or 2e-4)  # fmt: skip
+        return w
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+STAGE1_PRESETS: dict[str, dict[str, Any]] = {
+    # Toy lab on a 2-core CPU: about 10 minutes.
+    # EG3D's raw densities at the surface are O(10), so the density terms are scaled down to the
+    # image terms' size; the depth term (world units, O(0.01)) is scaled up.
+    "toy": dict(generator="toy", encoder="tiny", steps=600, batch_size=8, lr=5e-4, neural_rendering_resolution=32, lpips="off", identity="off",
+                weights=dict(code=0.1, geo_surface_density=0.02, geo_near_density=0.004, geo_surface_depth=10.0, pose=1.0)),
+    # Tests: a random tiny EG3D, a handful of steps.
+    "tiny-test": dict(generator="tiny-random", encoder="tiny", steps=4, batch_size=2, lr=1e-3, neural_rendering_resolution=16,
+                      num_surface_points=64, num_near_points=64, lpips="off", identity="off", checkpoint_every=2, sample_every=2),
+    # FFHQ EG3D, about one GPU-hour on an H100: IR-SE50 E0 from scratch, 64^2 neural renders, the paper's losses.
+    "ffhq-eg3d": dict(generator="eg3d-ffhqrebalanced512-128", encoder="ir_se50", steps=4000, batch_size=8, lr=1e-4,
+                      neural_rendering_resolution=64, render_with_predicted_pose=True, lpips="alex", identity="arcface",
+                      num_surface_points=2048, num_near_points=2048, checkpoint_every=250, sample_every=250, mixed_precision="bf16"),
+}  # fmt: skip
+
+
+def load_stage1_config(spec: str, overrides: dict[str, Any] | None = None) -> Stage1Config:
+    """A preset name (see :data:`STAGE1_PRESETS`) or a ``.json`` / ``.yaml`` file, then ``overrides`` on top.
+
+    Overrides may name loss weights as ``weights.<name>`` (e.g. ``weights.geo_surface_depth=0``).
+    """
+    if spec in STAGE1_PRESETS:
+        values: dict[str, Any] = json.loads(json.dumps(STAGE1_PRESETS[spec]))  # a deep copy
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise FileNotFoundError(f"--config {spec!r} is neither a preset ({', '.join(STAGE1_PRESETS)}) nor a file")
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        else:
+            values = json.loads(text)
+        if not isinstance(values, dict):
+            raise ValueError(f"{spec}: a config file must hold a mapping of option -> value")
+        if "preset" in values:
+            base = json.loads(json.dumps(STAGE1_PRESETS[values.pop("preset")]))
+            weights_file = {**base.pop("weights", {}), **(values.pop("weights", None) or {})}
+            values = {**base, **values, "weights": weights_file}
+    weights = dict(values.pop("weights", {}) or {})
+    for key, value in (overrides or {}).items():
+        if key.startswith("weights."):
+            weights[key.split(".", 1)[1]] = value
+        else:
+            values[key] = value
+    known = {f.name for f in fields(Stage1Config)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown Stage I option(s) {unknown}; known: {sorted(known)}")
+    wknown = {f.name for f in fields(Stage1LossWeights)}
+    if set(weights) - wknown:
+        raise ValueError(f"unknown loss weight(s) {sorted(set(weights) - wknown)}; known: {sorted(wknown)}")
+    return Stage1Config(**values, weights=Stage1LossWeights(**weights))

@@ -1,0 +1,47 @@
+"""Sample grids for Stage I: what the encoder sees next to what the generator makes of its code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from e3dge.backbones.eg3d import TriPlaneGenerator
+from e3dge.cameras import label_from_yaw_pitch
+from e3dge.encoders import GlobalEncoder
+from e3dge.training.pseudo_pairs import PseudoPairBatch
+
+__all__ = ["sample_grid", "depth_to_rgb"]
+
+
+def depth_to_rgb(depth: torch.Tensor, mask: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """Depth ``[N, 1, H, W]`` -> grey image in [-1, 1] (near = bright), black where ``mask < 0.5``."""
+    d = 1 - ((depth - lo) / max(hi - lo, 1e-6)).clamp(0, 1)
+    return (d * (mask > 0.5)).expand(-1, 3, -1, -1) * 2 - 1
+
+
+@torch.no_grad()
+def sample_grid(E: GlobalEncoder, G: TriPlaneGenerator, batch: PseudoPairBatch, path: str | Path, resolution: int, novel_yaw: float = 0.5) -> Path:
+    """Rows = samples; columns = input, reconstruction, novel view (input yaw + ``novel_yaw``), pseudo-GT depth, predicted depth."""
+    enc = E(batch.image)
+    out = G.synthesis(enc.ws, batch.c, neural_rendering_resolution=resolution, deterministic=True)
+    yaw = batch.pose[:, 0] + novel_yaw * torch.where(batch.pose[:, 0] > 0, -1.0, 1.0).to(batch.pose)
+    novel = G.synthesis(enc.ws, label_from_yaw_pitch(yaw, batch.pose[:, 1], device=batch.c.device), neural_rendering_resolution=resolution, deterministic=True)
+    size = batch.image.shape[-1]
+
+    def up(x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=(size, size), mode="nearest")
+
+    on = batch.depth[batch.mask > 0.5]
+    lo, hi = (float(on.min()), float(on.max())) if on.numel() else (2.0, 3.3)
+    cols = [batch.image, out["image"].clamp(-1, 1), novel["image"].clamp(-1, 1),
+            up(depth_to_rgb(batch.depth, batch.mask, lo, hi)), up(depth_to_rgb(out["image_depth"], out["image_mask"], lo, hi))]  # fmt: skip
+    rows = torch.cat([torch.cat(list(c), dim=-1) for c in zip(*cols)], dim=-2)  # [3, N*S, 5*S]
+    img = ((rows.permute(1, 2, 0).cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path)
+    return path

@@ -1,0 +1,288 @@
+"""Stage I: train the global encoder E0 + pose head on pseudo pairs from a frozen 3D GAN.
+
+One loop for the paper's method and its baselines (``Stage1Config.method``), run through
+``accelerate`` (one CPU, one GPU, or many processes / nodes). Each step draws fresh pseudo pairs
+(or, with PREIM3D's alternation, a batch of unlabelled real images), encodes them, re-renders
+``w_hat`` and applies the switchable losses. Checkpoints are atomic and hold the optimizer and
+every process's RNG state, so a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from e3dge.backbones.eg3d import TriPlaneGenerator
+from e3dge.cameras import label_from_yaw_pitch
+from e3dge.encoders import EncoderOutput, GlobalEncoder, encoder_config, pose_to_label
+from e3dge.training.config import Stage1Config
+from e3dge.training.losses import ReconstructionLoss, code_loss, delta_regularization, geometry_loss, multiview_identity_loss, pose_loss
+from e3dge.training.pseudo_pairs import PosePrior, PseudoPairBatch, PseudoPairSampler
+from e3dge.training.sources import load_generator, make_identity, make_lpips, make_real_source
+
+__all__ = ["Stage1Trainer", "train_stage1", "build_encoder", "progressive_ws"]
+
+CHECKPOINT = "checkpoint.pt"
+LOG_FIELDS = ("step", "kind", "time_s", "total", "rec", "rec_raw", "l2", "lpips", "id", "geo", "geo_surface_density",
+              "geo_surface_depth", "geo_near_density", "code", "pose", "delta_reg", "multiview_id")  # fmt: skip
+
+
+def build_encoder(cfg: Stage1Config, G: TriPlaneGenerator) -> GlobalEncoder:
+    """E0 sized for ``G`` (its ``num_ws`` and ``w_dim``), with ``G``'s mean latent as the offset origin."""
+    kw = encoder_config(cfg.encoder, num_ws=G.num_ws, w_dim=G.w_dim)
+    if G.num_ws < 8:  # small test generators: keep pSp's 3:4:7 coarse/medium/fine proportions
+        kw.update(coarse_ws=max(1, G.num_ws * 3 // 14), medium_ws=G.num_ws * 4 // 14)
+    E = GlobalEncoder(**kw)
+    E.set_w_avg(G.backbone.mapping.w_avg.detach().cpu())
+    return E
+
+
+def progressive_ws(ws: torch.Tensor, step: int, every: int) -> torch.Tensor:
+    """e4e's progressive training: rows beyond ``1 + step // every`` collapse onto row 0 (``every=0``: all rows)."""
+    if every <= 0:
+        return ws
+    active = min(ws.shape[1], 1 + step // every)
+    keep = (torch.arange(ws.shape[1], device=ws.device) < active).to(ws.dtype)[None, :, None]
+    return ws[:, :1] + keep * (ws - ws[:, :1])
+
+
+class Stage1Trainer:
+    """Owns the models, optimizer, RNG streams and logs of one Stage I run (see :func:`train_stage1`)."""
+
+    def __init__(self, cfg: Stage1Config, accelerator=None) -> None:
+        from accelerate import Accelerator
+
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.cfg = cfg
+        self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
+        self.device = self.acc.device
+        self.out = Path(cfg.out_dir)
+        if self.acc.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)  # identical initial E0 on every process
+        self.G = load_generator(cfg.generator, self.device)
+        self.sampler = PseudoPairSampler(
+            self.G, PosePrior(cfg.yaw_std, cfg.pitch_std, cfg.yaw_max, cfg.pitch_max), cfg.truncation_psi,
+            cfg.neural_rendering_resolution, cfg.num_surface_points, cfg.num_near_points, cfg.near_std,
+        )  # fmt: skip
+        self.weights = cfg.effective_weights()
+        self.lpips = make_lpips(cfg.lpips, self.device) if (self.weights.lpips > 0) else None
+        self.identity = make_identity(cfg.identity, self.device) if (self.weights.id > 0 or self.weights.multiview_id > 0) else None
+        self.rec_loss = ReconstructionLoss(self.weights, self.lpips, self.identity)
+        self.real = make_real_source(cfg.real_data, self.G.img_resolution, cfg)
+        E = build_encoder(cfg, self.G)
+        opt = torch.optim.Adam(E.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+        self.E, self.opt = self.acc.prepare(E, opt)
+        # Each process draws its own stream; seeds differ by rank so processes see different pairs.
+        self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + 1 + self.acc.process_index)
+        self.step, self.elapsed = 0, 0.0
+        self._resume()
+        self._tb = self._tensorboard() if cfg.tensorboard and self.acc.is_main_process else None
+
+    # ------------------------------------------------------------------ one step
+    def encode(self, images: torch.Tensor) -> EncoderOutput:
+        out = self.E(images)
+        if self.cfg.method == "e4e":
+            out.ws = progressive_ws(out.ws, self.step, self.cfg.e4e_progressive_every)
+        return out
+
+    def render(self, ws: torch.Tensor, c: torch.Tensor, planes: torch.Tensor | None = None) -> dict:
+        gen = torch.Generator(device=self.device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.gen)))
+        return self.G.synthesis(ws, c, neural_rendering_resolution=self.cfg.neural_rendering_resolution, generator=gen, planes=planes)
+
+    def synthetic_losses(self, batch: PseudoPairBatch) -> dict[str, torch.Tensor]:
+        """All terms for a pseudo-pair batch (E3DGE Eq. 3-6 + L_code + L_pose + L_rec)."""
+        w, cfg = self.weights, self.cfg
+        enc = self.encode(batch.image)
+        use_pred = cfg.render_with_predicted_pose and cfg.method == "e3dge"
+        c_rec = pose_to_label(enc.pose) if use_pred else batch.c
+        out = self.render(enc.ws, c_rec)
+        terms = self._rec_terms(out, batch.image, batch.image_raw)
+        terms["pose"] = pose_loss(enc.pose, batch.pose)
+        terms["code"] = code_loss(enc.ws, batch.ws)
+        total = terms["rec"] + w.raw * terms["rec_raw"] + w.pose * terms["pose"] + w.code * terms["code"]
+        if w.geo_surface_density > 0 or w.geo_surface_depth > 0 or w.geo_near_density > 0:
+            depth = self.render(enc.ws, batch.c, planes=out["planes"])["image_depth"] if use_pred else out["image_depth"]
+            s = self.G.query_points(None, batch.surface_points, planes=out["planes"])["sigma"][..., 0]
+            n = self.G.query_points(None, batch.near_points, planes=out["planes"])["sigma"][..., 0]
+            terms.update(geometry_loss(s, batch.surface_sigma, depth, batch.depth, batch.mask, n, batch.near_sigma, w))
+            total = total + terms["geo"]
+        if w.delta_reg > 0:
+            terms["delta_reg"] = delta_regularization(enc.ws)
+            total = total + w.delta_reg * terms["delta_reg"]
+        total = total + self._multiview_id(enc, batch.image, terms)
+        terms["total"] = total + 0.0 * enc.pose.sum()  # every parameter takes part (DDP)
+        return terms
+
+    def real_losses(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """PREIM3D's real batch: no labels, so reconstruct at the predicted pose (L_rec + multi-view ID)."""
+        enc = self.encode(images)
+        out = self.render(enc.ws, pose_to_label(enc.pose))
+        raw_target = torch.nn.functional.interpolate(images, size=out["image_raw"].shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+        terms = self._rec_terms(out, images, raw_target)
+        total = terms["rec"] + self.weights.raw * terms["rec_raw"] + self._multiview_id(enc, images, terms)
+        terms["total"] = total + 0.0 * enc.ws.sum()
+        return terms
+
+    def _rec_terms(self, out: dict, image: torch.Tensor, image_raw: torch.Tensor) -> dict[str, torch.Tensor]:
+        sr = self.rec_loss(out["image"], image)
+        raw = self.rec_loss(out["image_raw"], image_raw)
+        return {**sr, "rec_raw": raw["rec"]}
+
+    def _multiview_id(self, enc: EncoderOutput, images: torch.Tensor, terms: dict) -> torch.Tensor:
+        if self.weights.multiview_id <= 0 or self.identity is None:
+            return torch.zeros((), device=self.device)
+        n = images.shape[0]
+        d = (torch.rand(n, 2, generator=self.gen) * 2 - 1) * torch.tensor([self.cfg.multiview_yaw, self.cfg.multiview_yaw / 2])
+        near = enc.pose.detach().cpu() + d
+        cams = label_from_yaw_pitch(near[:, 0], near[:, 1], device=self.device)
+        terms["multiview_id"] = multiview_identity_loss(lambda c: self.render(enc.ws, c)["image"], images, cams, self.identity)
+        return self.weights.multiview_id * terms["multiview_id"]
+
+    def train_step(self) -> dict[str, float]:
+        """One optimisation step; returns the logged floats."""
+        real_step = self.real is not None and self.step % self.cfg.real_every == self.cfg.real_every - 1
+        self.E.train()
+        if real_step:
+            terms = self.real_losses(self.real.sample(self.cfg.batch_size, self.gen).to(self.device))
+        else:
+            terms = self.synthetic_losses(self.sampler.sample(self.cfg.batch_size, self.gen))
+        self.opt.zero_grad(set_to_none=True)
+        self.acc.backward(terms["total"])
+        self.opt.step()
+        self.step += 1
+        row = {k: float(v.detach()) for k, v in terms.items()}
+        return {"step": self.step, "kind": "real" if real_step else "synthetic", **row}
+
+    # ------------------------------------------------------------------ the run
+    def fit(self, progress: bool = True, stop_at: int | None = None) -> GlobalEncoder:
+        """Train to ``cfg.steps`` (or ``stop_at``), checkpointing and logging; returns the unwrapped encoder."""
+        cfg = self.cfg
+        last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"stage1 {cfg.method}", disable=not (progress and self.acc.is_main_process))
+        t0 = time.time() - self.elapsed
+        while self.step < last:
+            row = self.train_step()
+            row["time_s"] = round(time.time() - t0, 2)
+            self._log(row)
+            bar.update(1)
+            bar.set_postfix(total=f"{row['total']:.3f}", code=f"{row.get('code', 0):.3f}", geo=f"{row.get('geo', 0):.3f}")
+            if self.step % cfg.sample_every == 0 and self.acc.is_main_process:
+                self.save_samples()
+            if self.step % cfg.checkpoint_every == 0 or self.step == last:
+                self.elapsed = time.time() - t0
+                self.save_checkpoint()
+        bar.close()
+        E = self.acc.unwrap_model(self.E)
+        if self.step >= cfg.steps and self.acc.is_main_process:
+            E.eval()
+            E.save_pretrained(self.out / "final")
+        self.acc.wait_for_everyone()
+        return E
+
+    # ------------------------------------------------------------------ state
+    def save_checkpoint(self) -> None:
+        """Atomic: model, optimizer, step and every process's RNG stream (one small file per extra rank)."""
+        rank = self.acc.process_index
+        if rank > 0:
+            _atomic_save({"rng": self.gen.get_state(), "step": self.step}, self.out / f"rng_rank{rank}.pt")
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            state = {"encoder": self.acc.unwrap_model(self.E).state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
+                     "rng": self.gen.get_state(), "torch_rng": torch.get_rng_state(), "elapsed_s": self.elapsed, "config": self.cfg.to_dict(),
+                     "world_size": self.acc.num_processes}  # fmt: skip
+            _atomic_save(state, self.out / CHECKPOINT)
+            (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
+        self.acc.wait_for_everyone()
+
+    def _resume(self) -> None:
+        path = self.out / CHECKPOINT
+        if not path.exists():
+            return
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("world_size", 1) != self.acc.num_processes:
+            raise RuntimeError(f"{path} was written by {state['world_size']} process(es); resume with the same number, "
+                               f"or start a new out_dir")  # fmt: skip
+        self.acc.unwrap_model(self.E).load_state_dict(state["encoder"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.step, self.elapsed = state["step"], state.get("elapsed_s", 0.0)
+        rank = self.acc.process_index
+        if rank == 0:
+            self.gen.set_state(state["rng"])
+        else:
+            self.gen.set_state(torch.load(self.out / f"rng_rank{rank}.pt", weights_only=False)["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self._truncate_log(self.step)
+
+    def _log(self, row: dict) -> None:
+        if not self.acc.is_main_process:
+            return
+        path = self.out / "log.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+        if self._tb is not None:
+            for k, v in row.items():
+                if isinstance(v, float) and k != "time_s":
+                    self._tb.add_scalar(f"stage1/{k}", v, row["step"])
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop log rows written after the checkpoint we resume from (they will be redone)."""
+        path = self.out / "log.csv"
+        if not self.acc.is_main_process or not path.exists():
+            return
+        with path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def _tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            import warnings
+
+            warnings.warn("tensorboard is not installed (pip install tensorboard); logging to log.csv only", stacklevel=2)
+            return None
+        return SummaryWriter(str(self.out / "tensorboard"))
+
+    @torch.no_grad()
+    def save_samples(self, num: int = 4) -> Path:
+        """Grid: input | reconstruction | depth (pred) | depth (pseudo GT) | novel view, for fixed held-out pairs."""
+        from e3dge.training.grids import sample_grid
+
+        E = self.acc.unwrap_model(self.E).eval()
+        batch = self.sampler.sample(num, torch.Generator().manual_seed(987654))
+        path = self.out / "samples" / f"step_{self.step:06d}.png"
+        sample_grid(E, self.G, batch, path, self.cfg.neural_rendering_resolution)
+        return path
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_stage1(cfg: Stage1Config, progress: bool = True, stop_at: int | None = None) -> GlobalEncoder:
+    """Train (or resume from ``out_dir/checkpoint.pt``) and write ``out_dir/final`` (config.json + safetensors)."""
+    return Stage1Trainer(cfg).fit(progress=progress, stop_at=stop_at)
+
+
+def config_summary(cfg: Stage1Config) -> str:
+    """One line for logs: method and the active loss weights."""
+    w = asdict(cfg.effective_weights())
+    return f"{cfg.method}: " + ", ".join(f"{k}={v:g}" for k, v in w.items() if v)
