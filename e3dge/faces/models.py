@@ -1,4 +1,4 @@
-"""Locate and load dlib's models (cached): HOG / CNN face detectors and the 68 / 5 point predictors.
+"""Locate and load dlib's models (cached): HOG / CNN face detectors, 68 / 5 point predictors, face recognizer.
 
 The ``.dat`` files come from the ``face_recognition_models`` package; they are found with
 ``importlib.util.find_spec`` so the package itself (which imports ``pkg_resources``) is never imported.
@@ -12,12 +12,13 @@ from pathlib import Path
 
 from .errors import MissingDependencyError
 
-__all__ = ["model_path", "import_dlib", "hog_detector", "cnn_detector", "shape_predictor"]
+__all__ = ["model_path", "import_dlib", "hog_detector", "cnn_detector", "shape_predictor", "face_recognizer"]
 
 _FILES = {
     "landmarks68": "shape_predictor_68_face_landmarks.dat",
     "landmarks5": "shape_predictor_5_face_landmarks.dat",
     "cnn": "mmod_human_face_detector.dat",
+    "recognition": "dlib_face_recognition_resnet_model_v1.dat",
 }
 _INSTALL = 'pip install "e3dge[faces]"  (dlib-bin and face_recognition_models)'
 
@@ -32,7 +33,7 @@ def import_dlib():
 
 
 def model_path(kind: str) -> Path:
-    """Path of a dlib model file: ``kind`` is ``landmarks68``, ``landmarks5`` or ``cnn``."""
+    """Path of a dlib model file: ``kind`` is ``landmarks68``, ``landmarks5``, ``cnn`` or ``recognition``."""
     if kind not in _FILES:
         raise ValueError(f"unknown dlib model {kind!r}; expected one of {sorted(_FILES)}")
     spec = importlib.util.find_spec("face_recognition_models")
@@ -61,3 +62,9 @@ def cnn_detector():
 def shape_predictor(kind: str = "landmarks68"):
     """dlib's 68-point (iBUG 300-W) or 5-point landmark predictor, loaded once."""
     return import_dlib().shape_predictor(str(model_path(kind)))
+
+
+@functools.lru_cache(maxsize=None)
+def face_recognizer():
+    """dlib's face-recognition ResNet (128-d descriptors), loaded once."""
+    return import_dlib().face_recognition_model_v1(str(model_path("recognition")))

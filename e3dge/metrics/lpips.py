@@ -202,10 +202,12 @@ def load_torchvision_features(trunk: FeatureTrunk, state: dict[str, torch.Tensor
         raise ValueError(f"{source} does not match the torchvision layout of {trunk.spec.file_name}: {err}") from err
 
 
-def _hub_file(repo_id: str | None, filename: str, revision: str | None) -> tuple[Path | None, str]:
+def _hub_file(
+    repo_id: str | None, filename: str, revision: str | None, env: str = HUB_REPO_ENV
+) -> tuple[Path | None, str]:
     """Path of ``filename`` from a Hub repo (cache first; offline-aware), and a line for error messages."""
     if not repo_id:
-        return None, f"Hugging Face Hub: no repo configured (hub_repo_id= or ${HUB_REPO_ENV})"
+        return None, f"Hugging Face Hub: no repo configured (hub_repo_id= or ${env})"
     from e3dge.hub import CheckpointNotFoundError, resolve_file
 
     try:
