@@ -39,8 +39,8 @@ def run_dir(root: Path, variant: str, seed: int) -> Path:
     return root / f"{variant}_seed{seed}"
 
 
-def train(root: Path, variant: str, seed: int, steps: int, threads: int) -> float:
-    cfg = load_stage1_config("toy", {"out_dir": str(run_dir(root, variant, seed)), "seed": seed, "steps": steps, "threads": threads,
+def train(root: Path, variant: str, seed: int, steps: int, threads: int, generator: str) -> float:
+    cfg = load_stage1_config("toy", {"out_dir": str(run_dir(root, variant, seed)), "seed": seed, "steps": steps, "threads": threads, "generator": generator,
                                      "sample_every": steps, **VARIANTS[variant]})  # fmt: skip
     t0 = time.time()
     train_stage1(cfg)
@@ -59,9 +59,19 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def report(root: Path, seeds: list[int], steps: int) -> dict:
-    G = load_generator("toy")
-    table: dict = {"steps": steps, "seeds": seeds, "runs": {}, "summary": {}}
+def generator_digest(spec: str) -> str:
+    """sha256 (first 16 hex) of the generator's weights, so a table names the exact model it measured."""
+    import hashlib
+
+    from e3dge.toy import TOY_WEIGHTS_DIR
+
+    folder = TOY_WEIGHTS_DIR if spec == "toy" else Path(spec)
+    return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:16]
+
+
+def report(root: Path, seeds: list[int], steps: int, generator: str = "toy") -> dict:
+    G = load_generator(generator)
+    table: dict = {"steps": steps, "seeds": seeds, "generator_sha256_16": generator_digest(generator), "runs": {}, "summary": {}}
     for variant in VARIANTS:
         for seed in seeds:
             d = run_dir(root, variant, seed)
@@ -102,7 +112,7 @@ def markdown(t: dict) -> str:
     if "depth_reduction_pct" in t:
         lines += ["", "Depth error reduction with L_geo (target >= 30 %):", ""]
         lines += [f"- {k}: {v:.1f} %" for k, v in t["depth_reduction_pct"].items()]
-    lines += ["", f"Hardware: {t['hardware']}.", "Reproduce: `PYTHONPATH=. python benchmarks/stage1_geo_ablation.py --seeds 0 1 2`", ""]
+    lines += ["", f"Generator: toy EG3D, weights sha256 {t['generator_sha256_16']}... Hardware: {t['hardware']}.", "Reproduce: `PYTHONPATH=. python benchmarks/stage1_geo_ablation.py --seeds 0 1 2`", ""]
     return "\n".join(lines)
 
 
@@ -113,6 +123,7 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--generator", default="toy", help="'toy' (shipped) or a saved generator folder")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--no-report", action="store_true", help="train only (when slices run in parallel)")
     a = p.parse_args()
@@ -121,9 +132,9 @@ def main() -> None:
     if not a.report_only:
         for seed in a.seeds:
             for variant in a.variants:
-                print(f"{variant} seed {seed}: {train(root, variant, seed, a.steps, a.threads):.0f} s")
+                print(f"{variant} seed {seed}: {train(root, variant, seed, a.steps, a.threads, a.generator):.0f} s")
     if not a.no_report:
-        t = report(root, a.seeds, a.steps)
+        t = report(root, a.seeds, a.steps, a.generator)
         print(markdown(t))
 
 

@@ -79,7 +79,7 @@ STAGE1_PRESETS: dict[str, dict[str, Any]] = {
     # EG3D's raw densities at the surface are O(10), so the density terms are scaled down to the
     # image terms' size; the depth term (world units, O(0.01)) is scaled up.
     "toy": dict(generator="toy", encoder="tiny", steps=600, batch_size=8, lr=5e-4, neural_rendering_resolution=32, lpips="off", identity="off",
-                weights=dict(code=0.1, geo_surface_density=0.02, geo_near_density=0.004, geo_surface_depth=10.0, pose=1.0)),
+                weights=dict(code=1.0, geo_surface_density=0.02, geo_near_density=0.004, geo_surface_depth=10.0, pose=1.0)),
     # Tests: a random tiny EG3D, a handful of steps.
     "tiny-test": dict(generator="tiny-random", encoder="tiny", steps=4, batch_size=2, lr=1e-3, neural_rendering_resolution=16,
                       num_surface_points=64, num_near_points=64, lpips="off", identity="off", checkpoint_every=2, sample_every=2),

@@ -1,0 +1,263 @@
+"""Stage I: pseudo pairs, losses, trainer (resume, baselines, real batches), CLI, 2-process accelerate."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from e3dge.training.config import STAGE1_PRESETS, Stage1Config, load_stage1_config
+from e3dge.training.losses import ReconstructionLoss, Stage1LossWeights, code_loss, delta_regularization, geometry_loss, pose_loss
+from e3dge.training.pseudo_pairs import PosePrior, PseudoPairSampler, ensure_w_avg, estimate_w_avg
+from e3dge.training.stage1 import Stage1Trainer, progressive_ws
+
+
+def tiny_cfg(tmp_path: Path, **kw) -> Stage1Config:
+    return load_stage1_config("tiny-test", {"out_dir": str(tmp_path / "run"), **kw})
+
+
+# ------------------------------------------------------------------ pseudo pairs
+@pytest.fixture(scope="module")
+def toy_sampler():
+    from e3dge.training.sources import load_generator
+
+    G = load_generator("toy")
+    return PseudoPairSampler(G, PosePrior(), 0.7, neural_rendering_resolution=16, num_surface_points=96, num_near_points=64, view_pairs=True)
+
+
+def test_pseudo_pair_shapes_and_geometry(toy_sampler):
+    b = toy_sampler.sample(3, torch.Generator().manual_seed(0))
+    G = toy_sampler.G
+    assert b.z.shape == (3, 32) and b.ws.shape == (3, G.num_ws, G.w_dim) and b.c.shape == (3, 25) and b.pose.shape == (3, 2)
+    assert b.image.shape == (3, 3, 128, 128) and b.image_raw.shape == (3, 3, 16, 16) and b.depth.shape == (3, 1, 16, 16)
+    assert b.surface_points.shape == (3, 96, 3) and b.surface_sigma.shape == (3, 96)
+    assert b.near_points.shape == (3, 64, 3) and b.near_sigma.shape == (3, 64)
+    assert b.novel is not None and b.novel.image.shape == b.image.shape and not torch.allclose(b.novel.c, b.c)
+    # Surface points lie on the rendered surface: dense there (softplus(sigma - 1) >> 1), unlike empty space.
+    density = torch.nn.functional.softplus(b.surface_sigma - 1)
+    assert density.median() > 5
+    empty = G.query_points(b.ws, torch.full((3, 8, 3), 0.48))["sigma"]
+    assert torch.nn.functional.softplus(empty - 1).max() < 1
+    # Truncation: ws pulled towards w_avg (psi = 0.7).
+    w_full = G.mapping(b.z, b.c)
+    w_avg = G.backbone.mapping.w_avg
+    torch.testing.assert_close(b.ws, w_avg + 0.7 * (w_full - w_avg), atol=1e-5, rtol=1e-5)
+
+
+def test_pseudo_pairs_reproducible_and_prior(toy_sampler):
+    a = toy_sampler.sample(2, torch.Generator().manual_seed(5))
+    b = toy_sampler.sample(2, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a.image, b.image)
+    torch.testing.assert_close(a.surface_points, b.surface_points)
+    pose = PosePrior(yaw_std=0.3, pitch_std=0.15, yaw_max=0.8, pitch_max=0.4).sample(20000, torch.Generator().manual_seed(0))
+    assert abs(pose[:, 0].std() - 0.3) < 0.01 and abs(pose[:, 1].std() - 0.15) < 0.01
+    assert pose[:, 0].abs().max() <= 0.8 and pose[:, 1].abs().max() <= 0.4
+
+
+def test_w_avg_is_estimated_when_untracked(tiny_generator):
+    tiny_generator.backbone.mapping.w_avg.zero_()
+    w = ensure_w_avg(tiny_generator, num_samples=2000)
+    ref = estimate_w_avg(tiny_generator, 2000)
+    torch.testing.assert_close(w, ref)
+    assert w.abs().sum() > 0
+
+
+def test_sampler_rejects_bad_truncation(tiny_generator):
+    with pytest.raises(ValueError, match="truncation_psi"):
+        PseudoPairSampler(tiny_generator, truncation_psi=0.0)
+
+
+# ------------------------------------------------------------------ losses
+def test_losses_zero_on_identical_inputs_positive_otherwise():
+    g = torch.Generator().manual_seed(0)
+    w = Stage1LossWeights()
+    ws = torch.randn(2, 6, 8, generator=g)
+    assert float(code_loss(ws, ws)) == pytest.approx(0, abs=1e-6)
+    assert float(code_loss(ws + 0.1, ws)) == pytest.approx(0.1 * 8**0.5, rel=1e-4)  # ||0.1 * ones(8)||
+    pose = torch.randn(4, 2, generator=g)
+    assert float(pose_loss(pose, pose)) == pytest.approx(0, abs=1e-6)
+    assert float(pose_loss(pose + torch.tensor([0.3, 0.4]), pose)) == pytest.approx(0.5, rel=1e-4)
+    assert float(delta_regularization(ws[:, :1].expand(-1, 6, -1))) == pytest.approx(0, abs=1e-5)
+    assert float(delta_regularization(ws)) > 0
+    sig, depth, mask = torch.randn(2, 10, generator=g), torch.rand(2, 1, 4, 4, generator=g) + 2, torch.ones(2, 1, 4, 4)
+    zero = geometry_loss(sig, sig, depth, depth, mask, sig, sig, w)
+    assert all(float(v) == 0 for v in zero.values())
+    pos = geometry_loss(sig + 1, sig, depth + 0.1, depth, mask, sig - 2, sig, w)
+    assert float(pos["geo_surface_density"]) == pytest.approx(1) and float(pos["geo_near_density"]) == pytest.approx(2)
+    assert float(pos["geo_surface_depth"]) == pytest.approx(0.1, rel=1e-5)
+    assert float(pos["geo"]) == pytest.approx(1 * 1 + 1 * 0.1 + 0.2 * 2, rel=1e-5)
+    # depth only where the pseudo pair is opaque
+    half = mask.clone()
+    half[..., :2] = 0
+    d2 = depth.clone()
+    d2[..., :2] += 5
+    assert float(geometry_loss(sig, sig, d2, depth, half, sig, sig, w)["geo_surface_depth"]) == 0
+
+
+def test_code_loss_gradient_finite_at_zero():
+    ws = torch.randn(2, 3, 4, requires_grad=True)
+    code_loss(ws, ws.detach()).backward()
+    assert torch.isfinite(ws.grad).all()
+
+
+def test_reconstruction_loss_terms():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    calls = []
+
+    def fake_id(a, b):  # records the size it is given; pSp's ID works on 256 crops
+        calls.append(a.shape[-1])
+        return (a - b).abs().mean()
+
+    rec = ReconstructionLoss(Stage1LossWeights(), lpips=None, identity=fake_id)
+    same = rec(x, x)
+    assert float(same["rec"]) == 0 and float(same["id"]) == 0 and "lpips" not in same
+    diff = rec(x, -x)
+    assert float(diff["l2"]) == pytest.approx(float((2 * x).pow(2).mean()), rel=1e-5)
+    assert float(diff["rec"]) == pytest.approx(float(diff["l2"]) + 0.1 * float(diff["id"]), rel=1e-5)
+    assert calls == [256, 256]
+
+
+def test_progressive_ws():
+    ws = torch.randn(1, 5, 3)
+    out = progressive_ws(ws, step=3, every=2)  # 1 + 3 // 2 = 2 rows active
+    torch.testing.assert_close(out[:, :2], ws[:, :2])
+    torch.testing.assert_close(out[:, 2:], ws[:, :1].expand(-1, 3, -1))
+    torch.testing.assert_close(progressive_ws(ws, 0, 0), ws)
+
+
+# ------------------------------------------------------------------ config
+def test_config_presets_overrides_and_errors(tmp_path):
+    cfg = load_stage1_config("toy", {"weights.geo_surface_depth": 0, "steps": 7})
+    assert cfg.steps == 7 and cfg.weights.geo_surface_depth == 0 and cfg.weights.code == STAGE1_PRESETS["toy"]["weights"]["code"]
+    assert STAGE1_PRESETS["toy"]["weights"]["geo_surface_depth"] == 10.0  # presets are not mutated
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"preset": "toy", "method": "psp2d", "weights": {"l2": 2.0}}))
+    c2 = load_stage1_config(str(f))
+    assert c2.method == "psp2d" and c2.weights.l2 == 2.0 and c2.weights.code == STAGE1_PRESETS["toy"]["weights"]["code"]
+    w = c2.effective_weights()
+    assert w.geo_surface_density == w.geo_near_density == w.geo_surface_depth == w.code == w.pose == 0 and w.l2 == 2.0
+    assert load_stage1_config("toy", {"method": "e4e"}).effective_weights().delta_reg == pytest.approx(2e-4)
+    with pytest.raises(ValueError, match="unknown Stage I option"):
+        load_stage1_config("toy", {"stepz": 3})
+    with pytest.raises(ValueError, match="unknown loss weight"):
+        load_stage1_config("toy", {"weights.geom": 3})
+    with pytest.raises(FileNotFoundError, match="neither a preset"):
+        load_stage1_config("no-such-preset")
+    with pytest.raises(ValueError, match="method must be one of"):
+        Stage1Config(method="pix2pix")
+
+
+# ------------------------------------------------------------------ training
+def test_a_few_steps_reduce_code_and_geometry_losses(tmp_path):
+    """On one fixed pseudo-pair batch of the toy generator, 12 steps lower L_code and L_geo."""
+    cfg = load_stage1_config("toy", {"out_dir": str(tmp_path / "fit"), "batch_size": 4, "neural_rendering_resolution": 16, "lr": 2e-3,
+                                     "num_surface_points": 128, "num_near_points": 128, "checkpoint_every": 1000, "sample_every": 1000})  # fmt: skip
+    tr = Stage1Trainer(cfg)
+    batch = tr.sampler.sample(4, torch.Generator().manual_seed(1))
+    tr.sampler.sample = lambda n, gen: batch
+    first = tr.train_step()
+    for _ in range(11):
+        last = tr.train_step()
+    assert last["code"] < 0.92 * first["code"], (first["code"], last["code"])
+    assert last["geo"] < 0.8 * first["geo"], (first["geo"], last["geo"])
+    assert last["pose"] < first["pose"]
+
+
+def test_resume_gives_the_same_next_loss(tmp_path):
+    full = Stage1Trainer(tiny_cfg(tmp_path / "a", steps=4))
+    full.fit(progress=False)
+    part = Stage1Trainer(tiny_cfg(tmp_path / "b", steps=4))
+    part.fit(progress=False, stop_at=2)
+    assert not (tmp_path / "b" / "run" / "final").exists()
+    resumed = Stage1Trainer(tiny_cfg(tmp_path / "b", steps=4))
+    assert resumed.step == 2
+    resumed.fit(progress=False)
+
+    def rows(p):
+        with open(p / "run" / "log.csv", newline="") as f:
+            return [(int(r["step"]), float(r["total"])) for r in csv.DictReader(f)]
+
+    a, b = rows(tmp_path / "a"), rows(tmp_path / "b")
+    assert [s for s, _ in b] == [1, 2, 3, 4]
+    assert a == b  # identical losses step by step, including the steps after the resume
+    ea = torch.cat([p.flatten() for p in full.acc.unwrap_model(full.E).parameters()])
+    eb = torch.cat([p.flatten() for p in resumed.acc.unwrap_model(resumed.E).parameters()])
+    torch.testing.assert_close(ea, eb, rtol=0, atol=0)
+    from e3dge.encoders import GlobalEncoder
+
+    saved = GlobalEncoder.from_pretrained(tmp_path / "b" / "run" / "final", local_files_only=True)
+    torch.testing.assert_close(saved.w_avg, full.G.backbone.mapping.w_avg)
+    assert sorted(p.name for p in (tmp_path / "b" / "run" / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
+
+
+def test_baselines_switch_terms(tmp_path):
+    psp = Stage1Trainer(tiny_cfg(tmp_path / "p", method="psp2d"))
+    row = psp.train_step()
+    assert "geo" not in row and row["total"] == pytest.approx(row["rec"] + row["rec_raw"], rel=1e-5)
+    e4e = Stage1Trainer(tiny_cfg(tmp_path / "e", method="e4e", e4e_progressive_every=100))
+    row = e4e.train_step()
+    assert row["delta_reg"] == pytest.approx(0, abs=1e-5)  # step 0: one W+ row active, so all rows equal
+    assert row["total"] == pytest.approx(row["rec"] + row["rec_raw"] + 2e-4 * row["delta_reg"], rel=1e-5)
+    full = Stage1Trainer(tiny_cfg(tmp_path / "f"))
+    row = full.train_step()
+    w = full.weights
+    expect = row["rec"] + row["rec_raw"] + w.code * row["code"] + w.pose * row["pose"] + row["geo"]
+    assert row["total"] == pytest.approx(expect, rel=1e-5)
+
+
+def test_real_batches_alternate(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "real"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (40, 40), (40 * i, 90, 200)).save(folder / f"{i}.png")
+    tr = Stage1Trainer(tiny_cfg(tmp_path, real_data=str(folder), real_every=2))
+    kinds = [tr.train_step()["kind"] for _ in range(4)]
+    assert kinds == ["synthetic", "real", "synthetic", "real"]
+    toy = Stage1Trainer(tiny_cfg(tmp_path / "t", real_data="toy-photos"))
+    imgs = toy.real.sample(2, torch.Generator().manual_seed(0))
+    assert imgs.shape == (2, 3, toy.G.img_resolution, toy.G.img_resolution) and imgs.min() >= -1 and imgs.max() <= 1
+    with pytest.raises(FileNotFoundError, match="e3dge align"):
+        Stage1Trainer(tiny_cfg(tmp_path / "m", real_data=str(tmp_path / "missing")))
+
+
+def test_cli_trains_and_reports_errors(tmp_path):
+    from e3dge.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["train", "stage1", "--config", "tiny-test", "--out", str(out), "--steps", "2", "--quiet", "--set", "weights.code=0.5"]) == 0
+    assert json.loads((out / "config.json").read_text())["weights"]["code"] == 0.5
+    assert (out / "final" / "model.safetensors").exists()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    r = subprocess.run([sys.executable, "-m", "e3dge.cli", "train", "stage1", "--config", "nope"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "neither a preset" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_two_processes_keep_parameters_in_sync(tmp_path):
+    """accelerate over torch.distributed (gloo, 2 CPU processes): different data per rank, identical weights."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    worker = Path(__file__).with_name("stage1_ddp_worker.py")
+    out = tmp_path / "ddp"
+    import socket
+
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port), str(worker), str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ranks = [(out / f"params_rank{i}.txt").read_text().split() for i in (0, 1)]
+    assert ranks[0][0] == ranks[1][0] == "2" and ranks[0][1].endswith("MULTI_CPU")
+    assert ranks[0][2:] == ranks[1][2:]  # same parameters on both ranks
+    single = Stage1Trainer(tiny_cfg(tmp_path / "one", steps=3))
+    E = single.fit(progress=False)
+    flat = torch.cat([p.detach().flatten() for p in E.parameters()]).double().sum().item()
+    assert f"{flat:.12e}" != ranks[0][2]  # the 2-process run averaged gradients of two different batches
