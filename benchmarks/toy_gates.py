@@ -72,6 +72,7 @@ def main() -> None:
         f"| PSNR image_raw vs procedural, {render.resolution}x{render.resolution} ({render.num_heads} heads) | {render.psnr_db:.2f} dB | >= 24 dB | {mark[passed['psnr']]} |",
         f"| depth MAE on head mask / (ray_end - ray_start) | {100 * render.depth_mae_fraction:.2f} % ({render.depth_mae:.4f}) | <= 2 % | {mark[passed['depth']]} |",
         *[f"| linear classifier on w: {g.attribute} (held-out {g.test_size}) | {100 * g.accuracy:.1f} % | >= 95 % | {mark[passed['separability_' + g.attribute]]} |" for g in sep],
+        f"| PSNR super-resolved image pooled to {render.resolution}x{render.resolution} | {render.psnr_sr_db:.2f} dB | (info) | |",
         f"| mask IoU (opacity > 0.5) | {render.mask_iou:.3f} | (info) | |",
         "",
         "Grids: " + ", ".join(f"`{g}`" for g in result["grids"]),

@@ -261,3 +261,38 @@ def test_two_processes_keep_parameters_in_sync(tmp_path):
     E = single.fit(progress=False)
     flat = torch.cat([p.detach().flatten() for p in E.parameters()]).double().sum().item()
     assert f"{flat:.12e}" != ranks[0][2]  # the 2-process run averaged gradients of two different batches
+
+
+# ------------------------------------------------------------------ evaluation
+def test_toy_evaluation_is_zero_for_an_oracle_encoder():
+    """An encoder that returns the true w and pose scores 0 image/depth/pose error on synthetic inputs."""
+    from e3dge.encoders import EncoderOutput
+    from e3dge.training.evaluate import evaluate_toy_inversion
+    from e3dge.training.sources import load_generator
+
+    G = load_generator("toy")
+    gen = torch.Generator().manual_seed(11)
+    z = torch.randn(4, G.z_dim, generator=gen)
+    yaw = (torch.rand(4, generator=gen) * 2 - 1) * 0.4
+    pitch = (torch.rand(4, generator=gen) * 2 - 1) * 0.2
+    from e3dge.cameras import label_from_yaw_pitch
+
+    ws = G.mapping(z, label_from_yaw_pitch(yaw, pitch), truncation_psi=0.7)
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x):
+            return EncoderOutput(ws_offset=ws * 0, ws=ws, pose=torch.stack([yaw, pitch], 1))
+
+    s = evaluate_toy_inversion(Oracle(), G, kind="synthetic", num=4, seed=11, resolution=16, batch=4)
+    assert s.source_mae < 1e-6 and s.novel_mae < 1e-6 and s.source_ssim > 0.9999
+    assert s.source_depth_pct < 1e-4 and s.novel_depth_pct < 1e-4 and s.pose_error_deg < 1e-4
+
+    class Mean(torch.nn.Module):  # always the mean face, frontal
+        def forward(self, x):
+            w = G.backbone.mapping.w_avg.expand(x.shape[0], G.num_ws, -1)
+            return EncoderOutput(ws_offset=w * 0, ws=w, pose=torch.zeros(x.shape[0], 2))
+
+    m = evaluate_toy_inversion(Mean(), G, kind="synthetic", num=4, seed=11, resolution=16, batch=4)
+    assert m.source_mae > 0.01 and m.source_depth_pct > 0.1 and m.pose_error_deg > 1
+    p = evaluate_toy_inversion(Mean(), G, kind="photo", num=4, seed=11, resolution=16, batch=4)
+    assert 0 < p.source_mae < 0.5 and 0 < p.source_depth_pct < 100

@@ -31,6 +31,7 @@ class RenderGates:
     mask_iou: float  # IoU of (generator opacity > 0.5) and the procedural mask
     num_heads: int
     resolution: int
+    psnr_sr_db: float = float("nan")  # the super-resolved output average-pooled to `resolution` (info)
 
 
 @dataclass
@@ -57,12 +58,13 @@ def measure_render_gates(G: TriPlaneGenerator, num_heads: int = 64, resolution: 
     z_all = torch.randn(num_heads, G.z_dim, generator=gen)
     c_all = random_cameras(num_heads, gen)
     rk = G.rendering_kwargs
-    psnrs, errs, ious = [], [], []
+    psnrs, errs, ious, psnrs_sr = [], [], [], []
     for s in range(0, num_heads, batch):
         z, c = z_all[s : s + batch], c_all[s : s + batch]
         out = G.synthesis(G.mapping(z, c), c, neural_rendering_resolution=resolution, deterministic=True)
         ref = render_heads(fm.factors(z), c, resolution, ray_start=rk["ray_start"], ray_end=rk["ray_end"])
         psnrs.append(psnr(out["image_raw"], ref.image))
+        psnrs_sr.append(psnr(torch.nn.functional.adaptive_avg_pool2d(out["image"], resolution), ref.image))
         m = ref.mask
         errs.append(((out["image_depth"] - ref.depth).abs() * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1))
         pred = out["image_mask"] > 0.5
@@ -77,6 +79,7 @@ def measure_render_gates(G: TriPlaneGenerator, num_heads: int = 64, resolution: 
         mask_iou=float(torch.cat(ious).mean()),
         num_heads=num_heads,
         resolution=resolution,
+        psnr_sr_db=float(torch.cat(psnrs_sr).mean()),
     )
 
 
