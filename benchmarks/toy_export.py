@@ -59,8 +59,11 @@ def write_card(run: Path, hardware: str, note: str = "") -> Path:
         f"- last 50 steps: image L1 {mean['image']:.4f}, depth L1 {mean['depth']:.4f}, opacity L1 {mean['mask']:.4f}, "
         f"log-density L1 {mean['density']:.4f}, probe MSE {mean['probe']:.4f}",
         *([f"- note: {note}"] if note else []),
-        "- reproduce: `e3dge toy train-generator --out outputs/toy-eg3d --steps "
-        f"{cfg['steps']} --batch-size {cfg['batch_size']} --seed {cfg['seed']}` (resumes if interrupted)",
+        *(["- reproduce: `e3dge toy train-generator --out outputs/toy-eg3d --steps "
+           f"{cfg['steps']} --batch-size {cfg['batch_size']} --seed {cfg['seed']}` (resumes if interrupted)"] if not cfg.get("init_from") else
+          ["- reproduce: phase 1 `e3dge toy train-generator --out outputs/toy-eg3d-v1 --steps 4000 --batch-size 8 --seed 0`, then phase 2 "
+           f"`e3dge toy train-generator --out outputs/toy-eg3d --init-from outputs/toy-eg3d-v1/final --steps {cfg['steps']} "
+           f"--batch-size {cfg['batch_size']} --lr {cfg['lr']} --w-probe {cfg['w_probe']} --seed {cfg['seed']}` (each resumes if interrupted)"]),
         "",
         "## Quality gates (held-out latents)",
         "",

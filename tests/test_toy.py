@@ -229,3 +229,14 @@ def test_photo_renders_add_detail_a_small_generator_cannot_hold(factor_map):
     # high-frequency energy: photos are rougher than the plain renders (neighbour differences)
     rough = lambda x: (x[..., 1:] - x[..., :-1]).abs().amax(1)[both[:, :, 1:] & both[:, :, :-1]].mean()
     assert rough(photo.image) > 1.2 * rough(plain.image)
+
+
+def test_shipped_generator_stores_its_mean_latent():
+    """Truncation (the demo's psi 0.7) and encoders (offsets around w_avg) need the real mean w, not zeros."""
+    from e3dge.backbones.eg3d import estimate_w_avg
+    from e3dge.toy import load_toy_generator
+
+    G = load_toy_generator()
+    w_avg = G.backbone.mapping.w_avg.clone()
+    assert w_avg.norm() > 1
+    torch.testing.assert_close(w_avg, estimate_w_avg(G, num_samples=10000), atol=1e-5, rtol=1e-5)

@@ -28,7 +28,7 @@ from e3dge.backbones.official_pickle import OfficialCheckpoint, read_official_pi
 from e3dge.backbones.rendering import render_rays, sample_from_planes, sample_rays, plane_axes
 from e3dge.backbones.stylegan2 import FullyConnectedLayer, StyleGAN2Backbone
 from e3dge.backbones.superresolution import SUPERRESOLUTION_MODULES
-from e3dge.cameras import check_label
+from e3dge.cameras import check_label, frontal_label
 from e3dge.hub import PretrainedSource, PretrainedMixin, resolve_file
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "TriPlaneGenerator",
     "load_official_pkl",
     "PRETRAINED_EG3D",
+    "estimate_w_avg",
 ]
 
 FeatureHook = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -406,3 +407,19 @@ def load_official_pkl(path: str | os.PathLike, key: str = "G_ema", device: str |
         state["dataset_label_std"] = G.dataset_label_std
     G.load_state_dict(state, strict=True)
     return G.eval().requires_grad_(False).to(device)
+
+
+@torch.no_grad()
+def estimate_w_avg(G: TriPlaneGenerator, num_samples: int = 10000, seed: int = 0, batch: int = 1000) -> torch.Tensor:
+    """Mean of ``G.mapping(z)`` over ``num_samples`` normal z at the frontal camera: ``[w_dim]``."""
+    gen = torch.Generator().manual_seed(seed)
+    device = next(G.parameters()).device
+    total = torch.zeros(G.w_dim, device=device, dtype=torch.float64)
+    done = 0
+    c = frontal_label(device=device)
+    while done < num_samples:
+        n = min(batch, num_samples - done)
+        z = torch.randn(n, G.z_dim, generator=gen).to(device)
+        total += G.mapping(z, c.expand(n, -1))[:, 0].double().sum(0)
+        done += n
+    return (total / num_samples).float()

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from e3dge.backbones.eg3d import FFHQ_RENDERING_KWARGS, TriPlaneGenerator
+from e3dge.backbones.eg3d import FFHQ_RENDERING_KWARGS, TriPlaneGenerator, estimate_w_avg
 from e3dge.backbones.ops import normalize_2nd_moment
 from e3dge.backbones.rendering import render_rays, sample_from_planes, sample_rays
 from e3dge.cameras import label_from_yaw_pitch
@@ -286,6 +286,7 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
         return G.eval()
     rk["depth_resolution"], rk["depth_resolution_importance"] = saved
     G.eval().requires_grad_(False)
+    G.backbone.mapping.w_avg.copy_(estimate_w_avg(G))  # regression never tracks it; truncation and encoders need it
     G.save_pretrained(out / "final")
     (out / "history.json").write_text(json.dumps(history))
     return G
@@ -296,4 +297,6 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike)
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     G = TriPlaneGenerator(**toy_eg3d_config(state["config"]["z_dim"]))
     G.load_state_dict(state["model"])
-    return G.eval().requires_grad_(False).save_pretrained(out_dir)
+    G.eval().requires_grad_(False)
+    G.backbone.mapping.w_avg.copy_(estimate_w_avg(G))  # regression never tracks it; truncation and encoders need it
+    return G.save_pretrained(out_dir)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from e3dge.backbones.eg3d import TriPlaneGenerator
+from e3dge.backbones.eg3d import TriPlaneGenerator, estimate_w_avg
 from e3dge.backbones.rendering import sample_rays
 from e3dge.cameras import label_from_yaw_pitch, split_label
 
@@ -58,22 +58,6 @@ class PseudoPairBatch:
         """Copy to a device."""
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
         return PseudoPairBatch(**{k: (v.to(device) if isinstance(v, (torch.Tensor, PseudoPairBatch)) else v) for k, v in kw.items()})
-
-
-@torch.no_grad()
-def estimate_w_avg(G: TriPlaneGenerator, num_samples: int = 10000, seed: int = 0, batch: int = 1000) -> torch.Tensor:
-    """Mean of ``G.mapping(z)`` over ``num_samples`` normal z at the frontal camera: ``[w_dim]``."""
-    gen = torch.Generator().manual_seed(seed)
-    device = next(G.parameters()).device
-    total = torch.zeros(G.w_dim, device=device, dtype=torch.float64)
-    done = 0
-    c = label_from_yaw_pitch(torch.zeros(1), torch.zeros(1)).to(device)
-    while done < num_samples:
-        n = min(batch, num_samples - done)
-        z = torch.randn(n, G.z_dim, generator=gen).to(device)
-        total += G.mapping(z, c.expand(n, -1))[:, 0].double().sum(0)
-        done += n
-    return (total / num_samples).float()
 
 
 def ensure_w_avg(G: TriPlaneGenerator, num_samples: int = 10000) -> torch.Tensor:
