@@ -71,7 +71,7 @@ def generator_digest(spec: str) -> str:
 
 def report(root: Path, seeds: list[int], steps: int, generator: str = "toy") -> dict:
     G = load_generator(generator)
-    table: dict = {"steps": steps, "seeds": seeds, "generator_sha256_16": generator_digest(generator), "runs": {}, "summary": {}}
+    table: dict = {"steps": steps, "seeds": seeds, "generator": generator, "generator_sha256_16": generator_digest(generator), "runs": {}, "summary": {}}
     for variant in VARIANTS:
         for seed in seeds:
             d = run_dir(root, variant, seed)
@@ -112,7 +112,8 @@ def markdown(t: dict) -> str:
     if "depth_reduction_pct" in t:
         lines += ["", "Depth error reduction with L_geo (target >= 30 %):", ""]
         lines += [f"- {k}: {v:.1f} %" for k, v in t["depth_reduction_pct"].items()]
-    lines += ["", f"Generator: toy EG3D, weights sha256 {t['generator_sha256_16']}... Hardware: {t['hardware']}.", "Reproduce: `PYTHONPATH=. python benchmarks/stage1_geo_ablation.py --seeds 0 1 2`", ""]
+    gen_name = "the shipped toy EG3D" if t.get("generator", "toy") == "toy" else f"toy EG3D from `{t['generator']}`"
+    lines += ["", f"Generator: {gen_name}, weights sha256 {t['generator_sha256_16']}... Hardware: {t['hardware']}.", "Reproduce: `PYTHONPATH=. python benchmarks/stage1_geo_ablation.py --seeds 0 1 2`", ""]
     return "\n".join(lines)
 
 

@@ -296,3 +296,25 @@ def test_toy_evaluation_is_zero_for_an_oracle_encoder():
     assert m.source_mae > 0.01 and m.source_depth_pct > 0.1 and m.pose_error_deg > 1
     p = evaluate_toy_inversion(Mean(), G, kind="photo", num=4, seed=11, resolution=16, batch=4)
     assert 0 < p.source_mae < 0.5 and 0 < p.source_depth_pct < 100
+
+
+def test_shipped_toy_encoder_inverts_better_than_the_mean_face():
+    """The packaged toy E0 loads offline, fits the toy generator, and beats the mean-w baseline."""
+    from e3dge.encoders import EncoderOutput
+    from e3dge.toy import load_toy_encoder, load_toy_generator
+    from e3dge.training.evaluate import evaluate_toy_inversion
+
+    G, E = load_toy_generator(), load_toy_encoder()
+    assert E.num_ws == G.num_ws and E.w_dim == G.w_dim and not any(p.requires_grad for p in E.parameters())
+    torch.testing.assert_close(E.w_avg, G.backbone.mapping.w_avg)
+
+    class Mean(torch.nn.Module):
+        def forward(self, x):
+            w = G.backbone.mapping.w_avg.expand(x.shape[0], G.num_ws, -1)
+            return EncoderOutput(ws_offset=w * 0, ws=w, pose=torch.zeros(x.shape[0], 2))
+
+    kw = dict(kind="synthetic", num=8, seed=3, resolution=24, batch=8)
+    ours, mean = evaluate_toy_inversion(E, G, **kw), evaluate_toy_inversion(Mean(), G, **kw)
+    assert ours.source_mae < 0.8 * mean.source_mae, (ours, mean)
+    assert ours.source_depth_pct < 0.8 * mean.source_depth_pct, (ours, mean)
+    assert ours.pose_error_deg < 0.5 * mean.pose_error_deg, (ours, mean)
