@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from e3dge.backbones.eg3d import TriPlaneGenerator
+from e3dge.metrics.image import psnr as image_psnr
 from e3dge.toy.distill import random_cameras
 from e3dge.toy.heads import HeadFactorMap
 from e3dge.toy.render import render_heads
@@ -46,8 +47,7 @@ class SeparabilityGate:
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR (dB) of images ``[N, 3, H, W]`` in [-1, 1], measured on the [0, 1] scale."""
-    mse = (((a.clamp(-1, 1) - b.clamp(-1, 1)) / 2) ** 2).flatten(1).mean(1)
-    return -10 * torch.log10(mse.clamp_min(1e-10))
+    return image_psnr(a.clamp(-1, 1), b.clamp(-1, 1))
 
 
 @torch.no_grad()

@@ -10,7 +10,6 @@ Reconstructions are rendered at the true camera, so pose-head error is reported 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -109,6 +108,3 @@ def _depth_pct(pred: torch.Tensor, ref: torch.Tensor, ref_mask: torch.Tensor) ->
     err = ((pred - ref).abs().clamp(max=DEPTH_RANGE) * on).flatten(1).sum(1) / on.flatten(1).sum(1).clamp_min(1)
     return 100 * err / DEPTH_RANGE
 
-
-def _finite(x: float) -> float:
-    return x if math.isfinite(x) else float("nan")

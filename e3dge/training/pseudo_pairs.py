@@ -108,7 +108,7 @@ class PseudoPairSampler:
         view = self._render(ws, c, generator)
         surface = self._surface_points(view["depth"], view["mask"], c, generator)
         near = (surface + self.near_std * torch.randn(surface.shape, generator=generator).to(dev)).clamp(-0.5, 0.5)
-        near = near[:, : self.num_near_points] if self.num_near_points <= surface.shape[1] else self._resample(near, self.num_near_points, generator)
+        near = near[:, : self.num_near_points]  # _surface_points drew max(P, Q) points
         surface = surface[:, : self.num_surface_points]
         sig_s = G.query_points(None, surface, planes=view["planes"])["sigma"][..., 0]
         sig_n = G.query_points(None, near, planes=view["planes"])["sigma"][..., 0]
@@ -137,10 +137,6 @@ class PseudoPairSampler:
         weight = torch.where(weight.sum(1, keepdim=True) > 0, weight, torch.ones_like(weight))  # empty render: any pixel
         k = max(self.num_surface_points, self.num_near_points)
         idx = torch.multinomial(weight, k, replacement=True, generator=generator).to(depth.device)
-        return torch.gather(pts, 1, idx[..., None].expand(-1, -1, 3))
-
-    def _resample(self, pts: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
-        idx = torch.randint(pts.shape[1], (pts.shape[0], k), generator=generator).to(pts.device)
         return torch.gather(pts, 1, idx[..., None].expand(-1, -1, 3))
 
 

@@ -48,11 +48,8 @@ def make_identity(kind: str, device: torch.device | str = "cpu"):
     """ArcFace identity loss, or None with a warning when ``model_ir_se50.pth`` is missing."""
     if kind == "off":
         return None
-    try:
-        from e3dge.metrics.identity import make_identity_loss
-    except ImportError:  # identity module not installed in this build
-        warnings.warn("ID term is OFF: e3dge.metrics.identity is unavailable", stacklevel=2)
-        return None
+    from e3dge.metrics.identity import make_identity_loss
+
     loss = make_identity_loss(required=False)
     return None if loss is None else loss.to(device)
 
