@@ -17,6 +17,30 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "e3dge" / "toy" / "assets" / "toy-eg3d"
 
 
+_NOT_FLAGS = {"out_dir", "init_from", "threads", "device", "checkpoint_every"}  # no effect on the result (device: up to float noise)
+
+
+def train_command(cfg: dict, out: str) -> str:
+    """The ``e3dge toy train-generator`` line that reruns a run with this train_config.json."""
+    from dataclasses import fields
+
+    from e3dge.toy.distill import DistillConfig
+
+    flags = [f"--{f.name.replace('_', '-')} {cfg[f.name]}" for f in fields(DistillConfig)
+             if f.name not in _NOT_FLAGS and f.name in cfg and (cfg[f.name] != f.default or f.name in ("steps", "batch_size", "seed"))]
+    init = f" --init-from {cfg['init_from']}" if cfg.get("init_from") else ""
+    return f"e3dge toy train-generator --out {out}{init} " + " ".join(flags)
+
+
+def reproduce_line(cfg: dict) -> str:
+    """How to rerun this generator from scratch (the v2 two-phase recipe when it was fine-tuned)."""
+    if not cfg.get("init_from"):
+        return f"`{train_command(cfg, 'outputs/toy-eg3d')}` (resumes if interrupted)"
+    phase1 = "e3dge toy train-generator --out outputs/toy-eg3d-v1 --steps 4000 --batch-size 8 --seed 0"
+    return (f"phase 1 `{phase1}`, then phase 2 `{train_command(dict(cfg, init_from='outputs/toy-eg3d-v1/final'), 'outputs/toy-eg3d')}`"
+            " (each resumes if interrupted)")
+
+
 def write_card(run: Path, hardware: str, note: str = "") -> Path:
     if (run / "history.json").is_file():
         history = json.loads((run / "history.json").read_text())
@@ -35,7 +59,7 @@ def write_card(run: Path, hardware: str, note: str = "") -> Path:
         "# toy-eg3d: a tiny EG3D distilled from e3dge's procedural heads",
         "",
         "The official EG3D architecture (e3dge.backbones.eg3d.TriPlaneGenerator) at toy size: z 32 (the procedural",
-        f"heads' latent), w {model_cfg['w_dim']}, 2-layer mapping (camera-conditioned the EG3D way, with",
+        f"heads' latent), w {model_cfg['w_dim']}, {model_cfg['mapping_kwargs']['num_layers']}-layer mapping (camera-conditioned the EG3D way, with",
         "`c_gen_conditioning_zero=True` so w depends on z only), StyleGAN2 backbone to",
         f"{model_cfg['plane_resolution']}x{model_cfg['plane_resolution']}x{model_cfg['plane_channels']} tri-planes (orthogonal projection),",
         f"OSG decoder (hidden {model_cfg['decoder_hidden']}), volume rendering (neural resolution {model_cfg['neural_rendering_resolution']},",
@@ -59,11 +83,7 @@ def write_card(run: Path, hardware: str, note: str = "") -> Path:
         f"- last 50 steps: image L1 {mean['image']:.4f}, depth L1 {mean['depth']:.4f}, opacity L1 {mean['mask']:.4f}, "
         f"log-density L1 {mean['density']:.4f}, probe MSE {mean['probe']:.4f}",
         *([f"- note: {note}"] if note else []),
-        *(["- reproduce: `e3dge toy train-generator --out outputs/toy-eg3d --steps "
-           f"{cfg['steps']} --batch-size {cfg['batch_size']} --seed {cfg['seed']}` (resumes if interrupted)"] if not cfg.get("init_from") else
-          ["- reproduce: phase 1 `e3dge toy train-generator --out outputs/toy-eg3d-v1 --steps 4000 --batch-size 8 --seed 0`, then phase 2 "
-           f"`e3dge toy train-generator --out outputs/toy-eg3d --init-from outputs/toy-eg3d-v1/final --steps {cfg['steps']} "
-           f"--batch-size {cfg['batch_size']} --lr {cfg['lr']} --w-probe {cfg['w_probe']} --seed {cfg['seed']}` (each resumes if interrupted)"]),
+        f"- reproduce: {reproduce_line(cfg)}",
         "",
         "## Quality gates (held-out latents)",
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -240,3 +241,31 @@ def test_shipped_generator_stores_its_mean_latent():
     w_avg = G.backbone.mapping.w_avg.clone()
     assert w_avg.norm() > 1
     torch.testing.assert_close(w_avg, estimate_w_avg(G, num_samples=10000), atol=1e-5, rtol=1e-5)
+
+
+def test_toy_sizes_change_widths_only():
+    from e3dge.toy.distill import TOY_SIZES, toy_eg3d_config
+
+    small, wide = toy_eg3d_config(32, "small"), toy_eg3d_config(32, "wide")
+    assert (small["w_dim"], small["channel_max"], small["decoder_hidden"], small["mapping_kwargs"]["num_layers"]) == TOY_SIZES["small"] == (64, 64, 32, 2)
+    assert (wide["w_dim"], wide["channel_max"], wide["decoder_hidden"], wide["mapping_kwargs"]["num_layers"]) == (128, 128, 64, 4)
+    same = {k for k in small if small[k] == wide[k]}
+    assert same == set(small) - {"w_dim", "channel_max", "decoder_hidden", "mapping_kwargs"}
+    with pytest.raises(ValueError, match="unknown toy EG3D size 'huge'.*'small', 'wide'"):
+        toy_eg3d_config(32, "huge")
+
+
+def test_train_generator_cli_refuses_a_checkpoint_of_another_size_and_a_missing_gpu(tmp_path, capsys):
+    from e3dge.cli import main
+
+    tiny = ["--batch-size", "1", "--train-resolution", "8", "--points-per-head", "16", "--threads", "1", "--quiet"]
+    assert main(["toy", "train-generator", "--out", str(tmp_path), "--steps", "1", "--size", "wide", *tiny]) == 0
+    cfg = json.loads((tmp_path / "final" / "config.json").read_text())
+    assert cfg["w_dim"] == 128  # the wide generator was trained and saved
+    assert main(["toy", "train-generator", "--out", str(tmp_path), "--steps", "2", *tiny]) == 2
+    err = capsys.readouterr().err
+    assert "holds a 'wide' generator but size='small' was asked; use the same --size or another --out folder" in err
+    assert "Traceback" not in err
+    if not torch.cuda.is_available():
+        assert main(["toy", "train-generator", "--out", str(tmp_path / "g"), "--steps", "1", "--device", "cuda", *tiny]) == 2
+        assert "no CUDA device; use --device cpu (or auto)" in capsys.readouterr().err

@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from e3dge.toy.distill import DistillConfig
+from e3dge.toy.distill import TOY_SIZES, DistillConfig
 
 __all__ = ["add_toy_command"]
 
-_OPTIONS = ("steps", "batch_size", "lr", "seed", "threads", "train_resolution", "target_resolution", "checkpoint_every", "w_probe", "ray_subset_every")
+_OPTIONS = ("steps", "batch_size", "lr", "seed", "threads", "train_resolution", "target_resolution", "checkpoint_every", "w_probe", "ray_subset_every", "points_per_head", "device")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from e3dge.errors import UserError
     from e3dge.toy.distill import train_generator
 
-    cfg = DistillConfig(out_dir=args.out, init_from=args.init_from, **{k: getattr(args, k) for k in _OPTIONS})
-    train_generator(cfg, progress=not args.quiet)
+    cfg = DistillConfig(out_dir=args.out, init_from=args.init_from, size=args.size, **{k: getattr(args, k) for k in _OPTIONS})
+    try:
+        train_generator(cfg, progress=not args.quiet)
+    except ValueError as err:  # a bad option or a checkpoint of another size: say so, no traceback
+        raise UserError(str(err)) from err
     print(f"wrote {cfg.out_dir}/final (config.json + model.safetensors); resume state in {cfg.out_dir}/checkpoint.pt")
     return 0
 
@@ -30,6 +34,7 @@ def add_toy_command(subparsers) -> argparse.ArgumentParser:
     defaults = {f.name: f.default for f in fields(DistillConfig)}
     for name in _OPTIONS:
         train.add_argument(f"--{name.replace('_', '-')}", type=type(defaults[name]), default=defaults[name])
+    train.add_argument("--size", default="small", choices=sorted(TOY_SIZES), help="widths of the toy EG3D (TOY_SIZES)")
     train.add_argument("--init-from", default=None, help="fine-tune from a saved generator folder, e.g. e3dge/toy/assets/toy-eg3d")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_cmd_train)
