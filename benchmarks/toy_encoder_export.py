@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,6 +25,8 @@ def main() -> None:
     p.add_argument("run")
     p.add_argument("--hardware", default="2 shared CPU cores (x86_64), no GPU")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="storage type of the shipped weights (float16 halves the file; loads back as float32)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     from e3dge.encoders import GlobalEncoder
@@ -38,9 +39,8 @@ def main() -> None:
         rows = list(csv.DictReader(f))
     minutes = float(rows[-1]["time_s"]) / 60
     ASSETS.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "model.safetensors"):
-        shutil.copyfile(run / "final" / name, ASSETS / name)
-    E = GlobalEncoder.from_pretrained(ASSETS, local_files_only=True).eval()
+    GlobalEncoder.from_pretrained(run / "final", local_files_only=True).save_pretrained(ASSETS, dtype=getattr(torch, a.dtype))
+    E = GlobalEncoder.from_pretrained(ASSETS, local_files_only=True).eval()  # scored as shipped (after any float16 rounding)
     G = load_toy_generator()
     scores = {kind: asdict(evaluate_toy_inversion(E, G, kind=kind)) for kind in ("synthetic", "photo")}
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
@@ -53,7 +53,8 @@ def main() -> None:
         "# toy-e0: the Stage I global encoder for the toy EG3D",
         "",
         f"E0 of e3dge.encoders.GlobalEncoder at the `{cfg['encoder']}` size (IR-SE body, FPN, GradualStyle heads, pose head),",
-        f"predicting W+ offsets (num_ws and w_dim of the toy EG3D) around the generator's mean w, and (yaw, pitch). {size:.1f} MB.",
+        f"predicting W+ offsets (num_ws and w_dim of the toy EG3D) around the generator's mean w, and (yaw, pitch). {size:.1f} MB"
+        + (" (stored as float16, loaded as float32)." if a.dtype == "float16" else "."),
         "Input: toy-world images in [-1, 1], any square size (resized to 64). Not a face model.",
         "",
         "## Training",

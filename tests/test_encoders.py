@@ -113,6 +113,17 @@ def test_save_load_round_trip(tmp_path, tiny_encoder):
         torch.testing.assert_close(getattr(a, name), getattr(b, name), rtol=0, atol=0)
 
 
+def test_half_precision_file_loads_back_as_float32(tmp_path, tiny_encoder):
+    full = tiny_encoder.save_pretrained(tmp_path / "fp32")
+    half = tiny_encoder.save_pretrained(tmp_path / "fp16", dtype=torch.float16)
+    ratio = (half / "model.safetensors").stat().st_size / (full / "model.safetensors").stat().st_size
+    assert 0.49 < ratio < 0.56  # half the bytes (plus the same header)
+    loaded = GlobalEncoder.from_pretrained(half)
+    for (name, p), q in zip(tiny_encoder.state_dict().items(), loaded.state_dict().values()):
+        assert q.dtype == p.dtype, name  # cast back to the model's own dtype
+        torch.testing.assert_close(q, p.half().to(p.dtype), rtol=0, atol=0)
+
+
 def test_gradients_reach_input_and_every_head():
     torch.manual_seed(1)
     E = GlobalEncoder(**encoder_config("tiny", num_ws=6, w_dim=8), coarse_ws=2, medium_ws=2).train()
