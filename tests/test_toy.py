@@ -269,3 +269,23 @@ def test_train_generator_cli_refuses_a_checkpoint_of_another_size_and_a_missing_
     if not torch.cuda.is_available():
         assert main(["toy", "train-generator", "--out", str(tmp_path / "g"), "--steps", "1", "--device", "cuda", *tiny]) == 2
         assert "no CUDA device; use --device cpu (or auto)" in capsys.readouterr().err
+
+
+def test_weight_averaging_exports_the_mean_of_the_last_steps(tmp_path):
+    from e3dge.toy.distill import DistillConfig, train_generator
+
+    small = dict(batch_size=1, train_resolution=8, depth_samples=4, importance_samples=4, points_per_head=16, checkpoint_every=1, threads=1)
+    snapshots = []
+    for stop in (2, 3, 4):  # the plain run, paused after steps 2, 3 and 4
+        G = train_generator(DistillConfig(out_dir=str(tmp_path / "plain"), steps=4, **small), progress=False, stop_at=stop)
+        snapshots.append({k: v.clone() for k, v in G.state_dict().items()})
+    averaged = train_generator(DistillConfig(out_dir=str(tmp_path / "avg"), steps=4, average_from=2, average_every=1, **small), progress=False)
+    state = averaged.state_dict()
+    moved = 0
+    for name, last in snapshots[-1].items():
+        if name.endswith("w_avg"):
+            continue  # re-estimated from the exported weights
+        mean = sum(s[name].double() for s in snapshots) / 3
+        torch.testing.assert_close(state[name], mean.float(), rtol=0, atol=1e-7, msg=name)
+        moved += int(not torch.equal(state[name], last))
+    assert moved > 10  # the average differs from the last weights

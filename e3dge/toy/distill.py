@@ -27,7 +27,7 @@ from e3dge.cameras import label_from_yaw_pitch
 from e3dge.toy.heads import HeadFactorMap, density_from_sdf, sdf_at
 from e3dge.toy.render import render_heads
 
-__all__ = ["TOY_SIZES", "toy_eg3d_config", "random_cameras", "render_for_training", "export_checkpoint", "DistillConfig", "DistillLoss", "LossTerms", "train_generator"]
+__all__ = ["TOY_SIZES", "toy_eg3d_config", "random_cameras", "render_for_training", "export_checkpoint", "DistillConfig", "DistillLoss", "LossTerms", "WeightAverage", "train_generator"]
 
 
 TOY_SIZES = {
@@ -107,6 +107,8 @@ class DistillConfig:
     z_dim: int = 32
     size: str = "small"  # a key of TOY_SIZES
     device: str = "cpu"  # "cpu", "cuda", "cuda:1", or "auto" (CUDA when available); random draws stay on a CPU stream
+    average_from: int = 0  # > 0: the exported weights are the mean of the weights at steps >= this that are multiples of average_every
+    average_every: int = 100  # steps between averaged snapshots (weight averaging smooths the last steps' SGD noise)
     init_from: str | None = None  # a saved generator folder (config.json + model.safetensors) to fine-tune; fresh optimizer
 
 
@@ -246,6 +248,31 @@ def render_for_training(
     }
 
 
+class WeightAverage:
+    """Uniform average of a model's floating-point weights over snapshots (sum kept in float64, resumable)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, state: dict[str, torch.Tensor]) -> None:
+        for k, v in state.items():
+            if v.is_floating_point():
+                v = v.detach().cpu().double()
+                self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+        self.count += 1
+
+    def mean(self) -> dict[str, torch.Tensor]:
+        """The averaged floating-point entries as float32 (merge into a full state dict to load)."""
+        return {k: (v / self.count).float() for k, v in self.sums.items()}
+
+    def state_dict(self) -> dict:
+        return {"sums": self.sums, "count": self.count}
+
+    def load_state_dict(self, state: dict | None) -> None:
+        self.sums, self.count = ({}, 0) if state is None else (state["sums"], state["count"])
+
+
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; other names must be usable here."""
     if name == "auto":
@@ -289,6 +316,7 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
     opt = torch.optim.Adam([*G.parameters(), *loss_fn.probe.parameters()], lr=cfg.lr, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     step, history, elapsed = 0, [], 0.0
+    average = WeightAverage()
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if state["config"].get("size", "small") != cfg.size:
@@ -299,6 +327,7 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["rng"])
         step, history, elapsed = state["step"], state["history"], state.get("elapsed_s", 0.0)
+        average.load_state_dict(state.get("average"))
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     rk = G.rendering_kwargs
     saved = (rk["depth_resolution"], rk["depth_resolution_importance"])
@@ -321,15 +350,19 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
         history.append({"step": step, "time_s": round(time.time() - t0, 2), **asdict(terms)})
         bar.update(1)
         bar.set_postfix(img=f"{terms.image:.3f}", depth=f"{terms.depth:.4f}", dens=f"{terms.density:.3f}")
+        if 0 < cfg.average_from <= step and step % cfg.average_every == 0:
+            average.add(G.state_dict())
         if step % cfg.checkpoint_every == 0 or step == last:
             state = {"model": _cpu(G.state_dict()), "probe": _cpu(loss_fn.probe.state_dict()), "optimizer": opt.state_dict(), "rng": gen.get_state(), "step": step,
-                     "history": history, "elapsed_s": time.time() - t0, "config": asdict(cfg)}
+                     "history": history, "elapsed_s": time.time() - t0, "config": asdict(cfg), "average": average.state_dict()}
             _atomic_save(state, ckpt_path)
     bar.close()
     if step < cfg.steps:  # stopped early: the checkpoint holds everything needed to resume
         rk["depth_resolution"], rk["depth_resolution_importance"] = saved
         return G.eval()
     rk["depth_resolution"], rk["depth_resolution_importance"] = saved
+    if average.count:
+        G.load_state_dict({**G.state_dict(), **average.mean()})
     G.eval().requires_grad_(False)
     G.backbone.mapping.w_avg.copy_(estimate_w_avg(G))  # regression never tracks it; truncation and encoders need it
     G.cpu().save_pretrained(out / "final")
@@ -342,6 +375,10 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike)
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     G = TriPlaneGenerator(**toy_eg3d_config(state["config"]["z_dim"], state["config"].get("size", "small")))
     G.load_state_dict(state["model"])
+    average = WeightAverage()
+    average.load_state_dict(state.get("average"))
+    if average.count:  # the run averages its last weights: export that average
+        G.load_state_dict({**G.state_dict(), **average.mean()})
     G.eval().requires_grad_(False)
     G.backbone.mapping.w_avg.copy_(estimate_w_avg(G))  # regression never tracks it; truncation and encoders need it
     return G.save_pretrained(out_dir)
