@@ -81,8 +81,8 @@ class PretrainedMixin:
     def save_pretrained(self, save_directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (all persistent parameters and buffers).
 
-        ``dtype`` (e.g. ``torch.float16``) stores floating tensors in that type to halve the file;
-        ``from_pretrained`` casts them back to the model's own dtype on load.
+        ``dtype`` (e.g. ``torch.float16``) stores the floating parameters in that type to halve the file;
+        buffers (statistics such as a mean latent) stay exact. ``from_pretrained`` casts back on load.
         """
         out = Path(save_directory)
         out.mkdir(parents=True, exist_ok=True)
@@ -92,7 +92,8 @@ class PretrainedMixin:
         tmp.replace(out / CONFIG_NAME)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}  # type: ignore[attr-defined]
         if dtype is not None:
-            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+            params = {name for name, _ in self.named_parameters()}  # type: ignore[attr-defined]
+            state = {k: v.to(dtype) if k in params and v.is_floating_point() else v for k, v in state.items()}
         save_file(state, str(out / (WEIGHTS_NAME + ".tmp")), metadata={"format": "pt", "class": type(self).__name__})
         (out / (WEIGHTS_NAME + ".tmp")).replace(out / WEIGHTS_NAME)
         return out
