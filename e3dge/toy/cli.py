@@ -10,15 +10,15 @@ from e3dge.toy.distill import TOY_SIZES, DistillConfig
 __all__ = ["add_toy_command"]
 
 _OPTIONS = ("steps", "batch_size", "lr", "seed", "threads", "train_resolution", "target_resolution", "checkpoint_every", "w_probe", "ray_subset_every", "points_per_head", "device",
-            "average_from", "average_every")
+            "average_from", "average_every", "low_res_targets")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from e3dge.errors import UserError
     from e3dge.toy.distill import train_generator
 
-    cfg = DistillConfig(out_dir=args.out, init_from=args.init_from, size=args.size, **{k: getattr(args, k) for k in _OPTIONS})
     try:
+        cfg = DistillConfig(out_dir=args.out, init_from=args.init_from, size=args.size, **{k: getattr(args, k) for k in _OPTIONS})
         train_generator(cfg, progress=not args.quiet)
     except ValueError as err:  # a bad option or a checkpoint of another size: say so, no traceback
         raise UserError(str(err)) from err
