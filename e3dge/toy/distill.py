@@ -98,7 +98,6 @@ class DistillConfig:
     w_mask: float = 1.0  # L1 on accumulated opacity
     w_density: float = 0.2  # L1 on log(1 + density) at sampled points
     w_probe: float = 0.5  # MSE of a linear probe w -> factor scores (keeps W linear in the attributes)
-    low_res_targets: str = "pool"  # train_resolution targets: "pool" (average of target pixels) or "point" (rendered at pixel centres)
     ray_subset_every: int = 2  # every k-th step: raw render at random rays of the target grid (full-res detail, no SR)
     sdf_beta: float = 0.01  # density target sigmoid(-sdf / beta) / beta (world units)
     yaw_range: float = 0.7  # radians
@@ -113,10 +112,10 @@ class DistillConfig:
     init_from: str | None = None  # a saved generator folder (config.json + model.safetensors) to fine-tune; fresh optimizer
 
     def __post_init__(self) -> None:
-        if self.low_res_targets not in ("pool", "point"):
-            raise ValueError(f"low_res_targets must be 'pool' or 'point', got {self.low_res_targets!r}")
         if self.size not in TOY_SIZES:
             raise ValueError(f"unknown toy EG3D size {self.size!r}; choose one of {sorted(TOY_SIZES)}")
+        if self.average_every < 1 or self.average_from < 0:
+            raise ValueError(f"average_every must be >= 1 and average_from >= 0 (0 = no averaging), got {self.average_every} and {self.average_from}")
 
 
 @dataclass
@@ -168,15 +167,11 @@ class DistillLoss:
             full = tgt_mask
             l_sr = zero
         else:
-            if cfg.low_res_targets == "point":  # one ray per pixel centre, like the generator's own render
-                low = render_heads(factors, c, cfg.train_resolution)
-                tgt_img, tgt_mask, full, tgt_depth = low.image, low.mask, low.mask, low.depth
-            else:  # "pool": box-filtered target pixels (a point-sampled render learns a smoothed field from these)
-                k = cfg.target_resolution // cfg.train_resolution
-                tgt_img = F.avg_pool2d(target.image, k)
-                tgt_mask = F.avg_pool2d(target.mask, k)
-                full = -F.max_pool2d(-target.mask, k)  # 1 where the head covers the whole pixel
-                tgt_depth = F.avg_pool2d(target.depth, k)
+            k = cfg.target_resolution // cfg.train_resolution
+            tgt_img = F.avg_pool2d(target.image, k)
+            tgt_mask = F.avg_pool2d(target.mask, k)
+            full = -F.max_pool2d(-target.mask, k)  # 1 where the head covers the whole pixel
+            tgt_depth = F.avg_pool2d(target.depth, k)
             out = render_for_training(G, ws, c, cfg.train_resolution, render_gen)
             l_sr = (F.adaptive_avg_pool2d(out["image"], cfg.target_resolution) - target.image).abs().mean()
         l_img = (out["image_raw"] - tgt_img).abs().mean()
