@@ -68,7 +68,8 @@ def main() -> None:
         f"- steps {cfg['steps']}, batch {cfg['batch_size']}, Adam lr {cfg['lr']}, seed {cfg['seed']}",
         f"- wall time {minutes:.1f} min on {a.hardware}, torch {torch.__version__}",
         f"- last 50 steps: L2 {mean['l2']:.4f}, L_code {mean['code']:.3f}, L_geo {mean['geo']:.3f}, L_pose {mean['pose']:.3f}",
-        f"- reproduce: `e3dge train stage1 --config toy --out outputs/toy-e0 --steps {cfg['steps']} --seed {cfg['seed']}`",
+        f"- reproduce: `e3dge train stage1 --config toy --out outputs/toy-e0 --steps {cfg['steps']} --seed {cfg['seed']}`, then "
+        f"`PYTHONPATH=. python benchmarks/toy_encoder_export.py outputs/toy-e0 --dtype {a.dtype}` (copies it here, scores it, writes this card)",
         "",
         "## Held-out scores (`e3dge.training.evaluate.evaluate_toy_inversion`, 48 inputs, raw render at 64x64, true camera)",
         "",
