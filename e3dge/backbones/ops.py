@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "device_generator",
     "setup_filter",
     "upfirdn2d",
     "upsample2d",
@@ -130,3 +131,9 @@ def modulated_conv2d(
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
     """Scale ``x`` to unit root-mean-square along ``dim`` (StyleGAN's pixel norm for z and embeddings)."""
     return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+def device_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:
+    """A generator on ``device`` seeded from one draw of the CPU ``generator`` (so CPU and CUDA runs draw reproducibly)."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)

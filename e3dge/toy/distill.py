@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from e3dge.backbones.eg3d import FFHQ_RENDERING_KWARGS, TriPlaneGenerator, estimate_w_avg
-from e3dge.backbones.ops import normalize_2nd_moment
+from e3dge.backbones.ops import device_generator, normalize_2nd_moment
 from e3dge.backbones.rendering import render_rays, sample_from_planes, sample_rays
 from e3dge.cameras import label_from_yaw_pitch
 from e3dge.toy.heads import HeadFactorMap, density_from_sdf, sdf_at
@@ -347,7 +347,7 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
             group["lr"] = lr
         z = torch.randn(cfg.batch_size, cfg.z_dim, generator=gen).to(device)
         c = random_cameras(cfg.batch_size, gen, cfg.yaw_range, cfg.pitch_range).to(device)
-        render_gen = gen if device.type == "cpu" else torch.Generator(device).manual_seed(int(torch.randint(2**62, (), generator=gen)))
+        render_gen = gen if device.type == "cpu" else device_generator(gen, device)
         loss, terms = loss_fn(G, z, c, gen, step, render_gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -363,15 +363,10 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
                      "history": history, "elapsed_s": time.time() - t0, "config": asdict(cfg), "average": average.state_dict()}
             _atomic_save(state, ckpt_path)
     bar.close()
-    if step < cfg.steps:  # stopped early: the checkpoint holds everything needed to resume
-        rk["depth_resolution"], rk["depth_resolution_importance"] = saved
-        return G.eval()
     rk["depth_resolution"], rk["depth_resolution_importance"] = saved
-    if average.count:
-        G.load_state_dict({**G.state_dict(), **average.mean()})
-    G.eval().requires_grad_(False)
-    G.backbone.mapping.w_avg.copy_(estimate_w_avg(G))  # regression never tracks it; truncation and encoders need it
-    G.cpu().save_pretrained(out / "final")
+    if step < cfg.steps:  # stopped early: the checkpoint holds everything needed to resume
+        return G.eval()
+    _finish(G, average).cpu().save_pretrained(out / "final")
     (out / "history.json").write_text(json.dumps(history))
     return G
 
@@ -383,8 +378,16 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike)
     G.load_state_dict(state["model"])
     average = WeightAverage()
     average.load_state_dict(state.get("average"))
-    if average.count:  # the run averages its last weights: export that average
+    return _finish(G, average).save_pretrained(out_dir)
+
+
+def _finish(G: TriPlaneGenerator, average: WeightAverage) -> TriPlaneGenerator:
+    """Inference-ready weights: the run's weight average when it kept one, then the mean latent.
+
+    Regression never tracks ``w_avg``; truncation and encoders need it, so it is estimated here.
+    """
+    if average.count:
         G.load_state_dict({**G.state_dict(), **average.mean()})
     G.eval().requires_grad_(False)
-    G.backbone.mapping.w_avg.copy_(estimate_w_avg(G))  # regression never tracks it; truncation and encoders need it
-    return G.save_pretrained(out_dir)
+    G.backbone.mapping.w_avg.copy_(estimate_w_avg(G))
+    return G

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from e3dge.backbones.eg3d import TriPlaneGenerator, estimate_w_avg
+from e3dge.backbones.ops import device_generator
 from e3dge.backbones.rendering import sample_rays
 from e3dge.cameras import label_from_yaw_pitch, split_label
 
@@ -122,7 +123,7 @@ class PseudoPairSampler:
         return PseudoPairBatch(z, ws, pose, c, view["image"], view["image_raw"], view["depth"], view["mask"], surface, sig_s, near, sig_n, novel)
 
     def _render(self, ws: torch.Tensor, c: torch.Tensor, generator: torch.Generator, planes: torch.Tensor | None = None) -> dict:
-        gen = None if self.deterministic else _device_generator(generator, self.device)
+        gen = None if self.deterministic else device_generator(generator, self.device)
         out = self.G.synthesis(ws, c, neural_rendering_resolution=self.resolution, deterministic=self.deterministic, generator=gen, planes=planes)
         return {"image": out["image"].clamp(-1, 1), "image_raw": out["image_raw"].clamp(-1, 1), "depth": out["image_depth"],
                 "mask": out["image_mask"], "planes": out["planes"]}  # fmt: skip
@@ -139,8 +140,3 @@ class PseudoPairSampler:
         idx = torch.multinomial(weight, k, replacement=True, generator=generator).to(depth.device)
         return torch.gather(pts, 1, idx[..., None].expand(-1, -1, 3))
 
-
-def _device_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:
-    """A generator on ``device`` seeded from ``generator`` (so CPU and CUDA runs draw reproducibly)."""
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    return torch.Generator(device=device).manual_seed(seed)
