@@ -32,13 +32,37 @@ def train_command(cfg: dict, out: str) -> str:
     return f"e3dge toy train-generator --out {out}{init} " + " ".join(flags)
 
 
+def phases(cfg: dict) -> list[dict]:
+    """The recipes from scratch to this one: a fine-tune's ``parent`` chain, oldest first."""
+    chain = [cfg]
+    while "parent" in chain[0]:
+        chain.insert(0, chain[0]["parent"])
+    return chain
+
+
 def reproduce_line(cfg: dict) -> str:
-    """How to rerun this generator from scratch (the v2 two-phase recipe when it was fine-tuned)."""
-    if not cfg.get("init_from"):
+    """How to rerun this generator from scratch: one command per phase, each fine-tuning the previous one's final/."""
+    chain = phases(cfg)
+    if len(chain) == 1:
         return f"`{train_command(cfg, 'outputs/toy-eg3d')}` (resumes if interrupted)"
-    phase1 = "e3dge toy train-generator --out outputs/toy-eg3d-v1 --steps 4000 --batch-size 8 --seed 0"
-    return (f"phase 1 `{phase1}`, then phase 2 `{train_command(dict(cfg, init_from='outputs/toy-eg3d-v1/final'), 'outputs/toy-eg3d')}`"
-            " (each resumes if interrupted)")
+    outs = [f"outputs/toy-eg3d-phase{i + 1}" for i in range(len(chain) - 1)] + ["outputs/toy-eg3d"]
+    commands = [train_command(dict(phase, init_from=f"{outs[i - 1]}/final" if i else None), outs[i]) for i, phase in enumerate(chain)]
+    return ", then ".join(f"phase {i + 1} `{c}`" for i, c in enumerate(commands)) + " (each resumes if interrupted)"
+
+
+def shipped_recipe(run: Path) -> dict:
+    """The run's train_config.json with its lineage; read before the export overwrites the generator it fine-tuned."""
+    cfg = json.loads((run / "train_config.json").read_text())
+    parent = Path(cfg["init_from"]) / "train_config.json" if cfg.get("init_from") else None
+    if "parent" not in cfg and parent is not None and (parent.is_file() or (ROOT / parent).is_file()):
+        cfg["parent"] = json.loads((parent if parent.is_file() else ROOT / parent).read_text())
+    return cfg
+
+
+def _phase_summary(phase: dict) -> str:
+    warmup = f", {phase['warmup_steps']}-step warm-up" if phase.get("warmup_steps") else ""
+    return (f"{phase['steps']} steps, batch {phase['batch_size']}, Adam lr {phase['lr']} (cosine to x{phase['lr_final_ratio']}{warmup}), "
+            f"seed {phase['seed']}")
 
 
 def write_card(run: Path, hardware: str, note: str = "") -> Path:
@@ -48,9 +72,10 @@ def write_card(run: Path, hardware: str, note: str = "") -> Path:
         import torch
 
         history = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["history"]
-    cfg = json.loads((run / "train_config.json").read_text())
+    cfg = json.loads((ASSETS / "train_config.json").read_text())  # written by the export, lineage included
     model_cfg = json.loads((ASSETS / "config.json").read_text())
     size_mb = (ASSETS / "model.safetensors").stat().st_size / 1e6
+    chain = phases(cfg)
     last = history[-50:]
     mean = {k: sum(h[k] for h in last) / len(last) for k in ("image", "depth", "mask", "density", "probe")}
     gates_path = ROOT / "benchmarks" / "results" / "toy_gates.md"
@@ -78,8 +103,8 @@ def write_card(run: Path, hardware: str, note: str = "") -> Path:
         f"{cfg['train_resolution']}x{cfg['train_resolution']} image (full-resolution detail at the same cost). No perceptual term (LPIPS",
         "cannot be imported on the machines this was trained on).",
         "",
-        f"- steps: {history[-1]['step']}, batch {cfg['batch_size']}, Adam lr {cfg['lr']} (cosine to x{cfg['lr_final_ratio']}), seed {cfg['seed']}",
-        f"- wall time: {history[-1]['time_s'] / 60:.1f} min on {hardware}",
+        "- " + "; then fine-tuned: ".join(_phase_summary(p) for p in chain),
+        f"- wall time{' (last phase)' if len(chain) > 1 else ''}: {history[-1]['time_s'] / 60:.1f} min on {hardware}",
         f"- last 50 steps: image L1 {mean['image']:.4f}, depth L1 {mean['depth']:.4f}, opacity L1 {mean['mask']:.4f}, "
         f"log-density L1 {mean['density']:.4f}, probe MSE {mean['probe']:.4f}",
         *([f"- note: {note}"] if note else []),
@@ -103,6 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     ASSETS.mkdir(parents=True, exist_ok=True)
     if not args.card_only:
+        recipe = shipped_recipe(args.run)
         if (args.run / "final" / "model.safetensors").is_file():
             for name in ("config.json", "model.safetensors"):
                 shutil.copyfile(args.run / "final" / name, ASSETS / name)
@@ -111,6 +137,7 @@ def main() -> None:
 
             export_checkpoint(args.run / "checkpoint.pt", ASSETS)
             print(f"note: {args.run} has no final/; exported its checkpoint.pt")
+        (ASSETS / "train_config.json").write_text(json.dumps(recipe, indent=2))
     print(f"wrote {write_card(args.run, args.hardware, args.note)}")
 
 

@@ -9,7 +9,7 @@ from e3dge.toy.distill import TOY_SIZES, DistillConfig
 
 __all__ = ["add_toy_command"]
 
-_OPTIONS = ("steps", "batch_size", "lr", "seed", "threads", "train_resolution", "target_resolution", "checkpoint_every", "w_probe", "ray_subset_every", "points_per_head", "device",
+_OPTIONS = ("steps", "batch_size", "lr", "seed", "threads", "train_resolution", "target_resolution", "checkpoint_every", "w_probe", "ray_subset_every", "points_per_head", "device", "warmup_steps",
             "average_from", "average_every")
 
 

@@ -27,7 +27,7 @@ from e3dge.cameras import label_from_yaw_pitch
 from e3dge.toy.heads import HeadFactorMap, density_from_sdf, sdf_at
 from e3dge.toy.render import render_heads
 
-__all__ = ["TOY_SIZES", "toy_eg3d_config", "random_cameras", "render_for_training", "export_checkpoint", "DistillConfig", "DistillLoss", "LossTerms", "WeightAverage", "train_generator"]
+__all__ = ["TOY_SIZES", "toy_eg3d_config", "random_cameras", "render_for_training", "export_checkpoint", "DistillConfig", "DistillLoss", "LossTerms", "WeightAverage", "learning_rate", "training_recipe", "train_generator"]
 
 
 TOY_SIZES = {
@@ -109,11 +109,14 @@ class DistillConfig:
     device: str = "cpu"  # "cpu", "cuda", "cuda:1", or "auto" (CUDA when available); random draws stay on a CPU stream
     average_from: int = 0  # > 0: the exported weights are the mean of the weights at steps >= this that are multiples of average_every
     average_every: int = 100  # steps between averaged snapshots (weight averaging smooths the last steps' SGD noise)
-    init_from: str | None = None  # a saved generator folder (config.json + model.safetensors) to fine-tune; fresh optimizer
+    init_from: str | None = None  # a saved generator folder (config.json + model.safetensors) to fine-tune; fresh optimizer, probe fitted to it
+    warmup_steps: int = 0  # linear learning-rate warm-up (a fresh Adam on trained weights takes full-size first steps)
 
     def __post_init__(self) -> None:
         if self.size not in TOY_SIZES:
             raise ValueError(f"unknown toy EG3D size {self.size!r}; choose one of {sorted(TOY_SIZES)}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.average_every < 1 or self.average_from < 0:
             raise ValueError(f"average_every must be >= 1 and average_from >= 0 (0 = no averaging), got {self.average_every} and {self.average_from}")
 
@@ -193,6 +196,20 @@ class DistillLoss:
                  + cfg.w_density * l_dens + cfg.w_probe * l_probe)
         terms = LossTerms(*(float(v.detach()) for v in (total, l_img, l_sr, l_depth, l_mask, l_dens, l_probe)))
         return total, terms
+
+    @torch.no_grad()
+    def fit_probe(self, G: TriPlaneGenerator, n: int = 4096, seed: int = 0) -> float:
+        """Least-squares fit of the probe to a trained G's W (fine-tunes start from it, not from noise); returns the MSE."""
+        gen = torch.Generator().manual_seed(seed)
+        z = torch.randn(n, G.z_dim, generator=gen)
+        dev = next(G.parameters()).device
+        w = G.mapping(z.to(dev), torch.zeros(n, G.c_dim, device=dev))[:, 0].cpu().double()
+        scores = (normalize_2nd_moment(z) @ self.factor_map.rows.T).double()
+        design = torch.cat([w, torch.ones(n, 1, dtype=w.dtype)], 1)
+        coef = torch.linalg.lstsq(design, scores).solution  # [w_dim + 1, factors]
+        self.probe.weight.copy_(coef[:-1].T.float())
+        self.probe.bias.copy_(coef[-1].float())
+        return float(((design @ coef - scores) ** 2).mean())
 
     def _points(self, target, c: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Half uniform in the box, half jittered around visible surface points: ``[N, M, 3]``."""
@@ -300,6 +317,21 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def training_recipe(cfg: DistillConfig) -> dict:
+    """``cfg`` as a dict, with the recipe of the generator it fine-tunes (``parent``, from init_from/train_config.json)."""
+    recipe = asdict(cfg)
+    parent = Path(cfg.init_from) / "train_config.json" if cfg.init_from else None
+    if parent is not None and parent.is_file():
+        recipe["parent"] = json.loads(parent.read_text())
+    return recipe
+
+
+def learning_rate(cfg: DistillConfig, step: int) -> float:
+    """Cosine decay from ``lr`` to ``lr * lr_final_ratio`` over the run, after an optional linear warm-up."""
+    lr = cfg.lr * (cfg.lr_final_ratio + (1 - cfg.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+    return lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else lr
+
+
 def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | None = None) -> TriPlaneGenerator:
     """Train (or resume from ``out_dir/checkpoint.pt``) and save ``out_dir/final`` as config.json + safetensors.
 
@@ -317,6 +349,8 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
         G.requires_grad_(True)
     factor_map = HeadFactorMap(cfg.z_dim)
     loss_fn = DistillLoss(cfg, factor_map, G.w_dim)
+    if cfg.init_from is not None:
+        loss_fn.fit_probe(G, seed=cfg.seed + 2)
     G.to(device)
     loss_fn.probe.to(device)
     opt = torch.optim.Adam([*G.parameters(), *loss_fn.probe.parameters()], lr=cfg.lr, betas=(0.9, 0.99))
@@ -334,7 +368,8 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
         gen.set_state(state["rng"])
         step, history, elapsed = state["step"], state["history"], state.get("elapsed_s", 0.0)
         average.load_state_dict(state.get("average"))
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    recipe = training_recipe(cfg)
+    (out / "train_config.json").write_text(json.dumps(recipe, indent=2))
     rk = G.rendering_kwargs
     saved = (rk["depth_resolution"], rk["depth_resolution_importance"])
     rk["depth_resolution"], rk["depth_resolution_importance"] = cfg.depth_samples, cfg.importance_samples
@@ -342,7 +377,7 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
     t0 = time.time() - elapsed
     last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
     while step < last:
-        lr = cfg.lr * (cfg.lr_final_ratio + (1 - cfg.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+        lr = learning_rate(cfg, step)
         for group in opt.param_groups:
             group["lr"] = lr
         z = torch.randn(cfg.batch_size, cfg.z_dim, generator=gen).to(device)
@@ -367,6 +402,7 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
     if step < cfg.steps:  # stopped early: the checkpoint holds everything needed to resume
         return G.eval()
     _finish(G, average).cpu().save_pretrained(out / "final")
+    (out / "final" / "train_config.json").write_text(json.dumps(recipe, indent=2))  # travels with the weights
     (out / "history.json").write_text(json.dumps(history))
     return G
 
