@@ -51,12 +51,15 @@ def reproduce_line(cfg: dict) -> str:
 
 
 def shipped_recipe(run: Path) -> dict:
-    """The run's train_config.json with its lineage; read before the export overwrites the generator it fine-tuned."""
+    """The run's train_config.json with its lineage; read before the export overwrites the generator it fine-tuned.
+
+    Runs that predate recorded lineage get their parent here (the trainer's own lookup, from the repo root).
+    """
+    from e3dge.toy.distill import parent_recipe
+
     cfg = json.loads((run / "train_config.json").read_text())
-    parent = Path(cfg["init_from"]) / "train_config.json" if cfg.get("init_from") else None
-    if "parent" not in cfg and parent is not None and (parent.is_file() or (ROOT / parent).is_file()):
-        cfg["parent"] = json.loads((parent if parent.is_file() else ROOT / parent).read_text())
-    return cfg
+    parent = None if "parent" in cfg else parent_recipe(cfg.get("init_from"))
+    return {**cfg, **({"parent": parent} if parent else {})}
 
 
 def _phase_summary(phase: dict) -> str:

@@ -293,7 +293,6 @@ def test_weight_averaging_exports_the_mean_of_the_last_steps(tmp_path):
     assert moved > 10  # the average differs from the last weights
 
 
-
 def test_warmup_ramps_the_learning_rate_then_follows_the_cosine():
     from e3dge.toy.distill import DistillConfig, learning_rate
 
@@ -324,7 +323,7 @@ def test_fine_tunes_start_with_a_probe_fitted_to_the_generators_w(toy_generator)
     assert fit_mse < 0.02 and after < 0.02
 
 
-def test_fine_tune_records_its_parent_recipe_and_the_card_chains_the_phases(tmp_path, monkeypatch):
+def test_fine_tune_records_its_parent_recipe_and_the_card_chains_the_phases(tmp_path):
     import importlib.util
     from pathlib import Path
 

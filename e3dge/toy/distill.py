@@ -27,7 +27,7 @@ from e3dge.cameras import label_from_yaw_pitch
 from e3dge.toy.heads import HeadFactorMap, density_from_sdf, sdf_at
 from e3dge.toy.render import render_heads
 
-__all__ = ["TOY_SIZES", "toy_eg3d_config", "random_cameras", "render_for_training", "export_checkpoint", "DistillConfig", "DistillLoss", "LossTerms", "WeightAverage", "learning_rate", "training_recipe", "train_generator"]
+__all__ = ["TOY_SIZES", "toy_eg3d_config", "random_cameras", "render_for_training", "export_checkpoint", "DistillConfig", "DistillLoss", "LossTerms", "WeightAverage", "learning_rate", "parent_recipe", "training_recipe", "train_generator"]
 
 
 TOY_SIZES = {
@@ -183,8 +183,7 @@ class DistillLoss:
         # The factors before the normal CDF, computed from z as the mapping sees it (scaled to unit
         # second moment): the sign of each score (e.g. glasses on/off) is unchanged, and the
         # target becomes exactly linear in the mapping's input.
-        scores = normalize_2nd_moment(z.float()) @ self.factor_map.rows.T.to(dev)
-        l_probe = F.mse_loss(self.probe(ws[:, 0]), scores)
+        l_probe = F.mse_loss(self.probe(ws[:, 0]), self.probe_targets(z))
 
         pts = self._points(target, c, gen)
         with torch.no_grad():
@@ -197,6 +196,10 @@ class DistillLoss:
         terms = LossTerms(*(float(v.detach()) for v in (total, l_img, l_sr, l_depth, l_mask, l_dens, l_probe)))
         return total, terms
 
+    def probe_targets(self, z: torch.Tensor) -> torch.Tensor:
+        """The factor scores before the normal CDF, from z as the mapping sees it: ``[N, factors]``."""
+        return normalize_2nd_moment(z.float()) @ self.factor_map.rows.T.to(z.device)
+
     @torch.no_grad()
     def fit_probe(self, G: TriPlaneGenerator, n: int = 4096, seed: int = 0) -> float:
         """Least-squares fit of the probe to a trained G's W (fine-tunes start from it, not from noise); returns the MSE."""
@@ -204,7 +207,7 @@ class DistillLoss:
         z = torch.randn(n, G.z_dim, generator=gen)
         dev = next(G.parameters()).device
         w = G.mapping(z.to(dev), torch.zeros(n, G.c_dim, device=dev))[:, 0].cpu().double()
-        scores = (normalize_2nd_moment(z) @ self.factor_map.rows.T).double()
+        scores = self.probe_targets(z).double()
         design = torch.cat([w, torch.ones(n, 1, dtype=w.dtype)], 1)
         coef = torch.linalg.lstsq(design, scores).solution  # [w_dim + 1, factors]
         self.probe.weight.copy_(coef[:-1].T.float())
@@ -317,13 +320,16 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def parent_recipe(init_from: str | None) -> dict | None:
+    """The train_config.json saved next to the generator a run fine-tunes, if there is one."""
+    path = Path(init_from) / "train_config.json" if init_from else None
+    return json.loads(path.read_text()) if path is not None and path.is_file() else None
+
+
 def training_recipe(cfg: DistillConfig) -> dict:
-    """``cfg`` as a dict, with the recipe of the generator it fine-tunes (``parent``, from init_from/train_config.json)."""
-    recipe = asdict(cfg)
-    parent = Path(cfg.init_from) / "train_config.json" if cfg.init_from else None
-    if parent is not None and parent.is_file():
-        recipe["parent"] = json.loads(parent.read_text())
-    return recipe
+    """``cfg`` as a dict, with the recipe of the generator it fine-tunes as ``parent``."""
+    parent = parent_recipe(cfg.init_from)
+    return {**asdict(cfg), **({"parent": parent} if parent else {})}
 
 
 def learning_rate(cfg: DistillConfig, step: int) -> float:
@@ -349,8 +355,6 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
         G.requires_grad_(True)
     factor_map = HeadFactorMap(cfg.z_dim)
     loss_fn = DistillLoss(cfg, factor_map, G.w_dim)
-    if cfg.init_from is not None:
-        loss_fn.fit_probe(G, seed=cfg.seed + 2)
     G.to(device)
     loss_fn.probe.to(device)
     opt = torch.optim.Adam([*G.parameters(), *loss_fn.probe.parameters()], lr=cfg.lr, betas=(0.9, 0.99))
@@ -368,6 +372,8 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
         gen.set_state(state["rng"])
         step, history, elapsed = state["step"], state["history"], state.get("elapsed_s", 0.0)
         average.load_state_dict(state.get("average"))
+    elif cfg.init_from is not None:  # a fresh fine-tune: the probe starts fitted to G's W, not from noise
+        loss_fn.fit_probe(G, seed=cfg.seed + 2)
     recipe = training_recipe(cfg)
     (out / "train_config.json").write_text(json.dumps(recipe, indent=2))
     rk = G.rendering_kwargs
