@@ -2,14 +2,13 @@
 
     PYTHONPATH=. python benchmarks/toy_encoder_export.py RUN_DIR --hardware "2 shared CPU cores, no GPU"
 
-RUN_DIR is the ``--out`` of ``e3dge train stage1 --config toy`` (holds final/, log.csv, config.json).
+RUN_DIR is the ``--out`` of ``e3dge train stage1 --config toy`` (holds final/, log.jsonl, config.json).
 The encoder is scored with e3dge.training.evaluate on held-out synthetic renders and photo-like heads.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -35,8 +34,9 @@ def main() -> None:
 
     run = Path(a.run)
     cfg = json.loads((run / "config.json").read_text())
-    with (run / "log.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    from e3dge.training.loop import LOG, read_log
+
+    rows = read_log(run / LOG)
     minutes = float(rows[-1]["time_s"]) / 60
     ASSETS.mkdir(parents=True, exist_ok=True)
     GlobalEncoder.from_pretrained(run / "final", local_files_only=True).save_pretrained(ASSETS, dtype=getattr(torch, a.dtype))
@@ -46,7 +46,7 @@ def main() -> None:
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
     (ROOT / "benchmarks" / "results" / "toy_e0_scores.json").write_text(json.dumps(scores, indent=2))
     last = rows[-50:]
-    mean = {k: sum(float(r[k] or 0) for r in last) / len(last) for k in ("l2", "code", "geo", "pose")}
+    mean = {k: sum(float(r.get(k) or 0) for r in last) / len(last) for k in ("l2", "code", "geo", "pose")}
     w = cfg["weights"]
     size = (ASSETS / "model.safetensors").stat().st_size / 1e6
     lines = [

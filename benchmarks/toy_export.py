@@ -71,10 +71,10 @@ def _phase_summary(phase: dict) -> str:
 def write_card(run: Path, hardware: str, note: str = "") -> Path:
     if (run / "history.json").is_file():
         history = json.loads((run / "history.json").read_text())
-    else:
-        import torch
+    else:  # a run stopped early: its log
+        from e3dge.training.loop import LOG, read_log
 
-        history = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)["history"]
+        history = read_log(run / LOG)
     cfg = json.loads((ASSETS / "train_config.json").read_text())  # written by the export, lineage included
     model_cfg = json.loads((ASSETS / "config.json").read_text())
     size_mb = (ASSETS / "model.safetensors").stat().st_size / 1e6
@@ -138,8 +138,8 @@ def main() -> None:
         else:  # a run stopped early: export its latest checkpoint
             from e3dge.toy.distill import export_checkpoint
 
-            export_checkpoint(args.run / "checkpoint.pt", ASSETS)
-            print(f"note: {args.run} has no final/; exported its checkpoint.pt")
+            export_checkpoint(args.run / "checkpoint.safetensors", ASSETS)
+            print(f"note: {args.run} has no final/; exported its checkpoint.safetensors")
         (ASSETS / "train_config.json").write_text(json.dumps(recipe, indent=2))
     print(f"wrote {write_card(args.run, args.hardware, args.note)}")
 

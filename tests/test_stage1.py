@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ import torch
 from e3dge.training.config import STAGE1_PRESETS, Stage1Config, load_stage1_config
 from e3dge.training.losses import ReconstructionLoss, Stage1LossWeights, code_loss, delta_regularization, geometry_loss, pose_loss
 from e3dge.training.pseudo_pairs import PosePrior, PseudoPairSampler, ensure_w_avg, estimate_w_avg
+from e3dge.training.loop import read_log
 from e3dge.training.stage1 import Stage1Trainer, progressive_ws
 
 
@@ -181,8 +181,7 @@ def test_resume_gives_the_same_next_loss(tmp_path):
     resumed.fit(progress=False)
 
     def rows(p):
-        with open(p / "run" / "log.csv", newline="") as f:
-            return [(int(r["step"]), float(r["total"])) for r in csv.DictReader(f)]
+        return [(r["step"], r["total"]) for r in read_log(p / "run" / "log.jsonl")]
 
     a, b = rows(tmp_path / "a"), rows(tmp_path / "b")
     assert [s for s, _ in b] == [1, 2, 3, 4]

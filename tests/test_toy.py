@@ -264,8 +264,11 @@ def test_train_generator_cli_refuses_a_checkpoint_of_another_size_and_a_missing_
     assert cfg["w_dim"] == 128  # the wide generator was trained and saved
     assert main(["toy", "train-generator", "--out", str(tmp_path), "--steps", "2", *tiny]) == 2
     err = capsys.readouterr().err
+    assert "holds a run made with other options (size: wide -> small; steps: 1 -> 2); rerun with --override" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert main(["toy", "train-generator", "--out", str(tmp_path), "--steps", "2", "--override", *tiny]) == 2
+    err = capsys.readouterr().err
     assert "holds a 'wide' generator but size='small' was asked; use the same --size or another --out folder" in err
-    assert "Traceback" not in err
     assert main(["toy", "train-generator", "--out", str(tmp_path / "p"), "--steps", "0", "--average-every", "0", *tiny]) == 2
     assert "average_every must be >= 1" in capsys.readouterr().err
     if not torch.cuda.is_available():

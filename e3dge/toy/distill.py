@@ -4,7 +4,8 @@ Regression, not a GAN: for fresh latents z and random cameras, the generator's r
 super-resolved image, its depth, its opacity and its density at sampled points are pulled
 towards the exact procedural answers. The mapping is conditioned the EG3D way but with
 ``c_gen_conditioning_zero=True``, so w depends on z only (a clean W space for editing).
-Checkpoints are atomic and hold optimizer + RNG state, so an interrupted run resumes exactly.
+:class:`DistillTask` is a task of the one training loop (:mod:`e3dge.training.loop`), which owns
+checkpoints (safetensors + JSON), exact resume, logs and the progress bar.
 """
 
 from __future__ import annotations
@@ -12,22 +13,24 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from e3dge.backbones.eg3d import FFHQ_RENDERING_KWARGS, TriPlaneGenerator, estimate_w_avg
 from e3dge.backbones.ops import device_generator, normalize_2nd_moment
 from e3dge.backbones.rendering import render_rays, sample_from_planes, sample_rays
 from e3dge.cameras import label_from_yaw_pitch
 from e3dge.toy.heads import HeadFactorMap, density_from_sdf, sdf_at
+from e3dge.options import OptionError, check_range
 from e3dge.toy.render import render_heads
+from e3dge.training.checkpoint import load_checkpoint
+from e3dge.training.loop import LOG, LoopOptions, TrainingLoop, read_log, restored_threads
 
-__all__ = ["TOY_SIZES", "toy_eg3d_config", "random_cameras", "render_for_training", "export_checkpoint", "DistillConfig", "DistillLoss", "LossTerms", "WeightAverage", "learning_rate", "parent_recipe", "training_recipe", "train_generator"]
+__all__ = ["TOY_SIZES", "toy_eg3d_config", "random_cameras", "render_for_training", "export_checkpoint", "DistillConfig", "DistillLoss", "LossTerms", "WeightAverage", "learning_rate", "parent_recipe", "training_recipe", "DistillTask", "train_generator"]
 
 
 TOY_SIZES = {
@@ -114,11 +117,30 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         if self.size not in TOY_SIZES:
-            raise ValueError(f"unknown toy EG3D size {self.size!r}; choose one of {sorted(TOY_SIZES)}")
+            raise OptionError(f"unknown toy EG3D size {self.size!r}; choose one of {sorted(TOY_SIZES)}")
         if self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+            raise OptionError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.average_every < 1 or self.average_from < 0:
-            raise ValueError(f"average_every must be >= 1 and average_from >= 0 (0 = no averaging), got {self.average_every} and {self.average_from}")
+            raise OptionError(f"average_every must be >= 1 and average_from >= 0 (0 = no averaging), got {self.average_every} and {self.average_from}")
+        for f in fields(self):
+            if f.name in DISTILL_RANGES:
+                check_range(f.name, getattr(self, f.name), *DISTILL_RANGES[f.name], integer=f.type == "int")
+        if self.target_resolution % self.train_resolution:
+            raise OptionError(f"target_resolution ({self.target_resolution}) must be a multiple of train_resolution ({self.train_resolution})")
+
+
+DISTILL_RANGES: dict[str, tuple[float, float]] = {
+    "steps": (1, 10**8), "batch_size": (1, 1024), "lr": (0.0, 1.0), "lr_final_ratio": (0.0, 1.0), "seed": (0, 2**31 - 1),
+    "train_resolution": (4, 256), "target_resolution": (4, 512), "depth_samples": (1, 256), "importance_samples": (0, 256),
+    "points_per_head": (2, 10**6), "w_image": (0.0, 1e6), "w_sr": (0.0, 1e6), "w_depth": (0.0, 1e6), "w_mask": (0.0, 1e6),
+    "w_density": (0.0, 1e6), "w_probe": (0.0, 1e6), "ray_subset_every": (0, 10**6), "sdf_beta": (1e-6, 1.0), "yaw_range": (0.0, 3.2),
+    "pitch_range": (0.0, 1.6), "checkpoint_every": (1, 10**8), "threads": (0, 1024), "z_dim": (1, 4096), "average_from": (0, 10**8),
+    "average_every": (1, 10**8), "warmup_steps": (0, 10**8),
+}  # fmt: skip
+"""Accepted ranges of the distillation's numeric options (inclusive)."""
+
+RUN_ONLY_OPTIONS = ("out_dir", "threads", "checkpoint_every", "device")
+"""Options that change how a run is carried out, not what it computes: free to differ on resume."""
 
 
 @dataclass
@@ -160,7 +182,7 @@ class DistillLoss:
         if cfg.ray_subset_every > 0 and step % cfg.ray_subset_every == cfg.ray_subset_every - 1:
             # As many rays as a train_resolution render, drawn from the full target grid.
             rays = torch.rand(n, cfg.target_resolution**2, generator=gen).argsort(1)[:, : cfg.train_resolution**2].to(dev)
-            out = render_for_training(G, ws, c, cfg.target_resolution, render_gen, rays=rays)
+            out = render_for_training(G, ws, c, cfg.target_resolution, render_gen, rays=rays, rendering_kwargs=self.rendering_kwargs(G))
 
             def pick(x: torch.Tensor) -> torch.Tensor:
                 flat = x.flatten(2)
@@ -175,7 +197,7 @@ class DistillLoss:
             tgt_mask = F.avg_pool2d(target.mask, k)
             full = -F.max_pool2d(-target.mask, k)  # 1 where the head covers the whole pixel
             tgt_depth = F.avg_pool2d(target.depth, k)
-            out = render_for_training(G, ws, c, cfg.train_resolution, render_gen)
+            out = render_for_training(G, ws, c, cfg.train_resolution, render_gen, rendering_kwargs=self.rendering_kwargs(G))
             l_sr = (F.adaptive_avg_pool2d(out["image"], cfg.target_resolution) - target.image).abs().mean()
         l_img = (out["image_raw"] - tgt_img).abs().mean()
         l_depth = ((out["image_depth"] - tgt_depth).abs() * full).sum() / full.sum().clamp_min(1)
@@ -195,6 +217,10 @@ class DistillLoss:
                  + cfg.w_density * l_dens + cfg.w_probe * l_probe)
         terms = LossTerms(*(float(v.detach()) for v in (total, l_img, l_sr, l_depth, l_mask, l_dens, l_probe)))
         return total, terms
+
+    def rendering_kwargs(self, G: TriPlaneGenerator) -> dict:
+        """G's rendering options with the training sample counts (a copy: G is left as it is)."""
+        return {**G.rendering_kwargs, "depth_resolution": self.cfg.depth_samples, "depth_resolution_importance": self.cfg.importance_samples}
 
     def probe_targets(self, z: torch.Tensor) -> torch.Tensor:
         """The factor scores before the normal CDF, from z as the mapping sees it: ``[N, factors]``."""
@@ -238,6 +264,7 @@ def render_for_training(
     gen: torch.Generator,
     sigma_floor: float = -10.0,
     rays: torch.Tensor | None = None,  # [N, R] pixel indices into the res x res grid: render only those, no SR
+    rendering_kwargs: dict | None = None,  # G.rendering_kwargs with training overrides (G itself is not changed)
 ) -> dict:
     """``G.synthesis`` with the raw density floored at ``sigma_floor`` (a density of about 1.7e-5).
 
@@ -258,7 +285,7 @@ def render_for_training(
         rgb, sigma = G.decoder(feats)
         return rgb, sigma.clamp_min(sigma_floor)
 
-    r = render_rays(field, origins, directions, G.rendering_kwargs, deterministic=False, generator=gen)
+    r = render_rays(field, origins, directions, rendering_kwargs or G.rendering_kwargs, deterministic=False, generator=gen)
     n = origins.shape[0]
     if rays is not None:  # per-ray results as [N, C, R]
         return {"image_raw": r.features.permute(0, 2, 1)[:, :3], "image_depth": r.depth.permute(0, 2, 1),
@@ -314,12 +341,6 @@ def _cpu(state: dict) -> dict:
     return {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def parent_recipe(init_from: str | None) -> dict | None:
     """The train_config.json saved next to the generator a run fine-tunes, if there is one."""
     path = Path(init_from) / "train_config.json" if init_from else None
@@ -338,88 +359,103 @@ def learning_rate(cfg: DistillConfig, step: int) -> float:
     return lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else lr
 
 
-def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | None = None) -> TriPlaneGenerator:
-    """Train (or resume from ``out_dir/checkpoint.pt``) and save ``out_dir/final`` as config.json + safetensors.
+class DistillTask:
+    """The toy distillation as a :class:`~e3dge.training.loop.TrainingTask`: G, its probe, Adam and the z/camera stream."""
+
+    def __init__(self, cfg: DistillConfig) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        with torch.random.fork_rng(devices=[]):  # seeded initial weights; the caller's RNG is untouched
+            torch.manual_seed(cfg.seed)
+            G = TriPlaneGenerator(**toy_eg3d_config(cfg.z_dim, cfg.size)).train()
+            if cfg.init_from is not None:  # fine-tune: start from saved weights (a resumed checkpoint still wins)
+                G.load_state_dict(TriPlaneGenerator.from_pretrained(cfg.init_from, local_files_only=True).state_dict())
+                G.requires_grad_(True)
+            self.loss = DistillLoss(cfg, HeadFactorMap(cfg.z_dim), G.w_dim)
+        self.G = G.to(self.device)
+        self.loss.probe.to(self.device)
+        self.opt = torch.optim.Adam([*self.G.parameters(), *self.loss.probe.parameters()], lr=cfg.lr, betas=(0.9, 0.99))
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self.average = WeightAverage()
+        self.step = 0
+
+    def start_fresh(self) -> None:
+        """A fresh fine-tune: the probe starts fitted to the loaded G's W, not from noise."""
+        if self.cfg.init_from is not None:
+            self.loss.fit_probe(self.G, seed=self.cfg.seed + 2)
+
+    def train_step(self) -> dict[str, Any]:
+        cfg, device = self.cfg, self.device
+        for group in self.opt.param_groups:
+            group["lr"] = learning_rate(cfg, self.step)
+        z = torch.randn(cfg.batch_size, cfg.z_dim, generator=self.gen).to(device)
+        c = random_cameras(cfg.batch_size, self.gen, cfg.yaw_range, cfg.pitch_range).to(device)
+        render_gen = self.gen if device.type == "cpu" else device_generator(self.gen, device)
+        loss, terms = self.loss(self.G, z, c, self.gen, self.step, render_gen)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.step += 1
+        return {"step": self.step, **asdict(terms)}
+
+    def after_step(self, is_main: bool) -> None:
+        if 0 < self.cfg.average_from <= self.step and self.step % self.cfg.average_every == 0:
+            self.average.add(self.G.state_dict())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": _cpu(self.G.state_dict()), "probe": _cpu(self.loss.probe.state_dict()), "optimizer": self.opt.state_dict(),
+                "step": self.step, "size": self.cfg.size, "z_dim": self.cfg.z_dim, "average": self.average.state_dict()}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("size", "small") != self.cfg.size:
+            raise OptionError(f"{self.cfg.out_dir} holds a {state.get('size')!r} generator but size={self.cfg.size!r} was asked; "
+                              "use the same --size or another --out folder")  # fmt: skip
+        self.G.load_state_dict(state["model"])
+        self.loss.probe.load_state_dict(state["probe"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.average.load_state_dict(state["average"])
+        self.step = int(state["step"])
+
+    def rng_state_dict(self) -> dict[str, Any]:
+        return {"gen": self.gen.get_state()}
+
+    def load_rng_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["gen"])
+
+    def finish(self, out_dir: Path) -> None:
+        recipe = training_recipe(self.cfg)
+        self.G = _finish(self.G, self.average)
+        self.G.cpu().save_pretrained(out_dir / "final")
+        (out_dir / "final" / "train_config.json").write_text(json.dumps(recipe, indent=2))  # travels with the weights
+        (out_dir / "history.json").write_text(json.dumps(read_log(out_dir / LOG)))
+
+
+def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | None = None, resume: str = "auto") -> TriPlaneGenerator:
+    """Train (or resume from ``out_dir/checkpoint.safetensors``) and save ``out_dir/final`` as config.json + safetensors.
 
     ``stop_at`` ends the session early at that step (checkpointed, schedule unchanged); rerun to resume.
+    ``resume``: ``"auto"`` (same options only), ``"override"`` or ``"restart"`` (see :class:`~e3dge.training.loop.LoopOptions`).
     """
-    torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.pt"
-    torch.manual_seed(cfg.seed)
-    G = TriPlaneGenerator(**toy_eg3d_config(cfg.z_dim, cfg.size)).train()
-    if cfg.init_from is not None:  # fine-tune: start from saved weights (the checkpoint below still wins on resume)
-        G.load_state_dict(TriPlaneGenerator.from_pretrained(cfg.init_from, local_files_only=True).state_dict())
-        G.requires_grad_(True)
-    factor_map = HeadFactorMap(cfg.z_dim)
-    loss_fn = DistillLoss(cfg, factor_map, G.w_dim)
-    G.to(device)
-    loss_fn.probe.to(device)
-    opt = torch.optim.Adam([*G.parameters(), *loss_fn.probe.parameters()], lr=cfg.lr, betas=(0.9, 0.99))
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
-    step, history, elapsed = 0, [], 0.0
-    average = WeightAverage()
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if state["config"].get("size", "small") != cfg.size:
-            raise ValueError(f"{ckpt_path} holds a {state['config'].get('size', 'small')!r} generator but size={cfg.size!r} was asked; "
-                             "use the same --size or another --out folder")
-        G.load_state_dict(state["model"])
-        loss_fn.probe.load_state_dict(state["probe"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["rng"])
-        step, history, elapsed = state["step"], state["history"], state.get("elapsed_s", 0.0)
-        average.load_state_dict(state.get("average"))
-    elif cfg.init_from is not None:  # a fresh fine-tune: the probe starts fitted to G's W, not from noise
-        loss_fn.fit_probe(G, seed=cfg.seed + 2)
-    recipe = training_recipe(cfg)
-    (out / "train_config.json").write_text(json.dumps(recipe, indent=2))
-    rk = G.rendering_kwargs
-    saved = (rk["depth_resolution"], rk["depth_resolution_importance"])
-    rk["depth_resolution"], rk["depth_resolution_importance"] = cfg.depth_samples, cfg.importance_samples
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="toy distill")
-    t0 = time.time() - elapsed
-    last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
-    while step < last:
-        lr = learning_rate(cfg, step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        z = torch.randn(cfg.batch_size, cfg.z_dim, generator=gen).to(device)
-        c = random_cameras(cfg.batch_size, gen, cfg.yaw_range, cfg.pitch_range).to(device)
-        render_gen = gen if device.type == "cpu" else device_generator(gen, device)
-        loss, terms = loss_fn(G, z, c, gen, step, render_gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        history.append({"step": step, "time_s": round(time.time() - t0, 2), **asdict(terms)})
-        bar.update(1)
-        bar.set_postfix(img=f"{terms.image:.3f}", depth=f"{terms.depth:.4f}", dens=f"{terms.density:.3f}")
-        if 0 < cfg.average_from <= step and step % cfg.average_every == 0:
-            average.add(G.state_dict())
-        if step % cfg.checkpoint_every == 0 or step == last:
-            state = {"model": _cpu(G.state_dict()), "probe": _cpu(loss_fn.probe.state_dict()), "optimizer": opt.state_dict(), "rng": gen.get_state(), "step": step,
-                     "history": history, "elapsed_s": time.time() - t0, "config": asdict(cfg), "average": average.state_dict()}
-            _atomic_save(state, ckpt_path)
-    bar.close()
-    rk["depth_resolution"], rk["depth_resolution_importance"] = saved
-    if step < cfg.steps:  # stopped early: the checkpoint holds everything needed to resume
-        return G.eval()
-    _finish(G, average).cpu().save_pretrained(out / "final")
-    (out / "final" / "train_config.json").write_text(json.dumps(recipe, indent=2))  # travels with the weights
-    (out / "history.json").write_text(json.dumps(history))
-    return G
+    with restored_threads(cfg.threads):
+        task = DistillTask(cfg)
+        options = {k: v for k, v in asdict(cfg).items() if k not in RUN_ONLY_OPTIONS}
+        loop = TrainingLoop(task, LoopOptions(cfg.out_dir, cfg.steps, options, seed=cfg.seed, checkpoint_every=cfg.checkpoint_every, resume=resume,
+                                              progress=progress, desc="toy distill", postfix=("image", "depth", "density"),
+                                              threads=cfg.threads, device=task.device))  # fmt: skip
+        if loop.resume() == 0:
+            task.start_fresh()
+        (Path(cfg.out_dir) / "train_config.json").write_text(json.dumps(training_recipe(cfg), indent=2))
+        loop.run(stop_at=stop_at)
+    return task.G.eval()
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Write a training checkpoint's generator as config.json + model.safetensors (inference settings)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    G = TriPlaneGenerator(**toy_eg3d_config(state["config"]["z_dim"], state["config"].get("size", "small")))
+    state = load_checkpoint(checkpoint)["task"]
+    G = TriPlaneGenerator(**toy_eg3d_config(int(state["z_dim"]), str(state["size"])))
     G.load_state_dict(state["model"])
     average = WeightAverage()
-    average.load_state_dict(state.get("average"))
+    average.load_state_dict(state["average"])
     return _finish(G, average).save_pretrained(out_dir)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-__all__ = ["add_train_command", "parse_overrides"]
+from e3dge.options import OptionError, int_in
+
+__all__ = ["add_train_command", "add_resume_flags", "resume_mode", "parse_overrides"]
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -13,7 +15,7 @@ def parse_overrides(items: list[str]) -> dict:
     out = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+            raise OptionError(f"--set expects KEY=VALUE, got {item!r}")
         key, raw = item.split("=", 1)
         try:
             value = json.loads(raw)
@@ -39,9 +41,26 @@ def _cmd_stage1(args: argparse.Namespace) -> int:
 
         raise UserError(str(err)) from None
     print(config_summary(cfg))
-    train_stage1(cfg, progress=not args.quiet)
-    print(f"wrote {cfg.out_dir}/final (config.json + model.safetensors); log {cfg.out_dir}/log.csv; resume state {cfg.out_dir}/checkpoint.pt")
+    try:
+        train_stage1(cfg, progress=not args.quiet, resume=resume_mode(args))
+    except FileNotFoundError as err:  # e.g. a real_data folder or a generator folder that does not exist
+        from e3dge.errors import UserError
+
+        raise UserError(str(err)) from None
+    print(f"wrote {cfg.out_dir}/final (config.json + model.safetensors); log {cfg.out_dir}/log.jsonl; resume state {cfg.out_dir}/checkpoint.safetensors")
     return 0
+
+
+def add_resume_flags(parser: argparse.ArgumentParser) -> None:
+    """``--restart`` / ``--override``: what to do when OUT holds a run made with other options."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--restart", action="store_true", help="set a previous run in OUT aside (moved to OUT/previous-N/) and start fresh")
+    group.add_argument("--override", action="store_true", help="continue the run in OUT with the options given now")
+
+
+def resume_mode(args: argparse.Namespace) -> str:
+    """The training loop's ``resume`` mode from the flags of :func:`add_resume_flags`."""
+    return "restart" if args.restart else "override" if args.override else "auto"
 
 
 def add_train_command(subparsers) -> argparse.ArgumentParser:
@@ -51,10 +70,11 @@ def add_train_command(subparsers) -> argparse.ArgumentParser:
     s1 = sub.add_parser("stage1", help="train E0 + pose head on pseudo pairs (resumes from --out); multi-GPU: accelerate launch -m e3dge.cli train stage1 ...")
     s1.add_argument("--config", default="toy", help="preset (toy, tiny-test, ffhq-eg3d) or a .json/.yaml file")
     s1.add_argument("--out", dest="out_dir", default=None, help="output folder (default from the config)")
-    s1.add_argument("--steps", type=int, default=None)
-    s1.add_argument("--seed", type=int, default=None)
+    s1.add_argument("--steps", type=int_in(1, 10**8), default=None)
+    s1.add_argument("--seed", type=int_in(0, 2**31 - 1), default=None)
     s1.add_argument("--method", choices=["e3dge", "psp2d", "e4e"], default=None, help="e3dge (default), or a baseline")
     s1.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any option, e.g. --set weights.geo_surface_depth=0")
     s1.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_resume_flags(s1)
     s1.set_defaults(func=_cmd_stage1)
     return train

@@ -7,9 +7,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from e3dge.options import OptionError, check_keys, check_range
 from e3dge.training.losses import Stage1LossWeights
 
-__all__ = ["Stage1Config", "STAGE1_PRESETS", "METHODS", "load_stage1_config"]
+__all__ = ["Stage1Config", "STAGE1_PRESETS", "METHODS", "RUN_ONLY_OPTIONS", "load_stage1_config", "check_dataclass_values"]
+
+RUN_ONLY_OPTIONS = ("out_dir", "threads", "checkpoint_every", "sample_every", "tensorboard")
+"""Options that change how a run is carried out, not what it computes: free to differ on resume."""
 
 METHODS = ("e3dge", "psp2d", "e4e")
 """``e3dge``: L_rec + L_geo + L_code + L_pose; ``psp2d``: L_rec only; ``e4e``: L_rec + delta regulariser + progressive W+."""
@@ -52,13 +56,16 @@ class Stage1Config:
 
     def __post_init__(self) -> None:
         if isinstance(self.weights, dict):
+            check_keys(self.weights, [f.name for f in fields(Stage1LossWeights)], what="loss weight")
             self.weights = Stage1LossWeights(**self.weights)
+        check_dataclass_values(self, STAGE1_RANGES)
+        check_dataclass_values(self.weights, {f.name: (0.0, 1e6) for f in fields(Stage1LossWeights)}, prefix="weights.")
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps and batch_size must be >= 1, got {self.steps} and {self.batch_size}")
+            raise OptionError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.lpips not in ("alex", "vgg", "off") or self.identity not in ("arcface", "off"):
-            raise ValueError(f"lpips must be 'alex'|'vgg'|'off' and identity 'arcface'|'off', got {self.lpips!r}, {self.identity!r}")
+            raise OptionError(f"lpips must be 'alex'|'vgg'|'off' and identity 'arcface'|'off', got {self.lpips!r}, {self.identity!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise OptionError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
 
     def effective_weights(self) -> Stage1LossWeights:
         """The loss weights after the method's switches (baselines turn the 3D terms off)."""
@@ -72,6 +79,32 @@ class Stage1Config:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+STAGE1_RANGES: dict[str, tuple[float, float]] = {
+    "steps": (1, 10**8), "batch_size": (1, 4096), "lr": (0.0, 1.0), "seed": (0, 2**31 - 1), "neural_rendering_resolution": (8, 512),
+    "truncation_psi": (0.0, 2.0), "yaw_std": (0.0, 3.2), "pitch_std": (0.0, 3.2), "yaw_max": (0.0, 3.2), "pitch_max": (0.0, 1.6),
+    "num_surface_points": (1, 10**6), "num_near_points": (1, 10**6), "near_std": (0.0, 1.0), "real_every": (1, 10**6),
+    "multiview_yaw": (0.0, 3.2), "e4e_progressive_every": (0, 10**8), "checkpoint_every": (1, 10**8), "sample_every": (1, 10**8),
+    "threads": (0, 1024),
+}  # fmt: skip
+"""Accepted ranges of Stage I's numeric options (inclusive)."""
+
+
+def check_dataclass_values(obj: Any, ranges: dict[str, tuple[float, float]], prefix: str = "") -> None:
+    """Check each field's type against its annotation (bool/int/float/str) and numeric fields against ``ranges``."""
+    for f in fields(obj):
+        value, kind = getattr(obj, f.name), str(f.type)
+        name = prefix + f.name
+        if kind == "bool" and not isinstance(value, bool):
+            raise OptionError(f"{name} must be true or false, got {value!r}")
+        if kind == "str" and not isinstance(value, str):
+            raise OptionError(f"{name} must be a string, got {value!r}")
+        if kind == "str | None" and value is not None and not isinstance(value, str):
+            raise OptionError(f"{name} must be a string or null, got {value!r}")
+        if kind in ("int", "float"):
+            lo, hi = ranges.get(f.name, (None, None))
+            check_range(name, value, lo, hi, integer=kind == "int")
 
 
 STAGE1_PRESETS: dict[str, dict[str, Any]] = {
@@ -95,12 +128,43 @@ def load_stage1_config(spec: str, overrides: dict[str, Any] | None = None) -> St
 
     Overrides may name loss weights as ``weights.<name>`` (e.g. ``weights.geo_surface_depth=0``).
     """
+    where = ""
     if spec in STAGE1_PRESETS:
         values: dict[str, Any] = json.loads(json.dumps(STAGE1_PRESETS[spec]))  # a deep copy
     else:
         path = Path(spec)
         if not path.is_file():
             raise FileNotFoundError(f"--config {spec!r} is neither a preset ({', '.join(STAGE1_PRESETS)}) nor a file")
+        where = str(path)
+        values = _read_mapping(path)
+        if "preset" in values:
+            preset = values.pop("preset")
+            if preset not in STAGE1_PRESETS:
+                check_keys([str(preset)], STAGE1_PRESETS, what="preset", where=where)
+            base = json.loads(json.dumps(STAGE1_PRESETS[preset]))
+            file_weights = values.pop("weights", None) or {}
+            if not isinstance(file_weights, dict):
+                raise OptionError(f"{where}: weights must be a mapping of loss name -> weight, got {file_weights!r}")
+            values = {**base, **values, "weights": {**base.pop("weights", {}), **file_weights}}
+    weights = values.pop("weights", {}) or {}
+    if not isinstance(weights, dict):
+        raise OptionError(f"{where or spec}: weights must be a mapping of loss name -> weight, got {weights!r}")
+    for key, value in (overrides or {}).items():
+        if key.startswith("weights."):
+            weights[key.split(".", 1)[1]] = value
+        else:
+            values[key] = value
+    check_keys(values, [f.name for f in fields(Stage1Config)], what="Stage I option", where=where)
+    check_keys(weights, [f.name for f in fields(Stage1LossWeights)], what="loss weight", where=where)
+    try:
+        return Stage1Config(**values, weights=Stage1LossWeights(**weights))
+    except OptionError as err:
+        raise OptionError(f"{where}: {err}" if where else str(err)) from None
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """A JSON or YAML file holding one mapping; anything else is a one-line error naming the file."""
+    try:
         text = path.read_text()
         if path.suffix in (".yaml", ".yml"):
             import yaml
@@ -108,23 +172,14 @@ def load_stage1_config(spec: str, overrides: dict[str, Any] | None = None) -> St
             values = yaml.safe_load(text) or {}
         else:
             values = json.loads(text)
-        if not isinstance(values, dict):
-            raise ValueError(f"{spec}: a config file must hold a mapping of option -> value")
-        if "preset" in values:
-            base = json.loads(json.dumps(STAGE1_PRESETS[values.pop("preset")]))
-            weights_file = {**base.pop("weights", {}), **(values.pop("weights", None) or {})}
-            values = {**base, **values, "weights": weights_file}
-    weights = dict(values.pop("weights", {}) or {})
-    for key, value in (overrides or {}).items():
-        if key.startswith("weights."):
-            weights[key.split(".", 1)[1]] = value
-        else:
-            values[key] = value
-    known = {f.name for f in fields(Stage1Config)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown Stage I option(s) {unknown}; known: {sorted(known)}")
-    wknown = {f.name for f in fields(Stage1LossWeights)}
-    if set(weights) - wknown:
-        raise ValueError(f"unknown loss weight(s) {sorted(set(weights) - wknown)}; known: {sorted(wknown)}")
-    return Stage1Config(**values, weights=Stage1LossWeights(**weights))
+    except UnicodeDecodeError:
+        raise OptionError(f"{path}: not a text file; a config is JSON or YAML") from None
+    except json.JSONDecodeError as err:
+        raise OptionError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    except Exception as err:  # yaml.YAMLError and friends
+        if type(err).__module__.startswith("yaml"):
+            raise OptionError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        raise
+    if not isinstance(values, dict):
+        raise OptionError(f"{path}: a config file must hold a mapping of option -> value, got {type(values).__name__}")
+    return values

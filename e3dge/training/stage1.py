@@ -3,35 +3,29 @@
 One loop for the paper's method and its baselines (``Stage1Config.method``), run through
 ``accelerate`` (one CPU, one GPU, or many processes / nodes). Each step draws fresh pseudo pairs
 (or, with PREIM3D's alternation, a batch of unlabelled real images), encodes them, re-renders
-``w_hat`` and applies the switchable losses. Checkpoints are atomic and hold the optimizer and
-every process's RNG state, so a resumed run continues exactly where it stopped.
+``w_hat`` and applies the switchable losses. :class:`Stage1Trainer` is a task of the one training
+loop (:mod:`e3dge.training.loop`): safe checkpoints, exact resume, logs and the progress bar live there.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from e3dge.backbones.eg3d import TriPlaneGenerator
 from e3dge.cameras import label_from_yaw_pitch
 from e3dge.encoders import EncoderOutput, GlobalEncoder, encoder_config, pose_to_label
-from e3dge.training.config import Stage1Config
+from e3dge.training.config import RUN_ONLY_OPTIONS, Stage1Config
+from e3dge.training.loop import LoopOptions, TrainingLoop
 from e3dge.training.losses import ReconstructionLoss, code_loss, delta_regularization, geometry_loss, multiview_identity_loss, pose_loss
 from e3dge.training.pseudo_pairs import PosePrior, PseudoPairBatch, PseudoPairSampler
 from e3dge.training.sources import load_generator, make_identity, make_lpips, make_real_source
 
 __all__ = ["Stage1Trainer", "train_stage1", "build_encoder", "progressive_ws"]
-
-CHECKPOINT = "checkpoint.pt"
-LOG_FIELDS = ("step", "kind", "time_s", "total", "rec", "rec_raw", "l2", "lpips", "id", "geo", "geo_surface_density",
-              "geo_surface_depth", "geo_near_density", "code", "pose", "delta_reg", "multiview_id")  # fmt: skip
 
 
 def build_encoder(cfg: Stage1Config, G: TriPlaneGenerator) -> GlobalEncoder:
@@ -54,38 +48,44 @@ def progressive_ws(ws: torch.Tensor, step: int, every: int) -> torch.Tensor:
 
 
 class Stage1Trainer:
-    """Owns the models, optimizer, RNG streams and logs of one Stage I run (see :func:`train_stage1`)."""
+    """Stage I as a :class:`~e3dge.training.loop.TrainingTask`: models, optimizer, RNG streams and losses of one run.
 
-    def __init__(self, cfg: Stage1Config, accelerator=None) -> None:
+    ``resume``: ``"auto"`` continues a run folder made with the same options (and refuses other
+    options), ``"override"`` continues it with the new options, ``"restart"`` sets it aside.
+    """
+
+    def __init__(self, cfg: Stage1Config, accelerator=None, resume: str = "auto") -> None:
         from accelerate import Accelerator
 
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
         self.cfg = cfg
         self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
         self.device = self.acc.device
         self.out = Path(cfg.out_dir)
-        if self.acc.is_main_process:
-            self.out.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(cfg.seed)  # identical initial E0 on every process
-        self.G = load_generator(cfg.generator, self.device)
-        self.sampler = PseudoPairSampler(
-            self.G, PosePrior(cfg.yaw_std, cfg.pitch_std, cfg.yaw_max, cfg.pitch_max), cfg.truncation_psi,
-            cfg.neural_rendering_resolution, cfg.num_surface_points, cfg.num_near_points, cfg.near_std,
-        )  # fmt: skip
-        self.weights = cfg.effective_weights()
-        self.lpips = make_lpips(cfg.lpips, self.device) if (self.weights.lpips > 0) else None
-        self.identity = make_identity(cfg.identity, self.device) if (self.weights.id > 0 or self.weights.multiview_id > 0) else None
-        self.rec_loss = ReconstructionLoss(self.weights, self.lpips, self.identity)
-        self.real = make_real_source(cfg.real_data, self.G.img_resolution, cfg)
-        E = build_encoder(cfg, self.G)
+        with torch.random.fork_rng(devices=[]):  # identical initial E0 on every process; the caller's RNG is untouched
+            torch.manual_seed(cfg.seed)
+            self.G = load_generator(cfg.generator, self.device)
+            self.sampler = PseudoPairSampler(
+                self.G, PosePrior(cfg.yaw_std, cfg.pitch_std, cfg.yaw_max, cfg.pitch_max), cfg.truncation_psi,
+                cfg.neural_rendering_resolution, cfg.num_surface_points, cfg.num_near_points, cfg.near_std,
+            )  # fmt: skip
+            self.weights = cfg.effective_weights()
+            self.lpips = make_lpips(cfg.lpips, self.device) if (self.weights.lpips > 0) else None
+            self.identity = make_identity(cfg.identity, self.device) if (self.weights.id > 0 or self.weights.multiview_id > 0) else None
+            self.rec_loss = ReconstructionLoss(self.weights, self.lpips, self.identity)
+            self.real = make_real_source(cfg.real_data, self.G.img_resolution, cfg)
+            E = build_encoder(cfg, self.G)
         opt = torch.optim.Adam(E.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         self.E, self.opt = self.acc.prepare(E, opt)
         # Each process draws its own stream; seeds differ by rank so processes see different pairs.
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + 1 + self.acc.process_index)
-        self.step, self.elapsed = 0, 0.0
-        self._resume()
-        self._tb = self._tensorboard() if cfg.tensorboard and self.acc.is_main_process else None
+        self.step = 0
+        options = {k: v for k, v in cfg.to_dict().items() if k not in RUN_ONLY_OPTIONS}
+        self.loop = TrainingLoop(self, LoopOptions(
+            cfg.out_dir, cfg.steps, options, seed=cfg.seed, checkpoint_every=cfg.checkpoint_every, resume=resume, desc=f"stage1 {cfg.method}",
+            postfix=("total", "code", "geo"), tensorboard=cfg.tensorboard, threads=cfg.threads, device=self.device), self.acc)  # fmt: skip
+        self.loop.resume()
+        if self.acc.is_main_process:
+            (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
     # ------------------------------------------------------------------ one step
     def encode(self, images: torch.Tensor) -> EncoderOutput:
@@ -162,102 +162,34 @@ class Stage1Trainer:
         row = {k: float(v.detach()) for k, v in terms.items()}
         return {"step": self.step, "kind": "real" if real_step else "synthetic", **row}
 
-    # ------------------------------------------------------------------ the run
+    # ------------------------------------------------------------------ the loop's task interface
     def fit(self, progress: bool = True, stop_at: int | None = None) -> GlobalEncoder:
         """Train to ``cfg.steps`` (or ``stop_at``), checkpointing and logging; returns the unwrapped encoder."""
-        cfg = self.cfg
-        last = cfg.steps if stop_at is None else min(stop_at, cfg.steps)
-        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"stage1 {cfg.method}", disable=not (progress and self.acc.is_main_process))
-        t0 = time.time() - self.elapsed
-        while self.step < last:
-            row = self.train_step()
-            row["time_s"] = round(time.time() - t0, 2)
-            self._log(row)
-            bar.update(1)
-            bar.set_postfix(total=f"{row['total']:.3f}", code=f"{row.get('code', 0):.3f}", geo=f"{row.get('geo', 0):.3f}")
-            if self.step % cfg.sample_every == 0 and self.acc.is_main_process:
-                self.save_samples()
-            if self.step % cfg.checkpoint_every == 0 or self.step == last:
-                self.elapsed = time.time() - t0
-                self.save_checkpoint()
-        bar.close()
-        E = self.acc.unwrap_model(self.E)
-        if self.step >= cfg.steps and self.acc.is_main_process:
-            E.eval()
-            E.save_pretrained(self.out / "final")
-        self.acc.wait_for_everyone()
-        return E
+        self.loop.opts.progress = progress
+        self.loop.run(stop_at=stop_at)
+        return self.acc.unwrap_model(self.E)
 
-    # ------------------------------------------------------------------ state
-    def save_checkpoint(self) -> None:
-        """Atomic: model, optimizer, step and every process's RNG stream (one small file per extra rank)."""
-        rank = self.acc.process_index
-        if rank > 0:
-            _atomic_save({"rng": self.gen.get_state(), "step": self.step}, self.out / f"rng_rank{rank}.pt")
-        self.acc.wait_for_everyone()
-        if self.acc.is_main_process:
-            state = {"encoder": self.acc.unwrap_model(self.E).state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
-                     "rng": self.gen.get_state(), "torch_rng": torch.get_rng_state(), "elapsed_s": self.elapsed, "config": self.cfg.to_dict(),
-                     "world_size": self.acc.num_processes}  # fmt: skip
-            _atomic_save(state, self.out / CHECKPOINT)
-            (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2))
-        self.acc.wait_for_everyone()
+    def state_dict(self) -> dict[str, Any]:
+        return {"encoder": self.acc.unwrap_model(self.E).state_dict(), "optimizer": self.opt.state_dict(), "step": self.step}
 
-    def _resume(self) -> None:
-        path = self.out / CHECKPOINT
-        if not path.exists():
-            return
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("world_size", 1) != self.acc.num_processes:
-            raise RuntimeError(f"{path} was written by {state['world_size']} process(es); resume with the same number, "
-                               f"or start a new out_dir")  # fmt: skip
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.acc.unwrap_model(self.E).load_state_dict(state["encoder"])
         self.opt.load_state_dict(state["optimizer"])
-        self.step, self.elapsed = state["step"], state.get("elapsed_s", 0.0)
-        rank = self.acc.process_index
-        if rank == 0:
-            self.gen.set_state(state["rng"])
-        else:
-            self.gen.set_state(torch.load(self.out / f"rng_rank{rank}.pt", weights_only=False)["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        self._truncate_log(self.step)
+        self.step = int(state["step"])
 
-    def _log(self, row: dict) -> None:
-        if not self.acc.is_main_process:
-            return
-        path = self.out / "log.csv"
-        new = not path.exists()
-        with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
-        if self._tb is not None:
-            for k, v in row.items():
-                if isinstance(v, float) and k != "time_s":
-                    self._tb.add_scalar(f"stage1/{k}", v, row["step"])
+    def rng_state_dict(self) -> dict[str, Any]:
+        return {"gen": self.gen.get_state()}
 
-    def _truncate_log(self, step: int) -> None:
-        """Drop log rows written after the checkpoint we resume from (they will be redone)."""
-        path = self.out / "log.csv"
-        if not self.acc.is_main_process or not path.exists():
-            return
-        with path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= step]
-        with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
+    def load_rng_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["gen"])
 
-    def _tensorboard(self):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            import warnings
+    def after_step(self, is_main: bool) -> None:
+        if is_main and self.step % self.cfg.sample_every == 0:
+            self.save_samples()
 
-            warnings.warn("tensorboard is not installed (pip install tensorboard); logging to log.csv only", stacklevel=2)
-            return None
-        return SummaryWriter(str(self.out / "tensorboard"))
+    def finish(self, out_dir: Path) -> None:
+        E = self.acc.unwrap_model(self.E).eval()
+        E.save_pretrained(out_dir / "final")
 
     @torch.no_grad()
     def save_samples(self, num: int = 4) -> Path:
@@ -271,15 +203,9 @@ class Stage1Trainer:
         return path
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def train_stage1(cfg: Stage1Config, progress: bool = True, stop_at: int | None = None) -> GlobalEncoder:
-    """Train (or resume from ``out_dir/checkpoint.pt``) and write ``out_dir/final`` (config.json + safetensors)."""
-    return Stage1Trainer(cfg).fit(progress=progress, stop_at=stop_at)
+def train_stage1(cfg: Stage1Config, progress: bool = True, stop_at: int | None = None, resume: str = "auto") -> GlobalEncoder:
+    """Train (or resume from ``out_dir/checkpoint.safetensors``) and write ``out_dir/final`` (config.json + safetensors)."""
+    return Stage1Trainer(cfg, resume=resume).fit(progress=progress, stop_at=stop_at)
 
 
 def config_summary(cfg: Stage1Config) -> str:
