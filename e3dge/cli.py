@@ -1,6 +1,8 @@
-"""Command line: ``e3dge demo``, ``e3dge convert eg3d IN.pkl OUT_DIR``.
+"""Command line: ``e3dge demo``, ``e3dge convert eg3d IN.pkl OUT_DIR``, ``e3dge [--debug] COMMAND ...``.
 
-Errors a user can fix are printed as one line (no traceback) with a non-zero exit code.
+Errors a user can fix (bad options, missing or corrupt files) are printed as one line,
+``e3dge <command>: error: ...``, with exit code 2; anything else is reported in one line as an
+internal error (exit 1), and Ctrl-C as ``interrupted`` (exit 130). ``--debug`` shows tracebacks.
 """
 
 from __future__ import annotations
@@ -10,10 +12,21 @@ import pickle
 import sys
 from pathlib import Path
 
+from e3dge.errors import UserError, one_line
+from e3dge.options import int_in
+
 __all__ = ["main", "build_parser"]
 
+EXIT_USER_ERROR, EXIT_INTERNAL_ERROR, EXIT_INTERRUPTED = 2, 1, 130
+USER_ERRORS = (UserError, OSError, ValueError, pickle.UnpicklingError)
+"""Exceptions that describe the user's input or files (``OSError`` covers missing files and permissions)."""
 
-from e3dge.errors import UserError
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, ``e3dge demo: error: ... (see e3dge demo --help)``, exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -22,6 +35,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     G, description = default_offline_generator(seed=args.seed)
     print(f"generator: {description}")
     result = render_orbit(G, args.out, seed=args.seed, num_frames=args.frames, fps=args.fps)
+    if result.note:
+        print(result.note)
     if result.frames_reused:
         print(f"resumed: reused {result.frames_reused} of {result.num_frames} frames already on disk")
     print(f"wrote {result.video}\nwrote {result.depth_video}\nwrote {result.sheet}")
@@ -30,33 +45,38 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from e3dge.backbones.eg3d import load_official_pkl
-    from e3dge.backbones.official_pickle import UnsafePickleError
 
     src = Path(args.input)
     if not src.is_file():
         raise UserError(f"{src}: no such file; give the path of an official EG3D .pkl snapshot")
-    try:
+    try:  # unsafe, corrupt or mismatched files raise one-line UserErrors; anything else readable is still the file's fault
         G = load_official_pkl(src)
-    except UnsafePickleError as err:
-        raise UserError(str(err)) from err
-    except (ValueError, EOFError, OSError, pickle.UnpicklingError) as err:
-        raise UserError(f"{src}: cannot read it as an official EG3D snapshot ({err})") from err
+    except UserError:
+        raise
+    except (ValueError, EOFError, OSError, pickle.UnpicklingError, RuntimeError) as err:
+        raise UserError(f"{src}: cannot read it as an official EG3D snapshot ({one_line(err)[:200]})") from err
     out = G.save_pretrained(args.output)
     n = sum(p.numel() for p in G.parameters())
     print(f"converted {src} -> {out}/ ({n / 1e6:.1f} M parameters, neural rendering {G.neural_rendering_resolution})")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="e3dge", description="3D GAN inversion and editing (E3DGE) tools.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_demo_command(sub: argparse._SubParsersAction) -> None:
+    from e3dge.demo import MAX_FPS, MAX_FRAMES, MAX_SEED
 
     demo = sub.add_parser("demo", help="render an orbit video and depth maps offline")
-    demo.add_argument("--out", default="outputs/demo", help="output folder (resumes if frames exist)")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--frames", type=int, default=48)
-    demo.add_argument("--fps", type=int, default=24)
+    demo.add_argument("--out", default="outputs/demo", help="output folder (resumes if its frames were made with the same options)")
+    demo.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help=f"latent seed, 0..{MAX_SEED}")
+    demo.add_argument("--frames", type=int_in(1, MAX_FRAMES), default=48, help=f"orbit frames, 1..{MAX_FRAMES}")
+    demo.add_argument("--fps", type=int_in(1, MAX_FPS), default=24, help=f"video frame rate, 1..{MAX_FPS}")
     demo.set_defaults(func=_cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="e3dge", description="3D GAN inversion and editing (E3DGE) tools.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_demo_command(sub)
 
     convert = sub.add_parser("convert", help="convert an official checkpoint to config.json + model.safetensors")
     convert.add_argument("family", choices=["eg3d"], help="checkpoint family")
@@ -82,13 +102,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _run(args: argparse.Namespace) -> int:
+    """Run the chosen command; one line on stderr and an exit code instead of a traceback."""
+    name = f"e3dge {args.command}"
     try:
         return int(args.func(args) or 0)
-    except UserError as err:
-        print(f"e3dge {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except USER_ERRORS as err:
+        print(f"{name}: error: {one_line(err) or type(err).__name__}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as err:  # a bug: say so in one line and how to see more
+        print(
+            f"{name}: internal error ({type(err).__name__}: {one_line(err)[:200]}); this is a bug in e3dge, "
+            f"please report it; rerun as 'e3dge --debug {args.command} ...' to see the traceback",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``e3dge`` command; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a one-line usage error already printed
+        return stop.code if isinstance(stop.code, int) else EXIT_USER_ERROR
+    if args.debug:
+        return int(args.func(args) or 0)
+    return _run(args)
 
 
 if __name__ == "__main__":

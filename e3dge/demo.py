@@ -2,10 +2,14 @@
 
 Frames are written one by one to ``<out>/frames/`` so an interrupted run resumes where it stopped;
 the video (``orbit.mp4``), a depth strip and a colour/depth contact sheet are assembled at the end.
+``<out>/frames/options.json`` records what the frames were made with (seed, frame count, truncation,
+a fingerprint of the generator); frames are reused only when all of it is identical.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,8 +19,25 @@ from tqdm.auto import tqdm
 
 from e3dge.backbones.eg3d import TriPlaneGenerator, eg3d_config
 from e3dge.cameras import frontal_label, orbit_labels
+from e3dge.options import check_range
 
-__all__ = ["OrbitResult", "default_offline_generator", "to_uint8_image", "depth_to_uint8", "render_orbit"]
+__all__ = [
+    "OrbitResult",
+    "default_offline_generator",
+    "to_uint8_image",
+    "depth_to_uint8",
+    "generator_fingerprint",
+    "orbit_options",
+    "render_orbit",
+    "MAX_FRAMES",
+    "MAX_FPS",
+    "MAX_SEED",
+]
+
+MANIFEST = "options.json"
+MAX_FRAMES = 10_000
+MAX_FPS = 240
+MAX_SEED = 2**32 - 1  # numpy RandomState seeds
 
 
 @dataclass
@@ -28,6 +49,7 @@ class OrbitResult:
     sheet: Path
     num_frames: int
     frames_reused: int
+    note: str = ""  # set when frames already on disk were made with other options and were rendered again
 
 
 def default_offline_generator(seed: int = 0) -> tuple[TriPlaneGenerator, str]:
@@ -64,6 +86,69 @@ def depth_to_uint8(depth: torch.Tensor, near: float, far: float) -> np.ndarray:
     return np.repeat(g[..., None], 3, axis=-1)
 
 
+def generator_fingerprint(G: torch.nn.Module) -> str:
+    """sha256 (16 hex digits) of the generator's config and of every tensor in its state dict."""
+    h = hashlib.sha256(json.dumps(getattr(G, "config", {}), sort_keys=True, default=str).encode())
+    for name, t in sorted(G.state_dict().items()):
+        h.update(f"{name}:{t.dtype}:{list(t.shape)}".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def orbit_options(G: torch.nn.Module, seed: int, num_frames: int, truncation_psi: float) -> dict:
+    """What the frames of :func:`render_orbit` depend on (written to ``frames/options.json``)."""
+    check_range("seed", seed, 0, MAX_SEED, integer=True)
+    check_range("num_frames", num_frames, 1, MAX_FRAMES, integer=True)
+    check_range("truncation_psi", truncation_psi, -2.0, 2.0)
+    return {"format": 1, "seed": seed, "num_frames": num_frames, "truncation_psi": truncation_psi, "generator": generator_fingerprint(G)}
+
+
+def _frame_paths(frames_dir: Path, i: int) -> tuple[Path, Path]:
+    return frames_dir / f"rgb_{i:04d}.png", frames_dir / f"depth_{i:04d}.png"
+
+
+def _read_manifest(path: Path) -> dict | None:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _write_manifest(frames_dir: Path, options: dict) -> None:
+    tmp = frames_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(options, indent=2, sort_keys=True))
+    tmp.replace(frames_dir / MANIFEST)
+
+
+def _differences(old: dict, new: dict) -> str:
+    keys = [k for k in new if old.get(k) != new[k]]
+    return "; ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in keys) or "unreadable options.json"
+
+
+def _prepare_frames(frames_dir: Path, options: dict) -> tuple[bool, str]:
+    """Whether frames on disk may be reused, and a note when frames made otherwise will be rendered again.
+
+    Frames listed by an older ``options.json`` (this tool's own output) are removed. Frames it cannot
+    vouch for are only overwritten, never deleted; the manifest is then written once all are new.
+    """
+    manifest = frames_dir / MANIFEST
+    old = _read_manifest(manifest)
+    if old == options:
+        return True, ""
+    note = ""
+    if old is not None and type(old.get("num_frames")) is int:
+        for i in range(min(old["num_frames"], MAX_FRAMES)):
+            for path in _frame_paths(frames_dir, i):
+                path.unlink(missing_ok=True)
+        note = f"frames in {frames_dir} were made with other options ({_differences(old, options)}); rendered them again"
+    if any(p.exists() for i in range(options["num_frames"]) for p in _frame_paths(frames_dir, i)):
+        manifest.unlink(missing_ok=True)
+        return False, note or f"frames in {frames_dir} have no readable {MANIFEST} (older e3dge?); rendered them all again"
+    _write_manifest(frames_dir, options)
+    return True, note
+
+
 @torch.no_grad()
 def render_orbit(
     G: TriPlaneGenerator,
@@ -74,12 +159,15 @@ def render_orbit(
     fps: int = 24,
     progress: bool = True,
 ) -> OrbitResult:
-    """Render ``num_frames`` of EG3D's orbit for latent ``seed``; resumes from existing frames."""
+    """Render ``num_frames`` of EG3D's orbit for latent ``seed``; resumes from frames made with the same options."""
     import imageio.v3 as iio
 
+    check_range("fps", fps, 1, MAX_FPS, integer=True)
+    options = orbit_options(G, seed, num_frames, truncation_psi)
     out = Path(out_dir)
     frames_dir = out / "frames"
     frames_dir.mkdir(parents=True, exist_ok=True)
+    reuse, note = _prepare_frames(frames_dir, options)
     rk = G.rendering_kwargs
     radius, pivot = rk.get("avg_camera_radius", 2.7), rk.get("avg_camera_pivot", [0, 0, 0.2])
     z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float()
@@ -89,19 +177,21 @@ def render_orbit(
     near, far = float(rk["ray_start"]), float(rk["ray_end"])
     reused = 0
     for i in tqdm(range(num_frames), desc="orbit", disable=not progress):
-        rgb_path, depth_path = frames_dir / f"rgb_{i:04d}.png", frames_dir / f"depth_{i:04d}.png"
-        if rgb_path.exists() and depth_path.exists():
+        rgb_path, depth_path = _frame_paths(frames_dir, i)
+        if reuse and rgb_path.exists() and depth_path.exists():
             reused += 1
             continue
         res = G.synthesis(ws, cams[i : i + 1], planes=planes, deterministic=True)
         depth = torch.nn.functional.interpolate(res["image_depth"], size=res["image"].shape[-2:], mode="nearest")
         iio.imwrite(depth_path, depth_to_uint8(depth[0], near, far))
         iio.imwrite(rgb_path, to_uint8_image(res["image"][0]))  # written last: marks the frame complete
-    rgb = [iio.imread(frames_dir / f"rgb_{i:04d}.png") for i in range(num_frames)]
-    depth = [iio.imread(frames_dir / f"depth_{i:04d}.png") for i in range(num_frames)]
+    if not reuse:
+        _write_manifest(frames_dir, options)
+    rgb = [iio.imread(_frame_paths(frames_dir, i)[0]) for i in range(num_frames)]
+    depth = [iio.imread(_frame_paths(frames_dir, i)[1]) for i in range(num_frames)]
     video, depth_video, sheet = out / "orbit.mp4", out / "orbit_depth.mp4", out / "sheet.png"
     iio.imwrite(video, np.stack(rgb), fps=fps, codec="libx264", macro_block_size=1)
     iio.imwrite(depth_video, np.stack(depth), fps=fps, codec="libx264", macro_block_size=1)
     picks = np.linspace(0, num_frames - 1, min(6, num_frames)).round().astype(int)
     iio.imwrite(sheet, np.concatenate([np.concatenate([rgb[i] for i in picks], 1), np.concatenate([depth[i] for i in picks], 1)], 0))
-    return OrbitResult(video, depth_video, sheet, num_frames, reused)
+    return OrbitResult(video, depth_video, sheet, num_frames, reused, note)

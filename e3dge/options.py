@@ -21,10 +21,14 @@ class OptionError(UserError, ValueError):
     """An option or config value outside what e3dge accepts."""
 
 
+def _num(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
 def _bounds(lo: float | None, hi: float | None) -> str:
     if lo is not None and hi is not None:
-        return f"between {lo:g} and {hi:g}"
-    return f">= {lo:g}" if lo is not None else f"<= {hi:g}"
+        return f"between {_num(lo)} and {_num(hi)}"
+    return f">= {_num(lo)}" if lo is not None else f"<= {_num(hi)}"  # type: ignore[arg-type]
 
 
 def check_range(name: str, value, lo: float | None = None, hi: float | None = None, *, integer: bool = False, where: str = "") -> None:

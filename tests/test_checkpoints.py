@@ -1,17 +1,22 @@
+import collections
 import io
 import os
 import pickle
 import shutil
+import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from e3dge.backbones.eg3d import PRETRAINED_EG3D, TriPlaneGenerator, load_official_pkl
-from e3dge.backbones.official_pickle import UnsafePickleError, read_official_pickle, safe_load_pickle
+from e3dge.backbones.eg3d import PRETRAINED_EG3D, TriPlaneGenerator, eg3d_config, load_official_pkl
+from e3dge.backbones.official_pickle import UnreadablePickleError, UnsafePickleError, read_official_pickle, safe_load_pickle
 from e3dge.cameras import label_from_yaw_pitch
 from e3dge.cli import main as cli_main
-from e3dge.hub import CheckpointNotFoundError
+from e3dge.errors import UserError
+from e3dge.hub import CheckpointFileError, CheckpointNotFoundError
 from official_format import write_official_snapshot
 
 
@@ -161,3 +166,106 @@ def test_registry_name_loads_official_pickle_from_cache(official_pkl, tiny_gener
     G = TriPlaneGenerator.from_pretrained("eg3d-ffhqrebalanced512-128", cache_dir=cache)
     _assert_same_outputs(_render(G), _render(tiny_generator))
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------- hostile pickles beyond a plain bad global
+class _Blob:
+    """Pickles as ``torch.storage._load_from_bytes(data)``, as official snapshots store storages."""
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def __reduce__(self):
+        import torch.storage
+
+        return torch.storage._load_from_bytes, (self.data,)
+
+
+def _legacy_storage_blob(numel: int) -> bytes:
+    """A legacy ``torch.save`` of a 4-float storage whose pickle declares ``numel`` elements."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # TypedStorage is deprecated, and what official pickles hold
+        torch.save(torch.zeros(4).storage(), buf, _use_new_zipfile_serialization=False)
+    data = buf.getvalue()
+    at = data.index(b"K\x04Nt")  # BININT1 4, NONE, TUPLE: the numel field of the storage record
+    return data[:at] + b"J" + numel.to_bytes(4, "little") + data[at + 2 :]
+
+
+def _tensor_blob_with_global() -> bytes:
+    buf = io.BytesIO()
+    torch.save({"x": _Evil(os.system, "echo pwned > /dev/null")}, buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "payload,error,message",
+    [
+        (_Evil(eval, "__import__('os').system('true')"), UnsafePickleError, "'builtins.eval'"),
+        (_Evil(collections.OrderedDict, 42), UnreadablePickleError, "TypeError"),
+        (_Evil(np.dtype, "O"), None, None),  # harmless alone; next case uses it
+        (_Evil(torch._utils._rebuild_tensor_v2, _Blob(_legacy_storage_blob(4)), 0, (2**40,), (1,), False, collections.OrderedDict()),
+         UnreadablePickleError, "RuntimeError"),
+        (_Blob(_legacy_storage_blob(2**31 - 1)), UnreadablePickleError, "storage has wrong byte size"),
+        (_Blob(_tensor_blob_with_global()), UnsafePickleError, "a tensor storage references 'posix.system'"),
+    ],
+    ids=["eval", "ordered-dict-hostile-args", "object-dtype", "huge-tensor-view", "huge-declared-storage", "nested-os-system"],
+)
+def test_hostile_pickles_are_refused_in_one_line(tmp_path, payload, error, message):
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": payload}))
+    if error is None:
+        assert isinstance(safe_load_pickle(path)["G_ema"], np.dtype)
+        return
+    start = time.perf_counter()
+    with pytest.raises(error) as info:
+        load_official_pkl(path)
+    assert time.perf_counter() - start < 1.0
+    text = str(info.value)
+    assert "\n" not in text and str(path) in text and message in text, text
+    assert isinstance(info.value, UserError)
+
+
+@pytest.mark.parametrize("args", [(np.dtype("O"),), (np.dtype("O"), b"\0" * 8)], ids=["no-data", "with-data"])
+def test_numpy_object_scalar_is_refused(tmp_path, args):
+    scalar = pickle.loads(pickle.dumps(np.float32(1)))  # the numpy scalar rebuilder, as pickles name it
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": _Evil(type(scalar).__reduce__(scalar)[0], *args)}))
+    with pytest.raises(UnreadablePickleError, match=r"cannot read it as an official snapshot pickle \(ValueError: ") as info:
+        load_official_pkl(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_cyclic_record_is_refused(tmp_path):
+    from official_format import write_official_snapshot
+
+    torch.manual_seed(0)
+    G = TriPlaneGenerator(**eg3d_config("tiny"))
+    G.config["mapping_kwargs"]["self"] = G.config["mapping_kwargs"]  # a cycle inside _init_kwargs
+    path = write_official_snapshot(G, tmp_path / "cycle.pkl", tmp_path / "EXECUTED")
+    with pytest.raises(UnreadablePickleError, match=r"G_ema is not a well-formed network record \(RecursionError"):
+        load_official_pkl(path)
+
+
+def test_official_dotted_module_names_are_converted(tmp_path, tiny_generator):
+    from official_format import write_official_snapshot
+
+    dotted = "training.superresolution.SuperresolutionHybrid2X"
+    tiny_generator.rendering_kwargs["superresolution_module"] = dotted
+    tiny_generator.config["rendering_kwargs"]["superresolution_module"] = dotted
+    path = write_official_snapshot(tiny_generator, tmp_path / "s.pkl", tmp_path / "EXECUTED")
+    assert dotted.encode() in path.read_bytes()
+    G = load_official_pkl(path)
+    assert G.rendering_kwargs["superresolution_module"] == "SuperresolutionHybrid2X"
+    out = G.save_pretrained(tmp_path / "converted")
+    assert "training." not in (out / "config.json").read_text()
+    _assert_same_outputs(_render(TriPlaneGenerator.from_pretrained(out)), _render(G))
+
+
+def test_mismatched_tensors_in_a_snapshot_are_one_line(tmp_path, tiny_generator):
+    from official_format import write_official_snapshot
+
+    tiny_generator.config["decoder_hidden"] = 9  # the constructor kwargs no longer match the stored tensors
+    path = write_official_snapshot(tiny_generator, tmp_path / "s.pkl", tmp_path / "EXECUTED")
+    with pytest.raises(CheckpointFileError, match=r"\(G_ema\): tensor 'decoder.net.0.weight' has shape \[8, 4\], the config needs \[9, 4\]"):
+        load_official_pkl(path)

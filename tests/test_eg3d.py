@@ -1,3 +1,4 @@
+import copy
 import json
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import torch
 from e3dge.backbones.eg3d import CONFIG_NAMES, TriPlaneGenerator, eg3d_config
 from e3dge.backbones.rendering import PLANE_PROJECTIONS, plane_axes, project_onto_planes
 from e3dge.cameras import frontal_label, label_from_yaw_pitch
+from e3dge.options import OptionError
 
 STATE_DICT_LIST = Path(__file__).resolve().parents[2] / "shared" / "notes" / "eg3d-state-dict.json"
 
@@ -150,3 +152,30 @@ def test_bad_inputs_raise_clear_errors(tiny_generator):
         G.synthesis(ws, frontal_label(), noise_mode="loud")
     with pytest.raises(ValueError, match="unknown EG3D config"):
         eg3d_config("ffhq1024")
+
+
+def test_superresolution_module_names_e3dge_classes_and_accepts_official_ones():
+    config = eg3d_config("tiny")
+    assert config["rendering_kwargs"]["superresolution_module"] == "SuperresolutionHybrid2X"
+    legacy = copy.deepcopy(config)
+    legacy["rendering_kwargs"]["superresolution_module"] = "training.superresolution.SuperresolutionHybrid2X"  # old folders, toy distill
+    torch.manual_seed(0)
+    G = TriPlaneGenerator(**legacy)
+    torch.manual_seed(0)
+    H = TriPlaneGenerator(**config)
+    assert G.config == H.config and G.rendering_kwargs["superresolution_module"] == "SuperresolutionHybrid2X"
+    assert type(G.superresolution).__name__ == "SuperresolutionHybrid2X"
+    assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), H.state_dict().values()))
+    with pytest.raises(ValueError, match="unknown superresolution_module 'training.superresolution.Nope'"):
+        TriPlaneGenerator(**dict(config, rendering_kwargs=dict(config["rendering_kwargs"], superresolution_module="training.superresolution.Nope")))
+
+
+def test_validate_config_is_cheap_and_names_the_source():
+    config = eg3d_config("ffhq512-128")
+    config["rendering_kwargs"]["depth_resolution_importance"] = -1
+    with pytest.raises(OptionError, match=r"^model.json: rendering_kwargs.depth_resolution_importance must be between 0 and 512, got -1$"):
+        TriPlaneGenerator.validate_config(config, "model.json")
+    config = eg3d_config("ffhq512-128")
+    config["mapping_kwargs"]["activation"] = "relu"
+    with pytest.raises(OptionError, match=r"mapping_kwargs.activation must be one of 'lrelu', 'linear', got 'relu'"):
+        TriPlaneGenerator.validate_config(config)

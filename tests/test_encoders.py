@@ -177,3 +177,22 @@ def test_bad_inputs_and_configs(tiny_encoder):
         tiny_encoder.set_w_avg(torch.zeros(512))
     with pytest.raises(ValueError, match="8x8"):
         GradualStyleBlock(4, 4, 8)(torch.zeros(1, 4, 16, 16))
+
+
+def test_validate_config_refuses_before_building():
+    from e3dge.options import OptionError
+
+    base = encoder_config("tiny", num_ws=8, w_dim=8)
+    cases = [
+        (dict(base, coarse_ws=3, medium_ws=6), r"coarse_ws \+ medium_ws \(3 \+ 6\) must be <= num_ws \(8\)"),
+        (dict(base, widths=[16, 32, 64]), r"widths must be a list of 4 items, got \[16, 32, 64\]"),
+        (dict(base, units=[1, 1, 0, 1]), r"units\[2\] must be between 1 and 64, got 0"),
+        (dict(base, input_size=96), "input_size must be a power of two between 32 and 1024, got 96"),
+        (dict(base, use_se="yes"), "use_se must be true or false, got 'yes'"),
+        (dict(base, units=[64, 64, 64, 64], widths=[1024] * 4), r"about \d+ M parameters"),
+        (dict(base, num_wss=6), "unknown config key 'num_wss'; did you mean 'num_ws'"),
+    ]
+    for config, message in cases:
+        with pytest.raises(OptionError, match=message):
+            GlobalEncoder.validate_config(config, "e0/config.json")
+    assert GlobalEncoder.validate_config(dict(base, coarse_ws=2, medium_ws=4)) == dict(base, coarse_ws=2, medium_ws=4)

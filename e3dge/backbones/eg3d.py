@@ -24,12 +24,27 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from e3dge.backbones.official_pickle import OfficialCheckpoint, read_official_pickle
-from e3dge.backbones.rendering import render_rays, sample_from_planes, sample_rays, plane_axes
+from e3dge.backbones.official_pickle import OfficialCheckpoint, UnreadablePickleError, read_official_pickle
+from e3dge.backbones.rendering import PLANE_PROJECTIONS, plane_axes, render_rays, sample_from_planes, sample_rays
 from e3dge.backbones.stylegan2 import FullyConnectedLayer, StyleGAN2Backbone
-from e3dge.backbones.superresolution import SUPERRESOLUTION_MODULES
+from e3dge.backbones.superresolution import OFFICIAL_SUPERRESOLUTION_NAMES, SUPERRESOLUTION_MODULES, superresolution_name
 from e3dge.cameras import check_label, frontal_label
-from e3dge.hub import PretrainedSource, PretrainedMixin, resolve_file
+from e3dge.hub import (
+    BoolField,
+    ChoiceField,
+    DictField,
+    IntField,
+    ListField,
+    NumberField,
+    PretrainedMixin,
+    PretrainedSource,
+    StrField,
+    check_tensors,
+    one_line,
+    resolve_file,
+    tensor_specs,
+)
+from e3dge.options import OptionError
 
 __all__ = [
     "FFHQ_RENDERING_KWARGS",
@@ -38,6 +53,7 @@ __all__ = [
     "OSGDecoder",
     "TriPlaneGenerator",
     "load_official_pkl",
+    "official_config",
     "PRETRAINED_EG3D",
     "estimate_w_avg",
 ]
@@ -49,7 +65,7 @@ FFHQ_RENDERING_KWARGS: dict = {
     "image_resolution": 512,
     "disparity_space_sampling": False,
     "clamp_mode": "softplus",
-    "superresolution_module": "training.superresolution.SuperresolutionHybrid8XDC",
+    "superresolution_module": "SuperresolutionHybrid8XDC",
     "c_gen_conditioning_zero": False,
     "gpc_reg_prob": 0.5,
     "c_scale": 1.0,
@@ -67,7 +83,7 @@ FFHQ_RENDERING_KWARGS: dict = {
     "avg_camera_radius": 2.7,
     "avg_camera_pivot": [0, 0, 0.2],
 }
-"""``rendering_kwargs`` of the official FFHQ 512 models (train.py, ``--cfg=ffhq``)."""
+"""``rendering_kwargs`` of the official FFHQ 512 models (train.py, ``--cfg=ffhq``), with e3dge's module name."""
 
 
 def _official_kwargs(img_resolution: int, rendering_kwargs: dict, neural_rendering_resolution: int, **overrides) -> dict:
@@ -108,7 +124,7 @@ def eg3d_config(name: str) -> dict:
         shapenet = dict(
             ffhq,
             image_resolution=128,
-            superresolution_module="training.superresolution.SuperresolutionHybrid2X",
+            superresolution_module="SuperresolutionHybrid2X",
             depth_resolution=64,
             depth_resolution_importance=64,
             ray_start=0.1,
@@ -123,7 +139,7 @@ def eg3d_config(name: str) -> dict:
         tiny = dict(
             ffhq,
             image_resolution=128,
-            superresolution_module="training.superresolution.SuperresolutionHybrid2X",
+            superresolution_module="SuperresolutionHybrid2X",
             depth_resolution=6,
             depth_resolution_importance=6,
         )
@@ -165,8 +181,91 @@ class OSGDecoder(nn.Module):
         return rgb, x[..., 0:1]
 
 
+_FUSED_MODCONV = ChoiceField((True, False, "inference_only"))
+
+RENDERING_SPEC = {
+    "image_resolution": IntField(16, 2048, power_of_two=True),
+    "disparity_space_sampling": ChoiceField((False,)),  # e3dge samples linearly in depth, as all official models
+    "clamp_mode": ChoiceField(("softplus",)),
+    "superresolution_module": ChoiceField(tuple(SUPERRESOLUTION_MODULES) + tuple(OFFICIAL_SUPERRESOLUTION_NAMES)),
+    "c_gen_conditioning_zero": BoolField(),
+    "gpc_reg_prob": NumberField(0, 1, optional=True),
+    "c_scale": NumberField(-1e3, 1e3),
+    "superresolution_noise_mode": ChoiceField(("none", "const", "random")),
+    "density_reg": NumberField(0, 1e6),
+    "density_reg_p_dist": NumberField(0, 1e3),
+    "reg_type": StrField(),
+    "decoder_lr_mul": NumberField(1e-6, 1e3),
+    "sr_antialias": BoolField(),
+    "depth_resolution": IntField(1, 512),
+    "depth_resolution_importance": IntField(0, 512),
+    "ray_start": NumberField(0, 1e4),
+    "ray_end": NumberField(0, 1e4),
+    "box_warp": NumberField(1e-6, 1e4),
+    "white_back": BoolField(),
+    "avg_camera_radius": NumberField(1e-6, 1e4),
+    "avg_camera_pivot": ListField(NumberField(-1e4, 1e4), 3, 3),
+}
+"""``rendering_kwargs`` keys e3dge reads or official snapshots carry, with the values it accepts."""
+
+RENDERING_REQUIRED = (
+    "superresolution_module",
+    "sr_antialias",
+    "superresolution_noise_mode",
+    "box_warp",
+    "ray_start",
+    "ray_end",
+    "depth_resolution",
+)
+"""``rendering_kwargs`` keys the renderer reads without a default."""
+
+MAPPING_SPEC = {
+    "num_layers": IntField(1, 16),
+    "embed_features": IntField(1, 2048, optional=True),
+    "layer_features": IntField(1, 2048, optional=True),
+    "activation": ChoiceField(("lrelu", "linear")),
+    "lr_multiplier": NumberField(1e-6, 1e3),
+    "w_avg_beta": NumberField(0, 1, optional=True),
+}
+"""``mapping_kwargs`` of the StyleGAN2 mapping network."""
+
+SR_SPEC = {
+    "width": IntField(2, 1024, optional=True),  # block1 gets width // 2 channels
+    "channel_base": IntField(1, 1 << 20),  # official kwargs the SR modules accept and ignore
+    "channel_max": IntField(1, 4096),
+    "num_fp16_res": IntField(0, 16),
+    "conv_clamp": NumberField(0, 1e5, optional=True),
+    "fused_modconv_default": _FUSED_MODCONV,
+}
+"""``sr_kwargs`` of the super-resolution module."""
+
+
 class TriPlaneGenerator(PretrainedMixin, nn.Module):
     """EG3D generator: ``mapping(z, c) -> ws``; ``synthesis(ws, c) -> {image, image_raw, image_depth, ...}``."""
+
+    CONFIG_SPEC = {
+        "z_dim": IntField(1, 2048),
+        "c_dim": ChoiceField((0, 25)),  # the 25-value camera label, or unconditional
+        "w_dim": IntField(1, 2048),
+        "img_resolution": IntField(16, 2048, power_of_two=True),
+        "img_channels": ChoiceField((3,)),
+        "sr_num_fp16_res": IntField(0, 16),
+        "mapping_kwargs": DictField(MAPPING_SPEC),
+        "rendering_kwargs": DictField(RENDERING_SPEC, required=RENDERING_REQUIRED),
+        "sr_kwargs": DictField(SR_SPEC),
+        "neural_rendering_resolution": IntField(4, 512),
+        "plane_projection": ChoiceField(tuple(PLANE_PROJECTIONS)),
+        "plane_resolution": IntField(4, 512, power_of_two=True),
+        "plane_channels": IntField(1, 128),
+        "decoder_hidden": IntField(1, 1024),
+        "channel_base": IntField(1, 1 << 20),
+        "channel_max": IntField(1, 1024),
+        "conv_clamp": NumberField(0, 1e5, optional=True),
+        "num_fp16_res": IntField(0, 16),
+        "fused_modconv_default": _FUSED_MODCONV,
+    }
+    """Accepted config values; the bounds cap a model at about 300 M parameters (official FFHQ: 31 M)."""
+    EXTRA_CONFIG_KEYS = ("channel_base", "channel_max", "conv_clamp", "num_fp16_res", "fused_modconv_default")
 
     def __init__(
         self,
@@ -188,6 +287,10 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
     ):
         super().__init__()
         rendering_kwargs = dict(FFHQ_RENDERING_KWARGS if rendering_kwargs is None else rendering_kwargs)
+        sr_name = superresolution_name(rendering_kwargs["superresolution_module"])  # old folders: official names
+        if sr_name not in SUPERRESOLUTION_MODULES:
+            raise ValueError(f"unknown superresolution_module {sr_name!r}; known: {sorted(SUPERRESOLUTION_MODULES)}")
+        rendering_kwargs["superresolution_module"] = sr_name
         sr_kwargs = dict(sr_kwargs or {})
         self.config = {
             "z_dim": z_dim,
@@ -215,9 +318,6 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         self.backbone = StyleGAN2Backbone(
             z_dim, c_dim, w_dim, plane_resolution, plane_channels * 3, mapping_kwargs=mapping_kwargs, **synthesis_kwargs
         )
-        sr_name = rendering_kwargs["superresolution_module"]
-        if sr_name not in SUPERRESOLUTION_MODULES:
-            raise ValueError(f"unknown superresolution_module {sr_name!r}; known: {sorted(SUPERRESOLUTION_MODULES)}")
         self.superresolution = SUPERRESOLUTION_MODULES[sr_name](
             channels=plane_channels,
             img_resolution=img_resolution,
@@ -231,6 +331,27 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         )
         self.register_buffer("dataset_label_std", torch.ones([c_dim]) if c_dim > 0 else torch.ones([1]))
         self.register_buffer("_plane_axes", plane_axes(plane_projection), persistent=False)
+
+    @classmethod
+    def validate_config(cls, config: dict, where: str = "") -> dict:
+        """Check a config's keys, types and ranges, then the values that must agree; nothing is allocated."""
+        config = super().validate_config(config, where)
+        rk = FFHQ_RENDERING_KWARGS if config.get("rendering_kwargs") is None else config["rendering_kwargs"]
+        res = config["img_resolution"]
+        sr = SUPERRESOLUTION_MODULES[superresolution_name(rk["superresolution_module"])]
+        prefix = f"{where}: " if where else ""
+        if sr.output_resolution != res:
+            raise OptionError(f"{prefix}{sr.__name__} makes {sr.output_resolution}x{sr.output_resolution} images, but img_resolution is {res}")
+        if rk.get("image_resolution", res) != res:
+            raise OptionError(f"{prefix}rendering_kwargs.image_resolution ({rk['image_resolution']}) must equal img_resolution ({res})")
+        if rk["ray_start"] >= rk["ray_end"]:
+            raise OptionError(f"{prefix}rendering_kwargs.ray_start ({rk['ray_start']}) must be less than ray_end ({rk['ray_end']})")
+        base, planes = config.get("channel_base", 32768), config.get("plane_resolution", 256)
+        if base < planes:
+            raise OptionError(
+                f"{prefix}channel_base ({base}) must be >= plane_resolution ({planes}), or the {planes}x{planes} block has no channels"
+            )
+        return config
 
     @property
     def num_ws(self) -> int:
@@ -369,8 +490,8 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
             source = PRETRAINED_EG3D[key]
             path = resolve_file(source.repo_id, source.filename, revision=revision or source.revision, **hub_kwargs)
             return load_official_pkl(path)
-        if key.endswith(".pkl") and Path(key).is_file():
-            return load_official_pkl(key)
+        if key.endswith(".pkl") and Path(key).expanduser().is_file():
+            return load_official_pkl(Path(key).expanduser())
         return super().from_pretrained(name_or_path, revision=revision, **hub_kwargs)
 
 
@@ -384,27 +505,37 @@ PRETRAINED_EG3D: dict[str, PretrainedSource] = {
 """Known official checkpoints reachable on the Hugging Face Hub (loaded with the safe unpickler)."""
 
 
+def official_config(ckpt: OfficialCheckpoint) -> dict:
+    """e3dge constructor kwargs of an official generator record (not yet checked); official module names translated."""
+    kwargs = dict(ckpt.init_kwargs)
+    kwargs.pop("class_name", None)
+    if "rendering_kwargs" in ckpt.attributes:  # the attribute is what the model ran with; prefer it
+        kwargs["rendering_kwargs"] = ckpt.attributes["rendering_kwargs"]
+    rk = kwargs.get("rendering_kwargs")
+    if isinstance(rk, dict) and "superresolution_module" in rk:
+        kwargs["rendering_kwargs"] = dict(rk, superresolution_module=superresolution_name(rk["superresolution_module"]))
+    kwargs["neural_rendering_resolution"] = ckpt.attributes.get("neural_rendering_resolution", 64)
+    return kwargs
+
+
 def load_official_pkl(path: str | os.PathLike, key: str = "G_ema", device: str | torch.device = "cpu") -> TriPlaneGenerator:
     """Build an e3dge :class:`TriPlaneGenerator` from an official EG3D ``.pkl`` without executing it.
 
     Reads ``G_ema`` (the generator for inference) by default; the file's embedded source code is
-    never run and any global outside a small allow-list is refused (:class:`UnsafePickleError`).
+    never run and any global outside a small allow-list is refused (:class:`UnsafePickleError`). The
+    constructor kwargs are checked like a ``config.json`` and the tensors against the model before loading.
     """
     ckpt: OfficialCheckpoint = read_official_pickle(path, key=key)
+    where = f"{path} ({key})"
     if ckpt.class_name != "TriPlaneGenerator":  # persistence records the bare class name
-        raise ValueError(f"{path}: {key} is a {ckpt.class_name}, not an EG3D TriPlaneGenerator")
-    kwargs = dict(ckpt.init_kwargs)
+        raise UnreadablePickleError(f"{path}: {key} is a {ckpt.class_name}, not an EG3D TriPlaneGenerator")
     if ckpt.init_args:
-        raise ValueError(f"{path}: unexpected positional constructor arguments {ckpt.init_args!r}")
-    # The pickle's rendering_kwargs attribute is the one the model ran with; prefer it.
-    if "rendering_kwargs" in ckpt.attributes:
-        kwargs["rendering_kwargs"] = ckpt.attributes["rendering_kwargs"]
-    kwargs.pop("class_name", None)
-    kwargs["neural_rendering_resolution"] = int(ckpt.attributes.get("neural_rendering_resolution", 64))
-    G = TriPlaneGenerator(**kwargs)
+        raise UnreadablePickleError(f"{path}: unexpected positional constructor arguments {one_line(ckpt.init_args)[:80]}")
+    G = TriPlaneGenerator.build_checked(official_config(ckpt), where)
     state = dict(ckpt.state_dict)
     if "dataset_label_std" not in state:  # only snapshots written by the training loop have it
         state["dataset_label_std"] = G.dataset_label_std
+    check_tensors(tensor_specs(state), G.state_dict(), where)
     G.load_state_dict(state, strict=True)
     return G.eval().requires_grad_(False).to(device)
 

@@ -5,7 +5,9 @@ carries the class's *source code* (``module_src``) and the module's ``__dict__``
 normally runs that source. This reader maps every global to an allow-list of data rebuilders
 (tensors, storages, ordered dicts, numpy scalars); persistent objects and ``torch.nn`` modules
 become inert records whose state is walked for parameters, buffers and constructor kwargs.
-Any other global (``os.system``, ``builtins.eval``, ``subprocess.*``, ...) is refused.
+Any other global (``os.system``, ``builtins.eval``, ``subprocess.*``, ...) is refused, and so is a
+nested tensor storage that fails torch's own weights-only check; a file that cannot be read as such a
+pickle (truncated, hostile arguments to an allowed rebuilder) is one :class:`UnreadablePickleError`.
 """
 
 from __future__ import annotations
@@ -14,17 +16,36 @@ import collections
 import io
 import os
 import pickle
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["UnsafePickleError", "PersistentRecord", "OfficialCheckpoint", "safe_load_pickle", "read_official_pickle"]
+from e3dge.errors import UserError
+
+__all__ = [
+    "UnsafePickleError",
+    "UnreadablePickleError",
+    "PersistentRecord",
+    "OfficialCheckpoint",
+    "safe_load_pickle",
+    "read_official_pickle",
+]
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(UserError, pickle.UnpicklingError):
     """The pickle references something outside the allow-list; it was not loaded."""
+
+
+class UnreadablePickleError(UserError, ValueError):
+    """The file is not a readable official snapshot (corrupt, truncated, or not the expected structure)."""
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return (lines[0] if lines else type(err).__name__)[:200]
 
 
 @dataclass
@@ -58,7 +79,7 @@ class _EasyDict(dict):
 
 def _reconstruct_persistent(meta: dict) -> PersistentRecord:
     if not isinstance(meta, dict) or meta.get("type") != "class":
-        raise UnsafePickleError(f"unsupported persistent object record {type(meta).__name__}")
+        raise ValueError(f"unsupported persistent object record {type(meta).__name__}")
     return PersistentRecord(
         class_name=str(meta.get("class_name")),
         version=int(meta.get("version", 0)),
@@ -67,14 +88,9 @@ def _reconstruct_persistent(meta: dict) -> PersistentRecord:
     )
 
 
-def _storage_from_bytes(data: bytes):
-    # torch.storage._load_from_bytes would call torch.load(weights_only=False) on nested bytes.
-    return torch.load(io.BytesIO(data), weights_only=True)
-
-
 def _numpy_scalar(dtype, data=None):
     if data is None:  # object scalars are never legitimate here
-        raise UnsafePickleError("refusing a numpy object scalar")
+        raise ValueError("refusing a numpy object scalar")
     return np.frombuffer(data, dtype=dtype)[0]
 
 
@@ -84,7 +100,6 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
-    ("torch.storage", "_load_from_bytes"): _storage_from_bytes,
     ("torch", "Size"): torch.Size,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
@@ -110,6 +125,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         key = (module, name)
+        if key == ("torch.storage", "_load_from_bytes"):
+            return self._storage_from_bytes
         if key in _ALLOWED:
             return _ALLOWED[key]
         if module == "torch" and name in _TORCH_DTYPES:
@@ -126,15 +143,40 @@ class _RestrictedUnpickler(pickle.Unpickler):
         )
 
     def persistent_load(self, pid):
-        raise UnsafePickleError(f"refused to load {self._source}: unexpected persistent id {pid!r}")
+        raise UnsafePickleError(f"refused to load {self._source}: unexpected persistent id {str(pid)[:80]!r}")
+
+    def _storage_from_bytes(self, data: bytes):
+        """A nested ``torch.save`` blob, read with torch's weights-only unpickler (never ``weights_only=False``)."""
+        if not isinstance(data, bytes):
+            raise UnreadablePickleError(f"{self._source}: a tensor storage is a {type(data).__name__}, not bytes")
+        try:
+            return torch.load(io.BytesIO(data), weights_only=True)
+        except pickle.UnpicklingError as err:
+            found = re.search(r"GLOBAL ([\w.]+)", str(err))
+            if found:
+                raise UnsafePickleError(
+                    f"refused to load {self._source}: a tensor storage references '{found.group(1)}', which official "
+                    "checkpoints never need. The file may be malicious; nothing in it was executed."
+                ) from None
+            raise
 
 
 def safe_load_pickle(path_or_file: str | os.PathLike | io.IOBase) -> Any:
-    """Unpickle with the allow-list above; raises :class:`UnsafePickleError` on anything else."""
+    """Unpickle with the allow-list above: :class:`UnsafePickleError` for other globals, :class:`UnreadablePickleError` if corrupt."""
     if isinstance(path_or_file, (str, os.PathLike)):
         with open(path_or_file, "rb") as f:
-            return _RestrictedUnpickler(f, os.fspath(path_or_file)).load()
-    return _RestrictedUnpickler(path_or_file, "<stream>").load()
+            return _load(f, os.fspath(path_or_file))
+    return _load(path_or_file, "<stream>")
+
+
+def _load(file: Any, source: str) -> Any:
+    try:
+        return _RestrictedUnpickler(file, source).load()
+    except (UnsafePickleError, UnreadablePickleError):
+        raise
+    except Exception as err:  # whatever a truncated or hostile stream makes an allowed rebuilder raise
+        reason = f"{type(err).__name__}: {_first_line(err)}"
+        raise UnreadablePickleError(f"{source}: cannot read it as an official snapshot pickle ({reason})") from None
 
 
 def _module_dict(obj: Any) -> dict:
@@ -145,15 +187,21 @@ def _module_dict(obj: Any) -> dict:
     raise ValueError(f"expected a network record, found {type(obj).__name__}")
 
 
+def _tensor(value: Any, name: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} is a {type(value).__name__}, not a tensor")
+    return value.detach().clone()
+
+
 def _collect_state(obj: Any, prefix: str, out: dict[str, torch.Tensor]) -> None:
     d = _module_dict(obj)
     for name, p in d.get("_parameters", {}).items():
         if p is not None:
-            out[prefix + name] = p.detach().clone()
+            out[prefix + name] = _tensor(p, prefix + name)
     non_persistent = d.get("_non_persistent_buffers_set", set())
     for name, b in d.get("_buffers", {}).items():
         if b is not None and name not in non_persistent:
-            out[prefix + name] = b.detach().clone()
+            out[prefix + name] = _tensor(b, prefix + name)
     for name, child in d.get("_modules", {}).items():
         if child is not None:
             _collect_state(child, f"{prefix}{name}.", out)
@@ -168,6 +216,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+_PLAIN_TYPES = (dict, list, tuple, str, int, float, bool, np.generic)
 
 
 @dataclass
@@ -185,17 +236,24 @@ def read_official_pickle(path: str | os.PathLike, key: str = "G_ema") -> Officia
     """Extract network ``key`` (``G_ema`` for inference) from an official snapshot ``.pkl``."""
     data = safe_load_pickle(path)
     if not isinstance(data, dict) or key not in data:
-        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
-        raise ValueError(f"{path}: not an official snapshot with a {key!r} entry (found {keys})")
+        keys = sorted(map(str, data))[:8] if isinstance(data, dict) else type(data).__name__
+        raise UnreadablePickleError(f"{path}: not an official snapshot with a {key!r} entry (found {keys})")
     record = data[key]
     if not isinstance(record, PersistentRecord):
-        raise ValueError(f"{path}: {key} is not a persistent network record")
+        raise UnreadablePickleError(f"{path}: {key} is not a persistent network record")
+    try:
+        return _checkpoint(record)
+    except Exception as err:  # a hostile structure: non-dict state, non-tensor parameters, cycles
+        raise UnreadablePickleError(f"{path}: {key} is not a well-formed network record ({type(err).__name__}: {_first_line(err)})") from None
+
+
+def _checkpoint(record: PersistentRecord) -> OfficialCheckpoint:
     state_dict: dict[str, torch.Tensor] = {}
     _collect_state(record, "", state_dict)
     attributes = {
         k: _plain(v)
         for k, v in record.state.items()
-        if not k.startswith("_") and k != "training" and isinstance(v, (dict, list, tuple, str, int, float, bool, np.generic))
+        if isinstance(k, str) and not k.startswith("_") and k != "training" and isinstance(v, _PLAIN_TYPES)
     }
     return OfficialCheckpoint(
         class_name=record.class_name,

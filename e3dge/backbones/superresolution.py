@@ -4,6 +4,10 @@ Two style-modulated blocks driven by the last w repeated; ``width`` (block0 chan
 half) defaults to the official sizes and only shrinks for tiny test/toy models. The entry block keeps the size ("NoUp")
 for 2X/4X and up-samples for 8XDC; names follow the official modules so weights load strictly.
 With ``sr_num_fp16_res > 0`` the official blocks clamp conv outputs at +-256, also in fp32.
+
+``rendering_kwargs['superresolution_module']`` names an e3dge class (``"SuperresolutionHybrid8XDC"``);
+the official dotted names (``"training.superresolution.SuperresolutionHybrid8XDC"``) are translated by
+:func:`superresolution_name`, the one place that knows them.
 """
 
 from __future__ import annotations
@@ -15,7 +19,15 @@ from torch import nn
 from e3dge.backbones.ops import setup_filter
 from e3dge.backbones.stylegan2 import SynthesisBlock
 
-__all__ = ["SuperResolution", "SuperresolutionHybrid2X", "SuperresolutionHybrid4X", "SuperresolutionHybrid8XDC", "SUPERRESOLUTION_MODULES"]
+__all__ = [
+    "SuperResolution",
+    "SuperresolutionHybrid2X",
+    "SuperresolutionHybrid4X",
+    "SuperresolutionHybrid8XDC",
+    "SUPERRESOLUTION_MODULES",
+    "OFFICIAL_SUPERRESOLUTION_NAMES",
+    "superresolution_name",
+]
 
 
 class SuperResolution(nn.Module):
@@ -95,8 +107,14 @@ class SuperresolutionHybrid8XDC(SuperResolution):
 
 
 SUPERRESOLUTION_MODULES: dict[str, type[SuperResolution]] = {
-    "training.superresolution.SuperresolutionHybrid2X": SuperresolutionHybrid2X,
-    "training.superresolution.SuperresolutionHybrid4X": SuperresolutionHybrid4X,
-    "training.superresolution.SuperresolutionHybrid8XDC": SuperresolutionHybrid8XDC,
+    cls.__name__: cls for cls in (SuperresolutionHybrid2X, SuperresolutionHybrid4X, SuperresolutionHybrid8XDC)
 }
-"""Official ``rendering_kwargs['superresolution_module']`` names -> e3dge classes."""
+"""e3dge's ``rendering_kwargs['superresolution_module']`` names -> classes."""
+
+OFFICIAL_SUPERRESOLUTION_NAMES: dict[str, str] = {f"training.superresolution.{name}": name for name in SUPERRESOLUTION_MODULES}
+"""Official EG3D dotted names (pickles; e3dge folders saved before the rename) -> e3dge names."""
+
+
+def superresolution_name(name: str) -> str:
+    """e3dge's name for a super-resolution module name, translating an official dotted name; others pass unchanged."""
+    return OFFICIAL_SUPERRESOLUTION_NAMES.get(name, name) if isinstance(name, str) else name

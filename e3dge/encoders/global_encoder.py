@@ -15,6 +15,7 @@ SR (texture, detail). This is pSp's resolution-to-head mapping (3 / 4 / 11 of 18
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +26,13 @@ from torch import nn
 from e3dge.encoders.irse import IRSE_DEPTHS, make_body, make_input_layer, stage_units
 from e3dge.encoders.pose import PoseHead
 from e3dge.encoders.styles import GradualStyleBlock, upsample_add
-from e3dge.hub import PretrainedMixin
+from e3dge.hub import BoolField, IntField, ListField, PretrainedMixin
+from e3dge.options import OptionError
 
-__all__ = ["EncoderOutput", "GlobalEncoder", "encoder_config", "resize_to"]
+__all__ = ["EncoderOutput", "GlobalEncoder", "encoder_config", "resize_to", "approx_num_parameters"]
+
+MAX_PARAMETERS = 1 << 29
+"""Largest encoder a config may describe (~537 M parameters, 2 GiB in float32; IR-SE50 has 210 M)."""
 
 
 @dataclass
@@ -61,8 +66,37 @@ def resize_to(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=h > size)
 
 
+def approx_num_parameters(config: dict[str, Any]) -> int:
+    """Parameters of the 3x3 convolutions that dominate E0's size (IR-SE body + style heads), from a config."""
+    widths, units = config.get("widths", (64, 128, 256, 512)), config.get("units", IRSE_DEPTHS[50])
+    stem, size = config.get("stem_width", 64), config.get("input_size", 256)
+    body, in_ch = 0, stem
+    for width, n in zip(widths, units):
+        body += 9 * (in_ch * width + width * width) + (n - 1) * 18 * width * width
+        in_ch = width
+    num_ws, coarse, medium = config.get("num_ws", 14), config.get("coarse_ws", 3), config.get("medium_ws", 4)
+    convs = sum(k * max(int(math.log2(size // d)), 1) for k, d in ((coarse, 16), (medium, 8), (num_ws - coarse - medium, 4)))
+    w_dim, fpn = config.get("w_dim", 512), widths[-1]
+    return body + 9 * convs * w_dim * max(w_dim, fpn)
+
+
 class GlobalEncoder(PretrainedMixin, nn.Module):
     """E0: image in [-1, 1] -> :class:`EncoderOutput` (``W+`` offsets around ``w_avg`` and camera pose)."""
+
+    CONFIG_SPEC = {
+        "num_ws": IntField(1, 64),
+        "w_dim": IntField(1, 2048),
+        "input_size": IntField(32, 1024, power_of_two=True),
+        "in_channels": IntField(1, 16),
+        "stem_width": IntField(1, 1024),
+        "widths": ListField(IntField(1, 1024), 4, 4),
+        "units": ListField(IntField(1, 64), 4, 4),
+        "use_se": BoolField(),
+        "coarse_ws": IntField(1, 64),
+        "medium_ws": IntField(0, 64),
+        "pose_hidden": IntField(1, 4096),
+    }
+    """Accepted config values; :meth:`validate_config` also bounds their product (:data:`MAX_PARAMETERS`)."""
 
     def __init__(
         self,
@@ -108,6 +142,21 @@ class GlobalEncoder(PretrainedMixin, nn.Module):
         self.latlayer2 = nn.Conv2d(widths[1], fpn, kernel_size=1)
         self.pose_head = PoseHead(fpn, pose_hidden)
         self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any], where: str = "") -> dict[str, Any]:
+        """Check keys, types and ranges, the ws split and the overall size; nothing is allocated."""
+        config = super().validate_config(config, where)
+        prefix = f"{where}: " if where else ""
+        num_ws, coarse, medium = config.get("num_ws", 14), config.get("coarse_ws", 3), config.get("medium_ws", 4)
+        if coarse + medium > num_ws:
+            raise OptionError(f"{prefix}coarse_ws + medium_ws ({coarse} + {medium}) must be <= num_ws ({num_ws})")
+        n = approx_num_parameters(config)
+        if n > MAX_PARAMETERS:
+            raise OptionError(
+                f"{prefix}this encoder would have about {n / 1e6:.0f} M parameters, more than the {MAX_PARAMETERS / 1e6:.0f} M e3dge accepts"
+            )
+        return config
 
     @torch.no_grad()
     def set_w_avg(self, w_avg: torch.Tensor) -> None:

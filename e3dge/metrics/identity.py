@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from e3dge.encoders.irse import IRSE_DEPTHS, make_body, make_input_layer, stage_units
-from e3dge.metrics.lpips import _hub_file, read_state_dict
+from e3dge.errors import one_line
+from e3dge.metrics.lpips import WeightsFileError, _hub_file, read_state_dict
 
 __all__ = [
     "ARCFACE_FILE",
@@ -176,7 +177,7 @@ def load_arcface(
         try:  # a plain dict has no version metadata, so files without num_batches_tracked still load
             net.load_state_dict(read_state_dict(path), strict=True)
         except RuntimeError as err:
-            raise ValueError(f"{path} is not pSp's {ARCFACE_FILE} (IR-SE50 Backbone state dict): {err}") from err
+            raise WeightsFileError(f"{path} is not pSp's {ARCFACE_FILE} (IR-SE50 Backbone state dict): {one_line(err)[:300]}") from err
         source, calibrated = str(path), True
     net.requires_grad_(False)
     return net.eval(), source, calibrated

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +30,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from e3dge.errors import UserError, one_line
+
 __all__ = [
     "LPIPS",
     "LPIPSWeightsNotFoundError",
+    "WeightsFileError",
     "UncalibratedLPIPSWarning",
     "NET_SPECS",
     "alexnet_features",
@@ -170,16 +175,40 @@ def normalize_channels(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     return x / (torch.sqrt(torch.sum(x**2, dim=1, keepdim=True)) + eps)
 
 
+class WeightsFileError(UserError, ValueError):
+    """A weights file that is corrupt, not a state dict, or refused by torch's weights-only unpickler."""
+
+
+def _read_pth(path: Path) -> object:
+    """``torch.load(weights_only=True)``; a refused global or a corrupt file becomes one :class:`WeightsFileError` line."""
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found:
+            raise WeightsFileError(
+                f"{path}: refused to load it: it references '{found.group(1)}', which a weights file never needs "
+                "(torch weights_only=True); the file may be malicious, nothing in it was executed"
+            ) from None
+        raise WeightsFileError(f"{path}: not a readable PyTorch weights file ({one_line(err)[:200]})") from None
+    except (RuntimeError, EOFError, ValueError, KeyError, AttributeError, TypeError) as err:
+        raise WeightsFileError(f"{path}: not a readable PyTorch weights file ({type(err).__name__}: {one_line(err)[:200]})") from None
+
+
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` file, or of a ``.pth`` state dict loaded with ``weights_only=True``."""
     path = Path(path)
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(str(path))
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
+        try:
+            return load_file(str(path))
+        except SafetensorError as err:
+            raise WeightsFileError(f"{path}: not a valid safetensors file ({one_line(err)[:200]})") from None
+    state = _read_pth(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} is not a state dict of tensors (got {type(state).__name__})")
+        raise WeightsFileError(f"{path} is not a state dict of tensors (got {type(state).__name__})")
     return dict(state)
 
 
@@ -199,7 +228,7 @@ def load_torchvision_features(trunk: FeatureTrunk, state: dict[str, torch.Tensor
     try:
         trunk.features.load_state_dict(feats, strict=True)
     except RuntimeError as err:
-        raise ValueError(f"{source} does not match the torchvision layout of {trunk.spec.file_name}: {err}") from err
+        raise WeightsFileError(f"{source} does not match the torchvision layout of {trunk.spec.file_name}: {one_line(err)[:300]}") from err
 
 
 def _hub_file(

@@ -49,7 +49,7 @@ def toy_eg3d_config(z_dim: int = 32, size: str = "small") -> dict:
     rendering = dict(
         FFHQ_RENDERING_KWARGS,
         image_resolution=128,
-        superresolution_module="training.superresolution.SuperresolutionHybrid2X",
+        superresolution_module="SuperresolutionHybrid2X",
         c_gen_conditioning_zero=True,  # w depends on z only
         depth_resolution=24,
         depth_resolution_importance=24,
