@@ -35,7 +35,7 @@ def time_forward(G: TriPlaneGenerator, device: torch.device, repeats: int, autoc
     def run():
         with torch.no_grad(), torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
             ws = G.mapping(z, c, truncation_psi=0.7)
-            return G.synthesis(ws, c, deterministic=True)["image"]
+            return G.synthesis(ws, c, deterministic=True).image
 
     run()  # warm-up
     if device.type == "cuda":

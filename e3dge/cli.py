@@ -1,4 +1,4 @@
-"""Command line: ``e3dge demo``, ``e3dge convert eg3d IN.pkl OUT_DIR``, ``e3dge [--debug] COMMAND ...``.
+"""Command line: ``e3dge demo`` (the main job), ``e3dge invert``, ``e3dge orbit``, ``e3dge convert eg3d IN.pkl OUT_DIR``, ...
 
 Errors a user can fix (bad options, missing or corrupt files) are printed as one line,
 ``e3dge <command>: error: ...``, with exit code 2; anything else is reported in one line as an
@@ -30,6 +30,20 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from e3dge.pipelines.examples import TOY_NOTICE, run_demo
+
+    if args.model == "toy":
+        print(TOY_NOTICE)
+    result = run_demo(args.out, model=args.model, refine=None if args.refine == "none" else args.refine, steps=args.steps, frames=args.frames,
+                      views=args.views, num_toy=args.toy_heads, progress=not args.quiet)  # fmt: skip
+    for name, folder in result.folders.items():
+        state = "failed: " + result.failed[name] if name in result.failed else "already done (resumed)" if name in result.skipped else "done"
+        print(f"{name}: {folder}/ {state}")
+    print(f"wrote {result.sheet} (rows: aligned input | reconstruction | depth | novel views)")
+    return 1 if result.failed and len(result.failed) == len(result.folders) else 0
+
+
+def _cmd_orbit(args: argparse.Namespace) -> int:
     from e3dge.demo import default_offline_generator, render_orbit
 
     G, description = default_offline_generator(seed=args.seed)
@@ -64,12 +78,23 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _add_demo_command(sub: argparse._SubParsersAction) -> None:
     from e3dge.demo import MAX_FPS, MAX_FRAMES, MAX_SEED
 
-    demo = sub.add_parser("demo", help="render an orbit video and depth maps offline")
-    demo.add_argument("--out", default="outputs/demo", help="output folder (resumes if its frames were made with the same options)")
-    demo.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help=f"latent seed, 0..{MAX_SEED}")
-    demo.add_argument("--frames", type=int_in(1, MAX_FRAMES), default=48, help=f"orbit frames, 1..{MAX_FRAMES}")
-    demo.add_argument("--fps", type=int_in(1, MAX_FPS), default=24, help=f"video frame rate, 1..{MAX_FPS}")
+    demo = sub.add_parser("demo", help="the main job, offline: invert the bundled example photos into 3D (views, depth, orbit video, sheet)")
+    demo.add_argument("--out", default="outputs/demo", help="output folder (finished examples are kept when rerun with the same options)")
+    demo.add_argument("--model", default="toy", help="bundle: toy (offline, default), a bundle folder or a Hub id")
+    demo.add_argument("--refine", choices=["none", "pose", "pose+code"], default="pose+code", help="test-time refinement (default P+C)")
+    demo.add_argument("--steps", type=int_in(1, 10000), default=30, help="refinement steps")
+    demo.add_argument("--frames", type=int_in(0, 1000), default=24, help="orbit video frames per example (0 = none)")
+    demo.add_argument("--views", type=int_in(0, 32), default=3, help="novel views per example")
+    demo.add_argument("--toy-heads", type=int_in(0, 16), default=3, help="photo-like toy heads among the examples")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_cmd_demo)
+
+    orbit = sub.add_parser("orbit", help="render a seeded random face's orbit video and depth maps offline")
+    orbit.add_argument("--out", default="outputs/orbit", help="output folder (resumes if its frames were made with the same options)")
+    orbit.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help=f"latent seed, 0..{MAX_SEED}")
+    orbit.add_argument("--frames", type=int_in(1, MAX_FRAMES), default=48, help=f"orbit frames, 1..{MAX_FRAMES}")
+    orbit.add_argument("--fps", type=int_in(1, MAX_FPS), default=24, help=f"video frame rate, 1..{MAX_FPS}")
+    orbit.set_defaults(func=_cmd_orbit)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_align_command(sub)
+    from e3dge.pipelines.cli import add_invert_command
+
+    add_invert_command(sub)
     try:
         from e3dge.toy.cli import add_toy_command
     except ImportError:

@@ -182,9 +182,9 @@ def render_orbit(
             reused += 1
             continue
         res = G.synthesis(ws, cams[i : i + 1], planes=planes, deterministic=True)
-        depth = torch.nn.functional.interpolate(res["image_depth"], size=res["image"].shape[-2:], mode="nearest")
+        depth = torch.nn.functional.interpolate(res.depth, size=res.image.shape[-2:], mode="nearest")
         iio.imwrite(depth_path, depth_to_uint8(depth[0], near, far))
-        iio.imwrite(rgb_path, to_uint8_image(res["image"][0]))  # written last: marks the frame complete
+        iio.imwrite(rgb_path, to_uint8_image(res.image[0]))  # written last: marks the frame complete
     if not reuse:
         _write_manifest(frames_dir, options)
     rgb = [iio.imread(_frame_paths(frames_dir, i)[0]) for i in range(num_frames)]

@@ -29,8 +29,8 @@ def _render(G, seed=0):
 
 
 def _assert_same_outputs(a, b):
-    for key in ("image", "image_raw", "image_depth"):
-        torch.testing.assert_close(a[key], b[key], atol=0, rtol=0)
+    for key in ("image", "image_raw", "depth"):
+        torch.testing.assert_close(getattr(a, key), getattr(b, key), atol=0, rtol=0)
 
 
 @pytest.fixture

@@ -36,8 +36,8 @@ def test_image_conversions():
     assert d[..., 0].tolist() == [[255, 128, 0]]
 
 
-def test_demo_cli_runs_offline(tmp_path, capsys):
-    assert cli_main(["demo", "--out", str(tmp_path), "--frames", "3"]) == 0
+def test_orbit_cli_runs_offline(tmp_path, capsys):
+    assert cli_main(["orbit", "--out", str(tmp_path), "--frames", "3"]) == 0
     out = capsys.readouterr().out
     assert "generator:" in out and "orbit.mp4" in out
     assert iio.imread(tmp_path / "orbit.mp4").shape[0] == 3

@@ -24,16 +24,16 @@ def test_output_shapes_and_ranges(tiny_generator):
         ws = G.mapping(torch.randn(2, G.z_dim), c, truncation_psi=0.7)
         out = G.synthesis(ws, c, deterministic=True)
     assert ws.shape == (2, G.num_ws, G.w_dim) == (2, 6, 16)
-    assert out["image"].shape == (2, 3, 128, 128)
-    assert out["image_raw"].shape == (2, 3, 32, 32)
-    assert out["image_depth"].shape == (2, 1, 32, 32)
-    assert out["image_feature"].shape == (2, 4, 32, 32)
-    assert out["planes"].shape == (2, 3, 4, 16, 16)
+    assert out.image.shape == (2, 3, 128, 128)
+    assert out.image_raw.shape == (2, 3, 32, 32)
+    assert out.depth.shape == (2, 1, 32, 32)
+    assert out.features.shape == (2, 4, 32, 32)
+    assert out.planes.shape == (2, 3, 4, 16, 16)
     rk = G.rendering_kwargs
-    assert out["image_depth"].min() >= rk["ray_start"] and out["image_depth"].max() <= rk["ray_end"]
-    assert out["image_raw"].min() >= -1.003 and out["image_raw"].max() <= 1.003  # sigmoid*(1+2e-3)-1e-3, composited
-    assert ((out["image_mask"] >= 0) & (out["image_mask"] <= 1 + 1e-5)).all()
-    assert torch.isfinite(out["image"]).all()
+    assert out.depth.min() >= rk["ray_start"] and out.depth.max() <= rk["ray_end"]
+    assert out.image_raw.min() >= -1.003 and out.image_raw.max() <= 1.003  # sigmoid*(1+2e-3)-1e-3, composited
+    assert ((out.mask >= 0) & (out.mask <= 1 + 1e-5)).all()
+    assert torch.isfinite(out.image).all()
 
 
 def test_deterministic_mode_is_bit_exact_and_random_mode_is_seeded(tiny_generator):
@@ -46,11 +46,11 @@ def test_deterministic_mode_is_bit_exact_and_random_mode_is_seeded(tiny_generato
         r1 = G.synthesis(ws, c, generator=torch.Generator().manual_seed(3))
         r2 = G.synthesis(ws, c, generator=torch.Generator().manual_seed(3))
         r3 = G.synthesis(ws, c, generator=torch.Generator().manual_seed(4))
-    for key in ("image", "image_raw", "image_depth"):
-        assert torch.equal(a[key], b[key])
-        assert torch.equal(r1[key], r2[key])
-    assert not torch.equal(r1["image_depth"], r3["image_depth"])
-    assert not torch.equal(a["image_depth"], r1["image_depth"])
+    for key in ("image", "image_raw", "depth"):
+        assert torch.equal(getattr(a, key), getattr(b, key))
+        assert torch.equal(getattr(r1, key), getattr(r2, key))
+    assert not torch.equal(r1.depth, r3.depth)
+    assert not torch.equal(a.depth, r1.depth)
 
 
 def test_chunked_rendering_equals_full(tiny_generator):
@@ -60,8 +60,8 @@ def test_chunked_rendering_equals_full(tiny_generator):
         ws = G.mapping(torch.randn(2, G.z_dim), c)
         full = G.synthesis(ws, c, deterministic=True)
         chunked = G.synthesis(ws, c, deterministic=True, ray_chunk_size=97)
-    for key in ("image", "image_raw", "image_depth"):
-        torch.testing.assert_close(chunked[key], full[key], atol=1e-6, rtol=0)
+    for key in ("image", "image_raw", "depth"):
+        torch.testing.assert_close(getattr(chunked, key), getattr(full, key), atol=1e-6, rtol=0)
 
 
 def test_gradients_reach_ws_and_camera(tiny_generator):
@@ -69,7 +69,7 @@ def test_gradients_reach_ws_and_camera(tiny_generator):
     c = _cams(1).requires_grad_(True)
     ws = G.mapping(torch.randn(1, G.z_dim), c.detach()).detach().requires_grad_(True)
     out = G.synthesis(ws, c, deterministic=True)
-    (out["image"].square().mean() + out["image_depth"].mean()).backward()
+    (out.image.square().mean() + out.depth.mean()).backward()
     assert ws.grad is not None and ws.grad.abs().sum() > 0
     assert c.grad is not None and c.grad[:, :16].abs().sum() > 0  # through the rays
 
@@ -88,8 +88,8 @@ def test_feature_hook_modulates_points(tiny_generator):
         base = G.synthesis(ws, c, deterministic=True)
         ident = G.synthesis(ws, c, deterministic=True, feature_hook=lambda f, p: f)
         mod = G.synthesis(ws, c, deterministic=True, feature_hook=film)
-    torch.testing.assert_close(ident["image_raw"], base["image_raw"], atol=0, rtol=0)
-    assert (mod["image_raw"] - base["image_raw"]).abs().max() > 1e-3
+    torch.testing.assert_close(ident.image_raw, base.image_raw, atol=0, rtol=0)
+    assert (mod.image_raw - base.image_raw).abs().max() > 1e-3
     (f_shape, p_shape) = seen["shape"]
     assert f_shape[-1] == G.plane_channels and p_shape[-1] == 3 and f_shape[:2] == p_shape[:2]
 
@@ -103,10 +103,10 @@ def test_query_points_matches_plane_features(tiny_generator):
         q = G.query_points(ws, pts)
         planes = G.planes(ws)
         q2 = G.query_points(None, pts, planes=planes)
-    assert q["sigma"].shape == (1, 50, 1) and q["features"].shape == (1, 50, G.plane_channels)
-    torch.testing.assert_close(q["sigma"], q2["sigma"])
+    assert q.sigma.shape == (1, 50, 1) and q.features.shape == (1, 50, G.plane_channels)
+    torch.testing.assert_close(q.sigma, q2.sigma)
     far = G.query_points(None, torch.full((1, 4, 3), 5.0), planes=planes)  # outside the box: zero features
-    torch.testing.assert_close(far["features"], G.decoder(torch.zeros(1, 4, G.plane_channels))[0])
+    torch.testing.assert_close(far.features, G.decoder(torch.zeros(1, 4, G.plane_channels))[0])
 
 
 def test_plane_projection_option():

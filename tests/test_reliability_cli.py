@@ -46,15 +46,15 @@ def tiny_demo(monkeypatch, tiny_generator):
         ("--seed", "1.5", "argument --seed: expected an integer between 0 and 4294967295, got '1.5'"),
     ],
 )
-def test_demo_options_are_range_checked(tmp_path, capsys, option, value, message):
-    assert main(["demo", "--out", str(tmp_path), option, value]) == 2
+def test_orbit_options_are_range_checked(tmp_path, capsys, option, value, message):
+    assert main(["orbit", "--out", str(tmp_path), option, value]) == 2
     line = _err_line(capsys)
-    assert line == f"e3dge demo: error: {message} (see e3dge demo --help)"
+    assert line == f"e3dge orbit: error: {message} (see e3dge orbit --help)"
     assert not (tmp_path / "frames").exists()
 
 
 def test_negative_seed_given_with_equals_is_refused(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--seed=-1"]) == 2
+    assert main(["orbit", "--out", str(tmp_path), "--seed=-1"]) == 2
     assert "argument --seed: must be between 0 and" in _err_line(capsys)
 
 
@@ -76,10 +76,10 @@ def test_user_errors_from_loaders_are_one_line_exit_2(tmp_path, monkeypatch, cap
             raise err
 
         monkeypatch.setattr(e3dge.demo, "default_offline_generator", boom)
-        assert main(["demo", "--out", str(tmp_path)]) == 2
+        assert main(["orbit", "--out", str(tmp_path)]) == 2
         line = _err_line(capsys)
-        assert line.startswith("e3dge demo: error: ")
-    assert line == "e3dge demo: error: [Errno 2] No such file or directory: '/missing/weights.pth'"
+        assert line.startswith("e3dge orbit: error: ")
+    assert line == "e3dge orbit: error: [Errno 2] No such file or directory: '/missing/weights.pth'"
 
 
 def test_internal_errors_say_so_and_debug_shows_the_traceback(tmp_path, monkeypatch, capsys):
@@ -87,12 +87,12 @@ def test_internal_errors_say_so_and_debug_shows_the_traceback(tmp_path, monkeypa
         raise RuntimeError("tensor sizes do not match\n(second line)")
 
     monkeypatch.setattr(e3dge.demo, "default_offline_generator", bug)
-    assert main(["demo", "--out", str(tmp_path)]) == 1
+    assert main(["orbit", "--out", str(tmp_path)]) == 1
     line = _err_line(capsys)
-    assert line.startswith("e3dge demo: internal error (RuntimeError: tensor sizes do not match (second line)); this is a bug")
-    assert "rerun as 'e3dge --debug demo ...'" in line
+    assert line.startswith("e3dge orbit: internal error (RuntimeError: tensor sizes do not match (second line)); this is a bug")
+    assert "rerun as 'e3dge --debug orbit ...'" in line
     with pytest.raises(RuntimeError, match="tensor sizes"):
-        main(["--debug", "demo", "--out", str(tmp_path)])
+        main(["--debug", "orbit", "--out", str(tmp_path)])
 
 
 def test_debug_shows_user_errors_as_exceptions(tmp_path):
@@ -105,8 +105,8 @@ def test_ctrl_c_is_interrupted_130(tmp_path, monkeypatch, capsys):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(e3dge.demo, "default_offline_generator", interrupt)
-    assert main(["demo", "--out", str(tmp_path)]) == 130
-    assert _err_line(capsys) == "e3dge demo: interrupted"
+    assert main(["orbit", "--out", str(tmp_path)]) == 130
+    assert _err_line(capsys) == "e3dge orbit: interrupted"
 
 
 class _Reduce:
@@ -182,23 +182,23 @@ _OPTION_VALUES = st.one_of(
 def test_property_demo_options_fail_in_one_line_or_run(tiny_demo, capsys, frames, fps, seed):
     out = Path(tempfile.mkdtemp())
     try:
-        code = main(["demo", "--out", str(out), f"--frames={frames}", f"--fps={fps}", f"--seed={seed}"])
+        code = main(["orbit", "--out", str(out), f"--frames={frames}", f"--fps={fps}", f"--seed={seed}"])
         captured = capsys.readouterr()
         assert "Traceback" not in captured.err
         if code == 0:
             assert 1 <= int(frames) <= 4 and (out / "orbit.mp4").is_file() and "error" not in captured.err
         else:
             assert code == 2 and captured.err.count("\n") == 1, captured.err
-            assert captured.err.startswith("e3dge demo: error: argument --")
+            assert captured.err.startswith("e3dge orbit: error: argument --")
     finally:
         shutil.rmtree(out)
 
 
 def test_demo_into_the_same_folder_with_another_seed_says_it_renders_again(tiny_demo, tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--frames", "2", "--seed", "1"]) == 0
+    assert main(["orbit", "--out", str(tmp_path), "--frames", "2", "--seed", "1"]) == 0
     capsys.readouterr()
-    assert main(["demo", "--out", str(tmp_path), "--frames", "2", "--seed", "2"]) == 0
+    assert main(["orbit", "--out", str(tmp_path), "--frames", "2", "--seed", "2"]) == 0
     out = capsys.readouterr().out
     assert "were made with other options (seed: 1 -> 2); rendered them again" in out and "resumed" not in out
-    assert main(["demo", "--out", str(tmp_path), "--frames", "2", "--seed", "2"]) == 0
+    assert main(["orbit", "--out", str(tmp_path), "--frames", "2", "--seed", "2"]) == 0
     assert "resumed: reused 2 of 2 frames already on disk" in capsys.readouterr().out

@@ -124,8 +124,8 @@ def test_toy_generator_loads_identically_from_legacy_and_new_names(tmp_path):
     for (k, a), (k2, b) in zip(G.state_dict().items(), old.state_dict().items()):
         assert k == k2 and torch.equal(a, b)
     new, ref = _render(old), _render(G)
-    for key in ("image", "image_raw", "image_depth"):
-        assert torch.equal(new[key], ref[key])
+    for key in ("image", "image_raw", "depth"):
+        assert torch.equal(getattr(new, key), getattr(ref, key))
     resaved = old.save_pretrained(tmp_path / "resaved")
     assert json.loads((resaved / "config.json").read_text())["rendering_kwargs"]["superresolution_module"] == "SuperresolutionHybrid2X"
     assert GlobalEncoder.from_pretrained(TOY_ENCODER_DIR, local_files_only=True).config == {

@@ -42,7 +42,7 @@ def test_pseudo_pair_shapes_and_geometry(toy_sampler):
     # Surface points lie on the rendered surface: dense there (softplus(sigma - 1) >> 1), unlike empty space.
     density = torch.nn.functional.softplus(b.surface_sigma - 1)
     assert density.median() > 5
-    empty = G.query_points(b.ws, torch.full((3, 8, 3), 0.48))["sigma"]
+    empty = G.query_points(b.ws, torch.full((3, 8, 3), 0.48)).sigma
     assert torch.nn.functional.softplus(empty - 1).max() < 1
     # Truncation: ws pulled towards w_avg (psi = 0.7).
     w_full = G.mapping(b.z, b.c)

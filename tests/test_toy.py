@@ -161,10 +161,10 @@ def test_shipped_generator_loads_offline_and_renders(toy_generator, monkeypatch)
     c = _frontal(2)
     with torch.no_grad():
         out = G.synthesis(G.mapping(z, c), c, neural_rendering_resolution=32, deterministic=True)
-    assert out["image"].shape == (2, 3, 128, 128) and torch.isfinite(out["image"]).all()
+    assert out.image.shape == (2, 3, 128, 128) and torch.isfinite(out.image).all()
     # it draws a head where the procedural head is: opacity agrees with the procedural mask
     ref = render_heads(HeadFactorMap(G.z_dim).factors(z), c, 32)
-    agree = ((out["image_mask"] > 0.5) == (ref.mask > 0.5)).float().mean()
+    agree = ((out.mask > 0.5) == (ref.mask > 0.5)).float().mean()
     assert agree > 0.9
 
 
@@ -188,7 +188,7 @@ def test_shipped_generator_depth_is_multiview_consistent(toy_generator):
         ws = G.mapping(z, c_a)
         a = G.synthesis(ws, c_a, neural_rendering_resolution=48, deterministic=True)
         b = G.synthesis(ws, c_b, neural_rendering_resolution=48, deterministic=True)
-    err, frac = _reproject_error(a["image_depth"], a["image_mask"], c_a, b["image_depth"], b["image_mask"], c_b, 48)
+    err, frac = _reproject_error(a.depth, a.mask, c_a, b.depth, b.mask, c_b, 48)
     assert frac > 0.6
     assert err.median() < 0.02, float(err.median())
 

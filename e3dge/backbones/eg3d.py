@@ -10,7 +10,7 @@ executes code from the file; e3dge's own format is ``config.json`` + ``model.saf
 >>> c = frontal_label()
 >>> ws = G.mapping(torch.randn(1, G.z_dim), c)
 >>> out = G.synthesis(ws, c, deterministic=True)
->>> tuple(out["image"].shape), tuple(out["image_raw"].shape), tuple(out["image_depth"].shape)
+>>> tuple(out.image.shape), tuple(out.image_raw.shape), tuple(out.depth.shape)
 ((1, 3, 128, 128), (1, 3, 32, 32), (1, 1, 32, 32))
 """
 
@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from e3dge.backbones.output import GeneratorOutput, PointQuery
 from e3dge.backbones.official_pickle import OfficialCheckpoint, UnreadablePickleError, read_official_pickle
 from e3dge.backbones.rendering import PLANE_PROJECTIONS, plane_axes, render_rays, sample_from_planes, sample_rays
 from e3dge.backbones.stylegan2 import FullyConnectedLayer, StyleGAN2Backbone
@@ -396,7 +397,7 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         planes: torch.Tensor | None = None,
         feature_hook: FeatureHook | None = None,
         noise_mode: str = "const",
-    ) -> dict[str, torch.Tensor]:
+    ) -> PointQuery:
         """Raw density ``sigma [N, M, 1]`` and decoder ``features [N, M, C]`` at arbitrary points.
 
         The volume density used for compositing is ``softplus(sigma - 1)``.
@@ -404,7 +405,7 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         if planes is None:
             planes = self.planes(ws, noise_mode=noise_mode)
         feats, sigma = self._field(planes, feature_hook)(points, torch.zeros_like(points))
-        return {"sigma": sigma, "features": feats}
+        return PointQuery(sigma=sigma, features=feats)
 
     # ---------------------------------------------------------------- rendering
     def synthesis(
@@ -418,13 +419,14 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         planes: torch.Tensor | None = None,  # precomputed tri-planes (skips the backbone)
         feature_hook: FeatureHook | None = None,  # modulates per-point features before decoding
         ray_chunk_size: int | None = None,  # rays per rendering chunk (None = all)
+        rendering_overrides: dict | None = None,  # e.g. fewer ray samples for previews; the model is not changed
         **_unused,
-    ) -> dict[str, torch.Tensor]:
-        """Render ``ws`` from camera ``c``.
+    ) -> GeneratorOutput:
+        """Render ``ws`` from camera ``c`` into a :class:`GeneratorOutput`.
 
-        Returns ``image [N, 3, R, R]`` (super-resolved, about [-1, 1]), ``image_raw [N, 3, r, r]``,
-        ``image_depth [N, 1, r, r]`` (distance along the ray), ``image_feature [N, C, r, r]``,
-        ``image_mask [N, 1, r, r]`` (accumulated opacity) and ``planes``.
+        ``image [N, 3, R, R]`` (super-resolved, about [-1, 1]), ``image_raw [N, 3, r, r]``, ``depth
+        [N, 1, r, r]`` (distance along the ray), ``features [N, C, r, r]``, ``mask [N, 1, r, r]``
+        (accumulated opacity) and ``planes``.
         """
         check_label(c)
         res = neural_rendering_resolution or self.neural_rendering_resolution
@@ -433,11 +435,17 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         origins, directions = sample_rays(cam2world, intrinsics, res)
         if planes is None:
             planes = self.planes(ws, noise_mode=noise_mode, generator=generator)
+        rendering_kwargs = self.rendering_kwargs
+        if rendering_overrides:
+            unknown = sorted(set(rendering_overrides) - {"depth_resolution", "depth_resolution_importance", "ray_start", "ray_end"})
+            if unknown:
+                raise ValueError(f"rendering_overrides may set depth_resolution, depth_resolution_importance, ray_start, ray_end; got {unknown}")
+            rendering_kwargs = {**rendering_kwargs, **rendering_overrides}
         out = render_rays(
             self._field(planes, feature_hook),
             origins,
             directions,
-            self.rendering_kwargs,
+            rendering_kwargs,
             deterministic=deterministic,
             generator=generator,
             chunk_size=ray_chunk_size,
@@ -450,14 +458,7 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         image = self.superresolution(
             rgb_image, feature_image, ws, noise_mode=self.rendering_kwargs["superresolution_noise_mode"], generator=generator
         )
-        return {
-            "image": image,
-            "image_raw": rgb_image,
-            "image_depth": depth_image,
-            "image_feature": feature_image,
-            "image_mask": mask_image,
-            "planes": planes,
-        }
+        return GeneratorOutput(image=image, image_raw=rgb_image, depth=depth_image, mask=mask_image, features=feature_image, planes=planes)
 
     def forward(
         self,
@@ -466,7 +467,7 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
         **synthesis_kwargs,
-    ) -> dict[str, torch.Tensor]:
+    ) -> GeneratorOutput:
         """``synthesis(mapping(z, c), c)``."""
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesis(ws, c, **synthesis_kwargs)

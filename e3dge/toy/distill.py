@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from e3dge.backbones.eg3d import FFHQ_RENDERING_KWARGS, TriPlaneGenerator, estimate_w_avg
 from e3dge.backbones.ops import device_generator, normalize_2nd_moment
+from e3dge.backbones.output import GeneratorOutput
 from e3dge.backbones.rendering import render_rays, sample_from_planes, sample_rays
 from e3dge.cameras import label_from_yaw_pitch
 from e3dge.toy.heads import HeadFactorMap, density_from_sdf, sdf_at
@@ -198,10 +199,10 @@ class DistillLoss:
             full = -F.max_pool2d(-target.mask, k)  # 1 where the head covers the whole pixel
             tgt_depth = F.avg_pool2d(target.depth, k)
             out = render_for_training(G, ws, c, cfg.train_resolution, render_gen, rendering_kwargs=self.rendering_kwargs(G))
-            l_sr = (F.adaptive_avg_pool2d(out["image"], cfg.target_resolution) - target.image).abs().mean()
-        l_img = (out["image_raw"] - tgt_img).abs().mean()
-        l_depth = ((out["image_depth"] - tgt_depth).abs() * full).sum() / full.sum().clamp_min(1)
-        l_mask = (out["image_mask"] - tgt_mask).abs().mean()
+            l_sr = (F.adaptive_avg_pool2d(out.image, cfg.target_resolution) - target.image).abs().mean()
+        l_img = (out.image_raw - tgt_img).abs().mean()
+        l_depth = ((out.depth - tgt_depth).abs() * full).sum() / full.sum().clamp_min(1)
+        l_mask = (out.mask - tgt_mask).abs().mean()
         # The factors before the normal CDF, computed from z as the mapping sees it (scaled to unit
         # second moment): the sign of each score (e.g. glasses on/off) is unchanged, and the
         # target becomes exactly linear in the mapping's input.
@@ -210,7 +211,7 @@ class DistillLoss:
         pts = self._points(target, c, gen)
         with torch.no_grad():
             tgt_density = density_from_sdf(sdf_at(factors, pts), cfg.sdf_beta)
-        sigma = G.query_points(None, pts, planes=out["planes"])["sigma"][..., 0]
+        sigma = G.query_points(None, pts, planes=out.planes).sigma[..., 0]
         l_dens = (torch.log1p(F.softplus(sigma - 1)) - torch.log1p(tgt_density)).abs().mean()
 
         total = (cfg.w_image * l_img + cfg.w_sr * l_sr + cfg.w_depth * l_depth + cfg.w_mask * l_mask
@@ -265,7 +266,7 @@ def render_for_training(
     sigma_floor: float = -10.0,
     rays: torch.Tensor | None = None,  # [N, R] pixel indices into the res x res grid: render only those, no SR
     rendering_kwargs: dict | None = None,  # G.rendering_kwargs with training overrides (G itself is not changed)
-) -> dict:
+) -> GeneratorOutput:
     """``G.synthesis`` with the raw density floored at ``sigma_floor`` (a density of about 1.7e-5).
 
     Same cameras, sampler and compositing as synthesis; the floor keeps every ray's total weight
@@ -287,18 +288,14 @@ def render_for_training(
 
     r = render_rays(field, origins, directions, rendering_kwargs or G.rendering_kwargs, deterministic=False, generator=gen)
     n = origins.shape[0]
-    if rays is not None:  # per-ray results as [N, C, R]
-        return {"image_raw": r.features.permute(0, 2, 1)[:, :3], "image_depth": r.depth.permute(0, 2, 1),
-                "image_mask": r.weight_total.permute(0, 2, 1), "planes": planes}
+    if rays is not None:  # per-ray results as [N, C, R]; no SR, so image is the raw colour
+        features = r.features.permute(0, 2, 1)
+        return GeneratorOutput(image=features[:, :3], image_raw=features[:, :3], depth=r.depth.permute(0, 2, 1),
+                               mask=r.weight_total.permute(0, 2, 1), features=features, planes=planes)  # fmt: skip
     feature_image = r.features.permute(0, 2, 1).reshape(n, -1, res, res)
     image = G.superresolution(feature_image[:, :3], feature_image, ws, noise_mode=G.rendering_kwargs["superresolution_noise_mode"], generator=gen)
-    return {
-        "image": image,
-        "image_raw": feature_image[:, :3],
-        "image_depth": r.depth.permute(0, 2, 1).reshape(n, 1, res, res),
-        "image_mask": r.weight_total.permute(0, 2, 1).reshape(n, 1, res, res),
-        "planes": planes,
-    }
+    return GeneratorOutput(image=image, image_raw=feature_image[:, :3], depth=r.depth.permute(0, 2, 1).reshape(n, 1, res, res),
+                           mask=r.weight_total.permute(0, 2, 1).reshape(n, 1, res, res), features=feature_image, planes=planes)  # fmt: skip
 
 
 class WeightAverage:

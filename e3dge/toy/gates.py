@@ -63,11 +63,11 @@ def measure_render_gates(G: TriPlaneGenerator, num_heads: int = 64, resolution: 
         z, c = z_all[s : s + batch], c_all[s : s + batch]
         out = G.synthesis(G.mapping(z, c), c, neural_rendering_resolution=resolution, deterministic=True)
         ref = render_heads(fm.factors(z), c, resolution, ray_start=rk["ray_start"], ray_end=rk["ray_end"])
-        psnrs.append(psnr(out["image_raw"], ref.image))
-        psnrs_sr.append(psnr(torch.nn.functional.adaptive_avg_pool2d(out["image"], resolution), ref.image))
+        psnrs.append(psnr(out.image_raw, ref.image))
+        psnrs_sr.append(psnr(torch.nn.functional.adaptive_avg_pool2d(out.image, resolution), ref.image))
         m = ref.mask
-        errs.append(((out["image_depth"] - ref.depth).abs() * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1))
-        pred = out["image_mask"] > 0.5
+        errs.append(((out.depth - ref.depth).abs() * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1))
+        pred = out.mask > 0.5
         inter = (pred & (m > 0.5)).flatten(1).sum(1).float()
         union = (pred | (m > 0.5)).flatten(1).sum(1).float()
         ious.append(inter / union.clamp_min(1))

@@ -45,9 +45,9 @@ def save_grids(G: TriPlaneGenerator, out_dir: str | Path, num_z: int = 6, yaws=(
     gen, raw, depth = [], [], []
     for s in range(0, len(zz), 10):
         o = G.synthesis(G.mapping(zz[s : s + 10], c[s : s + 10]), c[s : s + 10], deterministic=True)
-        gen.append(o["image"])
-        raw.append(o["image_raw"])
-        depth.append(torch.where(o["image_mask"] > 0.5, o["image_depth"], torch.full_like(o["image_depth"], rk["ray_end"])))
+        gen.append(o.image)
+        raw.append(o.image_raw)
+        depth.append(torch.where(o.mask > 0.5, o.depth, torch.full_like(o.depth, rk["ray_end"])))
     ref = render_heads(fm.factors(zz), c, res)
     ref128 = render_heads(fm.factors(zz), c, G.img_resolution)
     photo128 = render_heads(fm.factors(zz), c, G.img_resolution, photo=True)

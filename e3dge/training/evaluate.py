@@ -74,8 +74,8 @@ def evaluate_toy_inversion(
             ws = G.mapping(z, c1, truncation_psi=truncation_psi)
             t1 = G.synthesis(ws, c1, neural_rendering_resolution=resolution, deterministic=True)
             t2 = G.synthesis(ws, c2, neural_rendering_resolution=resolution, deterministic=True)
-            inp = t1["image"].clamp(-1, 1)
-            ref1, ref2 = (t1["image_raw"].clamp(-1, 1), t1["image_depth"], t1["image_mask"]), (t2["image_raw"].clamp(-1, 1), t2["image_depth"], t2["image_mask"])
+            inp = t1.image.clamp(-1, 1)
+            ref1, ref2 = (t1.image_raw.clamp(-1, 1), t1.depth, t1.mask), (t2.image_raw.clamp(-1, 1), t2.depth, t2.mask)
         else:
             f = fm.factors(z)
             inp = render_heads(f, c1, G.img_resolution, photo=True).image
@@ -85,16 +85,16 @@ def evaluate_toy_inversion(
         o1 = G.synthesis(enc.ws, c1, neural_rendering_resolution=resolution, deterministic=True)
         o2 = G.synthesis(enc.ws, c2, neural_rendering_resolution=resolution, deterministic=True)
         vals = {
-            "source_mae": mae(o1["image_raw"].clamp(-1, 1), ref1[0]),
-            "source_ssim": ssim(o1["image_raw"].clamp(-1, 1), ref1[0]),
-            "source_depth_pct": _depth_pct(o1["image_depth"], ref1[1], ref1[2]),
-            "novel_mae": mae(o2["image_raw"].clamp(-1, 1), ref2[0]),
-            "novel_ssim": ssim(o2["image_raw"].clamp(-1, 1), ref2[0]),
-            "novel_depth_pct": _depth_pct(o2["image_depth"], ref2[1], ref2[2]),
+            "source_mae": mae(o1.image_raw.clamp(-1, 1), ref1[0]),
+            "source_ssim": ssim(o1.image_raw.clamp(-1, 1), ref1[0]),
+            "source_depth_pct": _depth_pct(o1.depth, ref1[1], ref1[2]),
+            "novel_mae": mae(o2.image_raw.clamp(-1, 1), ref2[0]),
+            "novel_ssim": ssim(o2.image_raw.clamp(-1, 1), ref2[0]),
+            "novel_depth_pct": _depth_pct(o2.depth, ref2[1], ref2[2]),
             "pose_error_deg": torch.rad2deg(torch.linalg.norm(enc.pose - torch.stack([yaw, pitch], 1), dim=1)),
         }
         if lpips is not None:
-            vals["lpips"] = lpips(F.interpolate(o1["image_raw"].clamp(-1, 1), size=256, mode="bilinear"), F.interpolate(ref1[0], size=256, mode="bilinear"))
+            vals["lpips"] = lpips(F.interpolate(o1.image_raw.clamp(-1, 1), size=256, mode="bilinear"), F.interpolate(ref1[0], size=256, mode="bilinear"))
         for k, v in vals.items():
             sums[k] = sums.get(k, 0.0) + float(v.sum())
         count += n

@@ -37,8 +37,8 @@ def sample_grid(E: GlobalEncoder, G: TriPlaneGenerator, batch: PseudoPairBatch, 
 
     on = batch.depth[batch.mask > 0.5]
     lo, hi = (float(on.min()), float(on.max())) if on.numel() else (2.0, 3.3)
-    cols = [batch.image, out["image"].clamp(-1, 1), novel["image"].clamp(-1, 1),
-            up(depth_to_rgb(batch.depth, batch.mask, lo, hi)), up(depth_to_rgb(out["image_depth"], out["image_mask"], lo, hi))]  # fmt: skip
+    cols = [batch.image, out.image.clamp(-1, 1), novel.image.clamp(-1, 1),
+            up(depth_to_rgb(batch.depth, batch.mask, lo, hi)), up(depth_to_rgb(out.depth, out.mask, lo, hi))]  # fmt: skip
     rows = torch.cat([torch.cat(list(c), dim=-1) for c in zip(*cols)], dim=-2)  # [3, N*S, 5*S]
     img = ((rows.permute(1, 2, 0).cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
     path = Path(path)

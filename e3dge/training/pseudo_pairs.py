@@ -8,12 +8,14 @@ generator's density at it. Optionally a second view of the same ``w`` for novel-
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, fields
 
 import torch
 
 from e3dge.backbones.eg3d import TriPlaneGenerator, estimate_w_avg
 from e3dge.backbones.ops import device_generator
+from e3dge.backbones.output import GeneratorOutput
 from e3dge.backbones.rendering import sample_rays
 from e3dge.cameras import label_from_yaw_pitch, split_label
 
@@ -107,26 +109,25 @@ class PseudoPairSampler:
         c = label_from_yaw_pitch(pose[:, 0], pose[:, 1], device=dev)
         ws = G.mapping(z, c, truncation_psi=self.truncation_psi)
         view = self._render(ws, c, generator)
-        surface = self._surface_points(view["depth"], view["mask"], c, generator)
+        surface = self._surface_points(view.depth, view.mask, c, generator)
         near = (surface + self.near_std * torch.randn(surface.shape, generator=generator).to(dev)).clamp(-0.5, 0.5)
         near = near[:, : self.num_near_points]  # _surface_points drew max(P, Q) points
         surface = surface[:, : self.num_surface_points]
-        sig_s = G.query_points(None, surface, planes=view["planes"])["sigma"][..., 0]
-        sig_n = G.query_points(None, near, planes=view["planes"])["sigma"][..., 0]
+        sig_s = G.query_points(None, surface, planes=view.planes).sigma[..., 0]
+        sig_n = G.query_points(None, near, planes=view.planes).sigma[..., 0]
         novel = None
         if self.view_pairs:
             pose2 = self.pose_prior.sample(n, generator).to(dev)
             c2 = label_from_yaw_pitch(pose2[:, 0], pose2[:, 1], device=dev)
-            v2 = self._render(ws, c2, generator, planes=view["planes"])
+            v2 = self._render(ws, c2, generator, planes=view.planes)
             empty = torch.zeros(n, 0, 3, device=dev)
-            novel = PseudoPairBatch(z, ws, pose2, c2, v2["image"], v2["image_raw"], v2["depth"], v2["mask"], empty, empty[..., 0], empty, empty[..., 0])
-        return PseudoPairBatch(z, ws, pose, c, view["image"], view["image_raw"], view["depth"], view["mask"], surface, sig_s, near, sig_n, novel)
+            novel = PseudoPairBatch(z, ws, pose2, c2, v2.image, v2.image_raw, v2.depth, v2.mask, empty, empty[..., 0], empty, empty[..., 0])
+        return PseudoPairBatch(z, ws, pose, c, view.image, view.image_raw, view.depth, view.mask, surface, sig_s, near, sig_n, novel)
 
-    def _render(self, ws: torch.Tensor, c: torch.Tensor, generator: torch.Generator, planes: torch.Tensor | None = None) -> dict:
+    def _render(self, ws: torch.Tensor, c: torch.Tensor, generator: torch.Generator, planes: torch.Tensor | None = None) -> GeneratorOutput:
         gen = None if self.deterministic else device_generator(generator, self.device)
         out = self.G.synthesis(ws, c, neural_rendering_resolution=self.resolution, deterministic=self.deterministic, generator=gen, planes=planes)
-        return {"image": out["image"].clamp(-1, 1), "image_raw": out["image_raw"].clamp(-1, 1), "depth": out["image_depth"],
-                "mask": out["image_mask"], "planes": out["planes"]}  # fmt: skip
+        return dataclasses.replace(out, image=out.image.clamp(-1, 1), image_raw=out.image_raw.clamp(-1, 1))
 
     def _surface_points(self, depth: torch.Tensor, mask: torch.Tensor, c: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``[N, max(P, Q), 3]`` back-projected opaque pixels (drawn with replacement, weighted by opacity)."""

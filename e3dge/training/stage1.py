@@ -110,9 +110,9 @@ class Stage1Trainer:
         terms["code"] = code_loss(enc.ws, batch.ws)
         total = terms["rec"] + w.raw * terms["rec_raw"] + w.pose * terms["pose"] + w.code * terms["code"]
         if w.geo_surface_density > 0 or w.geo_surface_depth > 0 or w.geo_near_density > 0:
-            depth = self.render(enc.ws, batch.c, planes=out["planes"])["image_depth"] if use_pred else out["image_depth"]
-            s = self.G.query_points(None, batch.surface_points, planes=out["planes"])["sigma"][..., 0]
-            n = self.G.query_points(None, batch.near_points, planes=out["planes"])["sigma"][..., 0]
+            depth = self.render(enc.ws, batch.c, planes=out.planes).depth if use_pred else out.depth
+            s = self.G.query_points(None, batch.surface_points, planes=out.planes).sigma[..., 0]
+            n = self.G.query_points(None, batch.near_points, planes=out.planes).sigma[..., 0]
             terms.update(geometry_loss(s, batch.surface_sigma, depth, batch.depth, batch.mask, n, batch.near_sigma, w))
             total = total + terms["geo"]
         if w.delta_reg > 0:
@@ -126,15 +126,15 @@ class Stage1Trainer:
         """PREIM3D's real batch: no labels, so reconstruct at the predicted pose (L_rec + multi-view ID)."""
         enc = self.encode(images)
         out = self.render(enc.ws, pose_to_label(enc.pose))
-        raw_target = torch.nn.functional.interpolate(images, size=out["image_raw"].shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+        raw_target = torch.nn.functional.interpolate(images, size=out.image_raw.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
         terms = self._rec_terms(out, images, raw_target)
         total = terms["rec"] + self.weights.raw * terms["rec_raw"] + self._multiview_id(enc, images, terms)
         terms["total"] = total + 0.0 * enc.ws.sum()
         return terms
 
     def _rec_terms(self, out: dict, image: torch.Tensor, image_raw: torch.Tensor) -> dict[str, torch.Tensor]:
-        sr = self.rec_loss(out["image"], image)
-        raw = self.rec_loss(out["image_raw"], image_raw)
+        sr = self.rec_loss(out.image, image)
+        raw = self.rec_loss(out.image_raw, image_raw)
         return {**sr, "rec_raw": raw["rec"]}
 
     def _multiview_id(self, enc: EncoderOutput, images: torch.Tensor, terms: dict) -> torch.Tensor:
@@ -144,7 +144,7 @@ class Stage1Trainer:
         d = (torch.rand(n, 2, generator=self.gen) * 2 - 1) * torch.tensor([self.cfg.multiview_yaw, self.cfg.multiview_yaw / 2])
         near = enc.pose.detach().cpu() + d
         cams = label_from_yaw_pitch(near[:, 0], near[:, 1], device=self.device)
-        terms["multiview_id"] = multiview_identity_loss(lambda c: self.render(enc.ws, c)["image"], images, cams, self.identity)
+        terms["multiview_id"] = multiview_identity_loss(lambda c: self.render(enc.ws, c).image, images, cams, self.identity)
         return self.weights.multiview_id * terms["multiview_id"]
 
     def train_step(self) -> dict[str, float]:

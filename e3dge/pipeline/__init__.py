@@ -1,1 +1,0 @@
-"""Inversion and editing pipelines built from a generator and encoders."""

@@ -1,0 +1,124 @@
+"""``e3dge invert PHOTO|FOLDER|VIDEO OUT/``: photo(s) -> aligned crop, reconstruction, views, depth, orbit video, JSON.
+
+Folders are inverted one image at a time into ``OUT/<name>/`` (two inputs with the same stem get
+``<stem>_<ext>`` names); a folder already finished with the same options is skipped, so an
+interrupted batch resumes. ``OUT`` may never be an input, or inside the input folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from e3dge.errors import UserError
+from e3dge.options import int_in
+
+__all__ = ["add_invert_command", "unique_output_names", "check_output_location"]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
+
+
+def unique_output_names(paths: list[Path]) -> dict[Path, str]:
+    """Each input's output name: its stem, or ``stem_ext`` when another input shares the stem."""
+    stems: dict[str, int] = {}
+    for p in paths:
+        stems[p.stem.lower()] = stems.get(p.stem.lower(), 0) + 1
+    return {p: (p.stem if stems[p.stem.lower()] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}") for p in paths}
+
+
+def check_output_location(inp: Path, out: Path) -> None:
+    """Refuse an output that is the input, or lies inside the input folder (it would mix with or overwrite inputs)."""
+    i, o = inp.resolve(), out.resolve()
+    if o == i:
+        raise UserError(f"OUT ({out}) is the input itself; choose another output folder")
+    if inp.is_dir() and i in o.parents:
+        raise UserError(f"OUT ({out}) is inside the input folder {inp}; choose a folder outside it so inputs are never overwritten")
+    if o.exists() and not o.is_dir():
+        raise UserError(f"OUT ({out}) is a file; give a folder")
+
+
+def _options(args: argparse.Namespace) -> dict:
+    return {"model": args.model, "refine": args.refine, "steps": args.steps, "optimize": args.optimize, "align": not args.no_align,
+            "views": args.views, "frames": args.frames}  # fmt: skip
+
+
+def _invert_one(pipe, path: Path, folder: Path, args: argparse.Namespace) -> str:
+    from e3dge.pipelines.outputs import write_inversion
+
+    inv = pipe.invert(path, align=not args.no_align, refine=args.refine, steps=args.steps, optimize=args.optimize, progress=not args.quiet)
+    write_inversion(pipe, inv, folder, views=args.views, orbit_frames=args.frames, fps=args.fps, options=_options(args))
+    yaw, pitch = inv.degrees
+    return f"{inv.method}, yaw {yaw:+.1f} deg, pitch {pitch:+.1f} deg ({inv.camera_source} camera), {sum(inv.timings.values()):.2f} s"
+
+
+def _done(folder: Path, options: dict) -> bool:
+    try:
+        return json.loads((folder / "inversion.json").read_text()).get("options") == options
+    except (OSError, ValueError):
+        return False
+
+
+def _cmd_invert(args: argparse.Namespace) -> int:
+    from e3dge.pipelines import InversionPipeline
+
+    inp, out = Path(args.input), Path(args.output)
+    if not inp.exists():
+        raise UserError(f"{inp}: no such file or folder")
+    check_output_location(inp, out)
+    pipe = InversionPipeline.from_pretrained(args.model)
+    if inp.is_dir():
+        return _batch(pipe, inp, out, args)
+    if inp.suffix.lower() in VIDEO_SUFFIXES:
+        from e3dge.pipelines.video import invert_video
+
+        result = invert_video(pipe, inp, out, refine=args.refine, steps=args.steps, fps=args.fps, progress=not args.quiet)
+        print(f"wrote {result.video} ({result.num_frames} frames; resumed {result.frames_reused}); per-frame results in {result.frames_dir}")
+        return 0
+    print(f"{inp.name}: {_invert_one(pipe, inp, out, args)}")
+    print(f"wrote {out}/ (aligned.png, reconstruction.png, depth.png, view_*.png{', orbit.mp4' if args.frames else ''}, inversion.json)")
+    return 0
+
+
+def _batch(pipe, inp: Path, out: Path, args: argparse.Namespace) -> int:
+    from e3dge.faces.errors import FaceError
+
+    files = sorted(p for p in inp.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"{inp}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+    names, options, failed, skipped = unique_output_names(files), _options(args), [], 0
+    for path in tqdm(files, desc="invert", disable=args.quiet):
+        folder = out / names[path]
+        if _done(folder, options):
+            skipped += 1
+            continue
+        try:
+            print(f"{path.name} -> {folder}: {_invert_one(pipe, path, folder, args)}")
+        except (FaceError, UserError) as err:
+            failed.append(path.name)
+            print(f"FAILED {path.name}: {err}", file=sys.stderr)
+    done = len(files) - len(failed)
+    print(f"inverted {done}/{len(files)} images into {out}" + (f" ({skipped} already done)" if skipped else "") + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+def add_invert_command(subparsers) -> argparse.ArgumentParser:
+    """Register ``invert`` on the e3dge sub-command parser."""
+    p = subparsers.add_parser("invert", help="invert a photo, a folder of photos or a video into 3D (aligned crop, views, depth, orbit, JSON)")
+    p.add_argument("input", help="photo, folder of photos, or video")
+    p.add_argument("output", help="output folder (must not be the input or inside the input folder)")
+    p.add_argument("--model", default="toy", help="bundle: toy (offline, default), eg3d-ffhq, a bundle folder or a Hub id")
+    p.add_argument("--refine", choices=["pose", "pose+code"], default=None, help="test-time refinement: camera (P) or camera + code (P+C)")
+    p.add_argument("--steps", type=int_in(1, 10000), default=None, help="refinement / optimisation steps (default 50 / 200)")
+    p.add_argument("--optimize", action="store_true", help="optimisation baseline (W/W+ then PTI) instead of the encoder")
+    p.add_argument("--no-align", action="store_true", help="the input is already an aligned square crop (e.g. toy-lab renders)")
+    p.add_argument("--views", type=int_in(0, 32), default=3, help="novel views to write (0-32)")
+    p.add_argument("--frames", type=int_in(0, 1000), default=48, help="orbit video frames (0 = no video)")
+    p.add_argument("--fps", type=int_in(1, 120), default=24)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_invert)
+    return p

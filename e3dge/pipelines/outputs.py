@@ -1,0 +1,105 @@
+"""Files of an inversion: aligned crop, reconstruction, novel views, depth, orbit video, JSON, contact sheet."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from e3dge.pipelines.inversion import Inversion, InversionPipeline
+
+__all__ = ["InversionFiles", "depth_image", "view_angles", "orbit_angles", "write_inversion", "contact_sheet", "write_video"]
+
+RESULT_JSON = "inversion.json"
+
+
+@dataclass
+class InversionFiles:
+    """Paths written by :func:`write_inversion`."""
+
+    folder: Path
+    aligned: Path
+    reconstruction: Path
+    depth: Path
+    views: list[Path] = field(default_factory=list)
+    video: Path | None = None
+    json: Path | None = None
+
+
+def depth_image(depth: np.ndarray, mask: np.ndarray, near: float = 2.25, far: float = 3.3) -> np.ndarray:
+    """``float [r, r]`` depth -> ``uint8 [r, r, 3]``: near is bright, background (opacity < 0.5) black."""
+    d = np.clip((far - depth) / (far - near), 0.0, 1.0)
+    g = np.where(mask > 0.5, 0.15 + 0.85 * d, 0.0)
+    return np.repeat((g * 255).round().astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def view_angles(n: int, yaw_range: float = 0.6) -> list[tuple[float, float]]:
+    """``n`` (yaw, pitch) radians spread from ``-yaw_range`` to ``+yaw_range`` at pitch 0."""
+    if n == 1:
+        return [(yaw_range, 0.0)]
+    return [(-yaw_range + 2 * yaw_range * i / (n - 1), 0.0) for i in range(n)]
+
+
+def orbit_angles(n: int, yaw_range: float = 0.35, pitch_range: float = 0.25, pitch_offset: float = -0.05) -> list[tuple[float, float]]:
+    """EG3D's orbit (as :func:`e3dge.cameras.orbit_labels`) as (yaw, pitch) radians."""
+    return [(yaw_range * math.sin(2 * math.pi * t / n), pitch_offset + pitch_range * math.cos(2 * math.pi * t / n)) for t in range(n)]
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
+    """H.264 (yuv420p) mp4, written to a temporary name then moved into place."""
+    import imageio.v3 as iio
+
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    iio.imwrite(tmp, np.stack(frames), fps=fps, codec="libx264", macro_block_size=1)  # imageio-ffmpeg: yuv420p by default
+    tmp.replace(path)
+    return path
+
+
+def _png(path: Path, pixels: np.ndarray) -> Path:
+    from PIL import Image
+
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def write_inversion(
+    pipe: InversionPipeline,
+    inv: Inversion,
+    folder: str | Path,
+    views: int = 3,
+    orbit_frames: int = 48,
+    fps: int = 24,
+    options: dict[str, Any] | None = None,
+) -> InversionFiles:
+    """Write the inversion's files into ``folder`` (created); ``orbit_frames=0`` skips the video."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    files = InversionFiles(out, _png(out / "aligned.png", inv.aligned), _png(out / "reconstruction.png", inv.reconstruction),
+                           _png(out / "depth.png", depth_image(inv.depth, inv.mask)))  # fmt: skip
+    for i, (yaw, pitch) in enumerate(view_angles(views) if views else []):
+        files.views.append(_png(out / f"view_{i:02d}.png", pipe.render(inv, yaw=yaw, pitch=pitch, quality="full").image))
+    if orbit_frames:
+        frames = [pipe.render(inv, yaw=y, pitch=p, quality="full").image for y, p in orbit_angles(orbit_frames)]
+        files.video = write_video(out / "orbit.mp4", frames, fps)
+    files.json = out / RESULT_JSON
+    tmp = out / (RESULT_JSON + ".tmp")
+    tmp.write_text(json.dumps({**inv.summary(), "options": options or {}}, indent=1))
+    tmp.replace(files.json)  # written last: marks the folder complete (batch runs resume on it)
+    return files
+
+
+def contact_sheet(rows: list[list[np.ndarray]], size: int = 128) -> np.ndarray:
+    """Rows of images resized to ``size`` and tiled (missing cells black)."""
+    from PIL import Image
+
+    width = max(len(r) for r in rows)
+    sheet = np.zeros((size * len(rows), size * width, 3), np.uint8)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            cell = np.asarray(Image.fromarray(img).resize((size, size), Image.BICUBIC))
+            sheet[i * size : (i + 1) * size, j * size : (j + 1) * size] = cell
+    return sheet

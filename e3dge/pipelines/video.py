@@ -1,0 +1,119 @@
+"""Video inversion: align with smoothed transforms, invert every frame, smooth the codes, write a side-by-side video.
+
+Resumable: the aligned video, each frame's code (``frames/ws_*.npy``, read with
+``allow_pickle=False``) and each composed frame are kept; a rerun with the same options reuses
+them, other options start the frames over (the folder's own files only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from e3dge.errors import UserError
+from e3dge.pipelines.inversion import InversionPipeline
+from e3dge.pipelines.outputs import write_video
+
+__all__ = ["VideoInversion", "smooth_codes", "invert_video"]
+
+
+@dataclass
+class VideoInversion:
+    """Files of a video inversion."""
+
+    video: Path  # input | reconstruction | chosen view, side by side
+    aligned: Path
+    frames_dir: Path
+    num_frames: int
+    frames_reused: int
+
+
+def smooth_codes(ws: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average of per-frame codes ``[T, ...]`` over ``window`` frames (edges use what exists)."""
+    if window <= 1 or len(ws) < 2:
+        return ws
+    half = window // 2
+    csum = np.concatenate([np.zeros_like(ws[:1]), np.cumsum(ws, axis=0)])
+    idx = np.arange(len(ws))
+    lo, hi = np.maximum(idx - half, 0), np.minimum(idx + half + 1, len(ws))
+    return (csum[hi] - csum[lo]) / (hi - lo).reshape(-1, *([1] * (ws.ndim - 1)))
+
+
+def _frames_state(frames_dir: Path, options: dict) -> int:
+    """Prepare ``frames/`` for ``options``: keep it when they match, else clear our own files; returns files kept."""
+    manifest = frames_dir / "options.json"
+    if frames_dir.is_dir():
+        try:
+            same = json.loads(manifest.read_text()) == options
+        except (OSError, ValueError):
+            same = False
+        if same:
+            return len(list(frames_dir.glob("ws_*.npy")))
+        for p in [*frames_dir.glob("ws_*.npy"), *frames_dir.glob("frame_*.png"), manifest]:
+            p.unlink(missing_ok=True)
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps(options))
+    return 0
+
+
+def invert_video(
+    pipe: InversionPipeline,
+    in_path: str | Path,
+    out_dir: str | Path,
+    refine: str | None = None,
+    steps: int | None = None,
+    view: tuple[float, float] = (0.5, 0.0),
+    smooth_window: int = 3,
+    align_window: int = 5,
+    fps: int | None = None,
+    progress: bool = True,
+) -> VideoInversion:
+    """Invert every frame of ``in_path`` into ``out_dir`` (aligned.mp4, frames/, inversion.mp4)."""
+    import imageio.v3 as iio
+
+    from e3dge.faces.video import align_video
+
+    in_path, out = Path(in_path), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    aligned, cams_path = out / "aligned.mp4", out / "aligned.json"
+    if not (aligned.is_file() and cams_path.is_file()):
+        align_video(in_path, aligned, pipe.aligner.get("convention", "eg3d"), window=align_window, detector=pipe.aligner.get("detector", "hog"), progress=progress)
+    cams = json.loads(cams_path.read_text())
+    labels = torch.tensor([f["label"] for f in cams["frames"]], dtype=torch.float32)
+    frames = list(iio.imiter(aligned))
+    if len(frames) != len(labels):
+        raise UserError(f"{aligned}: {len(frames)} frames but {len(labels)} cameras; delete {out} and run again")
+    frames_dir = out / "frames"
+    options = {"source": in_path.name, "refine": refine, "steps": steps, "smooth_window": smooth_window, "view": list(view), "model": pipe.description}
+    reused = _frames_state(frames_dir, options)
+    inversions = []
+    for i in tqdm(range(len(frames)), desc="invert frames", disable=not progress):
+        path = frames_dir / f"ws_{i:05d}.npy"
+        if path.is_file():  # resumed: reuse the code computed before (refinement is the slow part)
+            inv = pipe.invert(frames[i], align=False, camera=labels[i : i + 1])
+            inv = dataclasses.replace(inv, ws=torch.from_numpy(np.load(path, allow_pickle=False))[None])
+        else:
+            inv = pipe.invert(frames[i], align=False, camera=labels[i : i + 1], refine=refine, steps=steps)
+            np.save(path.with_suffix(".tmp.npy"), inv.ws[0].numpy())
+            path.with_suffix(".tmp.npy").replace(path)
+        inversions.append(inv)
+    smoothed = smooth_codes(np.stack([inv.ws[0].numpy() for inv in inversions]), smooth_window)
+    composed = []
+    for i, inv in enumerate(tqdm(inversions, desc="render frames", disable=not progress)):
+        inv = dataclasses.replace(inv, ws=torch.from_numpy(smoothed[i]).float()[None], key=f"{inv.key}-smoothed")
+        recon = pipe.render(inv, quality="full").image
+        novel = pipe.render(inv, yaw=view[0], pitch=view[1], quality="full").image
+        size = recon.shape[0]
+        from PIL import Image
+
+        src = np.asarray(Image.fromarray(frames[i]).resize((size, size), Image.BICUBIC))
+        composed.append(np.concatenate([src, recon, novel], axis=1))
+    video = write_video(out / "inversion.mp4", composed, int(fps or round(cams.get("fps", 25))))
+    return VideoInversion(video, aligned, frames_dir, len(frames), reused)
+

@@ -1,0 +1,281 @@
+"""InversionPipeline: bundles, inversion on toy photos, refinement, optimisation, cached views, threads, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from e3dge.errors import UserError
+from e3dge.pipelines import BundleError, InversionPipeline
+from e3dge.pipelines.examples import toy_photo_examples
+
+
+@pytest.fixture(scope="module")
+def pipe() -> InversionPipeline:
+    return InversionPipeline.from_pretrained("toy")
+
+
+@pytest.fixture(scope="module")
+def toy_photos():
+    """Held-out photo-like heads with their ground truth (procedural image at the source view)."""
+    return toy_photo_examples(num=4, seed=777)
+
+
+def mae(a: np.ndarray, b: np.ndarray) -> float:
+    from PIL import Image
+
+    if a.shape != b.shape:
+        b = np.asarray(Image.fromarray(b).resize(a.shape[:2][::-1], Image.BICUBIC))
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean() / 255)
+
+
+# ------------------------------------------------------------------ bundles
+def test_toy_bundle_round_trips_through_save_pretrained(pipe, toy_photos, tmp_path):
+    pipe.save_pretrained(tmp_path / "bundle")
+    spec = json.loads((tmp_path / "bundle" / "pipeline.json").read_text())
+    assert spec["components"] == {"generator": {"class": "TriPlaneGenerator", "subfolder": "generator"},
+                                  "encoder": {"class": "GlobalEncoder", "subfolder": "encoder"}}  # fmt: skip
+    again = InversionPipeline.from_pretrained(tmp_path / "bundle", local_files_only=True)
+    for slot, module in pipe.components.items():
+        other = again.components[slot].state_dict()
+        assert all(torch.equal(v, other[k]) for k, v in module.state_dict().items()), slot
+    a = pipe.invert(toy_photos[0].pixels, align=False)
+    b = again.invert(toy_photos[0].pixels, align=False)
+    assert torch.equal(a.ws, b.ws) and np.array_equal(a.reconstruction, b.reconstruction)
+
+
+def test_bundle_errors_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(BundleError, match="no such folder"):
+        InversionPipeline.from_pretrained(str(tmp_path / "missing" / "bundle"))
+    with pytest.raises(BundleError, match="not in the local Hub cache"):
+        InversionPipeline.from_pretrained("someone/not-cached-e3dge-bundle")
+    (tmp_path / "b").mkdir()
+    with pytest.raises(BundleError, match="has no pipeline.json"):
+        InversionPipeline.from_pretrained(tmp_path / "b")
+    cases = {
+        '{"components": {"generator": {"class": "TriPlaneGenerator", "subfolder": "../../etc"}}}': "must stay inside the bundle",
+        '{"components": {"generator": {"class": "TriPlaneGenrator", "subfolder": "g"}}}': "did you mean 'TriPlaneGenerator'",
+        '{"components": {"generator": {"class": "os.system", "subfolder": "g"}}}': "unknown component class 'os.system'",
+        '{"components": {"generater": {"class": "TriPlaneGenerator", "subfolder": "g"}}}': "did you mean 'generator'",
+        '{"components": {"generator": {"class": "TriPlaneGenerator", "subfolder": "g"}}, "descripton": ""}': "did you mean 'description'",
+        '{"components": {"generator": {"class": "TriPlaneGenerator", "subfolder": "nothere"}}}': "does not have",
+        '{"components": {"generator": {"class": "TriPlaneGenerator", "subfolder": "/abs"}}}': "must stay inside the bundle",
+        "{not json": "not valid JSON",
+        '{"format": 7, "components": {}}': "format 7 is not supported",
+    }
+    for text, message in cases.items():
+        (tmp_path / "b" / "pipeline.json").write_text(text)
+        with pytest.raises(BundleError) as info:
+            InversionPipeline.from_pretrained(tmp_path / "b")
+        assert message in str(info.value) and "\n" not in str(info.value), (text, str(info.value))
+
+
+def test_registry_lists_what_each_bundle_needs():
+    from e3dge.pipelines import BUNDLES
+
+    assert BUNDLES["toy"].offline and not BUNDLES["toy"].needs
+    assert not BUNDLES["eg3d-ffhq"].offline and any("network" in n for n in BUNDLES["eg3d-ffhq"].needs)
+
+
+# ------------------------------------------------------------------ inversion quality on the toy lab
+def test_invert_recovers_a_toy_head_better_than_the_mean_face(pipe, toy_photos):
+    G = pipe.generator
+    errors, mean_errors = [], []
+    for ex in toy_photos:
+        inv = pipe.invert(ex.pixels, align=False)
+        assert inv.ws.shape == (1, G.num_ws, G.w_dim) and inv.camera.shape == (1, 25) and inv.camera_source == "encoder"
+        assert inv.reconstruction.shape == (G.img_resolution, G.img_resolution, 3) and inv.depth.shape == inv.mask.shape
+        assert set(inv.timings) == {"align", "encode", "render"}
+        mean_inv = dataclasses.replace(inv, ws=G.backbone.mapping.w_avg.expand(1, G.num_ws, -1).clone(), key="mean-" + inv.key)
+        errors.append(mae(inv.reconstruction, ex.pixels))
+        mean_errors.append(mae(pipe.render(mean_inv, quality="full").image, ex.pixels))
+    assert np.mean(errors) < 0.8 * np.mean(mean_errors), (errors, mean_errors)
+
+
+def test_refinement_lowers_the_loss_and_the_error(pipe, toy_photos):
+    ex = toy_photos[1]
+    e0 = pipe.invert(ex.pixels, align=False)
+    pc = pipe.invert(ex.pixels, align=False, refine="pose+code", steps=12)
+    p = pipe.invert(ex.pixels, align=False, refine="pose", steps=6)
+    assert pc.method == "e0+pose+code" and p.method == "e0+pose" and "refine" in pc.timings
+    assert pc.loss_curve[-1] < 0.9 * pc.loss_curve[0]
+    assert p.loss_curve[-1] <= p.loss_curve[0]
+    assert torch.equal(p.ws, e0.ws)  # P moves the camera only
+    assert mae(pc.reconstruction, ex.pixels) < mae(e0.reconstruction, ex.pixels)
+
+
+def test_optimisation_baseline_inverts_without_an_encoder(pipe):
+    """On the toy generator's own render (exactly representable), W/W+ + PTI gets close."""
+    G = pipe.generator
+    no_encoder = InversionPipeline(G)
+    with pytest.raises(UserError, match="no encoder"):
+        no_encoder.invert(np.zeros((64, 64, 3), np.uint8), align=False)
+    z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(5))
+    from e3dge.cameras import label_from_yaw_pitch
+
+    c = label_from_yaw_pitch(0.2, 0.0)
+    with torch.no_grad():
+        target = G.synthesis(G.mapping(z, c, truncation_psi=0.7), c, deterministic=True).image
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    inv = no_encoder.invert(target, align=False, camera=(0.2, 0.0), optimize=True, steps=40)
+    assert inv.method == "optimization+pti" and inv.generator is not None and inv.generator is not G
+    assert all(torch.equal(v, G.state_dict()[k]) for k, v in before.items())  # the shared generator is untouched
+    pixels = ((target[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    assert inv.loss_curve[-1] < 0.5 * inv.loss_curve[0]
+    assert mae(inv.reconstruction, pixels) < 0.06
+
+
+# ------------------------------------------------------------------ views
+def test_cached_plane_views_equal_uncached_ones(pipe, toy_photos):
+    inv = pipe.invert(toy_photos[2].pixels, align=False)
+    first = pipe.render(inv, yaw=0.4, pitch=0.1, quality="full")
+    again = pipe.render(inv, yaw=0.4, pitch=0.1, quality="full")
+    assert first.cached_planes and again.cached_planes  # invert cached the planes
+    G = pipe.generator
+    from e3dge.cameras import label_from_yaw_pitch
+
+    with torch.no_grad():
+        fresh = G.synthesis(inv.ws, label_from_yaw_pitch(0.4, 0.1), deterministic=True)
+    from e3dge.pipelines.inversion import to_uint8
+
+    assert np.array_equal(first.image, to_uint8(fresh.image)) and np.array_equal(first.image, again.image)
+    np.testing.assert_array_equal(first.depth, fresh.depth[0, 0].numpy())
+    preview = pipe.render(inv, yaw=0.4, pitch=0.1)
+    assert preview.depth.shape[0] == max(32, G.neural_rendering_resolution // 2) and preview.image.shape == first.image.shape
+    assert mae(preview.image, first.image) < 0.05  # a faithful preview
+    assert pipe.render(inv, resolution=64).image.shape == (64, 64, 3)
+    for bad in (dict(quality="ultra"), dict(resolution=100000), dict(yaw=float("nan")), dict(edits={"smile": 1.0})):
+        with pytest.raises(UserError):
+            pipe.render(inv, **bad)
+
+
+def test_concurrent_calls_equal_sequential_ones(pipe, toy_photos):
+    sequential = []
+    for ex in toy_photos:
+        inv = pipe.invert(ex.pixels, align=False)
+        sequential.append((inv.reconstruction, pipe.render(inv, yaw=-0.3, quality="full").image))
+    results: dict[int, tuple] = {}
+
+    def work(i: int) -> None:
+        inv = pipe.invert(toy_photos[i].pixels, align=False)
+        results[i] = (inv.reconstruction, pipe.render(inv, yaw=-0.3, quality="full").image)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(toy_photos))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, (recon, view) in enumerate(sequential):
+        assert np.array_equal(results[i][0], recon) and np.array_equal(results[i][1], view), i
+
+
+def test_input_kinds_and_bad_inputs(pipe, toy_photos, tmp_path):
+    from PIL import Image
+
+    ex = toy_photos[0]
+    path = tmp_path / "head.png"
+    Image.fromarray(ex.pixels).save(path)
+    a = pipe.invert(ex.pixels, align=False)
+    for source in (path, str(path), Image.open(path), torch.from_numpy(ex.pixels).permute(2, 0, 1).float() / 127.5 - 1):
+        assert torch.allclose(pipe.invert(source, align=False).ws, a.ws, atol=1e-5)
+    (tmp_path / "not.png").write_bytes(b"hello")
+    from e3dge.faces.errors import FaceError
+
+    with pytest.raises(FaceError):
+        pipe.invert(tmp_path / "not.png", align=False)
+    with pytest.raises(UserError, match="square"):
+        pipe.invert(np.zeros((64, 80, 3), np.uint8), align=False)
+    with pytest.raises(UserError, match="refine must be one of"):
+        pipe.invert(ex.pixels, align=False, refine="everything")
+    with pytest.raises(UserError, match="camera must be"):
+        pipe.invert(ex.pixels, align=False, camera=(0.1,))
+
+
+def test_astronaut_goes_through_alignment(pipe):
+    pytest.importorskip("dlib")
+    from e3dge.pipelines.examples import astronaut_example
+
+    ex = astronaut_example()
+    inv = pipe.invert(ex.pixels, align=True)
+    assert inv.camera_source == "aligner" and inv.transform is not None and inv.aligned.shape == (512, 512, 3)
+    assert abs(inv.degrees[0]) < 30 and abs(inv.degrees[1]) < 30
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_writes_every_output_and_refuses_unsafe_locations(tmp_path, toy_photos, capsys):
+    from PIL import Image
+
+    from e3dge.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(toy_photos[0].pixels).save(src / "a.png")
+    Image.fromarray(toy_photos[1].pixels).save(src / "a.jpg", quality=95)
+    out = tmp_path / "out"
+    args = ["--no-align", "--views", "2", "--frames", "4", "--quiet"]
+    assert main(["invert", str(src / "a.png"), str(out / "single"), *args]) == 0
+    names = sorted(p.name for p in (out / "single").iterdir())
+    assert names == ["aligned.png", "depth.png", "inversion.json", "orbit.mp4", "reconstruction.png", "view_00.png", "view_01.png"]
+    info = json.loads((out / "single" / "inversion.json").read_text())
+    assert info["method"] == "e0" and len(info["camera_label"]) == 25 and info["options"]["views"] == 2
+    import imageio.v3 as iio
+
+    assert iio.imread(out / "single" / "orbit.mp4").shape[0] == 4
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    assert main(["invert", str(src), str(out / "batch"), *args]) == 0
+    assert sorted(p.name for p in (out / "batch").iterdir()) == ["a_jpg", "a_png"]  # same stem: distinct outputs
+    assert main(["invert", str(src), str(out / "batch"), *args]) == 0  # resumed: nothing to redo
+    assert "(2 already done)" in capsys.readouterr().out
+    assert main(["invert", str(src), str(src / "results"), *args]) == 2
+    assert "inside the input folder" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in src.iterdir() if p.is_file()} == before  # inputs untouched
+    (tmp_path / "fake.mp4").write_bytes(b"not a video at all")
+    assert main(["invert", str(tmp_path / "fake.mp4"), str(out / "v"), "--quiet"]) in (1, 2)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and "Traceback" not in "\n".join(err) and len(err) == 1
+    assert main(["invert", str(tmp_path / "nothing.png"), str(out / "x")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ video
+def test_smooth_codes_is_a_centred_moving_average():
+    from e3dge.pipelines.video import smooth_codes
+
+    ws = np.arange(5, dtype=np.float64)[:, None, None] * np.ones((5, 2, 3))
+    out = smooth_codes(ws, 3)
+    np.testing.assert_allclose(out[:, 0, 0], [0.5, 1, 2, 3, 3.5])  # edges average what exists
+    assert smooth_codes(ws, 1) is ws
+
+
+def test_video_inversion_writes_a_side_by_side_video_and_resumes(pipe, tmp_path):
+    pytest.importorskip("dlib")
+    skdata = pytest.importorskip("skimage.data")
+    import imageio.v2 as imageio
+    from PIL import Image
+
+    from e3dge.pipelines.video import invert_video
+
+    clip = tmp_path / "clip.mp4"
+    photo = Image.fromarray(skdata.astronaut())
+    with imageio.get_writer(str(clip), fps=8, quality=9, macro_block_size=2) as writer:
+        for i in range(5):
+            writer.append_data(np.asarray(photo.rotate(0.5 * i, resample=Image.BICUBIC, translate=(2 * i, i)).resize((384, 384), Image.LANCZOS)))
+    out = tmp_path / "out"
+    result = invert_video(pipe, clip, out, progress=False)
+    frames = imageio.mimread(str(result.video))
+    size = pipe.generator.img_resolution
+    assert result.num_frames == 5 and result.frames_reused == 0 and len(frames) == 5
+    assert frames[0].shape == (size, 3 * size, 3)  # input | reconstruction | novel view
+    codes = sorted((out / "frames").glob("ws_*.npy"))
+    assert len(codes) == 5 and np.load(codes[0], allow_pickle=False).shape == (pipe.generator.num_ws, pipe.generator.w_dim)
+    again = invert_video(pipe, clip, out, progress=False)
+    assert again.frames_reused == 5
+    changed = invert_video(pipe, clip, out, smooth_window=1, progress=False)  # other options: frames are redone
+    assert changed.frames_reused == 0
