@@ -9,10 +9,16 @@ import torch
 
 from .align import AlignTransform, align_transform, warp_image
 from .detect import MIN_FACE_SIZE, Face, choose_face, detect_faces
+from .errors import FaceError
+from .orientation import UprightDetection, detect_upright
 from .io import MAX_PIXELS, ImageSource, LoadedImage, load_image
 from .pose import HeadPose, estimate_pose
 
-__all__ = ["AlignedFace", "align_face", "align_loaded"]
+__all__ = ["AlignedFace", "align_face", "align_loaded", "MAX_OUTPUT_SIZE", "OutputSizeError", "check_output_size"]
+
+
+class OutputSizeError(FaceError):
+    """An aligned-crop size e3dge refuses to allocate."""
 
 
 @dataclass
@@ -33,7 +39,9 @@ class AlignedFace:
     """The chosen face's 68 landmarks in the aligned image."""
     source: LoadedImage
     notes: list[str] = field(default_factory=list)
-    """Things the user should know (several faces, EXIF rotation, transparency...)."""
+    """Things the user should know (several faces, EXIF rotation, transparency, a turned photo...)."""
+    rotation_degrees: int = 0
+    """Quarter turn (counter-clockwise, as ``np.rot90``) that made the face upright; already in ``transform``."""
 
     @property
     def label(self) -> torch.Tensor:
@@ -54,6 +62,7 @@ class AlignedFace:
             "pose_rms_px": round(self.pose.rms_error, 3),
             "transform": self.transform.to_dict(),
             "face_index": self.index,
+            "photo_turned_deg": self.rotation_degrees,
             "num_faces": len(self.faces),
             "face_box": [round(float(v), 1) for v in self.face.box],
             "landmarks68_photo": np.round(self.face.landmarks68, 2).tolist(),
@@ -70,17 +79,52 @@ def align_loaded(
     min_face_size: float = MIN_FACE_SIZE,
     faces: list[Face] | None = None,
 ) -> AlignedFace:
-    """:func:`align_face` for an already loaded image (or with faces already detected)."""
-    pixels = loaded.pixels
+    """:func:`align_face` for an already loaded image (or with faces already detected, upright).
+
+    A photo turned by a quarter turn is handled (see :mod:`e3dge.faces.orientation`): the face is
+    found in the turned photo, the turn is folded into ``transform`` and reported in ``notes``.
+    """
+    check_output_size(size)
     if faces is None:
-        faces = detect_faces(pixels, detector=detector)
+        found = detect_upright(loaded.pixels, lambda px: detect_faces(px, detector=detector), loaded.name)
+    else:
+        found = UprightDetection(0, loaded.pixels, faces, np.eye(3))
+    faces = found.faces
     face, notes = choose_face(faces, face_index, min_size=min_face_size, name=loaded.name)
     index = faces.index(face) if face_index is None else face_index % len(faces)
-    transform = align_transform(face.landmarks68, loaded.size, convention, size)
-    aligned = warp_image(pixels, transform)
-    lm_aligned = transform.apply(face.landmarks68)
-    pose = estimate_pose(lm_aligned, transform.size)
-    return AlignedFace(aligned, transform, face, faces, index, pose, lm_aligned, loaded, loaded.notes + notes)
+    turned_size = (found.pixels.shape[1], found.pixels.shape[0])
+    in_turned = align_transform(face.landmarks68, turned_size, convention, size)
+    aligned = warp_image(found.pixels, in_turned)
+    lm_aligned = in_turned.apply(face.landmarks68)
+    pose = estimate_pose(lm_aligned, in_turned.size)
+    transform = AlignTransform(in_turned.matrix @ found.to_turned, in_turned.size, in_turned.convention)  # from the original photo
+    if found.quarter_turns:
+        notes.append(f"{loaded.name} is turned: the face is upright after a {found.degrees} degree counter-clockwise turn, which the crop applies")
+        back = np.linalg.inv(found.to_turned)
+        faces = [_face_in_photo(f, back) for f in faces]
+        face = faces[index]
+    return AlignedFace(aligned, transform, face, faces, index, pose, lm_aligned, loaded, loaded.notes + notes, found.degrees)
+
+
+MAX_OUTPUT_SIZE = 4096
+"""Largest aligned crop, in pixels (a crop is allocated as size x size x 3)."""
+
+
+def check_output_size(size: int | None) -> None:
+    """Refuse crop sizes that are not an integer in 16..MAX_OUTPUT_SIZE, before anything is allocated."""
+    if size is None:
+        return
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 16 <= int(size) <= MAX_OUTPUT_SIZE:
+        raise OutputSizeError(f"the aligned size must be an integer between 16 and {MAX_OUTPUT_SIZE} pixels, got {size!r}")
+
+
+def _face_in_photo(face: Face, turned_to_photo: np.ndarray) -> Face:
+    """A face found in the turned photo, in the original photo's coordinates."""
+    lm = face.landmarks68 @ turned_to_photo[:2, :2].T + turned_to_photo[:2, 2]
+    l, t, r, b = face.box
+    corners = np.array([[l, t], [r, t], [l, b], [r, b]]) @ turned_to_photo[:2, :2].T + turned_to_photo[:2, 2]
+    box = (*corners.min(0).tolist(), *corners.max(0).tolist())
+    return Face(box=tuple(float(v) for v in box), score=face.score, landmarks68=lm)
 
 
 def align_face(
@@ -98,5 +142,6 @@ def align_face(
     eye/mouth quad, any ``size``, 512 by default). Raises a :class:`~e3dge.faces.errors.FaceError`
     subclass with an actionable message for unreadable files, huge images, no face or a tiny face.
     """
+    check_output_size(size)
     loaded = load_image(source, max_pixels=max_pixels)
     return align_loaded(loaded, convention, size, detector, face_index, min_face_size)

@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from e3dge.options import float_in, int_in
+
 from .align import CONVENTIONS
+from .api import MAX_OUTPUT_SIZE
 from .detect import MIN_FACE_SIZE
 from .errors import FaceError
 
@@ -36,11 +39,11 @@ def configure_align_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="photo, folder of photos, or video")
     parser.add_argument("output", type=Path, help="aligned image (folder in batch mode, video for a video)")
     parser.add_argument("--convention", choices=CONVENTIONS, default="eg3d", help="crop convention (default eg3d)")
-    parser.add_argument("--size", type=int, default=None, help="output size in pixels (default 512)")
+    parser.add_argument("--size", type=int_in(16, MAX_OUTPUT_SIZE), default=None, help=f"output size in pixels, 16..{MAX_OUTPUT_SIZE} (default 512)")
     parser.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="dlib detector (cnn: slower, handles pose)")
-    parser.add_argument("--face-index", type=int, default=None, help="face to use when several are found (0 = largest central)")
-    parser.add_argument("--min-face", type=float, default=MIN_FACE_SIZE, help="smallest face accepted, in pixels")
-    parser.add_argument("--window", type=int, default=5, help="video: frames in the smoothing mean filter (1 = off)")
+    parser.add_argument("--face-index", type=int_in(0, 999), default=None, help="face to use when several are found (0 = largest central)")
+    parser.add_argument("--min-face", type=float_in(8, 10000), default=MIN_FACE_SIZE, help="smallest face accepted, in pixels (8..10000)")
+    parser.add_argument("--window", type=int_in(1, 301), default=5, help="video: frames in the smoothing mean filter, 1..301 (1 = off)")
     parser.add_argument("--no-roll", action="store_true", help="leave head roll out of the camera label")
     parser.add_argument("--json", action="store_true", help="single photo: also write OUT.json (label, pose, transform)")
     parser.add_argument("--quiet", action="store_true", help="print only labels and errors")
@@ -70,6 +73,25 @@ def _out_image_path(path: Path, source: Path) -> Path:
     return path if path.suffix.lower() in IMAGE_EXTS else path.with_name(path.name + ".png")
 
 
+def output_names(files: list[Path]) -> dict[Path, str]:
+    """Batch output file names: ``stem.png``, or ``stem_ext.png`` for inputs that share a stem (``a.jpg`` + ``a.png``)."""
+    counts: dict[str, int] = {}
+    for p in files:
+        counts[p.stem.lower()] = counts.get(p.stem.lower(), 0) + 1
+    return {p: f"{p.stem}.png" if counts[p.stem.lower()] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}.png" for p in files}
+
+
+def check_output(inp: Path, out: Path) -> None:
+    """Refuse an output that is the input, or a folder inside the input folder (inputs are never overwritten)."""
+    i, o = inp.resolve(), out.resolve()
+    if o == i:
+        raise FaceError(f"the output {out} is the input itself; choose another output path (inputs are never overwritten)")
+    if inp.is_dir() and (i in o.parents):
+        raise FaceError(f"the output folder {out} is inside the input folder {inp}; choose a folder outside it (inputs are never overwritten)")
+    if inp.is_dir() and o.exists() and not o.is_dir():
+        raise FaceError(f"the output {out} is a file; a folder input needs an output folder")
+
+
 def _align_one(args, path: Path):
     from .api import align_face  # noqa: PLC0415
 
@@ -77,8 +99,9 @@ def _align_one(args, path: Path):
 
 
 def _run_single(args) -> int:
-    result = _align_one(args, args.input)
     out = _out_image_path(args.output, args.input)
+    check_output(args.input, out)
+    result = _align_one(args, args.input)
     _save(result.image, out)
     label = _label(result, args.no_roll)
     if not args.quiet:
@@ -100,8 +123,9 @@ def _run_batch(args) -> int:
     if not files:
         print(f"error: no images ({', '.join(sorted(IMAGE_EXTS))}) in folder {args.input}", file=sys.stderr)
         return 1
+    check_output(args.input, args.output)
     args.output.mkdir(parents=True, exist_ok=True)
-    labels, failures = [], []
+    labels, failures, names = [], [], output_names(files)
     for path in files:
         try:
             result = _align_one(args, path)
@@ -113,13 +137,14 @@ def _run_batch(args) -> int:
             failures.append((path.name, repr(exc)))
             print(f"FAILED {path.name}: unexpected error, please report it: {exc!r}", file=sys.stderr)
             continue
-        name = path.stem + ".png"
+        name = names[path]
         _save(result.image, args.output / name)
         label = _label(result, args.no_roll)
         labels.append([name, label])
         if not args.quiet:
             yaw, pitch, roll = result.pose.degrees
             extra = f" ({len(result.faces)} faces, used #{result.index})" if len(result.faces) > 1 else ""
+            extra += f" (photo turned {result.rotation_degrees} deg to make the face upright)" if result.rotation_degrees else ""
             print(f"ok {path.name} -> {name}: yaw {yaw:+.1f}, pitch {pitch:+.1f}, roll {roll:+.1f}{extra}")
     (args.output / "dataset.json").write_text(json.dumps({"labels": labels}))
     print(
@@ -133,6 +158,8 @@ def _run_video(args) -> int:
     from .video import align_video  # noqa: PLC0415
 
     out = args.output if args.output.suffix else args.output.with_suffix(".mp4")
+    check_output(args.input, out)
+    check_output(args.input, out.with_suffix(".json"))
     result = align_video(
         args.input, out, args.convention, args.size, args.window, args.detector, args.min_face, progress=not args.quiet
     )

@@ -64,6 +64,13 @@ def _run_detector(gray_or_rgb: np.ndarray, detector: str, upsample: int) -> list
     return [((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), float(d.confidence)) for d in found]
 
 
+def _plain(a: np.ndarray) -> np.ndarray:
+    """``a`` as uint8 with plain C strides (dlib checks them, even on 1-pixel sides); copied only when needed."""
+    a = np.asarray(a, dtype=np.uint8)
+    expected = tuple(int(np.prod(a.shape[i + 1 :])) * a.itemsize for i in range(a.ndim))
+    return a if a.strides == expected else np.array(a, order="C", copy=True)
+
+
 def detect_faces(
     image: np.ndarray,
     detector: str = "hog",
@@ -88,7 +95,7 @@ def detect_faces(
     small = image
     if scale < 1.0:
         small = np.asarray(Image.fromarray(image).resize((round(w * scale), round(h * scale)), Image.BILINEAR))
-    small = np.ascontiguousarray(small)
+    small, image = _plain(small), _plain(image)
     if max_upsample is None:
         max_upsample = 2 if max(small.shape[:2]) <= 640 else 1
     found: list[tuple[tuple, float]] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io as _stdio
 import os
+import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,8 +177,8 @@ def load_image(
                     f"{name} is not an image Pillow can read; save it as JPEG or PNG "
                     "(HEIC, RAW and PDF files are not supported)"
                 ) from None
-            except OSError as exc:
-                raise NotAnImageError(f"{name} could not be opened: {exc}") from None
+            except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:  # corrupt headers raise all of these
+                raise NotAnImageError(f"{name} could not be opened: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
     width, height = img.size
     if width * height > max_pixels:
@@ -192,7 +193,7 @@ def load_image(
             img.seek(0)
             notes.append(f"{name} has {img.n_frames} frames; using the first")
         img.load()
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError) as exc:
         raise TruncatedImageError(
             f"{name} is truncated or corrupt ({exc}); download or export it again"
         ) from None
