@@ -65,12 +65,13 @@ def default_offline_generator(seed: int = 0) -> tuple[TriPlaneGenerator, str]:
         return load_toy_generator(), "toy-lab EG3D distilled from procedural heads"
     except ImportError:
         pass
-    torch.manual_seed(seed)
     config = dict(eg3d_config("tiny"), z_dim=64, w_dim=64, channel_max=64, plane_resolution=64, plane_channels=8)
     config["rendering_kwargs"] = dict(config["rendering_kwargs"], depth_resolution=24, depth_resolution_importance=24)
     config["sr_kwargs"] = {"width": 16}
     config["neural_rendering_resolution"] = 64
-    G = TriPlaneGenerator(**config).eval().requires_grad_(False)
+    with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's RNG is untouched
+        torch.manual_seed(seed)
+        G = TriPlaneGenerator(**config).eval().requires_grad_(False)
     return G, "randomly initialised small EG3D (no trained weights available offline yet)"
 
 

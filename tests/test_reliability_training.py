@@ -144,3 +144,18 @@ def test_train_cli_refuses_a_changed_run_with_one_line(tmp_path, capsys):
     assert main(["train", "stage1", "--config", "tiny-test", "--out", out, "--steps", "3", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "checkpoint.safetensors: unreadable checkpoint" in err[-1] and "--restart" in err[-1]
+
+
+def test_training_leaves_the_callers_global_state_alone(tmp_path):
+    """Global RNG and thread count are the caller's before and after a Stage I run and a distillation run."""
+    import torch
+
+    from e3dge.toy.distill import train_generator
+    from e3dge.training.stage1 import train_stage1
+
+    torch.manual_seed(99)
+    rng, threads = torch.get_rng_state(), torch.get_num_threads()
+    train_stage1(load_stage1_config("tiny-test", {"out_dir": str(tmp_path / "s1"), "steps": 1, "threads": 1}), progress=False)
+    small = dict(batch_size=1, train_resolution=8, depth_samples=4, importance_samples=4, points_per_head=16, threads=1)
+    train_generator(DistillConfig(out_dir=str(tmp_path / "d"), steps=1, **small), progress=False)
+    assert torch.equal(torch.get_rng_state(), rng) and torch.get_num_threads() == threads

@@ -339,9 +339,17 @@ def _cpu(state: dict) -> dict:
 
 
 def parent_recipe(init_from: str | None) -> dict | None:
-    """The train_config.json saved next to the generator a run fine-tunes, if there is one."""
+    """The train_config.json saved next to the generator a run fine-tunes, if there is one (a mapping, else an error)."""
     path = Path(init_from) / "train_config.json" if init_from else None
-    return json.loads(path.read_text()) if path is not None and path.is_file() else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        recipe = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise OptionError(f"{path}: not valid JSON ({str(err).splitlines()[0]}); fix or remove it") from None
+    if not isinstance(recipe, dict):
+        raise OptionError(f"{path}: a training recipe must be a mapping, got {type(recipe).__name__}; fix or remove it")
+    return recipe
 
 
 def training_recipe(cfg: DistillConfig) -> dict:

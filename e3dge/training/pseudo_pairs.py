@@ -8,6 +8,7 @@ generator's density at it. Optionally a second view of the same ``w`` for novel-
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, fields
 
@@ -63,12 +64,13 @@ class PseudoPairBatch:
         return PseudoPairBatch(**{k: (v.to(device) if isinstance(v, (torch.Tensor, PseudoPairBatch)) else v) for k, v in kw.items()})
 
 
-def ensure_w_avg(G: TriPlaneGenerator, num_samples: int = 10000) -> torch.Tensor:
-    """``G``'s mean latent; estimated and stored into the mapping's ``w_avg`` when it was never tracked (all zero)."""
-    w_avg = G.backbone.mapping.w_avg
-    if torch.count_nonzero(w_avg) == 0:
-        w_avg.copy_(estimate_w_avg(G, num_samples))
-    return w_avg
+def ensure_w_avg(G: TriPlaneGenerator, num_samples: int = 10000) -> TriPlaneGenerator:
+    """``G`` itself when it tracks its mean latent; else a copy with ``w_avg`` estimated (the caller's ``G`` is never changed)."""
+    if torch.count_nonzero(G.backbone.mapping.w_avg) != 0:
+        return G
+    G = copy.deepcopy(G)
+    G.backbone.mapping.w_avg.copy_(estimate_w_avg(G, num_samples))
+    return G
 
 
 class PseudoPairSampler:
@@ -89,12 +91,11 @@ class PseudoPairSampler:
     ) -> None:
         if not 0 < truncation_psi <= 1:
             raise ValueError(f"truncation_psi must be in (0, 1], got {truncation_psi}")
-        self.G = G.eval().requires_grad_(False)
+        self.G = ensure_w_avg(G)  # used as given (sampling runs under no_grad); never modified
         self.pose_prior, self.truncation_psi = pose_prior, truncation_psi
         self.resolution = neural_rendering_resolution or G.neural_rendering_resolution
         self.num_surface_points, self.num_near_points, self.near_std = num_surface_points, num_near_points, near_std
         self.opacity_threshold, self.view_pairs, self.deterministic = opacity_threshold, view_pairs, deterministic
-        ensure_w_avg(G)
 
     @property
     def device(self) -> torch.device:

@@ -68,6 +68,7 @@ class Stage1Trainer:
                 self.G, PosePrior(cfg.yaw_std, cfg.pitch_std, cfg.yaw_max, cfg.pitch_max), cfg.truncation_psi,
                 cfg.neural_rendering_resolution, cfg.num_surface_points, cfg.num_near_points, cfg.near_std,
             )  # fmt: skip
+            self.G = self.sampler.G  # the generator with its mean latent (a copy when the loaded one never tracked it)
             self.weights = cfg.effective_weights()
             self.lpips = make_lpips(cfg.lpips, self.device) if (self.weights.lpips > 0) else None
             self.identity = make_identity(cfg.identity, self.device) if (self.weights.id > 0 or self.weights.multiview_id > 0) else None
