@@ -52,28 +52,22 @@ def test_stage1_overrides_are_range_checked(key, value):
     assert got == value
 
 
-def test_stage1_config_errors_name_the_file_and_suggest_the_key(tmp_path):
+CONFIG_FILE_ERRORS = [
+    ('{"preset": "toy", "stpes": 3}', r"c.json: unknown Stage I option 'stpes'; did you mean 'steps'\?"),
+    ('{"preset": "toy", "weights": {"geo_surface_dept": 1}}', "did you mean 'geo_surface_depth'"),
+    ("{steps: 3", r"c.json: not valid JSON"),
+    ('{"preset": "toyy"}', "unknown preset 'toyy'; did you mean 'toy'"),
+    ("[1, 2]", "must hold a mapping"),
+    ('{"preset": "toy", "neural_rendering_resolution": 100000}', "neural_rendering_resolution must be between 8 and 512, got 100000"),
+    ('{"preset": "toy", "render_with_predicted_pose": "yes"}', "render_with_predicted_pose must be true or false"),
+]
+
+
+@pytest.mark.parametrize("text,message", CONFIG_FILE_ERRORS)
+def test_stage1_config_errors_name_the_file_and_suggest_the_key(tmp_path, text, message):
     bad = tmp_path / "c.json"
-    bad.write_text('{"preset": "toy", "stpes": 3}')
-    with pytest.raises(OptionError, match=r"c.json: unknown Stage I option 'stpes'; did you mean 'steps'\?"):
-        load_stage1_config(str(bad))
-    bad.write_text('{"preset": "toy", "weights": {"geo_surface_dept": 1}}')
-    with pytest.raises(OptionError, match="did you mean 'geo_surface_depth'"):
-        load_stage1_config(str(bad))
-    bad.write_text("{steps: 3")
-    with pytest.raises(OptionError, match=r"c.json: not valid JSON"):
-        load_stage1_config(str(bad))
-    bad.write_text('{"preset": "toyy"}')
-    with pytest.raises(OptionError, match="unknown preset 'toyy'; did you mean 'toy'"):
-        load_stage1_config(str(bad))
-    bad.write_text('[1, 2]')
-    with pytest.raises(OptionError, match="must hold a mapping"):
-        load_stage1_config(str(bad))
-    bad.write_text('{"preset": "toy", "neural_rendering_resolution": 100000}')
-    with pytest.raises(OptionError, match="neural_rendering_resolution must be between 8 and 512, got 100000"):
-        load_stage1_config(str(bad))
-    bad.write_text('{"preset": "toy", "render_with_predicted_pose": "yes"}')
-    with pytest.raises(OptionError, match="render_with_predicted_pose must be true or false"):
+    bad.write_text(text)
+    with pytest.raises(OptionError, match=message):
         load_stage1_config(str(bad))
 
 

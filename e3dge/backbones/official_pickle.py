@@ -16,14 +16,13 @@ import collections
 import io
 import os
 import pickle
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from e3dge.errors import UserError
+from e3dge.errors import UserError, refused_global
 
 __all__ = [
     "UnsafePickleError",
@@ -152,10 +151,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
         try:
             return torch.load(io.BytesIO(data), weights_only=True)
         except pickle.UnpicklingError as err:
-            found = re.search(r"GLOBAL ([\w.]+)", str(err))
+            found = refused_global(err)
             if found:
                 raise UnsafePickleError(
-                    f"refused to load {self._source}: a tensor storage references '{found.group(1)}', which official "
+                    f"refused to load {self._source}: a tensor storage references '{found}', which official "
                     "checkpoints never need. The file may be malicious; nothing in it was executed."
                 ) from None
             raise

@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import pickle
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from e3dge.errors import UserError, one_line
+from e3dge.errors import UserError, one_line, refused_global
 
 __all__ = [
     "LPIPS",
@@ -184,10 +183,10 @@ def _read_pth(path: Path) -> object:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        found = refused_global(err)
         if found:
             raise WeightsFileError(
-                f"{path}: refused to load it: it references '{found.group(1)}', which a weights file never needs "
+                f"{path}: refused to load it: it references '{found}', which a weights file never needs "
                 "(torch weights_only=True); the file may be malicious, nothing in it was executed"
             ) from None
         raise WeightsFileError(f"{path}: not a readable PyTorch weights file ({one_line(err)[:200]})") from None
