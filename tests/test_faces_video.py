@@ -133,3 +133,22 @@ def test_add_align_command_registers_subcommand():
     assert args.func is run_align and args.convention == "ffhq" and args.detector == "cnn"
     with pytest.raises(SystemExit):
         parser.parse_args(["align", "in.jpg", "out.png", "--convention", "bfm"])
+
+
+def test_a_sideways_video_is_aligned_upright(astronaut_video, tmp_path):
+    import imageio.v2 as imageio
+
+    from e3dge.faces import align_video
+
+    sideways = tmp_path / "sideways.mp4"
+    with imageio.get_writer(str(sideways), fps=10, quality=9, macro_block_size=2) as writer:
+        for frame in imageio.mimread(str(astronaut_video))[:6]:
+            writer.append_data(np.ascontiguousarray(np.rot90(frame)))  # a phone video whose rotation tag was lost
+    upright = align_video(astronaut_video, tmp_path / "upright.mp4", window=1, progress=False)
+    turned = align_video(sideways, tmp_path / "turned.mp4", window=1, progress=False)
+    assert (upright.rotation_degrees, turned.rotation_degrees, turned.missing) == (0, 270, [])
+    np.testing.assert_allclose(turned.poses_deg, upright.poses_deg[:6], atol=3)  # re-encoded frames: landmark noise; roll not +-90
+    assert np.all(np.abs(turned.poses_deg[:, 2]) < 10)
+    assert json.loads(turned.cameras_path.read_text())["frames_turned_deg"] == 270
+    a, b = imageio.mimread(str(tmp_path / "upright.mp4"))[:6], imageio.mimread(str(tmp_path / "turned.mp4"))
+    assert len(b) == 6 and np.abs(np.float32(a[3]) - np.float32(b[3])).mean() < 6  # the same upright crop

@@ -12,11 +12,12 @@ Needs the ``faces`` extra (``pip install "e3dge[faces]"``: dlib-bin, face_recogn
 from __future__ import annotations
 
 from .align import CONVENTIONS, AlignTransform, align_transform, eg3d_transform, ffhq_transform, paste_back, warp_image
-from .api import AlignedFace, align_face, align_loaded
+from .api import MAX_OUTPUT_SIZE, AlignedFace, align_face, align_loaded
 from .detect import MIN_FACE_SIZE, Face, choose_face, detect_faces
 from .errors import (
     FaceError,
     FaceIndexError,
+    FaceOptionError,
     FaceTooSmallError,
     ImageLoadError,
     ImageTooLargeError,
@@ -31,6 +32,7 @@ from .pose import HeadPose, camera_label, estimate_pose
 
 __all__ = [
     "CONVENTIONS",
+    "MAX_OUTPUT_SIZE",
     "MAX_PIXELS",
     "MIN_FACE_SIZE",
     "AlignTransform",
@@ -40,6 +42,7 @@ __all__ = [
     "LoadedImage",
     "FaceError",
     "FaceIndexError",
+    "FaceOptionError",
     "FaceTooSmallError",
     "ImageLoadError",
     "ImageTooLargeError",

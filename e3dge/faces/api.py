@@ -7,17 +7,36 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .align import AlignTransform, align_transform, warp_image
-from .detect import MIN_FACE_SIZE, Face, choose_face, detect_faces
-from .errors import FaceError
+from e3dge.options import OptionError, check_range
+
+from .align import CONVENTIONS, AlignTransform, align_transform, warp_image
+from .detect import DETECTORS, MIN_FACE_SIZE, Face, choose_face, detect_faces
+from .errors import FaceOptionError
 from .orientation import UprightDetection, detect_upright
 from .io import MAX_PIXELS, ImageSource, LoadedImage, load_image
 from .pose import HeadPose, estimate_pose
 
-__all__ = ["AlignedFace", "align_face", "align_loaded", "MAX_OUTPUT_SIZE", "OutputSizeError", "check_output_size"]
+__all__ = [
+    "AlignedFace",
+    "align_face",
+    "align_loaded",
+    "MAX_OUTPUT_SIZE",
+    "MIN_OUTPUT_SIZE",
+    "MAX_MIN_FACE_SIZE",
+    "OutputSizeError",
+    "check_output_size",
+    "check_align_options",
+    "check_max_pixels",
+]
+
+MIN_OUTPUT_SIZE, MAX_OUTPUT_SIZE = 16, 4096
+"""Smallest and largest aligned crop, in pixels (a crop is allocated as size x size x 3)."""
+
+MAX_MIN_FACE_SIZE = 10000
+"""Largest ``min_face_size`` accepted (a face that large would exceed the pixel limit of a photo anyway)."""
 
 
-class OutputSizeError(FaceError):
+class OutputSizeError(FaceOptionError):
     """An aligned-crop size e3dge refuses to allocate."""
 
 
@@ -84,7 +103,7 @@ def align_loaded(
     A photo turned by a quarter turn is handled (see :mod:`e3dge.faces.orientation`): the face is
     found in the turned photo, the turn is folded into ``transform`` and reported in ``notes``.
     """
-    check_output_size(size)
+    check_align_options(convention, size, detector, face_index, min_face_size)
     if faces is None:
         found = detect_upright(loaded.pixels, lambda px: detect_faces(px, detector=detector), loaded.name)
     else:
@@ -106,16 +125,47 @@ def align_loaded(
     return AlignedFace(aligned, transform, face, faces, index, pose, lm_aligned, loaded, loaded.notes + notes, found.degrees)
 
 
-MAX_OUTPUT_SIZE = 4096
-"""Largest aligned crop, in pixels (a crop is allocated as size x size x 3)."""
-
-
 def check_output_size(size: int | None) -> None:
     """Refuse crop sizes that are not an integer in 16..MAX_OUTPUT_SIZE, before anything is allocated."""
     if size is None:
         return
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 16 <= int(size) <= MAX_OUTPUT_SIZE:
-        raise OutputSizeError(f"the aligned size must be an integer between 16 and {MAX_OUTPUT_SIZE} pixels, got {size!r}")
+    value = int(size) if isinstance(size, np.integer) else size
+    try:
+        check_range("the aligned size (pixels)", value, MIN_OUTPUT_SIZE, MAX_OUTPUT_SIZE, integer=True)
+    except OptionError as err:
+        raise OutputSizeError(f"{err}; use e.g. 512 (EG3D) or 1024 (FFHQ)") from None
+
+
+def check_align_options(
+    convention: str = "eg3d",
+    size: int | None = None,
+    detector: str = "hog",
+    face_index: int | None = None,
+    min_face_size: float = MIN_FACE_SIZE,
+) -> None:
+    """Refuse bad alignment arguments in one line (:class:`FaceOptionError`) before any file is read or pixel allocated."""
+    check_output_size(size)
+    if convention not in CONVENTIONS:
+        raise FaceOptionError(f"convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
+    if detector not in DETECTORS:
+        raise FaceOptionError(f"detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
+    index = int(face_index) if isinstance(face_index, np.integer) else face_index
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
+        raise FaceOptionError(f"face_index must be an integer (0 = the largest central face) or None, got {face_index!r}")
+    min_face = float(min_face_size) if isinstance(min_face_size, (np.integer, np.floating)) else min_face_size
+    try:
+        check_range("min_face_size (pixels)", min_face, 0, MAX_MIN_FACE_SIZE)
+    except OptionError as err:
+        raise FaceOptionError(f"{err}; the default is {MIN_FACE_SIZE}") from None
+
+
+def check_max_pixels(max_pixels: int) -> None:
+    """Refuse a pixel limit that is not a positive integer."""
+    value = int(max_pixels) if isinstance(max_pixels, np.integer) else max_pixels
+    try:
+        check_range("max_pixels", value, 1, None, integer=True)
+    except OptionError as err:
+        raise FaceOptionError(str(err)) from None
 
 
 def _face_in_photo(face: Face, turned_to_photo: np.ndarray) -> Face:
@@ -140,8 +190,10 @@ def align_face(
 
     ``convention``: ``eg3d`` (EG3D's in-the-wild crop, 512 px by default) or ``ffhq`` (FFHQ's
     eye/mouth quad, any ``size``, 512 by default). Raises a :class:`~e3dge.faces.errors.FaceError`
-    subclass with an actionable message for unreadable files, huge images, no face or a tiny face.
+    subclass with an actionable message for unreadable files, huge images, no face or a tiny face, and
+    a :class:`~e3dge.faces.errors.FaceOptionError` for bad arguments before the file is even opened.
     """
-    check_output_size(size)
+    check_align_options(convention, size, detector, face_index, min_face_size)
+    check_max_pixels(max_pixels)
     loaded = load_image(source, max_pixels=max_pixels)
     return align_loaded(loaded, convention, size, detector, face_index, min_face_size)

@@ -2,14 +2,29 @@
 
 ``add_align_command(subparsers)`` registers the command on the main ``e3dge`` parser;
 ``python -m e3dge.faces IN OUT ...`` runs the same command on its own.
+
+Inputs are never overwritten. Before anything is read or written, ``align`` refuses (one line,
+exit 1) an OUT that is IN itself (also through a symlink or a hard link), an OUT folder inside the
+input folder, and a single photo's ``--json`` file or a video's label file that would be the input.
+
+Batch output names are deterministic: ``stem.png``; inputs sharing a stem (``a.jpg``, ``a.png``)
+get ``stem_ext.png`` (``a_jpg.png``, ``a_png.png``); a name that is still taken, compared without
+case, gets ``_2``, ``_3``, ... in sorted input order (``a_jpg.png`` next to ``a.jpg`` gives
+``a_jpg_2.png``). Every aligned input has its own row in ``OUT/dataset.json``.
+
+Rerunning into the same OUT replaces that run's outputs and rewrites ``dataset.json`` with the rows
+of the new run; other files in OUT are left alone. Every file is written under a temporary name and
+renamed, so an interrupted run never leaves half an image or half a ``dataset.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 from PIL import Image
@@ -17,11 +32,24 @@ from PIL import Image
 from e3dge.options import float_in, int_in
 
 from .align import CONVENTIONS
-from .api import MAX_OUTPUT_SIZE
+from .api import MAX_MIN_FACE_SIZE, MAX_OUTPUT_SIZE, MIN_OUTPUT_SIZE
 from .detect import MIN_FACE_SIZE
 from .errors import FaceError
+from .video import MAX_WINDOW
 
-__all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "configure_align_parser", "add_align_command", "run_align"]
+__all__ = [
+    "IMAGE_EXTS",
+    "VIDEO_EXTS",
+    "MAX_FACE_INDEX",
+    "configure_align_parser",
+    "add_align_command",
+    "run_align",
+    "output_names",
+    "check_output",
+]
+
+MAX_FACE_INDEX = 999
+"""Largest ``--face-index`` (faces are numbered from 0, largest central first)."""
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"}
 VIDEO_EXTS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
@@ -39,11 +67,15 @@ def configure_align_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="photo, folder of photos, or video")
     parser.add_argument("output", type=Path, help="aligned image (folder in batch mode, video for a video)")
     parser.add_argument("--convention", choices=CONVENTIONS, default="eg3d", help="crop convention (default eg3d)")
-    parser.add_argument("--size", type=int_in(16, MAX_OUTPUT_SIZE), default=None, help=f"output size in pixels, 16..{MAX_OUTPUT_SIZE} (default 512)")
+    parser.add_argument("--size", type=int_in(MIN_OUTPUT_SIZE, MAX_OUTPUT_SIZE), default=None,
+                        help=f"output size in pixels, {MIN_OUTPUT_SIZE}..{MAX_OUTPUT_SIZE} (default 512)")
     parser.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="dlib detector (cnn: slower, handles pose)")
-    parser.add_argument("--face-index", type=int_in(0, 999), default=None, help="face to use when several are found (0 = largest central)")
-    parser.add_argument("--min-face", type=float_in(8, 10000), default=MIN_FACE_SIZE, help="smallest face accepted, in pixels (8..10000)")
-    parser.add_argument("--window", type=int_in(1, 301), default=5, help="video: frames in the smoothing mean filter, 1..301 (1 = off)")
+    parser.add_argument("--face-index", type=int_in(0, MAX_FACE_INDEX), default=None,
+                        help=f"face to use when several are found, 0..{MAX_FACE_INDEX} (0 = largest central)")
+    parser.add_argument("--min-face", type=float_in(8, MAX_MIN_FACE_SIZE), default=MIN_FACE_SIZE,
+                        help=f"smallest face accepted, in pixels (8..{MAX_MIN_FACE_SIZE}, default {MIN_FACE_SIZE})")
+    parser.add_argument("--window", type=int_in(1, MAX_WINDOW), default=5,
+                        help=f"video: frames in the smoothing mean filter, 1..{MAX_WINDOW} (1 = off, default 5)")
     parser.add_argument("--no-roll", action="store_true", help="leave head roll out of the camera label")
     parser.add_argument("--json", action="store_true", help="single photo: also write OUT.json (label, pose, transform)")
     parser.add_argument("--quiet", action="store_true", help="print only labels and errors")
@@ -62,9 +94,23 @@ def _label(result, no_roll: bool) -> list[float]:
     return [round(float(v), 6) for v in result.pose.label(include_roll=not no_roll)[0]]
 
 
-def _save(image: np.ndarray, path: Path) -> None:
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a temporary file next to ``path``, then rename it over ``path`` (never half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _save(image: np.ndarray, path: Path) -> None:
+    _write_atomic(path, lambda tmp: Image.fromarray(image).save(tmp))
+
+
+def _save_text(text: str, path: Path) -> None:
+    _write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def _out_image_path(path: Path, source: Path) -> Path:
@@ -73,23 +119,69 @@ def _out_image_path(path: Path, source: Path) -> Path:
     return path if path.suffix.lower() in IMAGE_EXTS else path.with_name(path.name + ".png")
 
 
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``name`` with ``_2``, ``_3``, ... before its extension, whichever is not yet in ``taken`` (no case)."""
+    stem, ext = os.path.splitext(name)
+    candidate, n = name, 1
+    while candidate.lower() in taken:
+        n += 1
+        candidate = f"{stem}_{n}{ext}"
+    return candidate
+
+
 def output_names(files: list[Path]) -> dict[Path, str]:
-    """Batch output file names: ``stem.png``, or ``stem_ext.png`` for inputs that share a stem (``a.jpg`` + ``a.png``)."""
+    """Distinct batch output names (see the module docstring): ``stem.png``, ``stem_ext.png`` on shared stems, then ``_2``..."""
     counts: dict[str, int] = {}
     for p in files:
         counts[p.stem.lower()] = counts.get(p.stem.lower(), 0) + 1
-    return {p: f"{p.stem}.png" if counts[p.stem.lower()] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}.png" for p in files}
+    names, taken = {}, {"dataset.json"}
+    for p in sorted(files, key=lambda f: f.name):
+        plain = f"{p.stem}.png" if counts[p.stem.lower()] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}.png"
+        names[p] = _unique(plain, taken)
+        taken.add(names[p].lower())
+    return names
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same path after symlinks, or the same inode (a hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist yet
+        return False
 
 
 def check_output(inp: Path, out: Path) -> None:
     """Refuse an output that is the input, or a folder inside the input folder (inputs are never overwritten)."""
     i, o = inp.resolve(), out.resolve()
-    if o == i:
+    if _same_file(inp, out):
         raise FaceError(f"the output {out} is the input itself; choose another output path (inputs are never overwritten)")
     if inp.is_dir() and (i in o.parents):
         raise FaceError(f"the output folder {out} is inside the input folder {inp}; choose a folder outside it (inputs are never overwritten)")
     if inp.is_dir() and o.exists() and not o.is_dir():
         raise FaceError(f"the output {out} is a file; a folder input needs an output folder")
+
+
+def check_not_inputs(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
+    """Refuse when an output file would be one of the inputs (e.g. an input that is a link to a file in OUT)."""
+    ids = {}
+    for p in inputs:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        ids[(st.st_dev, st.st_ino)] = p
+    for out in outputs:
+        try:
+            st = out.stat()
+        except OSError:  # not written yet: it cannot be an existing input
+            continue
+        if (st.st_dev, st.st_ino) in ids:
+            raise FaceError(
+                f"the output {out} is the input {ids[(st.st_dev, st.st_ino)]} (a link); choose another output folder "
+                "(inputs are never overwritten)"
+            )
 
 
 def _align_one(args, path: Path):
@@ -100,7 +192,8 @@ def _align_one(args, path: Path):
 
 def _run_single(args) -> int:
     out = _out_image_path(args.output, args.input)
-    check_output(args.input, out)
+    for path in (out, out.with_suffix(".json")) if args.json else (out,):
+        check_output(args.input, path)
     result = _align_one(args, args.input)
     _save(result.image, out)
     label = _label(result, args.no_roll)
@@ -114,7 +207,7 @@ def _run_single(args) -> int:
     if args.json:
         info = result.summary()
         info["label"] = label
-        out.with_suffix(".json").write_text(json.dumps(info, indent=1))
+        _save_text(json.dumps(info, indent=1), out.with_suffix(".json"))
     return 0
 
 
@@ -124,8 +217,10 @@ def _run_batch(args) -> int:
         print(f"error: no images ({', '.join(sorted(IMAGE_EXTS))}) in folder {args.input}", file=sys.stderr)
         return 1
     check_output(args.input, args.output)
+    names = output_names(files)
+    check_not_inputs([args.output / n for n in (*names.values(), "dataset.json")], files)
     args.output.mkdir(parents=True, exist_ok=True)
-    labels, failures, names = [], [], output_names(files)
+    labels, failures = [], []
     for path in files:
         try:
             result = _align_one(args, path)
@@ -146,7 +241,7 @@ def _run_batch(args) -> int:
             extra = f" ({len(result.faces)} faces, used #{result.index})" if len(result.faces) > 1 else ""
             extra += f" (photo turned {result.rotation_degrees} deg to make the face upright)" if result.rotation_degrees else ""
             print(f"ok {path.name} -> {name}: yaw {yaw:+.1f}, pitch {pitch:+.1f}, roll {roll:+.1f}{extra}")
-    (args.output / "dataset.json").write_text(json.dumps({"labels": labels}))
+    _save_text(json.dumps({"labels": labels}), args.output / "dataset.json")
     print(
         f"aligned {len(labels)}/{len(files)} images into {args.output} (labels in dataset.json)"
         + (f"; {len(failures)} failed: " + ", ".join(n for n, _ in failures) if failures else "")
@@ -158,12 +253,15 @@ def _run_video(args) -> int:
     from .video import align_video  # noqa: PLC0415
 
     out = args.output if args.output.suffix else args.output.with_suffix(".mp4")
-    check_output(args.input, out)
-    check_output(args.input, out.with_suffix(".json"))
+    for path in (out, out.with_suffix(".json")):
+        check_output(args.input, path)
     result = align_video(
         args.input, out, args.convention, args.size, args.window, args.detector, args.min_face, progress=not args.quiet
     )
     missing = f"; no face in {len(result.missing)} frame(s), interpolated" if result.missing else ""
+    if result.rotation_degrees:
+        turn = result.rotation_degrees
+        print(f"note: {args.input.name} is turned: every frame is turned {turn} degrees counter-clockwise to make the face upright")
     print(f"saved {out} ({result.num_frames} frames at {result.fps:g} fps{missing}); labels in {result.cameras_path}")
     return 0
 

@@ -94,7 +94,8 @@ def detect_faces(
     scale = min(1.0, max_side / max(h, w))
     small = image
     if scale < 1.0:
-        small = np.asarray(Image.fromarray(image).resize((round(w * scale), round(h * scale)), Image.BILINEAR))
+        small_wh = (max(1, round(w * scale)), max(1, round(h * scale)))  # a 1 x 3200 strip stays 1 px wide
+        small = np.asarray(Image.fromarray(image).resize(small_wh, Image.BILINEAR))
     small, image = _plain(small), _plain(image)
     if max_upsample is None:
         max_upsample = 2 if max(small.shape[:2]) <= 640 else 1

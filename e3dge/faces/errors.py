@@ -6,8 +6,11 @@ print ``str(err)`` instead of a traceback.
 
 from __future__ import annotations
 
+from e3dge.options import OptionError
+
 __all__ = [
     "FaceError",
+    "FaceOptionError",
     "ImageLoadError",
     "NotAnImageError",
     "TruncatedImageError",
@@ -21,6 +24,10 @@ __all__ = [
 
 class FaceError(ValueError):
     """Base class: a photo or video that e3dge.faces cannot turn into an aligned face."""
+
+
+class FaceOptionError(FaceError, OptionError):
+    """An argument of an e3dge.faces function outside what it accepts (also an :class:`e3dge.options.OptionError`)."""
 
 
 class ImageLoadError(FaceError):

@@ -3,6 +3,10 @@
 Why: aligning each frame independently makes the crop shake with landmark noise; like E3DGE's video
 preprocessing, the per-frame crop transforms (and poses) are averaged over a sliding window before
 warping. Frames are read twice (landmarks, then warping) so long videos never sit in memory.
+
+A video stored sideways (a phone video whose rotation tag was lost) is handled like a turned photo
+(:mod:`e3dge.faces.orientation`): the quarter turn that makes the first face upright is applied to
+every frame, folded into the transforms and reported as ``VideoResult.rotation_degrees``.
 """
 
 from __future__ import annotations
@@ -15,13 +19,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from e3dge.options import OptionError, check_range
+
 from .align import AlignTransform, align_transform, warp_image
+from .api import check_align_options
 from .detect import MIN_FACE_SIZE, Face, choose_face, detect_faces
-from .errors import ImageTooLargeError, NoFaceError, NotAnImageError
+from .errors import FaceOptionError, ImageTooLargeError, NoFaceError, NotAnImageError
 from .io import MAX_PIXELS, to_rgb_array
+from .orientation import detect_upright
 from .pose import camera_label, estimate_pose
 
-__all__ = ["VideoResult", "smooth_series", "smooth_transforms", "jitter", "align_video"]
+__all__ = ["MAX_WINDOW", "VideoResult", "smooth_series", "smooth_transforms", "jitter", "align_video", "check_video_options"]
+
+MAX_WINDOW = 301
+"""Longest smoothing window, in frames (12 s at 25 fps)."""
 
 
 def smooth_series(values: np.ndarray, window: int) -> np.ndarray:
@@ -82,6 +93,8 @@ class VideoResult:
     """EG3D camera labels ``[T, 25]`` from the smoothed poses."""
     missing: list[int] = field(default_factory=list)
     """Frames where no face was found (their transform was interpolated)."""
+    rotation_degrees: int = 0
+    """Quarter turn (counter-clockwise, as ``np.rot90``) that made the face upright; already in ``transforms``."""
 
     @property
     def num_frames(self) -> int:
@@ -108,6 +121,41 @@ def _frames(path: Path):
         reader.close()
 
 
+def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map ``[N, 2]`` points by a ``[3, 3]`` affine matrix."""
+    return points @ matrix[:2, :2].T + matrix[:2, 2]
+
+
+Turn = tuple[int, np.ndarray]
+"""(quarter turns, ``[3, 3]`` frame -> turned frame map) applied to every frame of a video."""
+
+
+def _detect_turned(frame: np.ndarray, turn: Turn | None, detect, name: str) -> tuple[list[Face], np.ndarray, Turn | None]:
+    """Faces in ``frame`` turned by ``turn``; until a face fixes the turn, every quarter turn is tried."""
+    if turn is not None:
+        turned = np.rot90(frame, turn[0]).copy() if turn[0] else frame  # plain strides for dlib
+        return detect(turned), turned, turn
+    upright = detect_upright(frame, detect, name)
+    return upright.faces, upright.pixels, (upright.quarter_turns, upright.to_turned) if upright.faces else None
+
+
+def check_video_options(
+    convention: str = "eg3d",
+    size: int | None = None,
+    window: int = 5,
+    detector: str = "hog",
+    min_face_size: float = MIN_FACE_SIZE,
+    quality: int = 8,
+) -> None:
+    """Refuse bad :func:`align_video` arguments in one line (:class:`FaceOptionError`) before reading the video."""
+    check_align_options(convention, size, detector, None, min_face_size)
+    for name, value, lo, hi in (("window (frames)", window, 1, MAX_WINDOW), ("quality", quality, 0, 10)):
+        try:
+            check_range(name, int(value) if isinstance(value, np.integer) else value, lo, hi, integer=True)
+        except OptionError as err:
+            raise FaceOptionError(str(err)) from None
+
+
 def align_video(
     in_path,
     out_path,
@@ -128,8 +176,7 @@ def align_video(
     and transforms go to ``cameras_path`` (default: ``out_path`` with ``.json``); pass ``False`` to skip.
     """
     in_path, out_path = Path(in_path), Path(out_path)
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+    check_video_options(convention, size, window, detector, min_face_size, quality)
     reader = _open_reader(in_path)
     try:
         meta = reader.get_meta_data()
@@ -142,15 +189,15 @@ def align_video(
     fps = float(meta.get("fps") or 25.0)
 
     raw, found, chosen_lm = [], [], []
-    image_size = None
     prev_center = None
+    turn: Turn | None = None  # fixed by the first frame with a face
+    detect = lambda px: detect_faces(px, detector=detector, max_side=960)  # noqa: E731
     bar = tqdm(total=total, desc=f"faces {in_path.name}", unit="frame", disable=not progress)
     for frame in _frames(in_path):
         h, w = frame.shape[:2]
         if w * h > MAX_PIXELS:
             raise ImageTooLargeError(f"{in_path.name}: frames of {w}x{h} exceed {MAX_PIXELS / 1e6:.0f} megapixels")
-        image_size = (w, h)
-        faces = detect_faces(frame, detector=detector, max_side=960)
+        faces, turned, turn = _detect_turned(frame, turn, detect, f"{in_path.name} frame {len(raw)}")
         face: Face | None = None
         if faces:
             if prev_center is None:
@@ -158,9 +205,11 @@ def align_video(
             else:
                 face = min(faces, key=lambda f: float(np.linalg.norm(f.center - prev_center)))
         if face is not None:
+            to_turned = turn[1]  # type: ignore[index]
             prev_center = face.center
-            raw.append(align_transform(face.landmarks68, image_size, convention, size).matrix)
-            chosen_lm.append(face.landmarks68)
+            in_turned = align_transform(face.landmarks68, (turned.shape[1], turned.shape[0]), convention, size).matrix
+            raw.append(in_turned @ to_turned)  # from the frame as stored
+            chosen_lm.append(_apply(np.linalg.inv(to_turned), face.landmarks68))
             found.append(True)
         else:
             raw.append(np.eye(3))
@@ -214,6 +263,7 @@ def align_video(
             "size": out_size,
             "fps": fps,
             "window": window,
+            "frames_turned_deg": 90 * turn[0],  # type: ignore[index]
             "missing_frames": [int(i) for i in np.flatnonzero(~found_arr)],
             "frames": [
                 {
@@ -226,4 +276,5 @@ def align_video(
             ],
         }
         cams.write_text(json.dumps(payload, indent=1))
-    return VideoResult(out_path, cams, fps, smooth_m, raw_m, poses, labels, [int(i) for i in np.flatnonzero(~found_arr)])
+    missing = [int(i) for i in np.flatnonzero(~found_arr)]
+    return VideoResult(out_path, cams, fps, smooth_m, raw_m, poses, labels, missing, 90 * turn[0])  # type: ignore[index]
