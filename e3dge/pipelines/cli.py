@@ -24,21 +24,22 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 
 
 def unique_output_names(paths: list[Path]) -> dict[Path, str]:
-    """Each input's output name: its stem, or ``stem_ext`` when another input shares the stem."""
-    stems: dict[str, int] = {}
-    for p in paths:
-        stems[p.stem.lower()] = stems.get(p.stem.lower(), 0) + 1
-    return {p: (p.stem if stems[p.stem.lower()] == 1 else f"{p.stem}_{p.suffix.lstrip('.').lower()}") for p in paths}
+    """Each input's output folder name: the same rule as ``e3dge align`` (stem, stem_ext on shared stems, then _2...)."""
+    from e3dge.faces.cli import output_names
+
+    return {p: name[: -len(".png")] for p, name in output_names(paths).items()}
 
 
 def check_output_location(inp: Path, out: Path) -> None:
-    """Refuse an output that is the input, or lies inside the input folder (it would mix with or overwrite inputs)."""
-    i, o = inp.resolve(), out.resolve()
-    if o == i:
-        raise UserError(f"OUT ({out}) is the input itself; choose another output folder")
-    if inp.is_dir() and i in o.parents:
-        raise UserError(f"OUT ({out}) is inside the input folder {inp}; choose a folder outside it so inputs are never overwritten")
-    if o.exists() and not o.is_dir():
+    """Refuse an output that is the input, or lies inside the input folder (``e3dge align``'s rule), as a one-line error."""
+    from e3dge.faces.cli import check_output
+    from e3dge.faces.errors import FaceError
+
+    try:
+        check_output(inp, out)
+    except FaceError as err:
+        raise UserError(str(err)) from None
+    if out.exists() and not out.is_dir():
         raise UserError(f"OUT ({out}) is a file; give a folder")
 
 

@@ -169,7 +169,12 @@ class InversionPipeline:
         """A known bundle (``"toy"``, ``"eg3d-ffhq"``), a local bundle folder or a Hub repo holding ``pipeline.json``."""
         spec, root = resolve_bundle(name_or_path, revision=revision, local_files_only=local_files_only)
         models = {slot: _load_component(slot, comp, root, local_files_only, device) for slot, comp in spec.components.items()}
-        return cls(**models, aligner=spec.aligner, description=spec.description)
+        directions = None
+        if spec.directions is not None and root is not None:
+            from e3dge.editing import load_directions
+
+            directions = load_directions(check_component_folder(root, ComponentSpec("TriPlaneGenerator", subfolder=spec.directions), "directions"))
+        return cls(**models, aligner=spec.aligner, directions=directions, description=spec.description)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write ``pipeline.json`` and one subfolder per component (config.json + model.safetensors)."""
@@ -182,6 +187,11 @@ class InversionPipeline:
             module.save_pretrained(out / slot)
             comps[slot] = ComponentSpec(type(module).__name__, subfolder=slot)
         spec = BundleSpec(comps, self.description, self.aligner)
+        if self.directions:
+            from e3dge.editing import save_directions
+
+            save_directions(out / "directions", self.directions)
+            spec.directions = "directions"
         tmp = out / (PIPELINE_FILE + ".tmp")
         tmp.write_text(json.dumps(spec.to_dict(), indent=2))
         tmp.replace(out / PIPELINE_FILE)
@@ -355,14 +365,9 @@ class InversionPipeline:
         edits = {k: float(v) for k, v in (edits or {}).items() if float(v) != 0.0}
         if not edits:
             return inversion.ws, ()
-        unknown = sorted(set(edits) - set(self.directions))
-        if unknown:
-            have = ", ".join(sorted(self.directions)) or "none in this bundle"
-            raise UserError(f"unknown editing direction(s) {unknown}; available: {have}")
-        ws = inversion.ws.clone()
-        for name, strength in sorted(edits.items()):
-            ws = self.directions[name].apply(ws, strength)
-        return ws, tuple(sorted(edits.items()))
+        from e3dge.editing import apply_edits
+
+        return apply_edits(inversion.ws, self.directions, edits), tuple(sorted(edits.items()))
 
 
 def _yaw_pitch(label: torch.Tensor) -> tuple[float, float]:
