@@ -121,3 +121,28 @@ def test_directions_round_trip_and_travel_with_the_bundle(tmp_path):
     (tmp_path / "d" / "directions.json").write_text('{"smile": {"rows": "all"}}')
     with pytest.raises(UserError, match="rows of 'smile' must be a list of integers"):
         load_directions(tmp_path / "d")
+
+
+def test_toy_directions_move_their_own_factor_most():
+    """Ground truth: along each fitted direction, a linear read-out of the true factors moves most on that factor."""
+    from e3dge.editing.toy import TOY_ATTRIBUTES, fit_toy_directions
+    from e3dge.toy import FACTOR_NAMES, HeadFactorMap, load_toy_generator
+
+    G = load_toy_generator()
+    fits = fit_toy_directions(G, None, num=1500, seed=3)
+    assert set(fits) == set(TOY_ATTRIBUTES)
+    for attr in ("smile", "glasses"):
+        assert fits[attr].val_accuracy > 0.9, (attr, fits[attr].val_accuracy)
+    fm = HeadFactorMap(G.z_dim)
+    z = torch.randn(3000, G.z_dim, generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        w = G.mapping(z, torch.zeros(len(z), 25))[:, 0].double()
+    scores = torch.special.ndtri(fm.factors(z).double().clamp(1e-6, 1 - 1e-6))  # factors before the normal CDF
+    design = torch.cat([w, torch.ones(len(w), 1, dtype=w.dtype)], 1)
+    readout = torch.linalg.lstsq(design, scores).solution[:-1]  # [w_dim, F]: w -> factor scores
+    index = {"smile": "smile", "glasses": "glasses", "hair_colour": "hair_colour", "skin_tone": "skin_tone", "head_size": "head_size"}
+    for attr, factor in index.items():
+        move = (fits[attr].direction.vector.double() @ readout).abs()  # change of each factor score per unit strength
+        assert int(move.argmax()) == FACTOR_NAMES.index(factor), (attr, move)
+        others = torch.cat([move[: FACTOR_NAMES.index(factor)], move[FACTOR_NAMES.index(factor) + 1 :]])
+        assert float(move.max()) > 3 * float(others.max()), (attr, move)

@@ -45,14 +45,36 @@ def check_output_location(inp: Path, out: Path) -> None:
 
 def _options(args: argparse.Namespace) -> dict:
     return {"model": args.model, "refine": args.refine, "steps": args.steps, "optimize": args.optimize, "align": not args.no_align,
-            "views": args.views, "frames": args.frames}  # fmt: skip
+            "views": args.views, "frames": args.frames, "edits": parse_edits(args.edit)}  # fmt: skip
+
+
+def parse_edits(items: list[str] | None) -> dict[str, float]:
+    """``["smile=1.5", "glasses=-1"]`` -> ``{"smile": 1.5, "glasses": -1.0}``; anything else is a one-line error."""
+    import math
+
+    edits: dict[str, float] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        try:
+            strength = float(value)
+        except ValueError:
+            strength = float("nan")
+        if not sep or not name or not math.isfinite(strength) or abs(strength) > 100:
+            raise UserError(f"--edit expects NAME=STRENGTH with a number between -100 and 100 (e.g. smile=1.5), got {item!r}")
+        edits[name.strip()] = strength
+    return edits
 
 
 def _invert_one(pipe, path: Path, folder: Path, args: argparse.Namespace) -> str:
     from e3dge.pipelines.outputs import write_inversion
 
     inv = pipe.invert(path, align=not args.no_align, refine=args.refine, steps=args.steps, optimize=args.optimize, progress=not args.quiet)
-    write_inversion(pipe, inv, folder, views=args.views, orbit_frames=args.frames, fps=args.fps, options=_options(args))
+    edits = parse_edits(args.edit)
+    if edits:
+        from e3dge.editing import apply_edits
+
+        apply_edits(inv.ws, pipe.directions, edits)  # unknown names: one line listing the bundle's directions, before any file
+    write_inversion(pipe, inv, folder, views=args.views, orbit_frames=args.frames, fps=args.fps, options=_options(args), edits=edits)
     yaw, pitch = inv.degrees
     return f"{inv.method}, yaw {yaw:+.1f} deg, pitch {pitch:+.1f} deg ({inv.camera_source} camera), {sum(inv.timings.values()):.2f} s"
 
@@ -71,6 +93,7 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     if not inp.exists():
         raise UserError(f"{inp}: no such file or folder")
     check_output_location(inp, out)
+    parse_edits(args.edit)  # malformed edits fail before any work
     pipe = InversionPipeline.from_pretrained(args.model)
     if inp.is_dir():
         return _batch(pipe, inp, out, args)
@@ -120,6 +143,7 @@ def add_invert_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--views", type=int_in(0, 32), default=3, help="novel views to write (0-32)")
     p.add_argument("--frames", type=int_in(0, 1000), default=48, help="orbit video frames (0 = no video)")
     p.add_argument("--fps", type=int_in(1, 120), default=24)
+    p.add_argument("--edit", action="append", metavar="NAME=STRENGTH", help="edit the views and orbit along a bundle direction, e.g. --edit smile=1.5 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_invert)
     return p

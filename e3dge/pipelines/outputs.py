@@ -28,6 +28,7 @@ class InversionFiles:
     views: list[Path] = field(default_factory=list)
     video: Path | None = None
     json: Path | None = None
+    edited: Path | None = None
 
 
 def depth_image(depth: np.ndarray, mask: np.ndarray, near: float = 2.25, far: float = 3.3) -> np.ndarray:
@@ -74,20 +75,27 @@ def write_inversion(
     orbit_frames: int = 48,
     fps: int = 24,
     options: dict[str, Any] | None = None,
+    edits: dict[str, float] | None = None,
 ) -> InversionFiles:
-    """Write the inversion's files into ``folder`` (created); ``orbit_frames=0`` skips the video."""
+    """Write the inversion's files into ``folder`` (created); ``orbit_frames=0`` skips the video.
+
+    With ``edits`` (direction name -> strength) the views and the orbit show the edited face, and
+    ``edited.png`` the edit at the input's own view.
+    """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     files = InversionFiles(out, _png(out / "aligned.png", inv.aligned), _png(out / "reconstruction.png", inv.reconstruction),
                            _png(out / "depth.png", depth_image(inv.depth, inv.mask)))  # fmt: skip
+    if edits:
+        files.edited = _png(out / "edited.png", pipe.render(inv, edits=edits, quality="full").image)
     for i, (yaw, pitch) in enumerate(view_angles(views) if views else []):
-        files.views.append(_png(out / f"view_{i:02d}.png", pipe.render(inv, yaw=yaw, pitch=pitch, quality="full").image))
+        files.views.append(_png(out / f"view_{i:02d}.png", pipe.render(inv, yaw=yaw, pitch=pitch, edits=edits, quality="full").image))
     if orbit_frames:
-        frames = [pipe.render(inv, yaw=y, pitch=p, quality="full").image for y, p in orbit_angles(orbit_frames)]
+        frames = [pipe.render(inv, yaw=y, pitch=p, edits=edits, quality="full").image for y, p in orbit_angles(orbit_frames)]
         files.video = write_video(out / "orbit.mp4", frames, fps)
     files.json = out / RESULT_JSON
     tmp = out / (RESULT_JSON + ".tmp")
-    tmp.write_text(json.dumps({**inv.summary(), "options": options or {}}, indent=1))
+    tmp.write_text(json.dumps({**inv.summary(), "edits": dict(edits or {}), "options": options or {}}, indent=1))
     tmp.replace(files.json)  # written last: marks the folder complete (batch runs resume on it)
     return files
 
