@@ -151,7 +151,7 @@ def test_cached_plane_views_equal_uncached_ones(pipe, toy_photos):
     assert preview.depth.shape[0] == max(32, G.neural_rendering_resolution // 2) and preview.image.shape == first.image.shape
     assert mae(preview.image, first.image) < 0.05  # a faithful preview
     assert pipe.render(inv, resolution=64).image.shape == (64, 64, 3)
-    for bad in (dict(quality="ultra"), dict(resolution=100000), dict(yaw=float("nan")), dict(edits={"smile": 1.0})):
+    for bad in (dict(quality="ultra"), dict(resolution=100000), dict(yaw=float("nan")), dict(edits={"wings": 1.0})):
         with pytest.raises(UserError):
             pipe.render(inv, **bad)
 
@@ -279,3 +279,31 @@ def test_video_inversion_writes_a_side_by_side_video_and_resumes(pipe, tmp_path)
     assert again.frames_reused == 5
     changed = invert_video(pipe, clip, out, smooth_window=1, progress=False)  # other options: frames are redone
     assert changed.frames_reused == 0
+
+
+def test_cli_edits_use_the_bundles_directions(tmp_path, toy_photos, capsys):
+    from PIL import Image
+
+    from e3dge.cli import main
+
+    Image.fromarray(toy_photos[0].pixels).save(tmp_path / "a.png")
+    args = ["--no-align", "--views", "1", "--frames", "0", "--quiet"]
+    assert main(["invert", str(tmp_path / "a.png"), str(tmp_path / "o"), *args, "--edit", "smile=1.5", "--edit", "glasses=2"]) == 0
+    info = json.loads((tmp_path / "o" / "inversion.json").read_text())
+    assert info["edits"] == {"smile": 1.5, "glasses": 2.0}
+    edited, recon = (np.asarray(Image.open(tmp_path / "o" / n)) for n in ("edited.png", "reconstruction.png"))
+    assert edited.shape == recon.shape and mae(edited, recon) > 0.005  # the edit changed the face
+    assert main(["invert", str(tmp_path / "a.png"), str(tmp_path / "p"), *args, "--edit", "wings=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown editing direction(s) ['wings']; available: glasses, glasses_preim3d" in err[0]
+    assert not (tmp_path / "p").exists()
+    assert main(["invert", str(tmp_path / "a.png"), str(tmp_path / "q"), *args, "--edit", "smile=lots"]) == 2
+    assert "--edit expects NAME=STRENGTH" in capsys.readouterr().err
+
+
+def test_the_toy_bundle_ships_directions_found_both_ways(pipe):
+    names = set(pipe.directions)
+    for attr in ("smile", "glasses", "hair_colour", "skin_tone", "head_size"):
+        assert {attr, f"{attr}_preim3d"} <= names
+        assert pipe.directions[attr].info["val_accuracy"] > 0.9
+        assert pipe.directions[f"{attr}_preim3d"].vector.shape == (pipe.generator.num_ws, pipe.generator.w_dim)
