@@ -307,3 +307,18 @@ def test_the_toy_bundle_ships_directions_found_both_ways(pipe):
         assert {attr, f"{attr}_preim3d"} <= names
         assert pipe.directions[attr].info["val_accuracy"] > 0.9
         assert pipe.directions[f"{attr}_preim3d"].vector.shape == (pipe.generator.num_ws, pipe.generator.w_dim)
+
+
+def test_refinement_uses_lpips_only_with_real_weights(pipe, toy_photos):
+    """Without LPIPS / ArcFace weights both terms are off (warned once), never replaced by random networks."""
+    from e3dge.pipelines.refine import Criteria, reconstruction_loss
+
+    crit = pipe.criteria()
+    assert crit is pipe.criteria()  # loaded once
+    assert crit.lpips is None or getattr(crit.lpips, "is_calibrated", True)
+    out = type("Out", (), {"image": torch.zeros(1, 3, 8, 8), "image_raw": torch.zeros(1, 3, 4, 4)})()
+    target = torch.ones(1, 3, 8, 8)
+    base = float(reconstruction_loss(out, target))
+    assert base == pytest.approx(2.0)
+    with_terms = reconstruction_loss(out, target, Criteria(lpips=lambda a, b: torch.full((1,), 0.5), identity=lambda a, b: torch.tensor(0.3)))
+    assert float(with_terms) == pytest.approx(base + 0.8 * 0.5 + 0.1 * 0.3)

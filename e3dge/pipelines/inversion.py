@@ -34,7 +34,7 @@ from e3dge.cameras import label_from_yaw_pitch, yaw_pitch_from_label
 from e3dge.errors import UserError
 from e3dge.pipelines.bundle import PIPELINE_FILE, BundleError, BundleSpec, ComponentSpec, check_component_folder, component_class, resolve_bundle
 from e3dge.pipelines.optimize import optimize_inversion
-from e3dge.pipelines.refine import REFINE_MODES, refine_latent
+from e3dge.pipelines.refine import REFINE_MODES, Criteria, refine_latent
 
 __all__ = ["Inversion", "Render", "InversionPipeline", "QUALITIES"]
 
@@ -150,6 +150,17 @@ class InversionPipeline:
         self.directions = dict(directions or {})
         self.description = description
         self.planes = PlaneCache(plane_cache_size)
+        self._criteria: Criteria | None = None
+        self._criteria_lock = threading.Lock()
+
+    def criteria(self) -> Criteria:
+        """LPIPS / ArcFace ID for refinement and optimisation when their weights are installed (loaded once; else off with a warning)."""
+        with self._criteria_lock:
+            if self._criteria is None:
+                from e3dge.training.sources import make_identity, make_lpips
+
+                self._criteria = Criteria(make_lpips("alex", self.device), make_identity("arcface", self.device))
+            return self._criteria
 
     # ------------------------------------------------------------------ bundles
     @property
@@ -258,7 +269,8 @@ class InversionPipeline:
         tuned = None
         if optimize:
             t = time.perf_counter()
-            res = optimize_inversion(G, target, *(yaw_pitch or (0.0, 0.0)), w_steps=steps or 200, pti_steps=(steps or 200) // 2, progress=progress)
+            res = optimize_inversion(G, target, *(yaw_pitch or (0.0, 0.0)), w_steps=steps or 200, pti_steps=(steps or 200) // 2,
+                                     criteria=self.criteria(), progress=progress)  # fmt: skip
             ws, (yaw, pitch), tuned, curve = res.ws, (res.yaw, res.pitch), res.generator, res.curve
             timings["optimize"] = time.perf_counter() - t
             method, camera_source = "optimization+pti", "optimized"
@@ -273,7 +285,7 @@ class InversionPipeline:
             yaw, pitch = yaw_pitch
             method = "e0"
             if refine is not None:
-                res = refine_latent(G, ws, yaw, pitch, target, mode=refine, steps=steps or 50, progress=progress)
+                res = refine_latent(G, ws, yaw, pitch, target, mode=refine, steps=steps or 50, criteria=self.criteria(), progress=progress)
                 ws, yaw, pitch, curve = res.ws, res.yaw, res.pitch, res.curve
                 timings["refine"] = res.time_s
                 method = f"e0+{refine}"

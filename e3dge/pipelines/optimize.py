@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from e3dge.backbones.eg3d import TriPlaneGenerator
 from e3dge.cameras import label_from_yaw_pitch
-from e3dge.pipelines.refine import ImageCriterion, reconstruction_loss
+from e3dge.pipelines.refine import Criteria, reconstruction_loss
 
 __all__ = ["OptimizeResult", "optimize_inversion"]
 
@@ -46,7 +46,7 @@ def optimize_inversion(
     lr_pti: float = 3e-4,
     optimize_pose: bool = True,
     resolution: int | None = None,
-    lpips: ImageCriterion | None = None,
+    criteria: Criteria | None = None,
     progress: bool = False,
 ) -> OptimizeResult:
     """Invert ``target`` ([1, 3, S, S] in [-1, 1]) by optimisation; ``pti_steps=0`` skips generator tuning.
@@ -72,7 +72,7 @@ def optimize_inversion(
         if step == switch:  # W -> W+: every row gets its own offset
             plus = plus.requires_grad_(True)
             opt.add_param_group({"params": [plus], "lr": lr_w})
-        loss = reconstruction_loss(render(G, w.expand(1, G.num_ws, -1) + plus), target, lpips)
+        loss = reconstruction_loss(render(G, w.expand(1, G.num_ws, -1) + plus), target, criteria)
         curve.append(float(loss.detach()))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -85,12 +85,12 @@ def optimize_inversion(
         tuned.backbone.mapping.requires_grad_(False)
         opt = torch.optim.Adam([p for p in tuned.parameters() if p.requires_grad], lr=lr_pti)
         for _ in tqdm(range(pti_steps), desc="PTI tuning", disable=not progress):
-            loss = reconstruction_loss(render(tuned, ws), target, lpips)
+            loss = reconstruction_loss(render(tuned, ws), target, criteria)
             curve.append(float(loss.detach()))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         tuned.eval().requires_grad_(False)
     with torch.no_grad():
-        curve.append(float(reconstruction_loss(render(tuned or G, ws), target, lpips)))
+        curve.append(float(reconstruction_loss(render(tuned or G, ws), target, criteria)))
     return OptimizeResult(ws, float(pose[0]), float(pose[1]), tuned, curve, time.perf_counter() - t0)

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from e3dge.backbones.eg3d import TriPlaneGenerator
 from e3dge.cameras import label_from_yaw_pitch
 
-__all__ = ["REFINE_MODES", "RefineResult", "reconstruction_loss", "refine_latent"]
+__all__ = ["REFINE_MODES", "Criteria", "RefineResult", "reconstruction_loss", "refine_latent"]
 
 REFINE_MODES = ("pose", "pose+code")
 """``pose`` (P): camera only; ``pose+code`` (P+C): camera and the W+ code."""
@@ -38,13 +38,23 @@ class RefineResult:
     time_s: float = 0.0
 
 
-def reconstruction_loss(out, target: torch.Tensor, lpips: ImageCriterion | None = None) -> torch.Tensor:
-    """MSE of the SR image and of the raw render against ``target`` ([1, 3, S, S] in [-1, 1]), + LPIPS when given."""
+@dataclass(frozen=True)
+class Criteria:
+    """Calibrated perceptual terms when their weights are installed (None: the term is off)."""
+
+    lpips: ImageCriterion | None = None  # weight 0.8, as the paper's L_rec
+    identity: ImageCriterion | None = None  # ArcFace ID loss, weight 0.1
+
+
+def reconstruction_loss(out, target: torch.Tensor, criteria: Criteria | None = None) -> torch.Tensor:
+    """MSE of the SR image and of the raw render against ``target`` ([1, 3, S, S] in [-1, 1]), + 0.8 LPIPS + 0.1 ID when available."""
     image = F.interpolate(out.image, size=target.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
     raw_target = F.interpolate(target, size=out.image_raw.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
     loss = F.mse_loss(image, target) + F.mse_loss(out.image_raw, raw_target)
-    if lpips is not None:
-        loss = loss + 0.8 * lpips(image, target).mean()
+    if criteria is not None and criteria.lpips is not None:
+        loss = loss + 0.8 * criteria.lpips(image, target).mean()
+    if criteria is not None and criteria.identity is not None:
+        loss = loss + 0.1 * criteria.identity(image, target)
     return loss
 
 
@@ -60,7 +70,7 @@ def refine_latent(
     lr_code: float = 0.02,
     resolution: int | None = None,
     rendering_overrides: dict | None = None,
-    lpips: ImageCriterion | None = None,
+    criteria: Criteria | None = None,
     patience: int = 10,
     min_improvement: float = 1e-4,
     progress: bool = False,
@@ -85,7 +95,7 @@ def refine_latent(
     for _ in bar:
         c = label_from_yaw_pitch(pose[0:1], pose[1:2], device=device)
         out = G.synthesis(code, c, neural_rendering_resolution=resolution, deterministic=True, rendering_overrides=rendering_overrides)
-        loss = reconstruction_loss(out, target, lpips)
+        loss = reconstruction_loss(out, target, criteria)
         value = float(loss.detach())
         curve.append(value)
         if value < best * (1 - min_improvement):
@@ -102,7 +112,7 @@ def refine_latent(
     bar.close()
     with torch.no_grad():  # the last step's result, kept only when it is the best
         c = label_from_yaw_pitch(pose[0:1], pose[1:2], device=device)
-        final = float(reconstruction_loss(G.synthesis(code, c, neural_rendering_resolution=resolution, deterministic=True, rendering_overrides=rendering_overrides), target, lpips))
+        final = float(reconstruction_loss(G.synthesis(code, c, neural_rendering_resolution=resolution, deterministic=True, rendering_overrides=rendering_overrides), target, criteria))
     curve.append(final)
     if final < best:
         best_state = (code.detach().clone(), pose.detach().clone())
