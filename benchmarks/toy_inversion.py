@@ -90,8 +90,9 @@ def markdown(results: list[dict]) -> str:
              "Reproduce: `PYTHONPATH=. python benchmarks/toy_inversion.py` (2 CPU threads). Images on the [0, 1] scale, raw render at 64 px;",
              "depth error on the head as % of the ray range; source view at the camera the method estimated; novel view turned 0.5 rad.", ""]  # fmt: skip
     for res in results:
-        lines += [f"## seed {res['seed']} ({res['heads']} heads; refinement {res['refine_steps']} steps; optimisation {res['optimisation_steps']} steps)", "",
-                  "| method | heads | source MAE | source SSIM | source depth % | novel MAE | novel SSIM | novel depth % | pose err (deg) | time (s) |",
+        lines += [f"## seed {res['seed']} ({res['heads']} heads; refinement {res['refine_steps']} steps; optimisation {res['optimisation_steps']} steps)", ""]
+        lines += [f"Note: {res['note']}.", ""] if res.get("note") else []
+        lines += ["| method | heads | source MAE | source SSIM | source depth % | novel MAE | novel SSIM | novel depth % | pose err (deg) | time (s) |",
                   "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, m in res["methods"].items():
             lines.append(f"| {name} | {m['heads']} | {m['source_mae']:.4f} | {m['source_ssim']:.3f} | {m['source_depth_pct']:.2f} | {m['novel_mae']:.4f} | "
@@ -109,9 +110,10 @@ def main() -> None:
     p.add_argument("--opt-heads", type=int, default=8, help="heads for the (slow) optimisation baseline")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     a = p.parse_args()
-    results = [run(a.heads, s, a.steps, a.opt_steps, a.opt_heads) for s in a.seed]
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "toy_inversion.json").write_text(json.dumps(results, indent=1))
+    for seed in a.seed:  # each seed is saved as soon as it is done
+        (a.out / f"toy_inversion_seed{seed}.json").write_text(json.dumps(run(a.heads, seed, a.steps, a.opt_steps, a.opt_heads), indent=1))
+    results = [json.loads(p.read_text()) for p in sorted(a.out.glob("toy_inversion_seed*.json"))]
     (a.out / "toy_inversion.md").write_text(markdown(results))
     print(markdown(results))
 

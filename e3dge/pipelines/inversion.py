@@ -157,9 +157,17 @@ class InversionPipeline:
         """LPIPS / ArcFace ID for refinement and optimisation when their weights are installed (loaded once; else off with a warning)."""
         with self._criteria_lock:
             if self._criteria is None:
+                import warnings
+
                 from e3dge.training.sources import make_identity, make_lpips
 
-                self._criteria = Criteria(make_lpips("alex", self.device), make_identity("arcface", self.device))
+                with warnings.catch_warnings():  # their long "where to put the weights" texts: one short line instead
+                    warnings.simplefilter("ignore")
+                    self._criteria = Criteria(make_lpips("alex", self.device), make_identity("arcface", self.device))
+                off = [name for name, c in (("LPIPS", self._criteria.lpips), ("ArcFace ID", self._criteria.identity)) if c is None]
+                if off:
+                    warnings.warn(f"refinement uses pixel losses only: {' and '.join(off)} weights are not installed (README: Encoders and metrics)",
+                                  stacklevel=3)  # fmt: skip
             return self._criteria
 
     # ------------------------------------------------------------------ bundles
