@@ -148,7 +148,7 @@ def test_cached_plane_views_equal_uncached_ones(pipe, toy_photos):
     assert np.array_equal(first.image, to_uint8(fresh.image)) and np.array_equal(first.image, again.image)
     np.testing.assert_array_equal(first.depth, fresh.depth[0, 0].numpy())
     preview = pipe.render(inv, yaw=0.4, pitch=0.1)
-    assert preview.depth.shape[0] == max(32, G.neural_rendering_resolution // 2) and preview.image.shape == first.image.shape
+    assert preview.depth.shape[0] == G.neural_rendering_resolution and preview.image.shape == first.image.shape
     assert mae(preview.image, first.image) < 0.05  # a faithful preview
     assert pipe.render(inv, resolution=64).image.shape == (64, 64, 3)
     for bad in (dict(quality="ultra"), dict(resolution=100000), dict(yaw=float("nan")), dict(edits={"wings": 1.0})):

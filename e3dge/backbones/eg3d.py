@@ -420,6 +420,7 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         feature_hook: FeatureHook | None = None,  # modulates per-point features before decoding
         ray_chunk_size: int | None = None,  # rays per rendering chunk (None = all)
         rendering_overrides: dict | None = None,  # e.g. fewer ray samples for previews; the model is not changed
+        superresolution: bool = True,  # False: image is the raw render upsampled bilinearly (fast previews)
         **_unused,
     ) -> GeneratorOutput:
         """Render ``ws`` from camera ``c`` into a :class:`GeneratorOutput`.
@@ -455,9 +456,12 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         depth_image = out.depth.permute(0, 2, 1).reshape(n, 1, res, res)
         mask_image = out.weight_total.permute(0, 2, 1).reshape(n, 1, res, res)
         rgb_image = feature_image[:, :3]
-        image = self.superresolution(
-            rgb_image, feature_image, ws, noise_mode=self.rendering_kwargs["superresolution_noise_mode"], generator=generator
-        )
+        if superresolution:
+            image = self.superresolution(
+                rgb_image, feature_image, ws, noise_mode=self.rendering_kwargs["superresolution_noise_mode"], generator=generator
+            )
+        else:
+            image = torch.nn.functional.interpolate(rgb_image, size=(self.img_resolution, self.img_resolution), mode="bilinear", align_corners=False)
         return GeneratorOutput(image=image, image_raw=rgb_image, depth=depth_image, mask=mask_image, features=feature_image, planes=planes)
 
     def forward(

@@ -365,7 +365,8 @@ class InversionPipeline:
             if planes is None:
                 planes = G.planes(ws.to(device))
                 self.planes.put(key, planes)
-            out = G.synthesis(ws.to(device), cam, planes=planes, deterministic=True, neural_rendering_resolution=neural, rendering_overrides=overrides)
+            out = G.synthesis(ws.to(device), cam, planes=planes, deterministic=True, neural_rendering_resolution=neural, rendering_overrides=overrides,
+                              superresolution=quality == "full")  # fmt: skip
             image = out.image
             if resolution is not None and resolution != image.shape[-1]:
                 image = F.interpolate(image, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=resolution < image.shape[-1])
@@ -373,12 +374,12 @@ class InversionPipeline:
 
     @staticmethod
     def _quality(G: TriPlaneGenerator, quality: str) -> tuple[dict[str, int] | None, int | None]:
-        """Preview: half the neural resolution (>= 32) and half the ray samples; full: the model's own."""
+        """Preview: half the ray samples and no super-resolution (the raw render, upsampled); full: the model's own."""
         if quality == "full":
             return None, None
         rk = G.rendering_kwargs
         samples = {"depth_resolution": max(8, rk["depth_resolution"] // 2), "depth_resolution_importance": max(0, rk["depth_resolution_importance"] // 2)}
-        return samples, max(32, G.neural_rendering_resolution // 2)
+        return samples, None
 
     def _edited_ws(self, inversion: Inversion, edits: dict[str, float] | None) -> tuple[torch.Tensor, tuple]:
         """``inversion.ws`` with the named editing directions applied, and a hashable key of the edits."""
