@@ -45,7 +45,8 @@ def check_output_location(inp: Path, out: Path) -> None:
 
 def _options(args: argparse.Namespace) -> dict:
     return {"model": args.model, "refine": args.refine, "steps": args.steps, "optimize": args.optimize, "align": not args.no_align,
-            "views": args.views, "frames": args.frames, "edits": parse_edits(args.edit)}  # fmt: skip
+            "views": args.views, "frames": args.frames, "edits": parse_edits(args.edit), "mesh": args.mesh,
+            "mesh_resolution": args.mesh_resolution, "plot": args.plot}  # fmt: skip
 
 
 def parse_edits(items: list[str] | None) -> dict[str, float]:
@@ -74,7 +75,10 @@ def _invert_one(pipe, path: Path, folder: Path, args: argparse.Namespace) -> str
         from e3dge.editing import apply_edits
 
         apply_edits(inv.ws, pipe.directions, edits)  # unknown names: one line listing the bundle's directions, before any file
-    write_inversion(pipe, inv, folder, views=args.views, orbit_frames=args.frames, fps=args.fps, options=_options(args), edits=edits)
+    from e3dge.export import MeshOptions
+
+    write_inversion(pipe, inv, folder, views=args.views, orbit_frames=args.frames, fps=args.fps, options=_options(args), edits=edits,
+                    mesh=args.mesh, mesh_options=MeshOptions(resolution=args.mesh_resolution), plots=args.plot == "html")  # fmt: skip
     yaw, pitch = inv.degrees
     return f"{inv.method}, yaw {yaw:+.1f} deg, pitch {pitch:+.1f} deg ({inv.camera_source} camera), {sum(inv.timings.values()):.2f} s"
 
@@ -94,6 +98,9 @@ def _cmd_invert(args: argparse.Namespace) -> int:
         raise UserError(f"{inp}: no such file or folder")
     check_output_location(inp, out)
     parse_edits(args.edit)  # malformed edits fail before any work
+    unused = [flag for flag, value in (("--edit", args.edit), ("--mesh", args.mesh), ("--plot", args.plot)) if value]
+    if inp.suffix.lower() in VIDEO_SUFFIXES and inp.is_file() and unused:
+        raise UserError(f"{' and '.join(unused)} apply to photos and folders of photos, not to a video; invert the video without them")
     pipe = InversionPipeline.from_pretrained(args.model)
     if inp.is_dir():
         return _batch(pipe, inp, out, args)
@@ -104,7 +111,8 @@ def _cmd_invert(args: argparse.Namespace) -> int:
         print(f"wrote {result.video} ({result.num_frames} frames; resumed {result.frames_reused}); per-frame results in {result.frames_dir}")
         return 0
     print(f"{inp.name}: {_invert_one(pipe, inp, out, args)}")
-    print(f"wrote {out}/ (aligned.png, reconstruction.png, depth.png, view_*.png{', orbit.mp4' if args.frames else ''}, inversion.json)")
+    extras = (", orbit.mp4" if args.frames else "") + (f", mesh.{args.mesh}" if args.mesh else "") + (", view3d.html" if args.plot else "")
+    print(f"wrote {out}/ (aligned.png, reconstruction.png, depth.png, view_*.png{extras}, inversion.json)")
     return 0
 
 
@@ -144,6 +152,9 @@ def add_invert_command(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int_in(0, 1000), default=48, help="orbit video frames (0 = no video)")
     p.add_argument("--fps", type=int_in(1, 120), default=24)
     p.add_argument("--edit", action="append", metavar="NAME=STRENGTH", help="edit the views and orbit along a bundle direction, e.g. --edit smile=1.5 (repeatable)")
+    p.add_argument("--mesh", choices=["glb", "ply", "obj"], default=None, help="also write mesh.<fmt> of the (edited) face (vertex colours, normals)")
+    p.add_argument("--mesh-resolution", type=int_in(16, 512), default=128, help="marching-cubes grid points per side (16-512)")
+    p.add_argument("--plot", choices=["html"], default=None, help="also write view3d.html: depth surface, mesh and point cloud (Plotly, offline)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_invert)
     return p

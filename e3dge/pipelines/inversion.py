@@ -353,24 +353,34 @@ class InversionPipeline:
             if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > math.pi):
                 raise UserError(f"{name} must be a number of radians in [-pi, pi], got {value!r}")
         t = time.perf_counter()
-        G = inversion.generator or self.generator
-        ws, edit_key = self._edited_ws(inversion, edits)
-        key = (inversion.key, edit_key)
-        planes = self.planes.get(key)
-        cached = planes is not None
+        cached = self.planes.get((inversion.key, self._edited_ws(inversion, edits)[1])) is not None
+        G, ws, planes = self.planes_for(inversion, edits)
         device = self.device
         cam = label_from_yaw_pitch(inversion.yaw if yaw is None else yaw, inversion.pitch if pitch is None else pitch, device=device)
         overrides, neural = self._quality(G, quality)
         with torch.no_grad():
-            if planes is None:
-                planes = G.planes(ws.to(device))
-                self.planes.put(key, planes)
             out = G.synthesis(ws.to(device), cam, planes=planes, deterministic=True, neural_rendering_resolution=neural, rendering_overrides=overrides,
                               superresolution=quality == "full")  # fmt: skip
             image = out.image
             if resolution is not None and resolution != image.shape[-1]:
                 image = F.interpolate(image, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=resolution < image.shape[-1])
         return Render(to_uint8(image), out.depth[0, 0].cpu().numpy(), out.mask[0, 0].cpu().numpy(), cam.cpu(), time.perf_counter() - t, cached)
+
+    def planes_for(self, inversion: Inversion, edits: dict[str, float] | None = None) -> tuple[TriPlaneGenerator, torch.Tensor, torch.Tensor]:
+        """(generator, edited ws, tri-planes) of ``inversion`` with ``edits``; planes come from the cache when they can.
+
+        The generator is the inversion's own PTI-tuned copy when it has one. Exporters (meshes, point
+        clouds) query the field through these planes, so they never rerun the backbone for a cached face.
+        """
+        G = inversion.generator or self.generator
+        ws, edit_key = self._edited_ws(inversion, edits)
+        key = (inversion.key, edit_key)
+        planes = self.planes.get(key)
+        if planes is None:
+            with torch.no_grad():
+                planes = G.planes(ws.to(self.device))
+            self.planes.put(key, planes)
+        return G, ws, planes
 
     @staticmethod
     def _quality(G: TriPlaneGenerator, quality: str) -> tuple[dict[str, int] | None, int | None]:

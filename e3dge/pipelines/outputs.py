@@ -29,6 +29,8 @@ class InversionFiles:
     video: Path | None = None
     json: Path | None = None
     edited: Path | None = None
+    mesh: Path | None = None
+    plots: Path | None = None
 
 
 def depth_image(depth: np.ndarray, mask: np.ndarray, near: float = 2.25, far: float = 3.3) -> np.ndarray:
@@ -76,11 +78,16 @@ def write_inversion(
     fps: int = 24,
     options: dict[str, Any] | None = None,
     edits: dict[str, float] | None = None,
+    mesh: str | None = None,
+    mesh_options: Any = None,
+    plots: bool = False,
 ) -> InversionFiles:
     """Write the inversion's files into ``folder`` (created); ``orbit_frames=0`` skips the video.
 
     With ``edits`` (direction name -> strength) the views and the orbit show the edited face, and
-    ``edited.png`` the edit at the input's own view.
+    ``edited.png`` the edit at the input's own view. ``mesh`` ("glb", "ply", "obj") writes
+    ``mesh.<fmt>`` of the (edited) face (``mesh_options``: an ``e3dge.export.MeshOptions``);
+    ``plots`` writes ``view3d.html``: depth surface, mesh and point cloud in Plotly, viewable offline.
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,11 +100,27 @@ def write_inversion(
     if orbit_frames:
         frames = [pipe.render(inv, yaw=y, pitch=p, edits=edits, quality="full").image for y, p in orbit_angles(orbit_frames)]
         files.video = write_video(out / "orbit.mp4", frames, fps)
+    if mesh or plots:
+        _write_3d(pipe, inv, out, files, edits, mesh, mesh_options, plots)
     files.json = out / RESULT_JSON
     tmp = out / (RESULT_JSON + ".tmp")
     tmp.write_text(json.dumps({**inv.summary(), "edits": dict(edits or {}), "options": options or {}}, indent=1))
     tmp.replace(files.json)  # written last: marks the folder complete (batch runs resume on it)
     return files
+
+
+def _write_3d(pipe: InversionPipeline, inv: Inversion, out: Path, files: InversionFiles, edits, mesh: str | None, mesh_options, plots: bool) -> None:
+    """``mesh.<fmt>`` and/or ``view3d.html`` of the (edited) face at the input's view."""
+    from e3dge.export import MeshOptions, depth_surface_figure, extract_mesh, mesh_figure, point_cloud_figure, save_mesh, write_html
+
+    surface = extract_mesh(pipe, inv, edits=edits, options=mesh_options or MeshOptions())
+    if mesh:
+        files.mesh = save_mesh(surface, out / f"mesh.{mesh}", mesh)
+    if plots:
+        view = pipe.render(inv, edits=edits, quality="full")
+        figures = [depth_surface_figure(view.depth, view.mask, view.image, "depth (input view)"), mesh_figure(surface, "mesh"),
+                   point_cloud_figure(view.depth, view.mask, view.image, view.camera, "depth as points")]  # fmt: skip
+        files.plots = write_html(figures, out / "view3d.html")
 
 
 def contact_sheet(rows: list[list[np.ndarray]], size: int = 128) -> np.ndarray:

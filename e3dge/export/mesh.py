@@ -1,0 +1,168 @@
+"""Meshes from an inversion: density grid -> marching cubes (scikit-image) -> clean-up (trimesh) -> vertex colours.
+
+The grid samples the generator's field over a cube (EG3D: the tri-plane box, ``box_warp / 2``), at
+chunks of points so memory stays bounded. The iso-level is either a number on the raw density
+``sigma`` (EG3D's own shape extraction uses 10) or ``"auto"``: the median raw density at the surface
+points the renderer sees from the inversion's view (expected depth where opacity > 0.5). ``auto``
+follows the generator's own density scale, which differs between models (the toy EG3D and FFHQ's).
+Vertex colours are the decoder's colour at the vertices (the first three feature channels, which
+volume rendering composites into the raw image), so the mesh looks like the render.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from e3dge.backbones.rendering import sample_rays
+from e3dge.cameras import split_label
+from e3dge.errors import UserError
+
+__all__ = ["Mesh", "MeshOptions", "density_grid", "surface_level", "extract_mesh", "mesh_from_grid"]
+
+MAX_GRID = 512
+"""Largest grid side: 512^3 points is already 134 M field queries (minutes on a GPU)."""
+
+
+@dataclass(frozen=True)
+class MeshOptions:
+    """How to extract a mesh: grid resolution, cube half-size, iso-level, clean-up."""
+
+    resolution: int = 128  # grid points per side
+    half_size: float | None = None  # cube [-h, h]^3; None = the generator's tri-plane box
+    level: float | str = "auto"  # raw-sigma iso-level, or "auto" (density at the rendered surface)
+    largest_component: bool = True  # drop floaters: keep the component with the most faces
+    smooth_iterations: int = 0  # Taubin smoothing steps (0 = none; keeps volume, unlike Laplacian)
+    target_faces: int | None = None  # decimate to about this many faces (needs fast_simplification)
+    chunk: int = 262144  # field queries per forward pass
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.resolution, int) or not 16 <= self.resolution <= MAX_GRID:
+            raise UserError(f"mesh resolution must be an integer between 16 and {MAX_GRID}, got {self.resolution!r}")
+        if self.half_size is not None and not (isinstance(self.half_size, (int, float)) and 0 < self.half_size <= 10):
+            raise UserError(f"mesh half_size must be a number in (0, 10], got {self.half_size!r}")
+        if self.level != "auto" and not (isinstance(self.level, (int, float)) and math.isfinite(self.level)):
+            raise UserError(f"mesh level must be 'auto' or a finite number, got {self.level!r}")
+        if not isinstance(self.smooth_iterations, int) or not 0 <= self.smooth_iterations <= 100:
+            raise UserError(f"smooth_iterations must be an integer between 0 and 100, got {self.smooth_iterations!r}")
+        if self.target_faces is not None and not (isinstance(self.target_faces, int) and self.target_faces >= 100):
+            raise UserError(f"target_faces must be an integer >= 100, got {self.target_faces!r}")
+
+
+@dataclass
+class Mesh:
+    """A triangle mesh in world coordinates (EG3D: y up, the face looks along +z)."""
+
+    vertices: np.ndarray  # float32 [V, 3]
+    faces: np.ndarray  # int64 [F, 3], counter-clockwise seen from outside
+    colors: np.ndarray  # uint8 [V, 3]
+    normals: np.ndarray  # float32 [V, 3], unit, pointing out
+    level: float = 0.0  # the raw-sigma iso-level used
+    info: dict = field(default_factory=dict)
+
+    def to_trimesh(self):
+        """A ``trimesh.Trimesh`` with vertex colours and normals (no processing: vertices stay as they are)."""
+        import trimesh
+
+        return trimesh.Trimesh(self.vertices, self.faces, vertex_normals=self.normals, vertex_colors=self.colors, process=False)
+
+
+def _grid_points(resolution: int, half: float) -> torch.Tensor:
+    """``[R^3, 3]`` cube points, x fastest-varying last (index order x, y, z)."""
+    axis = torch.linspace(-half, half, resolution)
+    x, y, z = torch.meshgrid(axis, axis, axis, indexing="ij")
+    return torch.stack((x, y, z), dim=-1).reshape(-1, 3)
+
+
+@torch.no_grad()
+def density_grid(G, planes: torch.Tensor, resolution: int, half: float, chunk: int = 262144) -> np.ndarray:
+    """Raw density ``sigma`` on a ``resolution^3`` grid over ``[-half, half]^3`` (float32, index order x, y, z)."""
+    points = _grid_points(resolution, half).to(planes.device)
+    sigma = torch.empty(len(points))
+    for s in range(0, len(points), chunk):
+        sigma[s : s + chunk] = G.query_points(None, points[None, s : s + chunk], planes=planes).sigma[0, :, 0].float().cpu()
+    return sigma.reshape(resolution, resolution, resolution).numpy()
+
+
+@torch.no_grad()
+def surface_level(G, planes: torch.Tensor, depth: np.ndarray, mask: np.ndarray, camera: torch.Tensor) -> float:
+    """The median raw density at the rendered surface (expected depth where opacity > 0.5) seen from ``camera``."""
+    on = torch.from_numpy(mask.reshape(-1) > 0.5)
+    if int(on.sum()) < 16:
+        raise UserError("the render is almost empty (fewer than 16 opaque pixels), so there is no surface to mesh; pass a numeric level")
+    cam2world, intrinsics = split_label(camera.float().cpu())
+    origins, directions = sample_rays(cam2world, intrinsics, depth.shape[0])
+    t = torch.from_numpy(depth.reshape(-1)).float()
+    points = (origins[0] + directions[0] * t[:, None])[on]
+    sigma = G.query_points(None, points[None].to(planes.device), planes=planes).sigma[0, :, 0].float().cpu()
+    return float(sigma.median())
+
+
+def _clean(mesh: Mesh, options: MeshOptions) -> Mesh:
+    """Largest component, Taubin smoothing, decimation (trimesh); colours follow their vertices."""
+    import trimesh
+
+    tm = trimesh.Trimesh(mesh.vertices, mesh.faces, vertex_colors=mesh.colors, process=True)
+    if options.largest_component and len(tm.faces):
+        parts = tm.split(only_watertight=False)
+        if len(parts):
+            tm = max(parts, key=lambda p: len(p.faces))
+    if options.smooth_iterations:
+        trimesh.smoothing.filter_taubin(tm, iterations=options.smooth_iterations)
+    if options.target_faces is not None and len(tm.faces) > options.target_faces:
+        try:
+            tm = tm.simplify_quadric_decimation(face_count=options.target_faces)
+        except (ImportError, ModuleNotFoundError):
+            raise UserError("decimation needs the fast_simplification package: pip install fast_simplification") from None
+    colors = np.asarray(tm.visual.vertex_colors)[:, :3].astype(np.uint8) if len(tm.vertices) else np.zeros((0, 3), np.uint8)
+    return Mesh(np.asarray(tm.vertices, np.float32), np.asarray(tm.faces, np.int64), colors, np.asarray(tm.vertex_normals, np.float32), mesh.level, mesh.info)
+
+
+@torch.no_grad()
+def _vertex_colors(G, planes: torch.Tensor, vertices: np.ndarray, chunk: int) -> np.ndarray:
+    """The decoder's colour (feature channels 0..2 in [0, 1], which the renderer composites into the raw image) at each vertex, as uint8."""
+    out = []
+    points = torch.from_numpy(vertices).float().to(planes.device)
+    for s in range(0, len(points), chunk):
+        rgb = G.query_points(None, points[None, s : s + chunk], planes=planes).features[0, :, :3].float().cpu()
+        out.append(rgb)
+    rgb = torch.cat(out) if out else torch.zeros(0, 3)
+    return (rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()  # the ray marcher maps [0, 1] colours to the image's [-1, 1]
+
+
+def mesh_from_grid(sigma: np.ndarray, half: float, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Marching cubes (scikit-image) on ``sigma`` at ``level``: world vertices ``[V, 3]`` and outward faces ``[F, 3]``."""
+    from skimage.measure import marching_cubes
+
+    lo, hi = float(sigma.min()), float(sigma.max())
+    if not lo < level < hi:
+        raise UserError(f"iso-level {level:.3g} lies outside the field's density range [{lo:.3g}, {hi:.3g}]: no surface; pick a level inside it")
+    padded = np.pad(sigma, 1, mode="constant", constant_values=min(lo, level - 1.0))  # closes surfaces cut by the cube
+    step = 2 * half / (sigma.shape[0] - 1)
+    verts, faces, _, _ = marching_cubes(padded, level=level, spacing=(step, step, step))
+    verts = verts - half - step  # undo the padding offset
+    # density grows inwards, so scikit-image's faces wind with normals pointing inside: flip them.
+    return verts.astype(np.float32), faces[:, ::-1].astype(np.int64).copy()
+
+
+def extract_mesh(pipe, inversion, edits: dict[str, float] | None = None, options: MeshOptions | None = None) -> Mesh:
+    """The mesh of ``inversion`` (with ``edits``) from ``pipe``'s generator: grid, marching cubes, clean-up, colours."""
+    options = options or MeshOptions()
+    G, _, planes = pipe.planes_for(inversion, edits)
+    half = options.half_size if options.half_size is not None else float(G.rendering_kwargs["box_warp"]) / 2
+    if options.level == "auto":
+        view = pipe.render(inversion, edits=edits, quality="full")
+        level = surface_level(G, planes, view.depth, view.mask, view.camera)
+    else:
+        level = float(options.level)
+    sigma = density_grid(G, planes, options.resolution, half, options.chunk)
+    vertices, faces = mesh_from_grid(sigma, half, level)
+    colors = _vertex_colors(G, planes, vertices, options.chunk)
+    info = {"grid_resolution": options.resolution, "half_size": half, "level": level, "edits": dict(edits or {})}
+    mesh = _clean(Mesh(vertices, faces, colors, np.zeros_like(vertices), level, info), options)
+    if not len(mesh.faces):
+        raise UserError("the mesh is empty at this level; pass another level or a larger half_size")
+    return mesh

@@ -1,0 +1,117 @@
+"""Plotly views of a 3D face: depth as a surface coloured by the image, the mesh, and a back-projected point cloud.
+
+Each function returns a ``plotly.graph_objects.Figure`` (shown by ``fig.show()`` in a notebook, by
+``gr.Plot`` in the app, or written with :func:`write_html`). Scenes keep true proportions
+(``aspectmode="data"``) and open looking at the face, y up.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from e3dge.backbones.rendering import sample_rays
+from e3dge.cameras import split_label
+from e3dge.errors import UserError
+from e3dge.export.mesh import Mesh
+
+__all__ = ["depth_points", "depth_surface_figure", "mesh_figure", "point_cloud_figure", "write_html"]
+
+_FRONT = dict(up=dict(x=0, y=1, z=0), eye=dict(x=0.35, y=0.25, z=1.9), center=dict(x=0, y=0, z=0))
+_PALETTE = 64  # colours the depth surface's image is quantised to (Plotly surfaces take a colour scale, not RGB)
+
+
+def _resized(image: np.ndarray, size: int) -> np.ndarray:
+    """``uint8 [H, W, 3]`` resized to ``size x size`` (area-averaged), to match a depth map."""
+    from PIL import Image
+
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise UserError(f"image must be uint8 [H, W, 3], got {image.dtype} {list(image.shape)}")
+    if image.shape[:2] == (size, size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BOX))
+
+
+def _check_depth(depth: np.ndarray, mask: np.ndarray) -> None:
+    if depth.ndim != 2 or depth.shape[0] != depth.shape[1] or mask.shape != depth.shape:
+        raise UserError(f"depth and mask must be square [r, r] maps of one size, got {list(depth.shape)} and {list(mask.shape)}")
+    if not (mask > 0.5).any():
+        raise UserError("the mask is empty: nothing to show (is the render blank?)")
+
+
+def _scene(title: str, **axes) -> dict:
+    return dict(title=dict(text=title), scene=dict(aspectmode="data", camera=_FRONT, **axes), margin=dict(l=0, r=0, t=40, b=0), height=520)
+
+
+def depth_points(depth: np.ndarray, mask: np.ndarray, camera: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """World points ``[P, 3]`` of the pixels with opacity > 0.5 (origin + depth * ray) and their flat pixel indices."""
+    _check_depth(depth, mask)
+    cam2world, intrinsics = split_label(camera.float().cpu().reshape(1, 25))
+    origins, directions = sample_rays(cam2world, intrinsics, depth.shape[0])
+    t = torch.from_numpy(np.ascontiguousarray(depth, dtype=np.float32).reshape(-1))
+    points = (origins[0] + directions[0] * t[:, None]).numpy()
+    keep = np.flatnonzero(mask.reshape(-1) > 0.5)
+    return points[keep], keep
+
+
+def depth_surface_figure(depth: np.ndarray, mask: np.ndarray, image: np.ndarray, title: str = "depth") -> "go.Figure":  # noqa: F821
+    """Depth as a height field over the image plane (nearer = higher), coloured by ``image``; background hidden."""
+    import plotly.graph_objects as go
+    from PIL import Image
+
+    _check_depth(depth, mask)
+    r = depth.shape[0]
+    rgb = _resized(image, r)
+    quant = Image.fromarray(rgb).quantize(colors=_PALETTE, method=Image.Quantize.MEDIANCUT)
+    index = np.asarray(quant, dtype=np.float32)
+    palette = np.asarray(quant.getpalette()[: 3 * _PALETTE], dtype=np.int64).reshape(-1, 3)
+    n = len(palette)
+    scale = [[k / max(n - 1, 1), f"rgb({c[0]},{c[1]},{c[2]})"] for k, c in enumerate(palette)]
+    height = np.where(mask > 0.5, -depth, np.nan)  # rows top to bottom -> y decreasing, so the face is upright
+    cols = np.arange(r, dtype=np.float32)
+    surface = go.Surface(x=cols / r, y=-cols / r, z=height - np.nanmin(height), surfacecolor=index, cmin=0, cmax=max(n - 1, 1),
+                         colorscale=scale, showscale=False, name="depth surface", hoverinfo="z")  # fmt: skip
+    return go.Figure(surface, layout=_scene(title, zaxis=dict(title="nearness")))
+
+
+def mesh_figure(mesh: Mesh, title: str = "mesh") -> "go.Figure":  # noqa: F821
+    """The mesh as a ``Mesh3d`` with its vertex colours and soft lighting."""
+    import plotly.graph_objects as go
+
+    if not len(mesh.faces):
+        raise UserError("the mesh has no faces")
+    v, f, c = mesh.vertices, mesh.faces, mesh.colors
+    trace = go.Mesh3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], i=f[:, 0], j=f[:, 1], k=f[:, 2], vertexcolor=[f"rgb({a},{b},{d})" for a, b, d in c],
+                      flatshading=False, lighting=dict(ambient=0.55, diffuse=0.6, specular=0.1, roughness=0.8), name="mesh", hoverinfo="skip")  # fmt: skip
+    return go.Figure(trace, layout=_scene(title))
+
+
+def point_cloud_figure(depth: np.ndarray, mask: np.ndarray, image: np.ndarray, camera: torch.Tensor, title: str = "point cloud",
+                       max_points: int = 20000) -> "go.Figure":  # noqa: F821  # fmt: skip
+    """The depth map back-projected with ``camera`` into world points, coloured by ``image`` (at most ``max_points``)."""
+    import plotly.graph_objects as go
+
+    points, keep = depth_points(depth, mask, camera)
+    rgb = _resized(image, depth.shape[0]).reshape(-1, 3)[keep]
+    if len(points) > max_points:
+        pick = np.linspace(0, len(points) - 1, max_points).round().astype(np.int64)
+        points, rgb = points[pick], rgb[pick]
+    trace = go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="markers", name="points", hoverinfo="skip",
+                         marker=dict(size=2, color=[f"rgb({a},{b},{d})" for a, b, d in rgb]))  # fmt: skip
+    return go.Figure(trace, layout=_scene(title))
+
+
+def write_html(figures: list, path: str | os.PathLike) -> Path:
+    """One self-contained HTML page with ``figures`` (plotly.js embedded once, so it opens offline)."""
+    if not figures:
+        raise UserError("no figures to write")
+    parts = [fig.to_html(full_html=False, include_plotlyjs=k == 0) for k, fig in enumerate(figures)]
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'><title>e3dge 3D views</title></head><body>\n" + "\n".join(parts) + "\n</body></html>")
+    os.replace(tmp, path)
+    return path
