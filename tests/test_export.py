@@ -125,8 +125,9 @@ def test_figures_have_the_expected_traces(pipe, head, tmp_path):
     view = pipe.render(inv, quality="full")
     surface = depth_surface_figure(view.depth, view.mask, view.image)
     (trace,) = surface.data
-    assert trace.type == "surface" and np.asarray(trace.z).shape == view.depth.shape
-    assert np.isnan(np.asarray(trace.z, dtype=float)[view.mask <= 0.5]).all()  # background hidden
+    on = int((view.mask > 0.5).sum())
+    assert trace.type == "mesh3d" and trace.name == "depth surface" and 0.9 * on < len(trace.x) <= on  # background pixels hidden
+    assert len(trace.vertexcolor) == len(trace.x) and len(trace.i) > on  # about two triangles per pixel
     (m,) = mesh_figure(mesh).data
     assert m.type == "mesh3d" and len(m.vertexcolor) == len(mesh.vertices) and len(m.i) == len(mesh.faces)
     (p,) = point_cloud_figure(view.depth, view.mask, view.image, view.camera, max_points=300).data

@@ -14,14 +14,13 @@ import numpy as np
 import torch
 
 from e3dge.backbones.rendering import sample_rays
-from e3dge.cameras import split_label
+from e3dge.cameras import FFHQ_FOCAL, split_label
 from e3dge.errors import UserError
 from e3dge.export.mesh import Mesh
 
 __all__ = ["depth_points", "depth_surface_figure", "mesh_figure", "point_cloud_figure", "write_html"]
 
 _FRONT = dict(up=dict(x=0, y=1, z=0), eye=dict(x=0.35, y=0.25, z=1.9), center=dict(x=0, y=0, z=0))
-_PALETTE = 64  # colours the depth surface's image is quantised to (Plotly surfaces take a colour scale, not RGB)
 
 
 def _resized(image: np.ndarray, size: int) -> np.ndarray:
@@ -58,24 +57,31 @@ def depth_points(depth: np.ndarray, mask: np.ndarray, camera: torch.Tensor) -> t
     return points[keep], keep
 
 
-def depth_surface_figure(depth: np.ndarray, mask: np.ndarray, image: np.ndarray, title: str = "depth") -> "go.Figure":  # noqa: F821
-    """Depth as a height field over the image plane (nearer = higher), coloured by ``image``; background hidden."""
+def depth_surface_figure(depth: np.ndarray, mask: np.ndarray, image: np.ndarray, title: str = "depth", focal: float = FFHQ_FOCAL) -> "go.Figure":  # noqa: F821
+    """Depth as a height field over the image plane (nearer = higher, world units), coloured by ``image``; background hidden.
+
+    Drawn as a triangulated grid with one colour per pixel (a ``Surface`` trace would blend colours
+    through a colour scale); ``focal`` (normalised) sizes the image plane at the face's distance.
+    """
     import plotly.graph_objects as go
-    from PIL import Image
 
     _check_depth(depth, mask)
     r = depth.shape[0]
-    rgb = _resized(image, r)
-    quant = Image.fromarray(rgb).quantize(colors=_PALETTE, method=Image.Quantize.MEDIANCUT)
-    index = np.asarray(quant, dtype=np.float32)
-    palette = np.asarray(quant.getpalette()[: 3 * _PALETTE], dtype=np.int64).reshape(-1, 3)
-    n = len(palette)
-    scale = [[k / max(n - 1, 1), f"rgb({c[0]},{c[1]},{c[2]})"] for k, c in enumerate(palette)]
-    height = np.where(mask > 0.5, -depth, np.nan)  # rows top to bottom -> y decreasing, so the face is upright
-    cols = np.arange(r, dtype=np.float32)
-    surface = go.Surface(x=cols / r, y=-cols / r, z=height - np.nanmin(height), surfacecolor=index, cmin=0, cmax=max(n - 1, 1),
-                         colorscale=scale, showscale=False, name="depth surface", hoverinfo="z")  # fmt: skip
-    return go.Figure(surface, layout=_scene(title, zaxis=dict(title="nearness")))
+    rgb = _resized(image, r).reshape(-1, 3)
+    on = (mask > 0.5).reshape(-1)
+    scale = float(np.median(depth[mask > 0.5])) / focal / r  # world size of one pixel at the face
+    rows, cols = np.divmod(np.arange(r * r), r)
+    x, y, z = cols * scale, -rows * scale, -depth.reshape(-1) + float(depth[mask > 0.5].max())  # rows go down: the face is upright
+    a = (np.arange(r - 1)[:, None] * r + np.arange(r - 1)[None, :]).reshape(-1)  # top-left corner of each pixel quad
+    tris = np.concatenate([np.stack([a, a + r, a + 1], 1), np.stack([a + 1, a + r, a + r + 1], 1)])
+    tris = tris[on[tris].all(1)]
+    used = np.unique(tris)
+    remap = np.full(r * r, -1)
+    remap[used] = np.arange(len(used))
+    t = remap[tris]
+    trace = go.Mesh3d(x=x[used], y=y[used], z=z[used], i=t[:, 0], j=t[:, 1], k=t[:, 2], vertexcolor=[f"rgb({a},{b},{c})" for a, b, c in rgb[used]],
+                      flatshading=False, lighting=dict(ambient=0.8, diffuse=0.3, specular=0.0), name="depth surface", hoverinfo="skip")  # fmt: skip
+    return go.Figure(trace, layout=_scene(title, zaxis=dict(title="nearness")))
 
 
 def mesh_figure(mesh: Mesh, title: str = "mesh") -> "go.Figure":  # noqa: F821
