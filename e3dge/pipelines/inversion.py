@@ -227,6 +227,10 @@ class InversionPipeline:
             if x.ndim != 3 or x.shape[0] != 3:
                 raise UserError(f"a tensor image must be [3, H, W] or [1, 3, H, W] in [-1, 1], got {list(image.shape)}")
             image = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        from e3dge.faces.api import AlignedFace
+
+        if isinstance(image, AlignedFace):  # aligned already (e.g. an app showing the crop first): one path, same camera
+            return image.image, image.transform, list(image.notes), image.source.name, image.label
         if align:
             from e3dge.faces import align_face
 
@@ -251,7 +255,7 @@ class InversionPipeline:
         optimize: bool = False,
         progress: bool = False,
     ) -> Inversion:
-        """Invert a photo (path, PIL, numpy ``uint8 [H, W, 3]`` or a tensor in [-1, 1]).
+        """Invert a photo (path, PIL, numpy ``uint8 [H, W, 3]``, a tensor in [-1, 1], or an ``e3dge.faces.AlignedFace``).
 
         ``align``: crop with e3dge.faces (EG3D crop + camera); ``False`` for an already aligned square crop.
         ``camera``: a label ``[1, 25]`` or ``(yaw, pitch)`` radians; default: the aligner's, else E0's pose head.

@@ -1,0 +1,201 @@
+"""The app's logic as plain functions: numpy / PIL / file paths in and out, per-visitor state passed explicitly.
+
+Nothing here imports Gradio, so tests, notebooks and other front ends call the same code. The
+models are shared (cached per bundle and device); a visitor's own data lives in :class:`AppState`,
+which the UI keeps in ``gr.State``. Files for download go to a fresh folder per call, so visitors
+never see each other's files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from e3dge.app.models import get_pipeline
+from e3dge.errors import UserError
+
+__all__ = ["AppState", "Alignment", "InversionResult", "align_photo", "invert_photo", "refine", "render_view", "mesh_file", "depth_figure",
+           "orbit_video", "result_json", "direction_sliders", "SMALL_FACE_PX", "MAX_SLIDERS"]  # fmt: skip
+
+SMALL_FACE_PX = 128
+"""Faces narrower than this in the photo are upscaled a lot: the app warns that details will be invented."""
+MAX_SLIDERS = 16
+"""Editing sliders the UI keeps; a bundle's directions fill them in order, the rest are hidden."""
+ROLL_WARN_DEG = 15.0
+
+
+@dataclass
+class AppState:
+    """One visitor's data: which bundle, and their current inversion (planes live in the pipeline's cache)."""
+
+    bundle: str = "toy"
+    inversion: object | None = None  # e3dge.pipelines.Inversion
+
+
+@dataclass
+class Alignment:
+    """Step 1: the crop a model will see, with landmarks drawn, its pose and anything the visitor should know."""
+
+    face: object | None  # e3dge.faces.AlignedFace, or None for an already aligned crop
+    preview: np.ndarray  # uint8 crop with landmarks
+    yaw_deg: float | None
+    pitch_deg: float | None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class InversionResult:
+    """Step 2: the state with the new inversion, the model's input and its reconstruction."""
+
+    state: AppState
+    aligned: np.ndarray
+    reconstruction: np.ndarray
+    message: str
+
+
+def _draw_landmarks(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The crop with its 68 landmarks as small dots."""
+    from PIL import Image, ImageDraw
+
+    pic = Image.fromarray(image)
+    draw = ImageDraw.Draw(pic)
+    r = max(1, image.shape[0] // 200)
+    for x, y in np.asarray(landmarks, dtype=np.float64):
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=(0, 255, 120))
+    return np.asarray(pic)
+
+
+def align_photo(photo: str | Path | np.ndarray, bundle: str, skip_alignment: bool = False) -> Alignment:
+    """Align a photo with the bundle's aligner settings (or take it as an aligned crop); say what looks wrong."""
+    if photo is None:
+        raise UserError("upload a photo first (or pick an example)")
+    pipe = get_pipeline(bundle)
+    if skip_alignment:
+        from e3dge.faces.io import load_image
+
+        loaded = load_image(photo)
+        h, w = loaded.pixels.shape[:2]
+        if h != w:
+            raise UserError(f"an aligned crop must be square, this image is {w}x{h}: untick 'already aligned' to crop the face")
+        return Alignment(None, loaded.pixels, None, None, list(loaded.notes))
+    from e3dge.faces import align_face
+
+    face = align_face(photo, convention=pipe.aligner.get("convention", "eg3d"), detector=pipe.aligner.get("detector", "hog"))
+    yaw, pitch, roll = face.pose.degrees
+    warnings = list(face.notes)
+    if face.face.size < SMALL_FACE_PX:
+        warnings.append(f"the face is small ({face.face.size:.0f} px wide): the crop is upscaled, so fine detail will be invented")
+    if abs(roll) > ROLL_WARN_DEG:
+        warnings.append(f"the head is tilted by {roll:.0f} degrees: the crop straightens it")
+    return Alignment(face, _draw_landmarks(face.image, face.landmarks), float(yaw), float(pitch), warnings)
+
+
+def invert_photo(state: AppState, alignment: Alignment, bundle: str) -> InversionResult:
+    """Step 2: invert the aligned face (E0, or the optimisation baseline for a bundle without an encoder)."""
+    pipe = get_pipeline(bundle)
+    image = alignment.face if alignment.face is not None else alignment.preview
+    inv = pipe.invert(image, align=False, optimize=pipe.encoder is None)
+    yaw, pitch = inv.degrees
+    total = sum(inv.timings.values())
+    msg = f"{inv.method}: yaw {yaw:+.1f} deg, pitch {pitch:+.1f} deg ({inv.camera_source} camera), {total:.2f} s"
+    return InversionResult(AppState(bundle, inv), inv.aligned, inv.reconstruction, msg)
+
+
+def refine(state: AppState, steps: int = 50, progress: bool = True) -> InversionResult:
+    """Test-time refinement P+C (paper Sec. 4.4) of the visitor's inversion, from the aligned input."""
+    inv = _inversion(state)
+    pipe = get_pipeline(state.bundle)
+    camera = (inv.yaw, inv.pitch) if inv.camera_source in ("aligner", "given") else None
+    new = pipe.invert(inv.aligned, align=False, camera=camera, refine="pose+code", steps=steps, progress=progress)
+    new = _with_transform(new, inv)
+    loss = f"loss {new.loss_curve[0]:.4f} -> {new.loss_curve[-1]:.4f} in {len(new.loss_curve)} steps" if new.loss_curve else ""
+    return InversionResult(AppState(state.bundle, new), new.aligned, new.reconstruction, f"refined (P+C): {loss}, {sum(new.timings.values()):.1f} s")
+
+
+def _with_transform(new, old):
+    """``new`` keeping ``old``'s way back to the photo (refinement starts from the aligned crop)."""
+    import dataclasses
+
+    return dataclasses.replace(new, transform=old.transform, source=old.source, notes=list(old.notes) + list(new.notes))
+
+
+def _inversion(state: AppState | None):
+    if state is None or state.inversion is None:
+        raise UserError("invert a photo first (step 2)")
+    return state.inversion
+
+
+def direction_sliders(bundle: str) -> list[tuple[str, float, float]]:
+    """(name, low, high) of each editing direction in the bundle, at most :data:`MAX_SLIDERS`, sorted by name."""
+    pipe = get_pipeline(bundle)
+    out = [(name, *d.strength_range) for name, d in sorted((pipe.directions or {}).items())]
+    return out[:MAX_SLIDERS]
+
+
+def edits_from_sliders(bundle: str, strengths: list[float]) -> dict[str, float]:
+    """Slider values -> ``{direction: strength}`` (zeros dropped)."""
+    names = [name for name, _, _ in direction_sliders(bundle)]
+    return {n: float(s) for n, s in zip(names, strengths) if s is not None and float(s) != 0.0}
+
+
+def render_view(state: AppState, yaw_deg: float, pitch_deg: float, strengths: list[float], quality: str = "preview") -> np.ndarray:
+    """Step 3: the (edited) face at (yaw, pitch) degrees; tri-planes come from the cache, so this is cheap."""
+    inv = _inversion(state)
+    for name, value in (("yaw", yaw_deg), ("pitch", pitch_deg)):
+        if value is None or not math.isfinite(float(value)) or abs(float(value)) > 90:
+            raise UserError(f"{name} must be between -90 and 90 degrees, got {value!r}")
+    pipe = get_pipeline(state.bundle)
+    view = pipe.render(inv, yaw=math.radians(float(yaw_deg)), pitch=math.radians(float(pitch_deg)),
+                       edits=edits_from_sliders(state.bundle, strengths), quality=quality)  # fmt: skip
+    return view.image
+
+
+def _fresh_folder() -> Path:
+    """A new folder for one call's downloads (Gradio serves files under the system temp folder)."""
+    return Path(tempfile.mkdtemp(prefix="e3dge-app-"))
+
+
+def mesh_file(state: AppState, strengths: list[float], resolution: int = 128) -> str:
+    """The (edited) face as a .glb with vertex colours, for ``gr.Model3D`` and download."""
+    from e3dge.export import MeshOptions, extract_mesh, save_mesh
+
+    inv = _inversion(state)
+    mesh = extract_mesh(get_pipeline(state.bundle), inv, edits=edits_from_sliders(state.bundle, strengths), options=MeshOptions(resolution=resolution))
+    return str(save_mesh(mesh, _fresh_folder() / "face.glb"))
+
+
+def depth_figure(state: AppState, yaw_deg: float, pitch_deg: float, strengths: list[float]):
+    """Depth of the (edited) face at the current view as a Plotly 3D surface coloured by the render."""
+    from e3dge.export import depth_surface_figure
+
+    inv = _inversion(state)
+    pipe = get_pipeline(state.bundle)
+    view = pipe.render(inv, yaw=math.radians(float(yaw_deg)), pitch=math.radians(float(pitch_deg)),
+                       edits=edits_from_sliders(state.bundle, strengths), quality="full")  # fmt: skip
+    return depth_surface_figure(view.depth, view.mask, view.image, title="depth (drag to turn)")
+
+
+def orbit_video(state: AppState, strengths: list[float], frames: int = 48, fps: int = 24, progress: bool = True) -> str:
+    """An orbit of the (edited) face as an H.264 mp4."""
+    from tqdm.auto import tqdm
+
+    from e3dge.pipelines.outputs import orbit_angles, write_video
+
+    inv = _inversion(state)
+    pipe = get_pipeline(state.bundle)
+    edits = edits_from_sliders(state.bundle, strengths)
+    images = [pipe.render(inv, yaw=y, pitch=p, edits=edits, quality="full").image for y, p in tqdm(orbit_angles(frames), desc="orbit", disable=not progress)]
+    return str(write_video(_fresh_folder() / "orbit.mp4", images, fps))
+
+
+def result_json(state: AppState, strengths: list[float]) -> str:
+    """The inversion's camera, pose, timings, edits and latent as a JSON file."""
+    inv = _inversion(state)
+    path = _fresh_folder() / "inversion.json"
+    path.write_text(json.dumps({**inv.summary(), "bundle": state.bundle, "edits": edits_from_sliders(state.bundle, strengths)}, indent=1))
+    return str(path)
