@@ -93,6 +93,10 @@ def test_bad_inputs_are_one_line_errors_and_the_app_stays_up(server, tmp_path):
     Image.new("1", (12000, 12000)).save(bomb)  # 144 MP in a tiny file
     with pytest.raises(AppError, match="(?i)pixels|too large|megapixel"):
         c.predict(handle_file(str(bomb)), False, "toy", api_name="/invert")
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(os.urandom(21 * 1024 * 1024))
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):  # refused before upload (and by the server)
+        c.predict(handle_file(str(huge)), False, "toy", api_name="/invert")
     with pytest.raises(AppError, match="invert a photo first"):
         Client(url, verbose=False).predict(*NO_EDITS, api_name="/mesh")
     out = c.predict(handle_file(examples[1][0]), True, "toy", api_name="/invert")  # still serving
