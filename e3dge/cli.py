@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     from e3dge.training.cli import add_train_command
 
     add_train_command(sub)
+    from e3dge.pipelines.hub_export import add_hub_command
+
+    add_hub_command(sub)
     return parser
 
 

@@ -168,6 +168,23 @@ def test_registry_name_loads_official_pickle_from_cache(official_pkl, tiny_gener
     assert not marker.exists()
 
 
+def test_eg3d_pipeline_bundle_loads_the_official_pickle_on_the_asked_device(official_pkl, tiny_generator, tmp_path, monkeypatch):
+    """Regression: the pipeline passes ``device=`` to every component; the official-pickle path must accept it."""
+    import huggingface_hub.constants
+
+    from e3dge.pipelines import InversionPipeline
+
+    path, marker = official_pkl
+    source = PRETRAINED_EG3D["eg3d-ffhqrebalanced512-128"]
+    cache = tmp_path / "hub"
+    _make_offline_cache(cache, source.repo_id, {source.filename: path})
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    pipe = InversionPipeline.from_pretrained("eg3d-ffhq", local_files_only=True, device="cpu")
+    assert next(pipe.generator.parameters()).device.type == "cpu"
+    _assert_same_outputs(_render(pipe.generator), _render(tiny_generator))
+    assert not marker.exists()
+
+
 # ---------------------------------------------------------------- hostile pickles beyond a plain bad global
 class _Blob:
     """Pickles as ``torch.storage._load_from_bytes(data)``, as official snapshots store storages."""

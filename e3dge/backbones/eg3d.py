@@ -491,12 +491,14 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         by huggingface_hub; set ``HF_HUB_OFFLINE=1`` to use the cache only.
         """
         key = str(name_or_path)
-        if key in PRETRAINED_EG3D:
-            source = PRETRAINED_EG3D[key]
-            path = resolve_file(source.repo_id, source.filename, revision=revision or source.revision, **hub_kwargs)
-            return load_official_pkl(path)
-        if key.endswith(".pkl") and Path(key).expanduser().is_file():
-            return load_official_pkl(Path(key).expanduser())
+        if key in PRETRAINED_EG3D or (key.endswith(".pkl") and Path(key).expanduser().is_file()):
+            device = hub_kwargs.pop("device", "cpu")  # official pickles load on the CPU, then move
+            if key in PRETRAINED_EG3D:
+                source = PRETRAINED_EG3D[key]
+                path = resolve_file(source.repo_id, source.filename, revision=revision or source.revision, **hub_kwargs)
+            else:
+                path = Path(key).expanduser()
+            return load_official_pkl(path).to(device)
         return super().from_pretrained(name_or_path, revision=revision, **hub_kwargs)
 
 
