@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     from e3dge.pipelines.hub_export import add_hub_command
 
     add_hub_command(sub)
+    from e3dge.editing.cli import add_directions_command
+
+    add_directions_command(sub)
     return parser
 
 

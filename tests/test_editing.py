@@ -121,6 +121,9 @@ def test_directions_round_trip_and_travel_with_the_bundle(tmp_path):
     (tmp_path / "d" / "directions.json").write_text('{"smile": {"rows": "all"}}')
     with pytest.raises(UserError, match="rows of 'smile' must be a list of integers"):
         load_directions(tmp_path / "d")
+    (tmp_path / "d" / "directions.safetensors").write_bytes(b"\x08" + b"\x00" * 7 + b"{}")  # a corrupt header: one line, not an internal error
+    with pytest.raises(UserError, match="unreadable directions"):
+        load_directions(tmp_path / "d")
 
 
 def test_toy_directions_move_their_own_factor_most():

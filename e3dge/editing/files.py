@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from e3dge.editing.direction import Direction
@@ -47,7 +48,7 @@ def load_directions(folder: str | os.PathLike) -> dict[str, Direction]:
     try:
         info = json.loads(info_path.read_text())
         vectors = load_file(str(weights_path))
-    except (OSError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         raise UserError(f"{folder}: unreadable directions ({one_line(err)[:200]}); it needs {DIRECTIONS_INFO} and {DIRECTIONS_WEIGHTS}") from None
     if not isinstance(info, dict) or set(info) != set(vectors):
         raise UserError(f"{info_path}: must map exactly the names in {DIRECTIONS_WEIGHTS} ({sorted(vectors)}) to their settings")
