@@ -94,6 +94,24 @@ def test_feature_hook_modulates_points(tiny_generator):
     assert f_shape[-1] == G.plane_channels and p_shape[-1] == 3 and f_shape[:2] == p_shape[:2]
 
 
+def test_colour_hook_changes_colour_but_not_geometry(tiny_generator):
+    G = tiny_generator
+    c = _cams(1)
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(1, G.z_dim), c)
+        base = G.synthesis(ws, c, deterministic=True)
+        ident = G.synthesis(ws, c, deterministic=True, colour_hook=lambda f, p: f)
+        mod = G.synthesis(ws, c, deterministic=True, colour_hook=lambda f, p: 1.5 * f + 0.1 * torch.tanh(p.sum(-1, keepdim=True)))
+        pts = torch.rand(1, 50, 3) - 0.5
+        q0, q1 = G.query_points(ws, pts), G.query_points(ws, pts, colour_hook=lambda f, p: f + 1.0)
+    torch.testing.assert_close(ident.image_raw, base.image_raw, atol=0, rtol=0)
+    assert (mod.image_raw - base.image_raw).abs().max() > 1e-3
+    torch.testing.assert_close(mod.depth, base.depth, atol=0, rtol=0)  # density untouched: same surface
+    torch.testing.assert_close(mod.mask, base.mask, atol=0, rtol=0)
+    torch.testing.assert_close(q1.sigma, q0.sigma, atol=0, rtol=0)
+    torch.testing.assert_close(q1.features, q0.features + 1.0)
+
+
 def test_query_points_matches_plane_features(tiny_generator):
     G = tiny_generator
     c = _cams(1)

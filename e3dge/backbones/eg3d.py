@@ -60,7 +60,11 @@ __all__ = [
 ]
 
 FeatureHook = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-"""``hook(features [N, M, C], points [N, M, 3]) -> features``: modulates tri-plane features before decoding."""
+"""``hook(features [N, M, C], points [N, M, 3]) -> features``: modulates per-point features.
+
+As ``feature_hook`` it acts on the aggregated tri-plane features before the decoder (geometry and
+colour change); as ``colour_hook`` on the decoder's colour features only (density untouched: the
+texture-path modulation of the official E3DGE local branch)."""
 
 FFHQ_RENDERING_KWARGS: dict = {
     "image_resolution": 512,
@@ -379,14 +383,17 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         planes = self.backbone.synthesis(ws, noise_mode=noise_mode, generator=generator)
         return planes.view(len(planes), 3, self.plane_channels, planes.shape[-2], planes.shape[-1])
 
-    def _field(self, planes: torch.Tensor, feature_hook: FeatureHook | None):
+    def _field(self, planes: torch.Tensor, feature_hook: FeatureHook | None, colour_hook: FeatureHook | None = None):
         box_warp = self.rendering_kwargs["box_warp"]
 
         def field(points: torch.Tensor, directions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             feats = sample_from_planes(self._plane_axes, planes, points, box_warp).mean(1)  # [N, M, C]
             if feature_hook is not None:
                 feats = feature_hook(feats, points)
-            return self.decoder(feats)
+            rgb, sigma = self.decoder(feats)
+            if colour_hook is not None:
+                rgb = colour_hook(rgb, points)
+            return rgb, sigma
 
         return field
 
@@ -397,6 +404,7 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         planes: torch.Tensor | None = None,
         feature_hook: FeatureHook | None = None,
         noise_mode: str = "const",
+        colour_hook: FeatureHook | None = None,
     ) -> PointQuery:
         """Raw density ``sigma [N, M, 1]`` and decoder ``features [N, M, C]`` at arbitrary points.
 
@@ -404,7 +412,7 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         """
         if planes is None:
             planes = self.planes(ws, noise_mode=noise_mode)
-        feats, sigma = self._field(planes, feature_hook)(points, torch.zeros_like(points))
+        feats, sigma = self._field(planes, feature_hook, colour_hook)(points, torch.zeros_like(points))
         return PointQuery(sigma=sigma, features=feats)
 
     # ---------------------------------------------------------------- rendering
@@ -417,7 +425,8 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         deterministic: bool = False,  # no sampling jitter, det importance sampling (reproducible)
         generator: torch.Generator | None = None,  # seeds the random mode
         planes: torch.Tensor | None = None,  # precomputed tri-planes (skips the backbone)
-        feature_hook: FeatureHook | None = None,  # modulates per-point features before decoding
+        feature_hook: FeatureHook | None = None,  # modulates per-point tri-plane features before decoding
+        colour_hook: FeatureHook | None = None,  # modulates the decoded colour features only (density untouched)
         ray_chunk_size: int | None = None,  # rays per rendering chunk (None = all)
         rendering_overrides: dict | None = None,  # e.g. fewer ray samples for previews; the model is not changed
         superresolution: bool = True,  # False: image is the raw render upsampled bilinearly (fast previews)
@@ -443,7 +452,7 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
                 raise ValueError(f"rendering_overrides may set depth_resolution, depth_resolution_importance, ray_start, ray_end; got {unknown}")
             rendering_kwargs = {**rendering_kwargs, **rendering_overrides}
         out = render_rays(
-            self._field(planes, feature_hook),
+            self._field(planes, feature_hook, colour_hook),
             origins,
             directions,
             rendering_kwargs,
