@@ -416,7 +416,12 @@ class PretrainedMixin:
         tmp = out / (CONFIG_NAME + ".tmp")
         tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
         tmp.replace(out / CONFIG_NAME)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}  # type: ignore[attr-defined]
+        state, seen = {}, set()
+        for k, v in self.state_dict().items():  # type: ignore[attr-defined]
+            v = v.detach().contiguous().cpu()
+            key = (v.untyped_storage().data_ptr(), v.storage_offset()) if v.numel() else None
+            state[k] = v.clone() if key in seen else v  # a module registered under two names (official layouts): stored twice
+            seen.add(key)
         if dtype is not None:
             params = {name for name, _ in self.named_parameters()}  # type: ignore[attr-defined]
             state = {k: v.to(dtype) if k in params and v.is_floating_point() else v for k, v in state.items()}

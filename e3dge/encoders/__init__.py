@@ -1,7 +1,11 @@
-"""E3DGE encoders: global E0 + pose head (local E1, 2D aligner E_ADA and FiLM fusion follow in issue 4+)."""
+"""E3DGE encoders: global E0 + pose head; Stage II: local E1, 2D aligner E_ADA, feature fusion, pixel-aligned lookup."""
 
+from e3dge.encoders.aligner import ResidualAligner
+from e3dge.encoders.fusion import FeatureFusion
 from e3dge.encoders.global_encoder import EncoderOutput, GlobalEncoder, encoder_config, resize_to
 from e3dge.encoders.irse import IRSE_DEPTHS, BottleneckIR, SEModule, UnitSpec, stage_units
+from e3dge.encoders.local import LocalEncoder
+from e3dge.encoders.pixel_aligned import Projection, project, sample_features, visibility
 from e3dge.encoders.pose import PoseHead, pose_to_label
 from e3dge.encoders.styles import GradualStyleBlock, upsample_add
 
@@ -19,4 +23,11 @@ __all__ = [
     "pose_to_label",
     "GradualStyleBlock",
     "upsample_add",
+    "LocalEncoder",
+    "ResidualAligner",
+    "FeatureFusion",
+    "Projection",
+    "project",
+    "sample_features",
+    "visibility",
 ]
