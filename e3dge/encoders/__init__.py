@@ -1,11 +1,12 @@
 """E3DGE encoders: global E0 + pose head; Stage II: local E1, 2D aligner E_ADA, feature fusion, pixel-aligned lookup."""
 
-from e3dge.encoders.aligner import ResidualAligner
-from e3dge.encoders.fusion import FeatureFusion
+from e3dge.encoders.aligner import AlignerConfig, ResidualAligner
+from e3dge.encoders.blocks import ResnetBlockFC, apply_film, positional_encoding
+from e3dge.encoders.fusion import FeatureFusion, FilmHead
 from e3dge.encoders.global_encoder import EncoderOutput, GlobalEncoder, encoder_config, resize_to
 from e3dge.encoders.irse import IRSE_DEPTHS, BottleneckIR, SEModule, UnitSpec, stage_units
-from e3dge.encoders.local import LocalEncoder
-from e3dge.encoders.pixel_aligned import Projection, project, sample_features, visibility
+from e3dge.encoders.local import LocalEncoder, LocalEncoderConfig
+from e3dge.encoders.pixel_aligned import Projection, project, sample_features, sample_projected, visibility
 from e3dge.encoders.pose import PoseHead, pose_to_label
 from e3dge.encoders.styles import GradualStyleBlock, upsample_add
 
@@ -24,10 +25,17 @@ __all__ = [
     "GradualStyleBlock",
     "upsample_add",
     "LocalEncoder",
+    "LocalEncoderConfig",
     "ResidualAligner",
+    "AlignerConfig",
     "FeatureFusion",
+    "FilmHead",
+    "ResnetBlockFC",
+    "apply_film",
+    "positional_encoding",
     "Projection",
     "project",
     "sample_features",
+    "sample_projected",
     "visibility",
 ]

@@ -8,6 +8,8 @@ the default configuration match the official ``grid_align`` state dict (BatchNor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,7 +17,29 @@ from torch import nn
 from e3dge.encoders.irse import BottleneckIR, UnitSpec
 from e3dge.hub import IntField, ListField, PretrainedMixin
 
-__all__ = ["ResidualAligner"]
+__all__ = ["AlignerConfig", "ResidualAligner"]
+
+
+@dataclass(frozen=True)
+class AlignerConfig:
+    """Sizes of E_ADA: :meth:`official` is the released grid_align (295 keys, 0.60 M values); :meth:`tiny` a toy-lab/test size."""
+
+    widths: tuple[int, int, int, int] = (16, 32, 48, 64)  # stem, then the three encoder stages (each halves the size)
+    blocks: int = 3  # IR bottlenecks per encoder / decoder stage
+
+    @classmethod
+    def official(cls) -> AlignerConfig:
+        """The released ResidualAligner sizes."""
+        return cls()
+
+    @classmethod
+    def tiny(cls) -> AlignerConfig:
+        """4-16 channels, 2 blocks per stage."""
+        return cls(widths=(4, 8, 8, 16), blocks=2)
+
+    def build(self) -> ResidualAligner:
+        """A randomly initialised E_ADA of these sizes."""
+        return ResidualAligner(widths=list(self.widths), blocks=self.blocks)
 
 
 def _stage(widths: list[int], stride: int) -> nn.Sequential:
@@ -31,6 +55,8 @@ class ResidualAligner(PretrainedMixin, nn.Module):
 
     def __init__(self, widths: tuple[int, ...] | list[int] = (16, 32, 48, 64), blocks: int = 3) -> None:
         super().__init__()
+        if len(widths) != 4:
+            raise ValueError(f"widths must have 4 values (stem and three stages), got {list(widths)}")
         w1, w2, w3, w4 = (int(v) for v in widths)
         self.config = {"widths": [w1, w2, w3, w4], "blocks": blocks}
         self.conv_layer1 = nn.Sequential(nn.Conv2d(6, w1, 3, 1, 1, bias=False), nn.BatchNorm2d(w1), nn.PReLU(w1))
@@ -53,7 +79,11 @@ class ResidualAligner(PretrainedMixin, nn.Module):
         f2 = self.conv_layer2(f1)
         f3 = self.conv_layer3(f2)
         f4 = self.conv_layer4(f3)
-        up = lambda a, b: F.interpolate(a, size=b.shape[-2:], mode="bilinear", align_corners=False)  # noqa: E731
-        d1 = self.dconv_layer1(torch.cat([up(f4, f3), f3], 1))
-        d2 = self.dconv_layer2(torch.cat([up(d1, f2), f2], 1))
-        return self.dconv_layer3(torch.cat([up(d2, f1), f1], 1))
+        d1 = self.dconv_layer1(_up_cat(f4, f3))
+        d2 = self.dconv_layer2(_up_cat(d1, f2))
+        return self.dconv_layer3(_up_cat(d2, f1))
+
+
+def _up_cat(coarse: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    """``cat(bilinear-up(coarse) to the skip's size, skip)``: the decoder's input at each scale."""
+    return torch.cat([F.interpolate(coarse, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1)

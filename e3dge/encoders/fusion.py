@@ -1,7 +1,9 @@
-"""Fusion of the 2D-aligned and 3D-projected local features (official ``Fuse_sft_MLP``, SFT-style).
+"""Stage II feature fusion (official ``Fuse_sft_MLP``, SFT-style) and the FiLM head that turns fused features into modulations.
 
-``h = ResnetBlockFC(cat[f2d, visibility, f3d])``; ``fused = f3d + f3d * scale(h) + shift(h)`` with
-``scale``/``shift`` = Linear -> LeakyReLU(0.2) -> Linear. Key names match the official state dict.
+Fusion: ``h = ResnetBlockFC(cat[f2d, visibility, f3d])``; ``fused = f3d + f3d * scale(h) + shift(h)``
+with ``scale``/``shift`` = Linear -> LeakyReLU(0.2) -> Linear (official key names, 13 keys at C = 256).
+FiLM head: ``ResnetBlockFC(cat[fused, PE(world point)]) -> (alpha, beta)``, applied as
+``(alpha + 1) * features + beta`` (:func:`~e3dge.encoders.blocks.apply_film`).
 """
 
 from __future__ import annotations
@@ -9,18 +11,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from e3dge.encoders.blocks import ResnetBlockFC
+from e3dge.encoders.blocks import ResnetBlockFC, apply_film, pe_dim, positional_encoding
 from e3dge.hub import IntField, PretrainedMixin
 
-__all__ = ["FeatureFusion"]
+__all__ = ["FeatureFusion", "FilmHead", "apply_film"]
 
 
 def _mlp(width: int) -> nn.Sequential:
+    """``Linear -> LeakyReLU(0.2) -> Linear`` (keys ``0.*``, ``2.*``)."""
     return nn.Sequential(nn.Linear(width, width), nn.LeakyReLU(0.2), nn.Linear(width, width))
 
 
 class FeatureFusion(PretrainedMixin, nn.Module):
-    """Fuses per-point features ``f2d`` (from the 2D-aligned view) and ``f3d`` (projected into the input view)."""
+    """Fuses per-point ``f2d`` (sampled from the 2D-aligned residual) into ``f3d`` (projected into the input view)."""
 
     CONFIG_SPEC = {"channels": IntField(1, 4096)}
 
@@ -34,3 +37,21 @@ class FeatureFusion(PretrainedMixin, nn.Module):
         """``f2d [..., C]``, ``visibility [..., 1]``, ``f3d [..., C]`` -> fused ``[..., C]``."""
         h = self.encode_enc(torch.cat([f2d, visibility.to(f2d.dtype), f3d], -1))
         return f3d + f3d * self.scale(h) + self.shift(h)
+
+
+class FilmHead(ResnetBlockFC):
+    """``(features [..., C_f], world points [..., 3]) -> (alpha, beta) [..., channels]``; a ResnetBlockFC, so its keys are the official ones."""
+
+    def __init__(self, feature_channels: int, channels: int, num_frequencies: int = 7) -> None:
+        super().__init__(feature_channels + pe_dim(num_frequencies), 2 * channels)
+        self.channels, self.num_frequencies = channels, num_frequencies
+
+    def modulations(self, features: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-point ``(alpha, beta)``: the first ``channels`` outputs, then the rest (official split)."""
+        out = self(torch.cat([features, positional_encoding(points, self.num_frequencies)], -1))
+        return out[..., : self.channels], out[..., self.channels :]
+
+    def modulate(self, target: torch.Tensor, features: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """``(alpha + 1) * target + beta`` for ``target [..., channels]`` (e.g. the generator's colour features)."""
+        alpha, beta = self.modulations(features, points)
+        return apply_film(target, alpha, beta)

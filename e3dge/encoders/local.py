@@ -10,14 +10,59 @@ The default configuration has the official ``netLocal`` key names and shapes (45
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from e3dge.encoders.blocks import ResnetBlockFC, pe_dim, positional_encoding
+from e3dge.encoders.fusion import FilmHead
+from e3dge.encoders.global_encoder import resize_to
 from e3dge.hub import IntField, PretrainedMixin
 
-__all__ = ["ConvBlock", "HourGlass", "HGFilter", "LocalEncoder"]
+__all__ = ["ConvBlock", "HourGlass", "HGFilter", "LocalEncoder", "LocalEncoderConfig"]
+
+
+@dataclass(frozen=True)
+class LocalEncoderConfig:
+    """Sizes of E1: :meth:`official` is netLocal (456 keys, 256 px in, 256 x 64 x 64 out); :meth:`tiny` a toy-lab/test size."""
+
+    stem_width: int = 32  # channels of each stem (residual, depth); the hourglass filter reads twice this
+    width: int = 256  # channels of the feature map F_L (hourglass width)
+    num_stack: int = 4  # stacked hourglasses; only the last one's output is used
+    depth: int = 2  # levels per hourglass
+    groups: int = 32  # GroupNorm groups: must divide 2 x stem_width and width / 8
+    film_channels: int = 256  # generator channels the FiLM head modulates (it outputs alpha and beta)
+    num_frequencies: int = 7  # positional-encoding octaves of the FiLM head (7 -> 45 values per point)
+    input_size: int = 256  # side of the residual / depth E1 reads (others are resized); F_L is a quarter of it
+
+    def __post_init__(self) -> None:
+        if self.input_size % (4 << self.depth):
+            raise ValueError(f"input_size must be a multiple of {4 << self.depth} (4 x 2^depth), got {self.input_size}")
+        if self.width % 8:
+            raise ValueError(f"width must be a multiple of 8, got {self.width}")
+        for name, channels in (("2 x stem_width", 2 * self.stem_width), ("width / 8", self.width // 8)):
+            if channels % self.groups:
+                raise ValueError(f"groups ({self.groups}) must divide {name} ({channels})")
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the feature map F_L."""
+        return self.input_size // 4
+
+    @classmethod
+    def official(cls) -> LocalEncoderConfig:
+        """The released netLocal (HGPIFuNetGANResidualResnetFC) sizes."""
+        return cls()
+
+    @classmethod
+    def tiny(cls) -> LocalEncoderConfig:
+        """One stack of depth 1, 16 channels, 64 px inputs (16 x 16 feature maps): toy lab and fast tests."""
+        return cls(stem_width=8, width=16, num_stack=1, depth=1, groups=2, film_channels=16, input_size=64)
+
+    def build(self) -> LocalEncoder:
+        """A randomly initialised E1 of these sizes."""
+        return LocalEncoder(**asdict(self))
 
 
 class ConvBlock(nn.Module):
@@ -30,7 +75,9 @@ class ConvBlock(nn.Module):
         self.conv2 = nn.Conv2d(c2, c4, 3, 1, 1, bias=False)
         self.conv3 = nn.Conv2d(c4, c4, 3, 1, 1, bias=False)
         self.bn1, self.bn2, self.bn3 = nn.GroupNorm(groups, cin), nn.GroupNorm(groups, c2), nn.GroupNorm(groups, c4)
-        self.bn4 = nn.GroupNorm(groups, cin)  # the shortcut's norm: stored under both names, as the official state dict
+        # The shortcut's norm: one module under two names (`bn4.*` = `downsample.0.*`, same shapes in the official
+        # listing); it also exists, unused, when cin == cout (the official state dict stores it there too).
+        self.bn4 = nn.GroupNorm(groups, cin)
         self.downsample = nn.Sequential(self.bn4, nn.ReLU(True), nn.Conv2d(cin, cout, 1, bias=False)) if cin != cout else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +157,9 @@ class _ResidualBlock(nn.Module):
 
 
 def _stem(cin: int, width: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, width, 3, 1, 1, bias=False, padding_mode="reflect"), _ResidualBlock(width), nn.Conv2d(width, width, 1, bias=False))
+    """``residual_conv`` / ``depth_conv``: conv3x3 -> residual block -> conv1x1 (keys ``0``, ``1.conv.*``, ``2``)."""
+    first = nn.Conv2d(cin, width, 3, 1, 1, bias=False, padding_mode="reflect")
+    return nn.Sequential(first, _ResidualBlock(width), nn.Conv2d(width, width, 1, bias=False))
 
 
 class _ChannelDown(nn.Module):
@@ -125,32 +174,34 @@ class _ChannelDown(nn.Module):
 class LocalEncoder(PretrainedMixin, nn.Module):
     """E1 (official ``netLocal``): ``(residual [B,3,H,W], depth [B,1,H,W]) -> feature map [B, width, H/4, W/4]``; plus the FiLM head."""
 
-    CONFIG_SPEC = {"stem_width": IntField(2, 1024), "width": IntField(4, 2048), "num_stack": IntField(1, 8), "depth": IntField(1, 6),
-                   "groups": IntField(1, 256), "film_channels": IntField(1, 2048), "num_frequencies": IntField(0, 16)}  # fmt: skip
+    CONFIG_SPEC = {"stem_width": IntField(2, 1024), "width": IntField(8, 2048), "num_stack": IntField(1, 8), "depth": IntField(1, 6),
+                   "groups": IntField(1, 256), "film_channels": IntField(1, 2048), "num_frequencies": IntField(0, 16),
+                   "input_size": IntField(16, 2048)}  # fmt: skip
 
     def __init__(self, stem_width: int = 32, width: int = 256, num_stack: int = 4, depth: int = 2, groups: int = 32,
-                 film_channels: int = 256, num_frequencies: int = 7) -> None:  # fmt: skip
+                 film_channels: int = 256, num_frequencies: int = 7, input_size: int = 256) -> None:  # fmt: skip
         super().__init__()
-        if width % 8:
-            raise ValueError(f"width must be a multiple of 8, got {width}")
-        for name, channels in (("2 x stem_width", 2 * stem_width), ("width / 8", width // 8)):
-            if channels % groups:
-                raise ValueError(f"groups ({groups}) must divide {name} ({channels})")
-        self.config = {"stem_width": stem_width, "width": width, "num_stack": num_stack, "depth": depth, "groups": groups,
-                       "film_channels": film_channels, "num_frequencies": num_frequencies}  # fmt: skip
-        self.num_frequencies, self.film_channels = num_frequencies, film_channels
+        sizes = LocalEncoderConfig(stem_width, width, num_stack, depth, groups, film_channels, num_frequencies, input_size)  # checks them
+        self.config = asdict(sizes)
         self.residual_conv = _stem(3, stem_width)
         self.depth_conv = _stem(1, stem_width)
         self.image_filter = HGFilter(2 * stem_width, 2 * stem_width, width, num_stack, depth, groups)
-        head_in = width + pe_dim(num_frequencies)
-        self.local_feat_to_tex_modulations_linear = ResnetBlockFC(head_in, 2 * film_channels)
+        self.local_feat_to_tex_modulations_linear = FilmHead(width, film_channels, num_frequencies)
         self.downsample_channel_conv = _ChannelDown(2 * width, 2 * stem_width, groups)
 
+    @property
+    def sizes(self) -> LocalEncoderConfig:
+        """This encoder's sizes as a :class:`LocalEncoderConfig`."""
+        return LocalEncoderConfig(**self.config)
+
     def forward(self, residual: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
-        """Feature map F_L of a residual image and its depth (same size)."""
+        """Feature map F_L ``[B, width, input_size/4, input_size/4]`` of a square residual and its depth (resized to input_size first)."""
+        size = self.config["input_size"]
+        residual = resize_to(residual, size)  # average pooling for integer factors, as E3DGE pools the photo to 256
+        if depth.shape[-1] != size:
+            depth = F.interpolate(depth, size=(size, size), mode="nearest")  # the official depth is nearest-upsampled
         return self.image_filter(torch.cat([self.residual_conv(residual), self.depth_conv(depth)], 1))
 
     def film(self, features: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-point ``(alpha, beta)`` ``[..., film_channels]`` from fused features ``[..., width]`` and world points ``[..., 3]``."""
-        out = self.local_feat_to_tex_modulations_linear(torch.cat([features, positional_encoding(points, self.num_frequencies)], -1))
-        return out[..., : self.film_channels], out[..., self.film_channels :]
+        return self.local_feat_to_tex_modulations_linear.modulations(features, points)

@@ -28,6 +28,9 @@ COMPONENT_SLOTS = ("generator", "encoder", "local_encoder", "aligner_2d", "fusio
 COMPONENT_CLASSES = {
     "TriPlaneGenerator": "e3dge.backbones.eg3d",
     "GlobalEncoder": "e3dge.encoders.global_encoder",
+    "LocalEncoder": "e3dge.encoders.local",
+    "ResidualAligner": "e3dge.encoders.aligner",
+    "FeatureFusion": "e3dge.encoders.fusion",
 }
 """e3dge class name -> module (the only classes a bundle may name)."""
 _SPEC_KEYS = ("class", "subfolder", "source", "repo", "revision")

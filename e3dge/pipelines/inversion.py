@@ -146,6 +146,14 @@ class InversionPipeline:
         if encoder is not None:
             encoder.eval().requires_grad_(False)
         self.local_encoder, self.aligner_2d, self.fusion = local_encoder, aligner_2d, fusion
+        self.local_branch = None
+        if local_encoder is not None:
+            from e3dge.encoders.hybrid import LocalBranch
+
+            for m in (local_encoder, aligner_2d, fusion):
+                if m is not None:
+                    m.eval().requires_grad_(False)
+            self.local_branch = LocalBranch(local_encoder, aligner_2d, fusion)
         self.aligner = dict(aligner or {"convention": "eg3d", "detector": "hog"})
         self.directions = dict(directions or {})
         self.description = description
@@ -254,6 +262,7 @@ class InversionPipeline:
         steps: int | None = None,
         optimize: bool = False,
         progress: bool = False,
+        local: bool = True,
     ) -> Inversion:
         """Invert a photo (path, PIL, numpy ``uint8 [H, W, 3]``, a tensor in [-1, 1], or an ``e3dge.faces.AlignedFace``).
 
@@ -261,6 +270,7 @@ class InversionPipeline:
         ``camera``: a label ``[1, 25]`` or ``(yaw, pitch)`` radians; default: the aligner's, else E0's pose head.
         ``refine``: ``"pose"`` (P) or ``"pose+code"`` (P+C) test-time refinement for ``steps`` (default 50).
         ``optimize``: the optimisation baseline (W/W+ then PTI), for bundles without an encoder.
+        ``local``: use the bundle's Stage II local branch (when it has one) for the reconstruction.
         """
         if refine is not None and refine not in REFINE_MODES:
             raise UserError(f"refine must be one of {REFINE_MODES} or None, got {refine!r}")
@@ -305,6 +315,13 @@ class InversionPipeline:
         cam = label_from_yaw_pitch(yaw, pitch, device=device)
         with torch.no_grad():
             out = (tuned or G).synthesis(ws, cam, deterministic=True)
+            if local and self.local_branch is not None and tuned is None:
+                from e3dge.encoders.hybrid import ViewRender
+
+                view = ViewRender(out.image_raw, out.depth, cam)
+                hook = self.local_branch.colour_hook(target, view, view, self.local_branch.default_alignment)
+                out = G.synthesis(ws, cam, planes=out.planes, deterministic=True, colour_hook=hook)
+                method += "+local"
         timings["render"] = time.perf_counter() - t
         inv = Inversion(ws.detach(), cam, float(yaw), float(pitch), aligned, transform, to_uint8(out.image), out.depth[0, 0].cpu().numpy(),
                         out.mask[0, 0].cpu().numpy(), method, camera_source, timings, curve, notes, source, tuned)  # fmt: skip
@@ -347,8 +364,13 @@ class InversionPipeline:
         edits: dict[str, float] | None = None,
         resolution: int | None = None,
         quality: str = "preview",
+        local: bool = True,
     ) -> Render:
-        """Render ``inversion`` at (yaw, pitch) radians (default: its own view); planes come from the cache when they can."""
+        """Render ``inversion`` at (yaw, pitch) radians (default: its own view); planes come from the cache when they can.
+
+        With a Stage II local branch in the bundle (and ``local``), the view's colour is modulated by the
+        input photo's pixel-aligned features (hybrid 2D/3D alignment; two extra raw renders per view).
+        """
         if quality not in QUALITIES:
             raise UserError(f"quality must be one of {QUALITIES}, got {quality!r}")
         if resolution is not None and (not isinstance(resolution, int) or not 16 <= resolution <= MAX_RENDER_RESOLUTION):
@@ -363,12 +385,27 @@ class InversionPipeline:
         cam = label_from_yaw_pitch(inversion.yaw if yaw is None else yaw, inversion.pitch if pitch is None else pitch, device=device)
         overrides, neural = self._quality(G, quality)
         with torch.no_grad():
+            hook = self._local_hook(inversion, G, ws, planes, cam, overrides) if local and self.local_branch is not None and inversion.generator is None else None
             out = G.synthesis(ws.to(device), cam, planes=planes, deterministic=True, neural_rendering_resolution=neural, rendering_overrides=overrides,
-                              superresolution=quality == "full")  # fmt: skip
+                              superresolution=quality == "full", colour_hook=hook)  # fmt: skip
             image = out.image
             if resolution is not None and resolution != image.shape[-1]:
                 image = F.interpolate(image, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=resolution < image.shape[-1])
         return Render(to_uint8(image), out.depth[0, 0].cpu().numpy(), out.mask[0, 0].cpu().numpy(), cam.cpu(), time.perf_counter() - t, cached)
+
+    def _local_hook(self, inversion: Inversion, G: TriPlaneGenerator, ws: torch.Tensor, planes: torch.Tensor, cam: torch.Tensor, overrides):
+        """The local branch's colour hook for one view: the input view rendered from the unedited code (its residual is the photo's
+        detail), the query view from the (edited) code; E_ADA moves the residual onto the query view."""
+        from e3dge.encoders.hybrid import ViewRender
+
+        _, ws0, planes0 = self.planes_for(inversion)
+        kw = dict(deterministic=True, rendering_overrides=overrides, superresolution=False)
+        ref = G.synthesis(ws0.to(self.device), inversion.camera, planes=planes0, **kw)
+        query = G.synthesis(ws.to(self.device), cam, planes=planes, **kw)
+        photo = to_model_input(inversion.aligned, G.img_resolution, self.device)
+        branch = self.local_branch
+        return branch.colour_hook(photo, ViewRender(ref.image_raw, ref.depth, inversion.camera), ViewRender(query.image_raw, query.depth, cam),
+                                  branch.default_alignment)  # fmt: skip
 
     def planes_for(self, inversion: Inversion, edits: dict[str, float] | None = None) -> tuple[TriPlaneGenerator, torch.Tensor, torch.Tensor]:
         """(generator, edited ws, tri-planes) of ``inversion`` with ``edits``; planes come from the cache when they can.

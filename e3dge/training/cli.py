@@ -1,4 +1,4 @@
-"""``e3dge train stage1``: train the global encoder E0 + pose head (resumable, accelerate-ready)."""
+"""``e3dge train stage1|stage2``: train E0 + pose head (resumable, accelerate-ready), or the Stage II local branch in the toy lab."""
 
 from __future__ import annotations
 
@@ -51,6 +51,21 @@ def _cmd_stage1(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stage2(args: argparse.Namespace) -> int:
+    from e3dge.training.stage2 import load_stage2_config, train_stage2
+
+    overrides = parse_overrides(args.set or [])
+    for key in ("out_dir", "steps", "seed", "alignment", "visibility"):
+        value = getattr(args, key)
+        if value is not None:
+            overrides[key] = value
+    cfg = load_stage2_config(args.config, overrides)
+    print(f"stage2 {cfg.alignment} ({cfg.visibility} visibility): {cfg.steps} steps, batch {cfg.batch_size}, E0 and the generator frozen")
+    train_stage2(cfg, progress=not args.quiet, resume=resume_mode(args))
+    print(f"wrote {cfg.out_dir}/final (local_encoder, aligner_2d, fusion); log {cfg.out_dir}/log.jsonl")
+    return 0
+
+
 def add_resume_flags(parser: argparse.ArgumentParser) -> None:
     """``--restart`` / ``--override``: what to do when OUT holds a run made with other options."""
     group = parser.add_mutually_exclusive_group()
@@ -77,4 +92,18 @@ def add_train_command(subparsers) -> argparse.ArgumentParser:
     s1.add_argument("--quiet", action="store_true", help="no progress bar")
     add_resume_flags(s1)
     s1.set_defaults(func=_cmd_stage1)
+    from e3dge.encoders.hybrid import ALIGNMENTS
+    from e3dge.encoders.pixel_aligned import VISIBILITY_MODES
+
+    s2 = sub.add_parser("stage2", help="train the local branch (E1, E_ADA, fusion) on the toy lab's procedural heads, E0 frozen (resumes from --out)")
+    s2.add_argument("--config", default="toy", help="preset (toy, tiny-test) or a .json file")
+    s2.add_argument("--out", dest="out_dir", default=None, help="output folder (default from the config)")
+    s2.add_argument("--steps", type=int_in(1, 10**8), default=None)
+    s2.add_argument("--seed", type=int_in(0, 2**31 - 1), default=None)
+    s2.add_argument("--alignment", choices=ALIGNMENTS, default=None, help="local | 2d | 3d | hybrid (default)")
+    s2.add_argument("--visibility", choices=VISIBILITY_MODES, default=None, help="in_image (official) or occlusion (depth test)")
+    s2.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any option, e.g. --set batch_size=8")
+    s2.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_resume_flags(s2)
+    s2.set_defaults(func=_cmd_stage2)
     return train
