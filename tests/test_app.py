@@ -54,7 +54,7 @@ def test_invert_view_edit_mesh_video_json(server, tmp_path):
     url, examples = server
     c = Client(url, verbose=False)
     crop, info, (inp, recon), message, view, yaw, pitch = c.predict(handle_file(examples[0][0]), True, "toy", api_name="/invert")
-    assert message.startswith("e0: yaw") and _img(recon).shape == (384, 384, 3) and _img(inp).shape == (384, 384, 3)
+    assert message.startswith("e0+local: yaw") and _img(recon).shape == (384, 384, 3) and _img(inp).shape == (384, 384, 3)
     assert np.abs(_img(recon).astype(float) - _img(inp)).mean() / 255 < 0.12  # the reconstruction resembles the input
     front = _img(c.predict(0, 0, *NO_EDITS, api_name="/view"))
     turned = _img(c.predict(40, 0, *NO_EDITS, api_name="/view"))
@@ -72,7 +72,7 @@ def test_invert_view_edit_mesh_video_json(server, tmp_path):
     assert last < first
     assert np.abs(_img(recon2).astype(float) - _img(inp2)).mean() < np.abs(_img(recon).astype(float) - _img(inp)).mean()  # closer to the input
     info = json.loads(open(c.predict(*_edits(glasses=1.5), api_name="/json")).read())
-    assert info["bundle"] == "toy" and info["edits"] == {"glasses": 1.5} and info["method"] == "e0+pose+code" and len(info["camera_label"]) == 25
+    assert info["bundle"] == "toy" and info["edits"] == {"glasses": 1.5} and info["method"] == "e0+pose+code+local" and len(info["camera_label"]) == 25
 
 
 def test_bad_inputs_are_one_line_errors_and_the_app_stays_up(server, tmp_path):
@@ -100,7 +100,7 @@ def test_bad_inputs_are_one_line_errors_and_the_app_stays_up(server, tmp_path):
     with pytest.raises(AppError, match="invert a photo first"):
         Client(url, verbose=False).predict(*NO_EDITS, api_name="/mesh")
     out = c.predict(handle_file(examples[1][0]), True, "toy", api_name="/invert")  # still serving
-    assert out[3].startswith("e0:")
+    assert out[3].startswith("e0+local:")
 
 
 def test_eight_clients_at_once_match_sequential_results(server):

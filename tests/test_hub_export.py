@@ -61,7 +61,10 @@ def _one_line_error(capsys, code: int, *needles: str) -> str:
 def test_toy_export_is_a_hub_ready_folder(toy_export):
     spec = json.loads((toy_export / "pipeline.json").read_text())
     assert spec["components"] == {"generator": {"class": "TriPlaneGenerator", "subfolder": "generator"},
-                                  "encoder": {"class": "GlobalEncoder", "subfolder": "encoder"}}  # fmt: skip
+                                  "encoder": {"class": "GlobalEncoder", "subfolder": "encoder"},
+                                  "local_encoder": {"class": "LocalEncoder", "subfolder": "local_encoder"},
+                                  "aligner_2d": {"class": "ResidualAligner", "subfolder": "aligner_2d"},
+                                  "fusion": {"class": "FeatureFusion", "subfolder": "fusion"}}  # fmt: skip
     assert spec["directions"] == "directions"
     for name in ("generator/config.json", "generator/model.safetensors", "generator/README.md", "encoder/model.safetensors",
                  "directions/directions.json", "directions/directions.safetensors", "README.md"):  # fmt: skip

@@ -107,7 +107,7 @@ def to_model_input(pixels: np.ndarray, size: int, device: torch.device | str) ->
 
 
 class PlaneCache:
-    """A thread-safe LRU of tri-planes keyed by (inversion, edits)."""
+    """A thread-safe LRU of tri-planes keyed by (inversion, edits) (or of any per-inversion renders)."""
 
     def __init__(self, capacity: int = 32) -> None:
         self.capacity, self._lock, self._items = capacity, threading.Lock(), OrderedDict()
@@ -158,6 +158,7 @@ class InversionPipeline:
         self.directions = dict(directions or {})
         self.description = description
         self.planes = PlaneCache(plane_cache_size)
+        self.reference_views = PlaneCache(plane_cache_size)  # Stage II: E0's render at each inversion's input view
         self._criteria: Criteria | None = None
         self._criteria_lock = threading.Lock()
 
@@ -398,14 +399,18 @@ class InversionPipeline:
         detail), the query view from the (edited) code; E_ADA moves the residual onto the query view."""
         from e3dge.encoders.hybrid import ViewRender
 
-        _, ws0, planes0 = self.planes_for(inversion)
         kw = dict(deterministic=True, rendering_overrides=overrides, superresolution=False)
-        ref = G.synthesis(ws0.to(self.device), inversion.camera, planes=planes0, **kw)
+        key = (inversion.key, tuple(sorted((overrides or {}).items())))
+        ref = self.reference_views.get(key)  # the input view does not change while the user turns or edits the head
+        if ref is None:
+            _, ws0, planes0 = self.planes_for(inversion)
+            out = G.synthesis(ws0.to(self.device), inversion.camera, planes=planes0, **kw)
+            ref = ViewRender(out.image_raw, out.depth, inversion.camera)
+            self.reference_views.put(key, ref)
         query = G.synthesis(ws.to(self.device), cam, planes=planes, **kw)
         photo = to_model_input(inversion.aligned, G.img_resolution, self.device)
         branch = self.local_branch
-        return branch.colour_hook(photo, ViewRender(ref.image_raw, ref.depth, inversion.camera), ViewRender(query.image_raw, query.depth, cam),
-                                  branch.default_alignment)  # fmt: skip
+        return branch.colour_hook(photo, ref, ViewRender(query.image_raw, query.depth, cam), branch.default_alignment)
 
     def planes_for(self, inversion: Inversion, edits: dict[str, float] | None = None) -> tuple[TriPlaneGenerator, torch.Tensor, torch.Tensor]:
         """(generator, edited ws, tri-planes) of ``inversion`` with ``edits``; planes come from the cache when they can.
