@@ -39,6 +39,8 @@ from e3dge.pipelines.refine import REFINE_MODES, Criteria, refine_latent
 __all__ = ["Inversion", "Render", "InversionPipeline", "QUALITIES"]
 
 QUALITIES = ("preview", "full")
+PREVIEW_ALIGNMENT = "3d"
+"""Stage II alignment of preview renders: 3D projection only (no E_ADA, no extra render; within about 0.001 MAE of hybrid on held-out toy heads, benchmarks/results/stage2.md)."""
 MAX_RENDER_RESOLUTION = 2048
 
 
@@ -370,7 +372,8 @@ class InversionPipeline:
         """Render ``inversion`` at (yaw, pitch) radians (default: its own view); planes come from the cache when they can.
 
         With a Stage II local branch in the bundle (and ``local``), the view's colour is modulated by the
-        input photo's pixel-aligned features (hybrid 2D/3D alignment; two extra raw renders per view).
+        input photo's pixel-aligned features: hybrid 2D/3D alignment at full quality (one extra raw render),
+        3D alignment in previews.
         """
         if quality not in QUALITIES:
             raise UserError(f"quality must be one of {QUALITIES}, got {quality!r}")
@@ -386,7 +389,7 @@ class InversionPipeline:
         cam = label_from_yaw_pitch(inversion.yaw if yaw is None else yaw, inversion.pitch if pitch is None else pitch, device=device)
         overrides, neural = self._quality(G, quality)
         with torch.no_grad():
-            hook = self._local_hook(inversion, G, ws, planes, cam, overrides) if local and self.local_branch is not None and inversion.generator is None else None
+            hook = self._local_hook(inversion, G, ws, planes, cam, overrides, quality) if local and self.local_branch is not None and inversion.generator is None else None
             out = G.synthesis(ws.to(device), cam, planes=planes, deterministic=True, neural_rendering_resolution=neural, rendering_overrides=overrides,
                               superresolution=quality == "full", colour_hook=hook)  # fmt: skip
             image = out.image
@@ -394,9 +397,11 @@ class InversionPipeline:
                 image = F.interpolate(image, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=resolution < image.shape[-1])
         return Render(to_uint8(image), out.depth[0, 0].cpu().numpy(), out.mask[0, 0].cpu().numpy(), cam.cpu(), time.perf_counter() - t, cached)
 
-    def _local_hook(self, inversion: Inversion, G: TriPlaneGenerator, ws: torch.Tensor, planes: torch.Tensor, cam: torch.Tensor, overrides):
+    def _local_hook(self, inversion: Inversion, G: TriPlaneGenerator, ws: torch.Tensor, planes: torch.Tensor, cam: torch.Tensor, overrides,
+                    quality: str = "full"):  # fmt: skip
         """The local branch's colour hook for one view: the input view rendered from the unedited code (its residual is the photo's
-        detail), the query view from the (edited) code; E_ADA moves the residual onto the query view."""
+        detail), the query view from the (edited) code; E_ADA moves the residual onto the query view (full quality; previews use the
+        3D alignment alone, which needs no extra render)."""
         from e3dge.encoders.hybrid import ViewRender
 
         kw = dict(deterministic=True, rendering_overrides=overrides, superresolution=False)
@@ -407,10 +412,15 @@ class InversionPipeline:
             out = G.synthesis(ws0.to(self.device), inversion.camera, planes=planes0, **kw)
             ref = ViewRender(out.image_raw, out.depth, inversion.camera)
             self.reference_views.put(key, ref)
-        query = G.synthesis(ws.to(self.device), cam, planes=planes, **kw)
-        photo = to_model_input(inversion.aligned, G.img_resolution, self.device)
         branch = self.local_branch
-        return branch.colour_hook(photo, ref, ViewRender(query.image_raw, query.depth, cam), branch.default_alignment)
+        alignment = branch.default_alignment if quality == "full" else PREVIEW_ALIGNMENT
+        if alignment in ("2d", "hybrid"):  # E_ADA and the 2D branch need E0's render of the query view
+            out = G.synthesis(ws.to(self.device), cam, planes=planes, **kw)
+            query = ViewRender(out.image_raw, out.depth, cam)
+        else:
+            query = ViewRender(ref.image, ref.depth, cam)  # 3D alignment reads the input view only; the query camera places the points
+        photo = to_model_input(inversion.aligned, G.img_resolution, self.device)
+        return branch.colour_hook(photo, ref, query, alignment)
 
     def planes_for(self, inversion: Inversion, edits: dict[str, float] | None = None) -> tuple[TriPlaneGenerator, torch.Tensor, torch.Tensor]:
         """(generator, edited ws, tri-planes) of ``inversion`` with ``edits``; planes come from the cache when they can.
