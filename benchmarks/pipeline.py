@@ -45,14 +45,16 @@ def toy_rows() -> dict[str, float]:
 
     pipe = InversionPipeline.from_pretrained("toy")
     photo = toy_photo_examples(1, seed=4)[0].pixels
-    rows = {"toy: invert (toy photo)": timed(lambda: pipe.invert(photo, align=False))}
+    rows: dict[str, float] = {}
     astronaut = astronaut_example()
-    if astronaut is not None:
-        rows["toy: invert (astronaut, with alignment)"] = timed(lambda: pipe.invert(astronaut.pixels), repeat=3)
-    inv = pipe.invert(photo, align=False)
     yaws = iter([0.01 * i for i in range(1000)])  # a new angle each time
-    rows["toy: new view, cached planes (preview)"] = timed(lambda: pipe.render(inv, yaw=next(yaws), quality="preview"), repeat=10)
-    rows["toy: new view, cached planes (full)"] = timed(lambda: pipe.render(inv, yaw=next(yaws), quality="full"), repeat=10)
+    for tag, local in (("", False), (" + Stage II", True)):  # E0 alone (the targets), then with the bundle's local branch
+        rows[f"toy{tag}: invert (toy photo)"] = timed(lambda: pipe.invert(photo, align=False, local=local))
+        if astronaut is not None:
+            rows[f"toy{tag}: invert (astronaut, with alignment)"] = timed(lambda: pipe.invert(astronaut.pixels, local=local), repeat=3)
+        inv = pipe.invert(photo, align=False, local=local)
+        rows[f"toy{tag}: new view, cached planes (preview)"] = timed(lambda: pipe.render(inv, yaw=next(yaws), quality="preview", local=local), repeat=10)
+        rows[f"toy{tag}: new view, cached planes (full)"] = timed(lambda: pipe.render(inv, yaw=next(yaws), quality="full", local=local), repeat=10)
     from e3dge.pipelines.inversion import to_model_input
 
     target = to_model_input(photo, pipe.generator.img_resolution, "cpu")
