@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,11 +55,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from e3dge.cameras import label_from_yaw_pitch
-from e3dge.editing import Direction, project_out
-from e3dge.editing.toy import TOY_ATTRIBUTES
-from e3dge.metrics.image import mae
-from e3dge.toy import FACTOR_NAMES, HeadFactorMap, render_heads
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import toy_inversion  # noqa: E402  (the held-out draw)
+
+from e3dge.cameras import label_from_yaw_pitch  # noqa: E402
+from e3dge.editing import Direction, project_out  # noqa: E402
+from e3dge.editing.toy import TOY_ATTRIBUTES  # noqa: E402
+from e3dge.metrics.image import mae  # noqa: E402
+from e3dge.toy import FACTOR_NAMES, HeadFactorMap, render_heads  # noqa: E402
 
 SIDE_YAW = math.radians(30.0)
 RES = 64
@@ -76,15 +80,9 @@ FI = {name: i for i, name in enumerate(FACTOR_NAMES)}
 
 # ----------------------------------------------------------------------------- heads and targets
 def held_out_heads(num: int, seed: int, resolution: int = 128):
-    """Photos (uint8), factors, true (yaw, pitch) and latents z of ``num`` heads; the same draw as ``toy_inversion.held_out_heads``."""
-    gen = torch.Generator().manual_seed(seed)
-    fm = HeadFactorMap()
-    z = torch.randn(num, fm.z_dim, generator=gen)
-    yaw = (torch.rand(num, generator=gen) * 2 - 1) * 0.4
-    pitch = (torch.rand(num, generator=gen) * 2 - 1) * 0.2
-    f = fm.factors(z)
-    photos = render_heads(f, label_from_yaw_pitch(yaw, pitch), resolution, photo=True).image
-    pixels = ((photos.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    """Photos (uint8), factors, true (yaw, pitch) and latents z of ``num`` heads: ``toy_inversion.held_out_heads``'s draw, whose z comes first."""
+    pixels, f, yaw, pitch = toy_inversion.held_out_heads(num, seed, resolution)
+    z = torch.randn(num, HeadFactorMap().z_dim, generator=torch.Generator().manual_seed(seed))
     return pixels, f, yaw, pitch, z
 
 

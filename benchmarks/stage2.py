@@ -99,7 +99,7 @@ def main() -> None:
     p.add_argument("--heads", type=int, default=16)
     p.add_argument("--seeds", type=int, nargs="+", default=[5150, 6160])
     p.add_argument("--bundle", default="toy", help="a bundle with a local branch (default: the toy bundle)")
-    p.add_argument("--training", default="e3dge train stage2 --config toy: 400 steps, batch 4, about 20 min on 2 CPU threads", help="how the branch was trained (for the report)")
+    p.add_argument("--training", default="e3dge train stage2 --config toy: 400 steps, batch 4, about 16 min on 2 CPU threads", help="how the branch was trained (for the report)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     a = p.parse_args()
     torch.set_num_threads(2)

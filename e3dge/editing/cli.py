@@ -37,7 +37,7 @@ from e3dge.editing.direction import Direction
 from e3dge.editing.files import DIRECTIONS_INFO, DIRECTIONS_WEIGHTS, save_directions
 from e3dge.editing.fit import FitResult, binarize, fit_direction, project_out
 from e3dge.errors import UserError
-from e3dge.options import int_in
+from e3dge.options import float_in, int_in
 
 __all__ = ["LabelTable", "read_labels", "parse_conditions", "fit_from_codes", "add_directions_command"]
 
@@ -343,26 +343,6 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unit_interval(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not 0 < v <= 0.5:
-        raise argparse.ArgumentTypeError(f"must be in (0, 0.5], got {text!r}")
-    return v
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not (math.isfinite(v) and 0 < v <= 1e6):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return v
-
-
 def add_directions_command(subparsers) -> argparse.ArgumentParser:
     """Register ``directions fit`` on the e3dge sub-command parser."""
     p = subparsers.add_parser("directions", help="editing directions: fit them from photos + labels (or the toy lab's ground truth)")
@@ -375,8 +355,8 @@ def add_directions_command(subparsers) -> argparse.ArgumentParser:
     f.add_argument("--model", default="toy", help="bundle that inverts the photos (toy, eg3d-ffhq, a folder or a Hub id)")
     f.add_argument("--no-align", action="store_true", help="the photos are already aligned square crops")
     f.add_argument("--condition", action="append", metavar="NAME:OTHER[,OTHER]", help="project the others' directions out of NAME's (repeatable)")
-    f.add_argument("--tail", type=_unit_interval, default=0.5, help="numeric labels: fit on the lowest and highest fraction (0.5 = median split)")
-    f.add_argument("--C", type=_positive, default=0.01, help="SVM regularisation (smaller = smoother; W+ codes have many dimensions)")
+    f.add_argument("--tail", type=float_in(0.001, 0.5), default=0.5, help="numeric labels: fit on the lowest and highest fraction (0.5 = median split)")
+    f.add_argument("--C", type=float_in(1e-6, 1e6), default=0.01, help="SVM regularisation (smaller = smoother; W+ codes have many dimensions)")
     f.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0)
     f.add_argument("--sampled", type=int_in(10, 100_000), default=4000, help="--toy: sampled W codes")
     f.add_argument("--inverted", type=int_in(10, 100_000), default=1500, help="--toy: inverted photo-like heads")

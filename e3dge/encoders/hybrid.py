@@ -53,23 +53,24 @@ class LocalMaps:
     aligned_residual: torch.Tensor | None
 
 
-def _to(x: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
-    """Square maps resized to ``size`` (area-averaged when shrinking images; nearest for depth)."""
+def _to(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Square images resized to ``size`` (antialiased when shrinking), so photo and renders subtract pixel by pixel."""
     if x.shape[-1] == size:
         return x
-    if mode == "nearest":
-        return F.interpolate(x, size=(size, size), mode="nearest")
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size)
 
 
 class LocalBranch(nn.Module):
     """E1 + E_ADA + fusion as one callable; the modules are read only (one branch serves many requests)."""
 
-    def __init__(self, local_encoder: LocalEncoder, aligner: ResidualAligner | None = None, fusion: FeatureFusion | None = None,
-                 resolution: int | None = None) -> None:  # fmt: skip
+    def __init__(self, local_encoder: LocalEncoder, aligner: ResidualAligner | None = None, fusion: FeatureFusion | None = None) -> None:
         super().__init__()
         self.local_encoder, self.aligner, self.fusion = local_encoder, aligner, fusion
-        self.resolution = resolution or int(local_encoder.config["input_size"])
+
+    @property
+    def resolution(self) -> int:
+        """Working size of residuals: E1's input size."""
+        return int(self.local_encoder.config["input_size"])
 
     @property
     def default_alignment(self) -> str:
@@ -92,11 +93,11 @@ class LocalBranch(nn.Module):
         """E1's feature maps (and E_ADA's residual) for rendering ``query``; computed once per view."""
         if alignment not in self.available():
             raise ValueError(f"alignment must be one of {self.available()} for these modules, got {alignment!r}")
-        E1, res = self.local_encoder, self.resolution
+        E1 = self.local_encoder  # it brings each depth map to its input size itself
         delta = self.residual(photo, reference)
-        map_3d = E1(delta, _to(reference.depth, res, "nearest")) if alignment in ("local", "3d", "hybrid") else None
+        map_3d = E1(delta, reference.depth) if alignment in ("local", "3d", "hybrid") else None
         aligned = self.aligned_residual(delta, query) if alignment in ("2d", "hybrid") else None
-        map_2d = E1(aligned, _to(query.depth, res, "nearest")) if aligned is not None else None
+        map_2d = E1(aligned, query.depth) if aligned is not None else None
         return LocalMaps(alignment, map_2d, map_3d, aligned)
 
     def hook(self, maps: LocalMaps, reference: ViewRender, query: ViewRender, visibility_mode: str = "in_image"):

@@ -133,7 +133,7 @@ def build_branch(cfg: Stage2Config, film_channels: int) -> LocalBranch:
             torch.nn.init.zeros_(layer.bias)
     aligner = ResidualAligner(widths=cfg.aligner_widths) if cfg.alignment in ("2d", "hybrid") else None
     fusion = FeatureFusion(channels=cfg.width) if cfg.alignment == "hybrid" else None
-    return LocalBranch(E1, aligner, fusion, resolution=cfg.local_resolution)
+    return LocalBranch(E1, aligner, fusion)
 
 
 class Stage2Trainer:
