@@ -73,3 +73,115 @@ def test_cli_refusals_are_one_line(tmp_path, capsys):
     assert "novel_view_prob must be in [0, 1]" in capsys.readouterr().err
     assert main(["train", "stage2", "--config", str(tmp_path / "missing.json")]) == 2
     assert "not a preset" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ stage 2.1 / 2.2, the adversarial term, synthetic data
+def test_discriminator_losses_have_their_textbook_values():
+    from e3dge.training.discriminator import Discriminator, d_logistic_loss, g_nonsaturating_loss, r1_penalty
+
+    zero = torch.zeros(5)
+    assert float(d_logistic_loss(zero, zero)) == pytest.approx(2 * np.log(2))
+    assert float(g_nonsaturating_loss(torch.full((3,), 2.0))) == pytest.approx(np.log1p(np.exp(-2.0)))
+
+    class Linear(torch.nn.Module):  # D(x) = <w, x>: its input gradient is w for every sample
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.randn(1, 3, 8, 8))
+
+        def forward(self, x):
+            return (x * self.w).sum(dim=(1, 2, 3))
+
+    lin = Linear()
+    assert float(r1_penalty(lin, torch.randn(4, 3, 8, 8))) == pytest.approx(float(lin.w.square().sum()), rel=1e-5)
+    D = Discriminator(16, width=8, max_width=16)
+    assert D(torch.randn(6, 3, 16, 16)).shape == (6,) and D(torch.randn(2, 3, 32, 32)).shape == (2,)  # other sizes are resized
+    with pytest.raises(ValueError, match="power of two"):
+        Discriminator(24)
+
+
+def test_stage_21_trains_the_2d_branch_then_22_freezes_e_ada_and_adds_the_adversary(tmp_path):
+    tr = _trainer(tmp_path, "stages", steps=4, stage21_steps=2, r1_every=2)
+    cfg = tr.cfg
+    assert [cfg.stage_at(s) for s in range(4)] == ["2.1", "2.1", "2.2", "2.2"] and cfg.alignment_at(0) == "2d" and cfg.alignment_at(2) == "hybrid"
+    snap = lambda m: [p.detach().clone() for p in m.parameters()]  # noqa: E731
+    changed = lambda a, m: any(not torch.equal(x, y) for x, y in zip(a, m.parameters()))  # noqa: E731
+    rows = []
+    for _ in range(4):
+        ada, fuse, D = snap(tr.branch.aligner), snap(tr.branch.fusion), snap(tr.D)
+        rows.append(tr.train_step())
+        rows[-1]["changed"] = (changed(ada, tr.branch.aligner), changed(fuse, tr.branch.fusion), changed(D, tr.D))
+    assert [r["stage"] for r in rows] == ["2.1", "2.1", "2.2", "2.2"]
+    assert [r["changed"] for r in rows[:2]] == [(True, False, False)] * 2  # 2.1: E_ADA learns; no fusion, no D
+    assert [r["changed"] for r in rows[2:]] == [(False, True, True)] * 2  # 2.2: E_ADA frozen; fusion and D learn
+    assert "adv" not in rows[1] and "adv" in rows[2] and "residual" in rows[1] and "residual" not in rows[2]
+    assert "r1" in rows[2] and "r1" not in rows[3]  # lazy R1 on steps divisible by r1_every
+
+
+def test_synthetic_pairs_are_the_generators_own_renders(tmp_path):
+    tr = _trainer(tmp_path, "syn", data="synthetic", adv_weight=0.0)
+    batch = tr.sample(2, torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)  # replay the draw: cameras first, then z
+    draws = [torch.rand(2, generator=g) for _ in range(5)]
+    z = torch.randn(2, tr.G.z_dim, generator=g)
+    from e3dge.cameras import label_from_yaw_pitch
+
+    cfg = tr.cfg
+    label = label_from_yaw_pitch((draws[0] * 2 - 1) * cfg.yaw_range, (draws[1] * 2 - 1) * cfg.pitch_range)
+    with torch.no_grad():
+        ws = tr.G.mapping(z, label, truncation_psi=cfg.truncation)
+        target = tr.render(ws, batch["query_label"], None).image_raw.clamp(-1, 1)
+        photo = tr.G.synthesis(ws, label, deterministic=True).image.clamp(-1, 1)
+    assert torch.allclose(batch["target"], target, atol=1e-6) and torch.allclose(batch["photo"], photo, atol=1e-6)
+    assert batch["photo"].shape == (2, 3, tr.G.img_resolution, tr.G.img_resolution) and batch["target"].shape == (2, 3, 16, 16)
+    assert torch.isfinite(torch.tensor(tr.train_step()["total"]))
+
+
+def test_config_refusals_and_the_ffhq_preset():
+    from e3dge.encoders.aligner import AlignerConfig
+    from e3dge.encoders.local import LocalEncoderConfig
+    from e3dge.errors import UserError
+
+    with pytest.raises(UserError, match="needs the toy generator"):
+        load_stage2_config("toy", {"generator": "tiny-random"})
+    with pytest.raises(UserError, match="power of two"):
+        load_stage2_config("toy", {"render_resolution": 24})
+    with pytest.raises(UserError, match="truncation must be in"):
+        load_stage2_config("toy", {"truncation": 1.5})
+    ffhq = load_stage2_config("ffhq-eg3d")
+    official = LocalEncoderConfig.official()
+    assert (ffhq.stem_width, ffhq.width, ffhq.num_stack, ffhq.depth, ffhq.groups, ffhq.local_resolution) == (
+        official.stem_width, official.width, official.num_stack, official.depth, official.groups, official.input_size)  # fmt: skip
+    assert ffhq.aligner_widths == AlignerConfig.official().widths and ffhq.data == "synthetic" and ffhq.truncation == 0.55
+    assert (ffhq.lr_local, ffhq.lr_aligner, ffhq.lr_fusion, ffhq.lr_d, ffhq.adv_weight, ffhq.r1_gamma, ffhq.r1_every) == (5e-5, 1e-4, 1e-4, 5e-5, 0.01, 10.0, 16)
+
+
+def test_sample_grid_is_written(tmp_path):
+    from PIL import Image
+
+    tr = _trainer(tmp_path, "grid")
+    path = tr.save_samples(num=3)
+    with Image.open(path) as im:
+        assert im.size == (4 * 16, 3 * 16)  # photo | E0 | with the branch | target, one row per head
+        assert np.asarray(im).std() > 1
+
+
+def test_two_processes_keep_the_branch_and_discriminator_in_sync(tmp_path):
+    """accelerate over torch.distributed (gloo, 2 CPU processes): different data per rank, identical weights."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port),
+           str(Path(__file__).with_name("stage2_ddp_worker.py")), str(out)]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ranks = [(out / f"params_rank{i}.txt").read_text().split() for i in (0, 1)]
+    assert ranks[0][0] == ranks[1][0] == "2" and ranks[0][1].endswith("MULTI_CPU")
+    assert ranks[0][2:] == ranks[1][2:]

@@ -95,8 +95,8 @@ def add_train_command(subparsers) -> argparse.ArgumentParser:
     from e3dge.encoders.hybrid import ALIGNMENTS
     from e3dge.encoders.pixel_aligned import VISIBILITY_MODES
 
-    s2 = sub.add_parser("stage2", help="train the local branch (E1, E_ADA, fusion) on the toy lab's procedural heads, E0 frozen (resumes from --out)")
-    s2.add_argument("--config", default="toy", help="preset (toy, tiny-test) or a .json file")
+    s2 = sub.add_parser("stage2", help="train the local branch (E1, E_ADA, fusion; stage 2.1 then 2.2 with the adversarial term), E0 frozen (resumes from --out); multi-GPU: accelerate launch -m e3dge.cli train stage2 ...")
+    s2.add_argument("--config", default="toy", help="preset (toy, tiny-test, ffhq-eg3d) or a .json file")
     s2.add_argument("--out", dest="out_dir", default=None, help="output folder (default from the config)")
     s2.add_argument("--steps", type=int_in(1, 10**8), default=None)
     s2.add_argument("--seed", type=int_in(0, 2**31 - 1), default=None)

@@ -1,4 +1,4 @@
-"""Sample grids for Stage I: what the encoder sees next to what the generator makes of its code."""
+"""Sample grids: what the encoder sees next to what the generator makes of its code (Stage I, Stage II)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from e3dge.cameras import label_from_yaw_pitch
 from e3dge.encoders import GlobalEncoder
 from e3dge.training.pseudo_pairs import PseudoPairBatch
 
-__all__ = ["sample_grid", "depth_to_rgb"]
+__all__ = ["sample_grid", "save_columns", "depth_to_rgb"]
 
 
 def depth_to_rgb(depth: torch.Tensor, mask: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
@@ -39,8 +39,13 @@ def sample_grid(E: GlobalEncoder, G: TriPlaneGenerator, batch: PseudoPairBatch, 
     lo, hi = (float(on.min()), float(on.max())) if on.numel() else (2.0, 3.3)
     cols = [batch.image, out.image.clamp(-1, 1), novel.image.clamp(-1, 1),
             up(depth_to_rgb(batch.depth, batch.mask, lo, hi)), up(depth_to_rgb(out.depth, out.mask, lo, hi))]  # fmt: skip
-    rows = torch.cat([torch.cat(list(c), dim=-1) for c in zip(*cols)], dim=-2)  # [3, N*S, 5*S]
-    img = ((rows.permute(1, 2, 0).cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
+    return save_columns(cols, path)
+
+
+def save_columns(cols: list[torch.Tensor], path: str | Path) -> Path:
+    """Write images ``[N, 3, S, S]`` in [-1, 1], one column per tensor and one row per sample, as a PNG."""
+    rows = torch.cat([torch.cat(list(c), dim=-1) for c in zip(*cols)], dim=-2)  # [3, N*S, C*S]
+    img = ((rows.permute(1, 2, 0).float().cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(img).save(path)

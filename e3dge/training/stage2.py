@@ -1,13 +1,21 @@
-"""Stage II in the toy lab: train the local branch (E1, E_ADA, fusion) with E0 and the generator frozen.
+"""Stage II: train the local branch (E1, E_ADA, fusion) with E0 and the generator frozen.
 
-Each step draws procedural photo-like heads (the toy lab's domain gap: E0 cannot hold their
-texture), shows one view to E0, and renders a query view — a novel view with probability
-``novel_view_prob``, else the input view — whose exact target is the procedural render of the same
-head there (the paper's novel-view cycle, with ground truth instead of a partner sample). The input
-camera is E0's estimate, as at inference. Losses: MSE of the modulated raw render to the target +
-``residual_weight`` x L1 of E_ADA's residual to the target's residual at the query view (paper's
-res loss). :class:`Stage2Trainer` is a task of the one training loop (checkpoints, resume, logs).
-The adversarial term of stage 2.2 and LPIPS/ID are not used in the toy preset (see the README).
+Each step draws heads, shows one view to E0 and renders a query view (a novel view with
+probability ``novel_view_prob``, else the input view) whose exact target is known: the paper's
+novel-view cycle (facts §3: a pair of samples sharing z, each with its own camera). Two data
+sources: ``toy-photos`` (the toy lab's procedural photo-like heads, whose texture E0 cannot hold:
+the domain gap the branch exists for) and ``synthetic`` (the official recipe: the frozen generator's
+own samples at truncation ``truncation``, any backbone). The input camera is E0's estimate, as at
+inference. Losses: MSE of the modulated raw render to the target (+ LPIPS / ArcFace ID when their
+weights are installed) + ``residual_weight`` x L1 of E_ADA's residual to the query view's residual.
+
+Two stages on one run, as the paper: stage 2.1 (the first ``stage21_steps``) trains E1 with the
+2D alignment (E_ADA) alone; stage 2.2 switches to the configured alignment (hybrid: 3D projection
+fused with the 2D branch), freezes E_ADA (official ``--fix_ada``) and adds the adversarial term: a
+StyleGAN2-style discriminator on the query renders vs real images (``real_data``), non-saturating
+loss x ``adv_weight`` on both sides, lazy R1 (gamma ``r1_gamma`` every ``r1_every`` steps, scaled by
+the interval) on the real images. :class:`Stage2Trainer` is a task of the one training loop
+(checkpoints, exact resume, logs); ``accelerate`` spreads it over processes (gradients averaged).
 """
 
 from __future__ import annotations
@@ -28,9 +36,13 @@ from e3dge.encoders.hybrid import ALIGNMENTS, LocalBranch, ViewRender
 from e3dge.encoders.local import LocalEncoder
 from e3dge.encoders.pixel_aligned import VISIBILITY_MODES
 from e3dge.errors import UserError
+from e3dge.training.discriminator import Discriminator, d_logistic_loss, g_nonsaturating_loss, r1_penalty
 from e3dge.training.loop import LoopOptions, TrainingLoop
 
 __all__ = ["Stage2Config", "STAGE2_PRESETS", "load_stage2_config", "Stage2Trainer", "train_stage2", "build_branch"]
+
+DATA_SOURCES = ("toy-photos", "synthetic")
+TERM_SWITCHES = {"lpips": ("off", "alex", "vgg"), "identity": ("off", "arcface")}
 
 
 @dataclass
@@ -38,6 +50,10 @@ class Stage2Config:
     """Options of a Stage II run (``out_dir``, ``threads``, ``checkpoint_every`` and ``sample_every`` do not define the run)."""
 
     out_dir: str = "outputs/stage2-toy"
+    generator: str = "toy"  # toy | tiny-random | a bundle folder / Hub id of an EG3D generator
+    encoder: str = "toy"  # toy | a folder with a GlobalEncoder (e.g. a Stage I run's final/)
+    data: str = "toy-photos"  # toy-photos (toy lab) | synthetic (the generator's own samples, the official recipe)
+    truncation: float = 0.55  # synthetic data only (official: 0.55)
     steps: int = 400
     batch_size: int = 4
     seed: int = 0
@@ -56,6 +72,20 @@ class Stage2Config:
     lr_aligner: float = 1e-3
     lr_fusion: float = 1e-3
     residual_weight: float = 1.0
+    lpips: str = "off"
+    lpips_weight_21: float = 0.8  # official vgg_lambda in 2.1 / 2.2
+    lpips_weight_22: float = 1.0
+    identity: str = "off"
+    id_weight: float = 0.1
+    stage21_steps: int = 200  # steps of stage 2.1 (2D alignment only, no adversarial term); then stage 2.2
+    freeze_aligner_in_22: bool = True
+    adv_weight: float = 0.01  # 0 turns the discriminator off
+    real_data: str = "toy-photos"  # the discriminator's real images: toy-photos or a folder of aligned crops
+    lr_d: float = 2e-4  # scaled by r1_every / (r1_every + 1) as StyleGAN2's lazy regularisation
+    r1_gamma: float = 10.0
+    r1_every: int = 16
+    d_width: int = 32
+    d_max_width: int = 256
     novel_view_prob: float = 0.5
     yaw_range: float = 0.4
     pitch_range: float = 0.2
@@ -67,21 +97,32 @@ class Stage2Config:
     def __post_init__(self) -> None:
         checks = [("steps", 1, 10**8), ("batch_size", 1, 256), ("render_resolution", 8, 512), ("ray_samples", 2, 256), ("local_resolution", 16, 1024),
                   ("stem_width", 2, 512), ("width", 8, 2048), ("num_stack", 1, 8), ("depth", 1, 6), ("groups", 1, 256), ("checkpoint_every", 1, 10**8),
-                  ("sample_every", 1, 10**8), ("threads", 0, 256), ("seed", 0, 2**31 - 1)]  # fmt: skip
+                  ("sample_every", 1, 10**8), ("threads", 0, 256), ("seed", 0, 2**31 - 1), ("stage21_steps", 0, 10**8), ("r1_every", 1, 10**6),
+                  ("d_width", 1, 1024), ("d_max_width", 1, 2048)]  # fmt: skip
         for name, lo, hi in checks:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
                 raise UserError(f"stage2 option {name} must be an integer in [{lo}, {hi}], got {v!r}")
-        for name in ("lr_local", "lr_aligner", "lr_fusion", "residual_weight", "novel_view_prob", "yaw_range", "pitch_range", "query_yaw_range"):
+        for name in ("lr_local", "lr_aligner", "lr_fusion", "residual_weight", "novel_view_prob", "yaw_range", "pitch_range", "query_yaw_range",
+                     "truncation", "lpips_weight_21", "lpips_weight_22", "id_weight", "adv_weight", "lr_d", "r1_gamma"):  # fmt: skip
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0 or v > 10:
-                raise UserError(f"stage2 option {name} must be a number in [0, 10], got {v!r}")
-        if self.novel_view_prob > 1:
-            raise UserError(f"stage2 option novel_view_prob must be in [0, 1], got {self.novel_view_prob}")
-        if self.alignment not in ALIGNMENTS:
-            raise UserError(f"stage2 option alignment must be one of {ALIGNMENTS}, got {self.alignment!r}")
-        if self.visibility not in VISIBILITY_MODES:
-            raise UserError(f"stage2 option visibility must be one of {VISIBILITY_MODES}, got {self.visibility!r}")
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0 or v > 100:
+                raise UserError(f"stage2 option {name} must be a number in [0, 100], got {v!r}")
+        for name in ("novel_view_prob", "truncation"):
+            if getattr(self, name) > 1:
+                raise UserError(f"stage2 option {name} must be in [0, 1], got {getattr(self, name)}")
+        if not isinstance(self.freeze_aligner_in_22, bool):
+            raise UserError(f"stage2 option freeze_aligner_in_22 must be true or false, got {self.freeze_aligner_in_22!r}")
+        for name, allowed in (("alignment", ALIGNMENTS), ("visibility", VISIBILITY_MODES), ("data", DATA_SOURCES), *TERM_SWITCHES.items()):
+            if getattr(self, name) not in allowed:
+                raise UserError(f"stage2 option {name} must be one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("generator", "encoder", "real_data", "out_dir"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise UserError(f"stage2 option {name} must be a non-empty string, got {getattr(self, name)!r}")
+        if self.data == "toy-photos" and self.generator != "toy":
+            raise UserError(f"stage2 data 'toy-photos' needs the toy generator (got generator {self.generator!r}); use --set data=synthetic")
+        if self.adv_weight > 0 and (self.render_resolution & (self.render_resolution - 1)):
+            raise UserError(f"stage2 option render_resolution must be a power of two with the adversarial term (adv_weight > 0), got {self.render_resolution}")
         self.aligner_widths = tuple(self.aligner_widths)
         if len(self.aligner_widths) != 4 or not all(isinstance(v, int) and 1 <= v <= 1024 for v in self.aligner_widths):
             raise UserError(f"stage2 option aligner_widths must be 4 integers in [1, 1024], got {list(self.aligner_widths)}")
@@ -91,17 +132,35 @@ class Stage2Config:
         d["aligner_widths"] = list(self.aligner_widths)
         return d
 
+    def stage_at(self, step: int) -> str:
+        """``"2.1"`` or ``"2.2"`` for the optimisation step ``step`` (0-based)."""
+        return "2.1" if step < self.stage21_steps else "2.2"
+
+    def alignment_at(self, step: int) -> str:
+        """Stage 2.1 trains the hybrid's 2D branch alone; other alignments are the same in both stages."""
+        return "2d" if self.alignment == "hybrid" and self.stage_at(step) == "2.1" else self.alignment
+
 
 RUN_ONLY = ("out_dir", "threads", "checkpoint_every", "sample_every")
 STAGE2_PRESETS: dict[str, dict[str, Any]] = {
+    # Toy lab on a 2-core CPU: about 20 minutes (200 steps of 2.1, 200 of 2.2).
     "toy": {},
+    # Tests: a handful of steps on tiny renders.
     "tiny-test": {"out_dir": "outputs/stage2-tiny", "steps": 4, "batch_size": 2, "render_resolution": 16, "ray_samples": 6, "local_resolution": 32,
-                  "checkpoint_every": 2, "sample_every": 1000},
+                  "stage21_steps": 2, "r1_every": 2, "d_width": 8, "d_max_width": 16, "checkpoint_every": 2, "sample_every": 1000},
+    # FFHQ EG3D on a GPU: the official recipe (facts §3) — synthetic pairs at truncation 0.55, LPIPS + ID, the official
+    # learning rates (netLocal 5e-5, ADA 1e-4, Fuse 1e-4, D 5e-5) and the paper's E1 / E_ADA sizes; E0 from a Stage I run.
+    "ffhq-eg3d": {"out_dir": "outputs/stage2-ffhq-eg3d", "generator": "eg3d-ffhqrebalanced512-128", "encoder": "outputs/stage1-ffhq-eg3d/final",
+                  "data": "synthetic", "real_data": "data/ffhq-aligned", "steps": 20000, "stage21_steps": 10000, "batch_size": 4,
+                  "render_resolution": 64, "ray_samples": 48, "local_resolution": 256, "stem_width": 32, "width": 256, "num_stack": 4,
+                  "depth": 2, "groups": 32, "aligner_widths": [16, 32, 48, 64], "lr_local": 5e-5, "lr_aligner": 1e-4, "lr_fusion": 1e-4,
+                  "lr_d": 5e-5, "lpips": "alex", "identity": "arcface", "d_width": 64, "d_max_width": 512, "yaw_range": 0.6, "pitch_range": 0.3,
+                  "query_yaw_range": 0.8, "checkpoint_every": 500, "sample_every": 500},
 }  # fmt: skip
 
 
 def load_stage2_config(name_or_path: str, overrides: dict[str, Any] | None = None) -> Stage2Config:
-    """A preset (``toy``, ``tiny-test``) or a JSON file, then ``overrides``; unknown keys are one-line errors with the valid names."""
+    """A preset (``toy``, ``tiny-test``, ``ffhq-eg3d``) or a JSON file, then ``overrides``; unknown keys are one-line errors with the valid names."""
     if name_or_path in STAGE2_PRESETS:
         base = dict(STAGE2_PRESETS[name_or_path])
     else:
@@ -137,52 +196,77 @@ def build_branch(cfg: Stage2Config, film_channels: int) -> LocalBranch:
 
 
 class Stage2Trainer:
-    """Stage II as a :class:`~e3dge.training.loop.TrainingTask` (toy lab: procedural heads, exact novel-view targets)."""
+    """Stage II as a :class:`~e3dge.training.loop.TrainingTask`: frozen generator and E0, trainable local branch (+ discriminator)."""
 
-    def __init__(self, cfg: Stage2Config, resume: str = "auto", generator=None, encoder=None) -> None:
-        from e3dge.toy import HeadFactorMap, load_toy_encoder, load_toy_generator
+    def __init__(self, cfg: Stage2Config, resume: str = "auto", generator=None, encoder=None, accelerator=None) -> None:
+        from accelerate import Accelerator
+
+        from e3dge.training.sources import load_generator, make_identity, make_lpips, make_real_source
+        from e3dge.training.pseudo_pairs import ensure_w_avg
 
         self.cfg = cfg
         self.out = Path(cfg.out_dir)
-        with torch.random.fork_rng(devices=[]):
+        self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+        self.device = self.acc.device
+        with torch.random.fork_rng(devices=[]):  # identical initial weights on every process; the caller's RNG is untouched
             torch.manual_seed(cfg.seed)
-            self.G = (generator or load_toy_generator()).eval().requires_grad_(False)
-            self.E0 = (encoder or load_toy_encoder()).eval().requires_grad_(False)
+            G = generator if generator is not None else load_generator(cfg.generator, self.device)
+            self.G = G.to(self.device).eval().requires_grad_(False)
+            if cfg.data == "synthetic":
+                self.G = ensure_w_avg(self.G)  # truncation needs the mean latent (a copy when the loaded one never tracked it)
+            self.E0 = (encoder if encoder is not None else load_encoder(cfg.encoder)).to(self.device).eval().requires_grad_(False)
             film = self.G.decoder.net[-1].weight.shape[0] - 1  # the decoder's colour features
-            self.branch = build_branch(cfg, film)
-        self.factors = HeadFactorMap(self.G.z_dim)
+            self.branch = build_branch(cfg, film).to(self.device)
+            self.D = Discriminator(cfg.render_resolution, cfg.d_width, cfg.d_max_width).to(self.device) if cfg.adv_weight > 0 else None
+        self.lpips = make_lpips(cfg.lpips, self.device)
+        self.identity = make_identity(cfg.identity, self.device)
+        self.real = make_real_source(cfg.real_data, cfg.render_resolution) if self.D is not None else None
         groups = [{"params": self.branch.local_encoder.parameters(), "lr": cfg.lr_local}]
         if self.branch.aligner is not None:
             groups.append({"params": self.branch.aligner.parameters(), "lr": cfg.lr_aligner})
         if self.branch.fusion is not None:
             groups.append({"params": self.branch.fusion.parameters(), "lr": cfg.lr_fusion})
         self.opt = torch.optim.Adam(groups)
-        self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + 2)
+        if self.D is not None:
+            c = cfg.r1_every / (cfg.r1_every + 1)  # StyleGAN2's lazy-regularisation correction
+            self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d * c, betas=(0.0, 0.99**c))
+        self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + 2 + self.acc.process_index)  # each process its own draw
         self.step = 0
         options = {k: v for k, v in cfg.to_dict().items() if k not in RUN_ONLY}
         self.loop = TrainingLoop(self, LoopOptions(cfg.out_dir, cfg.steps, options, seed=cfg.seed, checkpoint_every=cfg.checkpoint_every, resume=resume,
-                                                   desc=f"stage2 {cfg.alignment}", postfix=("total", "mse"), threads=cfg.threads))  # fmt: skip
+                                                   desc=f"stage2 {cfg.alignment}", postfix=("total", "mse"), threads=cfg.threads, device=self.device),
+                                 self.acc)  # fmt: skip
         self.loop.resume()
-        (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        if self.acc.is_main_process:
+            (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
     # ------------------------------------------------------------------ data and renders
-    def sample(self, n: int) -> dict[str, torch.Tensor]:
-        """Heads, an input view and a query view (novel or the same), their photo renders."""
-        from e3dge.toy import render_heads
-
-        cfg, g = self.cfg, self.gen
-        f = self.factors.factors(torch.randn(n, self.G.z_dim, generator=g))
+    def sample(self, n: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Heads, an input view and a query view (novel with probability ``novel_view_prob``, else the same), the input photo and the query target."""
+        cfg, g = self.cfg, generator or self.gen
         yaw = (torch.rand(n, generator=g) * 2 - 1) * cfg.yaw_range
         pitch = (torch.rand(n, generator=g) * 2 - 1) * cfg.pitch_range
         novel = torch.rand(n, generator=g) < cfg.novel_view_prob
         q_yaw = torch.where(novel, (torch.rand(n, generator=g) * 2 - 1) * cfg.query_yaw_range, yaw)
         q_pitch = torch.where(novel, (torch.rand(n, generator=g) * 2 - 1) * cfg.pitch_range, pitch)
-        q_label = label_from_yaw_pitch(q_yaw, q_pitch)
-        photo = render_heads(f, label_from_yaw_pitch(yaw, pitch), self.G.img_resolution, photo=True).image
-        target = render_heads(f, q_label, cfg.render_resolution, photo=True).image
-        return {"photo": photo, "target": target, "query_label": q_label, "novel": novel}
+        label, q_label = label_from_yaw_pitch(yaw, pitch), label_from_yaw_pitch(q_yaw, q_pitch)
+        z = torch.randn(n, self.G.z_dim, generator=g)
+        if cfg.data == "toy-photos":
+            from e3dge.toy import HeadFactorMap, render_heads
 
-    def render(self, ws: torch.Tensor, label: torch.Tensor, planes: torch.Tensor, colour_hook=None):
+            f = HeadFactorMap(self.G.z_dim).factors(z)
+            photo = render_heads(f, label, self.G.img_resolution, photo=True).image
+            target = render_heads(f, q_label, cfg.render_resolution, photo=True).image
+        else:  # the generator's own sample: full image at the input view, raw render at the query view
+            with torch.no_grad():
+                dev = self.device
+                ws = self.G.mapping(z.to(dev), label.to(dev), truncation_psi=cfg.truncation)
+                photo = self.G.synthesis(ws, label.to(dev), deterministic=True).image.clamp(-1, 1)
+                target = self.render(ws, q_label.to(dev), None).image_raw.clamp(-1, 1)
+        dev = self.device
+        return {"photo": photo.to(dev), "target": target.to(dev), "query_label": q_label.to(dev), "novel": novel}
+
+    def render(self, ws: torch.Tensor, label: torch.Tensor, planes: torch.Tensor | None, colour_hook=None):
         s = self.cfg.ray_samples
         return self.G.synthesis(ws, label, planes=planes, neural_rendering_resolution=self.cfg.render_resolution, deterministic=True,
                                 superresolution=False, colour_hook=colour_hook, rendering_overrides={"depth_resolution": s, "depth_resolution_importance": s})  # fmt: skip
@@ -191,35 +275,93 @@ class Stage2Trainer:
         """E0's code and planes, and its renders at the estimated input camera and at the query camera (no gradients)."""
         with torch.no_grad():
             enc = self.E0(photo)
-            ref_label = label_from_yaw_pitch(enc.pose[:, 0], enc.pose[:, 1])
+            ref_label = label_from_yaw_pitch(enc.pose[:, 0], enc.pose[:, 1], device=photo.device)
             planes = self.G.planes(enc.ws)
             ref, q = self.render(enc.ws, ref_label, planes), self.render(enc.ws, query_label, planes)
         return enc.ws, planes, ViewRender(ref.image_raw, ref.depth, ref_label), ViewRender(q.image_raw, q.depth, query_label)
 
-    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """MSE of the modulated query render + E_ADA's residual L1."""
-        cfg = self.cfg
+    def branch_render(self, batch: dict[str, torch.Tensor], alignment: str) -> tuple[torch.Tensor, Any, ViewRender]:
+        """The modulated raw render at the query view, E_ADA's maps and E0's plain query render."""
         ws, planes, ref, q = self.views(batch["photo"], batch["query_label"])
-        maps = self.branch.prepare(batch["photo"], ref, q, cfg.alignment)
-        out = self.render(ws, q.label, planes, self.branch.hook(maps, ref, q, cfg.visibility))
-        terms = {"mse": F.mse_loss(out.image_raw, batch["target"]), "mse_e0": F.mse_loss(q.image, batch["target"])}
+        maps = self.branch.prepare(batch["photo"], ref, q, alignment)
+        out = self.render(ws, q.label, planes, self.branch.hook(maps, ref, q, self.cfg.visibility))
+        return out.image_raw, maps, q
+
+    def losses(self, batch: dict[str, torch.Tensor], step: int | None = None) -> dict[str, torch.Tensor]:
+        """All of the branch's terms at ``step`` (default: the current one); ``fake`` holds the render for D (detached)."""
+        cfg = self.cfg
+        step = self.step if step is None else step
+        stage = cfg.stage_at(step)
+        image, maps, q = self.branch_render(batch, cfg.alignment_at(step))
+        target = batch["target"]
+        terms = {"mse": F.mse_loss(image, target), "mse_e0": F.mse_loss(q.image, target)}
         total = terms["mse"]
-        if maps.aligned_residual is not None:
+        up256 = lambda x: F.interpolate(x, size=(256, 256), mode="bilinear", align_corners=False)  # noqa: E731  (LPIPS / ID at pSp's size)
+        lpips_weight = cfg.lpips_weight_21 if stage == "2.1" else cfg.lpips_weight_22
+        if self.lpips is not None and lpips_weight > 0:
+            terms["lpips"] = self.lpips(up256(image), up256(target)).mean()
+            total = total + lpips_weight * terms["lpips"]
+        if self.identity is not None and cfg.id_weight > 0:
+            terms["id"] = self.identity(up256(image), up256(target))
+            total = total + cfg.id_weight * terms["id"]
+        if maps.aligned_residual is not None and self.aligner_trains(step):
             res = cfg.local_resolution
             up = lambda x: F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False)  # noqa: E731
-            terms["residual"] = F.l1_loss(maps.aligned_residual, up(batch["target"]) - up(q.image))
+            terms["residual"] = F.l1_loss(maps.aligned_residual, up(target) - up(q.image))
             total = total + cfg.residual_weight * terms["residual"]
+        if self.D is not None and stage == "2.2":
+            self.D.requires_grad_(False)
+            terms["adv"] = g_nonsaturating_loss(self.D(image))
+            total = total + cfg.adv_weight * terms["adv"]
         terms["total"] = total
+        terms["fake"] = image.detach()
         return terms
+
+    def aligner_trains(self, step: int) -> bool:
+        """E_ADA learns in stage 2.1, and in 2.2 unless ``freeze_aligner_in_22`` (official ``--fix_ada``)."""
+        return self.cfg.stage_at(step) == "2.1" or not self.cfg.freeze_aligner_in_22
+
+    def discriminator_step(self, fake: torch.Tensor) -> dict[str, float]:
+        """One D update: ``adv_weight`` x logistic loss, + lazy R1 every ``r1_every`` steps (x the interval)."""
+        cfg, D = self.cfg, self.D
+        D.requires_grad_(True)
+        real = self.real.sample(len(fake), self.gen).to(self.device)
+        logistic = d_logistic_loss(D(real), D(fake))
+        loss = cfg.adv_weight * logistic
+        row = {"d_logistic": float(logistic.detach())}
+        if self.step % cfg.r1_every == 0:
+            r1 = r1_penalty(D, real)
+            loss = loss + cfg.r1_gamma / 2 * r1 * cfg.r1_every
+            row["r1"] = float(r1.detach())
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self._average_gradients(D.parameters())
+        self.opt_d.step()
+        D.requires_grad_(False)
+        return row
+
+    def _average_gradients(self, params) -> None:
+        """Mean of the gradients over processes (the branch is driven through its methods, so no DDP wrapper does it)."""
+        if self.acc.num_processes > 1:
+            for p in params:
+                if p.grad is not None:
+                    p.grad = self.acc.reduce(p.grad, reduction="mean")
 
     def train_step(self) -> dict[str, Any]:
         self.branch.train()
+        if self.branch.aligner is not None:
+            self.branch.aligner.requires_grad_(self.aligner_trains(self.step))
         terms = self.losses(self.sample(self.cfg.batch_size))
+        fake = terms.pop("fake")
         self.opt.zero_grad(set_to_none=True)
         terms["total"].backward()
+        self._average_gradients(self.branch.parameters())
         self.opt.step()
+        row: dict[str, Any] = {"stage": self.cfg.stage_at(self.step), **{k: float(v.detach()) for k, v in terms.items()}}
+        if self.D is not None and row["stage"] == "2.2":
+            row.update(self.discriminator_step(fake))
         self.step += 1
-        return {"step": self.step, **{k: float(v.detach()) for k, v in terms.items()}}
+        return {"step": self.step, **row}
 
     # ------------------------------------------------------------------ the loop's task interface
     def fit(self, progress: bool = True, stop_at: int | None = None) -> LocalBranch:
@@ -228,11 +370,17 @@ class Stage2Trainer:
         return self.branch.eval()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"branch": self.branch.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step}
+        state = {"branch": self.branch.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step}
+        if self.D is not None:
+            state.update(discriminator=self.D.state_dict(), optimizer_d=self.opt_d.state_dict())
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.branch.load_state_dict(state["branch"])
         self.opt.load_state_dict(state["optimizer"])
+        if self.D is not None:
+            self.D.load_state_dict(state["discriminator"])
+            self.opt_d.load_state_dict(state["optimizer_d"])
         self.step = int(state["step"])
 
     def rng_state_dict(self) -> dict[str, Any]:
@@ -242,7 +390,23 @@ class Stage2Trainer:
         self.gen.set_state(state["gen"])
 
     def after_step(self, is_main: bool) -> None:
-        return None
+        if is_main and self.step % self.cfg.sample_every == 0:
+            self.save_samples()
+
+    @torch.no_grad()
+    def save_samples(self, num: int = 4) -> Path:
+        """Grid for fixed heads: input photo | E0 at the query view | with the local branch | target."""
+        from e3dge.training.grids import save_columns
+
+        was_training = self.branch.training
+        self.branch.eval()
+        batch = self.sample(num, torch.Generator().manual_seed(987654))
+        image, _, q = self.branch_render(batch, self.cfg.alignment_at(max(self.step - 1, 0)))
+        self.branch.train(was_training)
+        r = self.cfg.render_resolution
+        photo = F.interpolate(batch["photo"], size=(r, r), mode="bilinear", align_corners=False, antialias=True)
+        cols = [photo, q.image.clamp(-1, 1), image.clamp(-1, 1), batch["target"]]
+        return save_columns(cols, self.out / "samples" / f"step_{self.step:06d}.png")
 
     def finish(self, out_dir: Path) -> None:
         """``final/local_encoder``, ``final/aligner_2d``, ``final/fusion`` (the pipeline's Stage II slots)."""
@@ -252,6 +416,17 @@ class Stage2Trainer:
                 module.save_pretrained(out_dir / "final" / name)
         (out_dir / "final" / "branch.json").write_text(json.dumps({"alignment": self.cfg.alignment, "visibility": self.cfg.visibility,
                                                                    "local_resolution": self.cfg.local_resolution}, indent=2))  # fmt: skip
+
+
+def load_encoder(spec: str):
+    """``toy`` (the shipped toy E0) or a folder / Hub id holding a ``GlobalEncoder`` (e.g. a Stage I run's ``final/``)."""
+    from e3dge.encoders import GlobalEncoder
+
+    if spec == "toy":
+        from e3dge.toy import load_toy_encoder
+
+        return load_toy_encoder()
+    return GlobalEncoder.from_pretrained(spec)
 
 
 def train_stage2(cfg: Stage2Config, progress: bool = True, stop_at: int | None = None, resume: str = "auto") -> LocalBranch:
