@@ -7,13 +7,13 @@ STAMP  := $(VENV)/.installed
 export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: venv demo photos test bench clean
+.PHONY: venv demo photos test bench notebook-docs clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# CPU machines: this exact pin resolves to the local CPU wheel (no CUDA download).
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,faces,app]"
+	$(PY) -m pip install -q -e ".[dev,faces,app,notebooks]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -26,6 +26,9 @@ photos: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2 -q
+
+notebook-docs: $(STAMP)
+	E3DGE_WRITE_NOTEBOOK_DOCS=1 HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests/test_notebooks.py -k runs_on
 
 bench: $(STAMP)
 	$(PY) benchmarks/generator.py
