@@ -3,7 +3,9 @@
 Rows (every row is a Stage II run of ``e3dge train stage2 --config toy`` with its own alignment,
 ``--steps`` steps each, half of them stage 2.1; the E0-only row needs no training): E0 only |
 + local features (no alignment) | + 2D alignment | + 3D alignment | hybrid | hybrid with the
-occlusion-aware visibility | hybrid without the adversarial term (the effect of stage 2.2's D).
+occlusion-aware visibility | hybrid without the adversarial term (the effect of stage 2.2's D) |
+hybrid with the FiLM on the tri-plane features before the decoder (geometry can change) instead of
+the decoded colour features (the official placement, and e3dge's).
 
 Held-out photo-like heads (the draw of ``benchmarks/toy_inversion.py``; seeds never used in
 training, which draws from seed 0's stream), inverted by the toy E0 at its estimated camera. Metrics
@@ -50,6 +52,7 @@ ROWS: dict[str, tuple[str, str, dict] | None] = {
     "hybrid": ("hybrid", "in_image", {}),
     "hybrid, occlusion-aware visibility": ("hybrid", "occlusion", {}),
     "hybrid, no adversarial term": ("hybrid", "in_image", {"adv_weight": 0.0}),
+    "hybrid, FiLM on tri-plane features": ("hybrid", "in_image", {"film_target": "features"}),
 }
 SLUGS = {name: name.replace("+ ", "").replace(",", "").replace(" ", "-").replace("(", "").replace(")", "") for name in ROWS}
 NOVEL_YAW = 0.5
@@ -63,7 +66,7 @@ def train_row(name: str, steps: int, runs: Path, threads: int) -> tuple[LocalBra
     cfg = load_stage2_config("toy", {"out_dir": str(runs / SLUGS[name]), "alignment": alignment, "visibility": visibility, "steps": steps,
                                      "stage21_steps": steps // 2, "threads": threads, **extra})  # fmt: skip
     t0 = time.perf_counter()
-    branch = Stage2Trainer(cfg).fit(progress=True)
+    branch = Stage2Trainer(cfg, resume="override").fit(progress=True)  # finished runs are reused; a run with fewer steps continues
     return branch, time.perf_counter() - t0
 
 
@@ -77,15 +80,18 @@ def render(G, ws: torch.Tensor, ws_ref: torch.Tensor, photo: torch.Tensor, ref_c
         return q.image_raw.clamp(-1, 1), q.depth
     ref = G.synthesis(ws_ref, ref_cam, **kw)
     hook = branch.colour_hook(photo, ViewRender(ref.image_raw, ref.depth, ref_cam), ViewRender(q.image_raw, q.depth, cam), row[0], row[1])
-    out = G.synthesis(ws, cam, planes=planes, colour_hook=hook, **kw)
+    where = "feature_hook" if row[2].get("film_target") == "features" else "colour_hook"
+    out = G.synthesis(ws, cam, planes=planes, **{where: hook}, **kw)
     return out.image_raw.clamp(-1, 1), out.depth
 
 
-def evaluate(pipe: InversionPipeline, branches: dict, heads: int, seed: int, slopes: dict, directions: dict[str, Direction]) -> dict:
-    """Mean metrics per row on ``heads`` held-out heads of ``seed``."""
+def evaluate(pipe: InversionPipeline, branches: dict, heads: int, seed: int, slopes: dict, directions: dict[str, Direction], done: dict | None = None) -> dict:
+    """Mean metrics per row on ``heads`` held-out heads of ``seed``; rows in ``done`` (a previous result of this seed) are kept, not re-measured."""
+    done = done or {"rows": {}, "time_s": 0.0}
+    rows = {name: row for name, row in ROWS.items() if name not in done["rows"]}
     G = pipe.generator
     pixels, f, yaws, pitches = held_out_heads(heads, seed)
-    sums: dict[str, dict[str, float]] = {name: {} for name in ROWS}
+    sums: dict[str, dict[str, float]] = {name: {} for name in rows}
     t0 = time.perf_counter()
     add = lambda name, key, v: sums[name].__setitem__(key, sums[name].get(key, 0.0) + float(v) / heads)  # noqa: E731
     targets = {attr: editing.edit_target(f, attr) for attr in EDITS}
@@ -95,7 +101,7 @@ def evaluate(pipe: InversionPipeline, branches: dict, heads: int, seed: int, slo
         yaw, pitch = float(yaws[i]), float(pitches[i])
         yaw2 = yaw - NOVEL_YAW * math.copysign(1.0, yaw + 1e-6)
         views = {"source": ((inv.yaw, inv.pitch), (yaw, pitch)), "novel": ((yaw2, pitch), (yaw2, pitch))}
-        for name, row in ROWS.items():
+        for name, row in rows.items():
             for view, (est, true) in views.items():
                 target = render_heads(f[i][None], label_from_yaw_pitch(*true), RES, photo=True)
                 image, depth = render(G, inv.ws, inv.ws, photo, inv.camera, label_from_yaw_pitch(*est), branches.get(name), row)
@@ -111,7 +117,8 @@ def evaluate(pipe: InversionPipeline, branches: dict, heads: int, seed: int, slo
                     image, _ = render(G, ws_e, inv.ws, photo, inv.camera, cam, branches.get(name), row)
                     add(name, "edit_side_mae", mae(image, target.image) / (2 * len(EDITS)))
         print(f"seed {seed}: head {i + 1}/{heads}", flush=True)
-    return {"seed": seed, "heads": heads, "time_s": time.perf_counter() - t0, "rows": sums}
+    merged = {name: done["rows"].get(name) or sums[name] for name in ROWS}
+    return {"seed": seed, "heads": heads, "time_s": done["time_s"] + time.perf_counter() - t0, "rows": merged}
 
 
 def spread(results: list[dict], name: str, key: str) -> str:
@@ -156,14 +163,16 @@ def ordering(res: list[dict]) -> list[str]:
         ok = [pred(r["rows"]) for r in res]
         return "holds on every seed" if all(ok) else "does not hold" if not any(ok) else f"holds on {sum(ok)} of {len(ok)} seeds"
 
-    local, hy, d2, d3 = "+ local features (no alignment)", "hybrid", "+ 2D alignment", "+ 3D alignment"
-    trained = [n for n in ROWS if n != "E0 only" and n != "hybrid, no adversarial term"]
+    local, hy, d2, d3, feat = "+ local features (no alignment)", "hybrid", "+ 2D alignment", "+ 3D alignment", "hybrid, FiLM on tri-plane features"
+    trained = [n for n in ROWS if n != "E0 only" and n not in ("hybrid, no adversarial term", feat)]
     return [f"- local features alone are best at the source view: {holds(lambda m: m[local]['source_mae'] <= min(m[n]['source_mae'] for n in trained))}",
             f"- local features alone are worst at the novel view (SSIM) among trained rows: {holds(lambda m: m[local]['novel_ssim'] <= min(m[n]['novel_ssim'] for n in trained))}",
             f"- hybrid beats 2D and 3D alignment at the novel view (MAE): {holds(lambda m: m[hy]['novel_mae'] <= min(m[d2]['novel_mae'], m[d3]['novel_mae']))}",
             f"- hybrid keeps edits more consistent than local features alone (edit ±30° MAE): {holds(lambda m: m[hy]['edit_side_mae'] <= m[local]['edit_side_mae'])}",
             f"- occlusion-aware visibility beats in-image visibility at the novel view: {holds(lambda m: m['hybrid, occlusion-aware visibility']['novel_mae'] < m[hy]['novel_mae'])}",
-            f"- the adversarial term (stage 2.2) lowers novel-view MAE: {holds(lambda m: m[hy]['novel_mae'] < m['hybrid, no adversarial term']['novel_mae'])}"]  # fmt: skip
+            f"- the adversarial term (stage 2.2) lowers novel-view MAE: {holds(lambda m: m[hy]['novel_mae'] < m['hybrid, no adversarial term']['novel_mae'])}",
+            f"- FiLM on the colour features (official) beats FiLM on the tri-plane features at the novel view: {holds(lambda m: m[hy]['novel_mae'] < m[feat]['novel_mae'])}",
+            f"- FiLM on the tri-plane features changes depth by more than 0.05 points: {holds(lambda m: abs(m[feat]['source_depth_pct'] - m['E0 only']['source_depth_pct']) > 0.05)}"]  # fmt: skip
 
 
 def main() -> None:
@@ -186,8 +195,15 @@ def main() -> None:
     calibration = json.loads((Path(__file__).parent / "results" / "editing.json").read_text())["calibration"]["slopes"]["w"]
     directions = {attr: pipe.directions[attr] for attr in EDITS}  # W (InterfaceGAN) directions
     a.out.mkdir(parents=True, exist_ok=True)
+    previous = {}
+    old = a.out / "stage2_ablation.json"
+    if old.is_file():  # rows measured before with the same settings are kept (the runs are reused too)
+        prev = json.loads(old.read_text())
+        if (prev.get("steps"), prev.get("heads")) == (a.steps, a.heads):
+            previous = {r["seed"]: r for r in prev["results"]}
+            info["train_s"] = {**prev.get("train_s", {}), **info["train_s"]}
     for seed in a.seeds:
-        info["results"].append(evaluate(pipe, branches, a.heads, seed, calibration, directions))
+        info["results"].append(evaluate(pipe, branches, a.heads, seed, calibration, directions, previous.get(seed)))
         (a.out / "stage2_ablation.json").write_text(json.dumps(info, indent=1))
         (a.out / "stage2_ablation.md").write_text(markdown(info))
     print(markdown(info), flush=True)

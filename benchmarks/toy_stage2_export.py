@@ -25,6 +25,9 @@ SLOTS = {"local_encoder": LocalEncoder, "aligner_2d": ResidualAligner, "fusion":
 
 def load_branch(run: Path) -> dict[str, torch.nn.Module]:
     """The run's ``final/`` modules that exist (E1 always; E_ADA and fusion for 2d / hybrid runs)."""
+    info = json.loads((run / "final" / "branch.json").read_text()) if (run / "final" / "branch.json").is_file() else {}
+    if info.get("film_target", "colour") != "colour":
+        raise SystemExit(f"{run}: trained with film_target={info['film_target']!r}; bundles apply the FiLM to the colour features only")
     return {slot: cls.from_pretrained(run / "final" / slot) for slot, cls in SLOTS.items() if (run / "final" / slot).is_dir()}
 
 

@@ -185,3 +185,23 @@ def test_two_processes_keep_the_branch_and_discriminator_in_sync(tmp_path):
     ranks = [(out / f"params_rank{i}.txt").read_text().split() for i in (0, 1)]
     assert ranks[0][0] == ranks[1][0] == "2" and ranks[0][1].endswith("MULTI_CPU")
     assert ranks[0][2:] == ranks[1][2:]
+
+
+def test_film_on_triplane_features_starts_as_e0_and_can_move_the_geometry(tmp_path):
+    from e3dge.errors import UserError
+    from e3dge.training.stage2 import film_width
+
+    tr = _trainer(tmp_path, "feat", film_target="features", adv_weight=0.0)
+    assert tr.branch.local_encoder.config["film_channels"] == film_width(tr.G, "features") == tr.G.decoder.net[0].weight.shape[1]
+    batch = tr.sample(2)
+    first = tr.losses(batch)
+    assert float(first["mse"].detach()) == pytest.approx(float(first["mse_e0"]), abs=1e-7)  # zero-initialised FiLM: E0's render
+    for _ in range(3):
+        tr.train_step()
+    ws, planes, ref, q = tr.views(batch["photo"], batch["query_label"])
+    maps = tr.branch.prepare(batch["photo"], ref, q, "2d")
+    with torch.no_grad():
+        out = tr.render(ws, q.label, planes, tr.branch.hook(maps, ref, q))
+    assert not torch.allclose(out.depth, q.depth)  # modulating the features before the decoder moves the density too
+    with pytest.raises(UserError, match="film_target must be one of"):
+        load_stage2_config("toy", {"film_target": "sigma"})

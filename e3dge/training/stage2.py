@@ -42,6 +42,7 @@ from e3dge.training.loop import LoopOptions, TrainingLoop
 __all__ = ["Stage2Config", "STAGE2_PRESETS", "load_stage2_config", "Stage2Trainer", "train_stage2", "build_branch"]
 
 DATA_SOURCES = ("toy-photos", "synthetic")
+FILM_TARGETS = ("colour", "features")
 TERM_SWITCHES = {"lpips": ("off", "alex", "vgg"), "identity": ("off", "arcface")}
 
 
@@ -59,6 +60,7 @@ class Stage2Config:
     seed: int = 0
     alignment: str = "hybrid"
     visibility: str = "in_image"
+    film_target: str = "colour"  # colour: the decoded colour features (official; density untouched) | features: tri-plane features before the decoder
     render_resolution: int = 32  # raw render size during training
     ray_samples: int = 12  # coarse and importance samples per ray during training
     local_resolution: int = 64  # E1 / E_ADA input size
@@ -113,7 +115,8 @@ class Stage2Config:
                 raise UserError(f"stage2 option {name} must be in [0, 1], got {getattr(self, name)}")
         if not isinstance(self.freeze_aligner_in_22, bool):
             raise UserError(f"stage2 option freeze_aligner_in_22 must be true or false, got {self.freeze_aligner_in_22!r}")
-        for name, allowed in (("alignment", ALIGNMENTS), ("visibility", VISIBILITY_MODES), ("data", DATA_SOURCES), *TERM_SWITCHES.items()):
+        for name, allowed in (("alignment", ALIGNMENTS), ("visibility", VISIBILITY_MODES), ("data", DATA_SOURCES), ("film_target", FILM_TARGETS),
+                              *TERM_SWITCHES.items()):  # fmt: skip
             if getattr(self, name) not in allowed:
                 raise UserError(f"stage2 option {name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("generator", "encoder", "real_data", "out_dir"):
@@ -215,8 +218,7 @@ class Stage2Trainer:
             if cfg.data == "synthetic":
                 self.G = ensure_w_avg(self.G)  # truncation needs the mean latent (a copy when the loaded one never tracked it)
             self.E0 = (encoder if encoder is not None else load_encoder(cfg.encoder)).to(self.device).eval().requires_grad_(False)
-            film = self.G.decoder.net[-1].weight.shape[0] - 1  # the decoder's colour features
-            self.branch = build_branch(cfg, film).to(self.device)
+            self.branch = build_branch(cfg, film_width(self.G, cfg.film_target)).to(self.device)
             self.D = Discriminator(cfg.render_resolution, cfg.d_width, cfg.d_max_width).to(self.device) if cfg.adv_weight > 0 else None
         self.lpips = make_lpips(cfg.lpips, self.device)
         self.identity = make_identity(cfg.identity, self.device)
@@ -266,10 +268,12 @@ class Stage2Trainer:
         dev = self.device
         return {"photo": photo.to(dev), "target": target.to(dev), "query_label": q_label.to(dev), "novel": novel}
 
-    def render(self, ws: torch.Tensor, label: torch.Tensor, planes: torch.Tensor | None, colour_hook=None):
+    def render(self, ws: torch.Tensor, label: torch.Tensor, planes: torch.Tensor | None, hook=None):
+        """Raw render at the training size; ``hook`` (the branch's FiLM) acts where ``film_target`` says."""
         s = self.cfg.ray_samples
+        where = {"colour_hook" if self.cfg.film_target == "colour" else "feature_hook": hook}
         return self.G.synthesis(ws, label, planes=planes, neural_rendering_resolution=self.cfg.render_resolution, deterministic=True,
-                                superresolution=False, colour_hook=colour_hook, rendering_overrides={"depth_resolution": s, "depth_resolution_importance": s})  # fmt: skip
+                                superresolution=False, rendering_overrides={"depth_resolution": s, "depth_resolution_importance": s}, **where)  # fmt: skip
 
     def views(self, photo: torch.Tensor, query_label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, ViewRender, ViewRender]:
         """E0's code and planes, and its renders at the estimated input camera and at the query camera (no gradients)."""
@@ -415,7 +419,13 @@ class Stage2Trainer:
             if module is not None:
                 module.save_pretrained(out_dir / "final" / name)
         (out_dir / "final" / "branch.json").write_text(json.dumps({"alignment": self.cfg.alignment, "visibility": self.cfg.visibility,
-                                                                   "local_resolution": self.cfg.local_resolution}, indent=2))  # fmt: skip
+                                                                   "film_target": self.cfg.film_target, "local_resolution": self.cfg.local_resolution},
+                                                                  indent=2))  # fmt: skip
+
+
+def film_width(G, film_target: str) -> int:
+    """Channels the FiLM head modulates: the decoder's colour features, or the tri-plane features it reads."""
+    return G.decoder.net[-1].weight.shape[0] - 1 if film_target == "colour" else G.decoder.net[0].weight.shape[1]
 
 
 def load_encoder(spec: str):
