@@ -12,13 +12,13 @@ import torch
 
 from e3dge.cameras import label_from_yaw_pitch
 from e3dge.metrics.image import mae
+from e3dge.training.evaluate import _depth_pct
 from e3dge.tutorials.checks import CheckResult, check_against
 from e3dge.tutorials.editing import ToyHeads
 
 __all__ = ["METHODS", "MethodScore", "invert_with", "score_inversion", "compare_methods", "table_text", "side_by_side", "view", "orbit_video",
            "psnr_solution", "check_psnr", "camera_label_solution", "check_camera_label"]  # fmt: skip
 
-RAY_RANGE = 1.05
 METHODS = ("E0", "E0 + P", "E0 + P+C", "optimisation (W+ then PTI)")
 
 
@@ -54,8 +54,7 @@ def score_inversion(pipe, inv, heads: ToyHeads, i: int, turn: float = 0.5) -> tu
     novel = G.synthesis(inv.ws, label_from_yaw_pitch(yaw2, pitch), **kw)
     t_src = render_heads(heads.factors[i : i + 1], label_from_yaw_pitch(yaw, pitch), res, photo=True)
     t_novel = render_heads(heads.factors[i : i + 1], label_from_yaw_pitch(yaw2, pitch), res, photo=True)
-    on = (t_src.mask > 0.5).float()
-    depth = float(100 * ((src.depth - t_src.depth).abs().clamp(max=RAY_RANGE) * on).sum() / on.sum().clamp_min(1) / RAY_RANGE)
+    depth = float(_depth_pct(src.depth, t_src.depth, t_src.mask).mean())
     return float(mae(src.image_raw.clamp(-1, 1), t_src.image)), float(mae(novel.image_raw.clamp(-1, 1), t_novel.image)), depth
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from e3dge.training.evaluate import DEPTH_RANGE as RAY_RANGE  # the unit of the depth error in %
 from e3dge.training.evaluate import InversionScores, evaluate_toy_inversion
 from e3dge.training.losses import Stage1LossWeights, code_loss, geometry_loss, pose_loss
 from e3dge.training.pseudo_pairs import PosePrior, PseudoPairBatch, PseudoPairSampler
@@ -16,7 +17,6 @@ __all__ = ["Budget", "budget", "toy_sampler", "pair_figure", "loss_terms", "Stag
            "depth_error_table", "surface_depth_term_solution", "depth_error_pct_solution", "check_surface_depth_term", "check_depth_error_pct",
            "ffhq_eg3d_ready"]  # fmt: skip
 
-RAY_RANGE = 1.05  # EG3D FFHQ ray range (ray_end - ray_start): the unit of the depth error in %
 
 
 @dataclass(frozen=True)
