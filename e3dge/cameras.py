@@ -7,6 +7,11 @@ Conventions (NVlabs/eg3d ``docs/camera_conventions.md``):
 * intrinsics are normalised by the image size: ``[[f, 0, 0.5], [0, f, 0.5], [0, 0, 1]]``;
 * the label is ``cat(cam2world.flatten(16), intrinsics.flatten(9))`` -> 25 values.
 
+StyleSDF / official E3DGE cameras (:class:`SphereCamera`) are OpenGL: on the unit sphere at azimuth ``a``,
+elevation ``e`` -> ``(cos e sin a, sin e, cos e cos a)``, looking at the origin down their -z axis, +y up,
+a pinhole focal in pixels ``0.5 * res / tan(half_fov)`` (half-angle 6 degrees). e3dge's ``yaw`` equals the
+azimuth and ``pitch = -elevation`` (both move the camera the same way as the EG3D offsets).
+
 Angles follow EG3D's ``LookAtPoseSampler``: ``horizontal`` (``theta``) and ``vertical`` in radians,
 ``(pi/2, pi/2)`` is frontal. e3dge's ``yaw``/``pitch`` are offsets from frontal,
 ``yaw = horizontal - pi/2`` and ``pitch = vertical - pi/2``; positive yaw moves the camera to +x,
@@ -18,8 +23,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "FFHQ_FOCAL",
@@ -36,7 +43,17 @@ __all__ = [
     "frontal_label",
     "orbit_labels",
     "check_label",
+    "STYLESDF_HALF_FOV",
+    "STYLESDF_DIST_RADIUS",
+    "SphereCamera",
+    "sphere_camera",
+    "sphere_orbit",
 ]
+
+STYLESDF_HALF_FOV = 6.0
+"""Half field-of-view of StyleSDF's FFHQ camera, degrees (``--fov 6``)."""
+STYLESDF_DIST_RADIUS = 0.12
+"""Half the near-far range around the unit camera distance (near 0.88, far 1.12)."""
 
 FFHQ_FOCAL = 4.2647
 """Normalised focal length of the FFHQ EG3D models (about 18.84 degrees field of view)."""
@@ -201,3 +218,67 @@ def orbit_labels(
     yaw = yaw_range * torch.sin(t)
     pitch = pitch_offset + pitch_range * torch.cos(t)
     return label_from_yaw_pitch(yaw, pitch, radius=radius, pivot=pivot, focal=focal, device=device)
+
+
+@dataclass(frozen=True)
+class SphereCamera:
+    """A batch of StyleSDF cameras: OpenGL cam2world on the unit sphere, pixel focal, near/far, and the angles."""
+
+    cam2world: torch.Tensor  # [N, 4, 4]: columns x, y, z (camera looks down -z) and the position
+    focal: torch.Tensor  # [N] focal length in pixels at ``resolution``
+    near: torch.Tensor  # [N]
+    far: torch.Tensor  # [N]
+    azimuth: torch.Tensor  # [N] radians
+    elevation: torch.Tensor  # [N] radians
+    resolution: int
+
+    def __len__(self) -> int:
+        return self.cam2world.shape[0]
+
+    def at_resolution(self, resolution: int) -> SphereCamera:
+        """The same cameras for another image size (the focal scales with it)."""
+        scale = resolution / self.resolution
+        return replace(self, focal=self.focal * scale, resolution=resolution)
+
+    @property
+    def yaw_pitch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """e3dge's (yaw, pitch) offsets from frontal: ``(azimuth, -elevation)``."""
+        return self.azimuth, -self.elevation
+
+
+def sphere_camera(
+    azimuth,
+    elevation,
+    resolution: int = 64,
+    half_fov_degrees: float = STYLESDF_HALF_FOV,
+    dist_radius: float = STYLESDF_DIST_RADIUS,
+    device=None,
+) -> SphereCamera:
+    """StyleSDF cameras from azimuth/elevation (radians): the placement of StyleSDF's ``generate_camera_params``."""
+    azim = _as_tensor(azimuth, device=device).reshape(-1)
+    elev = _as_tensor(elevation, device=device).reshape(-1)
+    azim, elev = torch.broadcast_tensors(azim, elev)
+    if not (torch.isfinite(azim).all() and torch.isfinite(elev).all()):
+        raise ValueError("camera azimuth/elevation must be finite numbers (radians)")
+    z_axis = torch.stack((torch.cos(elev) * torch.sin(azim), torch.sin(elev), torch.cos(elev) * torch.cos(azim)), dim=-1)
+    up = torch.zeros_like(z_axis)
+    up[:, 1] = 1.0
+    z_axis = F.normalize(z_axis, eps=1e-5)
+    x_axis = F.normalize(torch.linalg.cross(up, z_axis, dim=-1), eps=1e-5)
+    y_axis = F.normalize(torch.linalg.cross(z_axis, x_axis, dim=-1), eps=1e-5)
+    pole = torch.isclose(x_axis, torch.zeros_like(x_axis), atol=5e-3).all(dim=-1, keepdim=True)  # looking straight down/up
+    x_axis = torch.where(pole, F.normalize(torch.linalg.cross(y_axis, z_axis, dim=-1), eps=1e-5), x_axis)
+    n = azim.shape[0]
+    cam2world = torch.eye(4, dtype=azim.dtype, device=azim.device).repeat(n, 1, 1)
+    cam2world[:, :3, :3] = torch.stack((x_axis, y_axis, z_axis), dim=-1)
+    cam2world[:, :3, 3] = z_axis  # unit distance from the origin
+    focal = torch.full_like(azim, 0.5 * resolution / math.tan(math.radians(half_fov_degrees)))
+    return SphereCamera(cam2world, focal, torch.full_like(azim, 1 - dist_radius), torch.full_like(azim, 1 + dist_radius), azim, elev, resolution)
+
+
+def sphere_orbit(num_frames: int, azimuth_range: float = 0.45, elevation_range: float = 0.225, resolution: int = 64, device=None) -> SphereCamera:
+    """E3DGE's elliptic video trajectory: ``azim = 0.45 cos(2 pi t)``, ``elev = 0.225 sin(2 pi t)`` over ``num_frames``."""
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    t = torch.arange(num_frames, dtype=torch.float32, device=device) * (2 * math.pi / num_frames)
+    return sphere_camera(azimuth_range * torch.cos(t), elevation_range * torch.sin(t), resolution=resolution, device=device)

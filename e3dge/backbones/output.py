@@ -11,14 +11,15 @@ __all__ = ["GeneratorOutput", "PointQuery"]
 
 @dataclass
 class GeneratorOutput:
-    """A rendered batch: super-resolved image, raw neural render, depth, opacity, features, tri-planes."""
+    """A rendered batch: final image, raw neural render, depth, opacity, features, tri-planes (EG3D) or surface points (StyleSDF)."""
 
-    image: torch.Tensor  # [N, 3, R, R] super-resolved, about [-1, 1]
+    image: torch.Tensor  # [N, 3, R, R] super-resolved (EG3D) / decoded (StyleSDF), about [-1, 1]
     image_raw: torch.Tensor  # [N, 3, r, r] volume-rendered colour
-    depth: torch.Tensor  # [N, 1, r, r] expected distance along the ray
+    depth: torch.Tensor  # [N, 1, r, r] EG3D: expected distance along the ray; StyleSDF: expected camera-space depth
     mask: torch.Tensor  # [N, 1, r, r] accumulated opacity
     features: torch.Tensor  # [N, C, r, r] volume-rendered features (the SR input)
-    planes: torch.Tensor  # [N, 3, C, H, W] tri-planes (pass back as ``planes=`` to skip the backbone)
+    planes: torch.Tensor | None  # [N, 3, C, H, W] EG3D tri-planes (pass back as ``planes=`` to skip the backbone); None for StyleSDF
+    xyz: torch.Tensor | None = None  # [N, 3, r, r] expected world surface point per pixel (StyleSDF)
 
 
 @dataclass

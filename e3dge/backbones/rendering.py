@@ -1,4 +1,10 @@
-"""EG3D volume rendering in parts: rays -> depth samplers -> tri-plane field query -> compositing.
+"""Volume rendering in parts: rays -> depth samplers -> field query -> compositing (nerfstudio's split).
+
+One module serves both backbones. EG3D: OpenCV rays with normalised intrinsics, stratified + importance
+samples, a tri-plane field, MipNeRF compositing at interval midpoints with density ``softplus(sigma - 1)``.
+StyleSDF: OpenGL pinhole rays (:func:`pinhole_rays`), fixed-depth samples (:func:`sample_fixed_depths`),
+an SDF field, per-sample compositing with density ``sigmoid(-sdf / beta) / beta`` and a forced background
+(:func:`composite_samples`). :class:`RaySamples` carries the sampled points of either.
 
 Follows the conventions of EG3D's ``volumetric_rendering`` package (OpenCV cameras with normalised
 intrinsics, pixel centres at (i + 0.5) / res, tri-plane sampling with ``grid_sample`` bilinear /
@@ -25,6 +31,14 @@ __all__ = [
     "sample_pdf",
     "sample_importance",
     "composite",
+    "RaySamples",
+    "DensityFn",
+    "eg3d_density",
+    "sdf_density",
+    "pinhole_rays",
+    "sample_fixed_depths",
+    "composite_samples",
+    "SampleComposite",
     "RenderOutput",
     "render_rays",
 ]
@@ -155,20 +169,35 @@ def sample_importance(
     return fine.detach().reshape(n, r, num_samples, 1)
 
 
+DensityFn = Callable[[torch.Tensor], torch.Tensor]
+"""Raw field output -> volume density (the one place the two backbones differ in compositing)."""
+
+
+def eg3d_density(sigma: torch.Tensor) -> torch.Tensor:
+    """EG3D's density: ``softplus(sigma - 1)``."""
+    return F.softplus(sigma - 1)
+
+
+def sdf_density(sdf: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """StyleSDF's density from a signed distance: ``sigmoid(-sdf / beta) / beta`` (VolSDF-style, learnt ``beta``)."""
+    return torch.sigmoid(-sdf / beta) / beta
+
+
 def composite(
     colors: torch.Tensor,  # [N, R, D, C]
     densities: torch.Tensor,  # [N, R, D, 1] raw sigma
     depths: torch.Tensor,  # [N, R, D, 1] sorted
     white_back: bool = False,
+    density_fn: DensityFn = eg3d_density,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """MipNeRF compositing at interval midpoints (``MipRayMarcher2``).
 
     Returns colour ``[N, R, C]`` scaled to [-1, 1], *unclamped* depth ``[N, R, 1]`` (NaN where no
-    weight) and weights ``[N, R, D - 1, 1]``. Density is ``softplus(sigma - 1)``.
+    weight) and weights ``[N, R, D - 1, 1]``. Density is ``density_fn`` of the midpoint sigma (EG3D: ``softplus(sigma - 1)``).
     """
     deltas = depths[:, :, 1:] - depths[:, :, :-1]
     colors_mid = (colors[:, :, :-1] + colors[:, :, 1:]) / 2
-    densities_mid = F.softplus((densities[:, :, :-1] + densities[:, :, 1:]) / 2 - 1)
+    densities_mid = density_fn((densities[:, :, :-1] + densities[:, :, 1:]) / 2)
     depths_mid = (depths[:, :, :-1] + depths[:, :, 1:]) / 2
     alpha = 1 - torch.exp(-densities_mid * deltas)
     shifted = torch.cat([torch.ones_like(alpha[:, :, :1]), 1 - alpha + 1e-10], -2)
@@ -185,6 +214,76 @@ def composite(
     if white_back:
         rgb = rgb + 1 - weight_total
     return rgb * 2 - 1, depth, weights
+
+
+@dataclass
+class RaySamples:
+    """Points sampled along a batch of rays: the carrier between samplers, fields and compositing."""
+
+    origins: torch.Tensor  # [N, R, 3]
+    directions: torch.Tensor  # [N, R, 3] (unit for EG3D; camera-z-normalised for StyleSDF)
+    depths: torch.Tensor  # [N, R, D, 1] along ``directions``
+
+    @property
+    def points(self) -> torch.Tensor:
+        """World points ``[N, R, D, 3]``."""
+        return self.origins.unsqueeze(-2) + self.depths * self.directions.unsqueeze(-2)
+
+
+def pinhole_rays(cam2world: torch.Tensor, focal: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """OpenGL pinhole rays through pixel centres, row-major: origins, world directions, camera directions ``[N, res*res, 3]``.
+
+    Directions are not normalised: their camera-space z is -1, so a depth along them is the camera-space depth
+    (StyleSDF's convention). ``cam2world [N, 4, 4]`` has columns x, y, z (looking down -z); ``focal [N]`` is in pixels.
+    """
+    n = cam2world.shape[0]
+    centres = torch.arange(resolution, dtype=cam2world.dtype, device=cam2world.device) + 0.5 - 0.5 * resolution
+    rows, cols = torch.meshgrid(centres, centres, indexing="ij")
+    f = focal.reshape(n, 1, 1).to(cam2world.dtype)
+    cam_dirs = torch.stack((cols.expand(n, -1, -1) / f, -rows.expand(n, -1, -1) / f, -torch.ones_like(rows).expand(n, -1, -1)), dim=-1)
+    cam_dirs = cam_dirs.reshape(n, -1, 3)
+    world_dirs = (cam_dirs[:, :, None, :] * cam2world[:, None, :3, :3]).sum(-1)  # R @ d per ray
+    origins = cam2world[:, None, :3, 3].expand_as(world_dirs)
+    return origins, world_dirs, cam_dirs
+
+
+def sample_fixed_depths(near: torch.Tensor, far: torch.Tensor, num_rays: int, num_samples: int) -> torch.Tensor:
+    """``num_samples`` depths per ray at ``near + (far - near) k / D``, k = 0..D-1 (StyleSDF's offset sampling, no jitter): ``[N, R, D, 1]``."""
+    t = torch.linspace(0.0, 1.0 - 1.0 / num_samples, num_samples, device=near.device, dtype=near.dtype)
+    depths = near.reshape(-1, 1) * (1.0 - t) + far.reshape(-1, 1) * t  # [N, D]
+    return depths[:, None, :, None].expand(-1, num_rays, -1, -1)
+
+
+@dataclass
+class SampleComposite:
+    """Per-ray results of :func:`composite_samples` (weights include the forced background)."""
+
+    values: torch.Tensor  # [N, R, C] weighted sums of the per-sample values
+    weights: torch.Tensor  # [N, R, D, 1]
+    depth: torch.Tensor  # [N, R, 1] sum of weights x sample depth
+
+
+def composite_samples(
+    values: torch.Tensor,  # [N, R, D, C] per-sample values to integrate
+    raw_density: torch.Tensor,  # [N, R, D, 1] field output (an SDF for StyleSDF)
+    samples: RaySamples,
+    density_fn: DensityFn,
+    force_background: bool = True,
+) -> SampleComposite:
+    """Per-sample (NeRF) compositing: ``delta = dz |d|`` with an infinite last interval, exclusive transmittance.
+
+    ``force_background`` gives the last sample whatever weight the others leave, so weights sum to 1 (StyleSDF inference).
+    """
+    depths = samples.depths
+    norm = samples.directions.norm(dim=-1)[..., None, None]  # [N, R, 1, 1]
+    dz = depths[:, :, 1:] - depths[:, :, :-1]
+    deltas = torch.cat([dz, torch.full_like(depths[:, :, :1], 1e10)], dim=2) * norm
+    alpha = 1 - torch.exp(-density_fn(raw_density) * deltas)
+    transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :, :1]), 1 - alpha + 1e-10], dim=2), dim=2)[:, :, :-1]
+    weights = alpha * transmittance
+    if force_background:
+        weights = torch.cat([weights[:, :, :-1], 1 - weights[:, :, :-1].sum(2, keepdim=True)], dim=2)
+    return SampleComposite(values=(weights * values).sum(2), weights=weights, depth=(weights * depths).sum(2))
 
 
 FieldFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
