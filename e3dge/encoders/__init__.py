@@ -9,6 +9,8 @@ from e3dge.encoders.local import LocalEncoder, LocalEncoderConfig
 from e3dge.encoders.pixel_aligned import Projection, project, sample_features, sample_projected, visibility
 from e3dge.encoders.pose import PoseHead, pose_to_label
 from e3dge.encoders.styles import GradualStyleBlock, upsample_add
+from e3dge.encoders.stylesdf_encoder import StyleSDFEncoderConfig, StyleSDFEncoderOutput, StyleSDFGlobalEncoder
+from e3dge.encoders.volume_pose import VolumePoseConfig, VolumePoseEstimator, VolumePoseOutput
 
 __all__ = [
     "EncoderOutput",
@@ -38,4 +40,10 @@ __all__ = [
     "sample_features",
     "sample_projected",
     "visibility",
+    "StyleSDFGlobalEncoder",
+    "StyleSDFEncoderConfig",
+    "StyleSDFEncoderOutput",
+    "VolumePoseEstimator",
+    "VolumePoseConfig",
+    "VolumePoseOutput",
 ]
