@@ -48,6 +48,7 @@ __all__ = [
     "SphereCamera",
     "sphere_camera",
     "sphere_orbit",
+    "sphere_to_label",
 ]
 
 STYLESDF_HALF_FOV = 6.0
@@ -282,3 +283,13 @@ def sphere_orbit(num_frames: int, azimuth_range: float = 0.45, elevation_range: 
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     t = torch.arange(num_frames, dtype=torch.float32, device=device) * (2 * math.pi / num_frames)
     return sphere_camera(azimuth_range * torch.cos(t), elevation_range * torch.sin(t), resolution=resolution, device=device)
+
+
+def sphere_to_label(camera: SphereCamera) -> torch.Tensor:
+    """The same cameras as EG3D-style labels ``[N, 25]`` (OpenCV axes: y and z flipped; intrinsics normalised by the image size)."""
+    c2w = camera.cam2world.clone()
+    c2w[:, :3, 1:3] = -c2w[:, :3, 1:3]
+    f = camera.focal / camera.resolution
+    intr = torch.zeros(len(camera), 3, 3, dtype=c2w.dtype, device=c2w.device)
+    intr[:, 0, 0], intr[:, 1, 1], intr[:, 0, 2], intr[:, 1, 2], intr[:, 2, 2] = f, f, 0.5, 0.5, 1.0
+    return make_label(c2w, intr)

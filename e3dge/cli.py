@@ -75,6 +75,29 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert_stylesdf(args: argparse.Namespace) -> int:
+    from e3dge.pipelines.convert_official import convert_stylesdf
+
+    report = convert_stylesdf(args.full, args.vol, args.output, mean_samples=args.mean_samples, seed=args.seed, overwrite=args.overwrite)
+    print(f"converted {Path(args.full).name} + {Path(args.vol).name} -> {report.out}/")
+    for line in report.lines():
+        print(f"  {line}")
+    print(f"next: e3dge convert e3dge E3DGE_Full_Runner.pt {report.out}  (weights under CC BY-NC-SA 4.0: non-commercial; do not re-host)")
+    return 0
+
+
+def _cmd_convert_e3dge(args: argparse.Namespace) -> int:
+    from e3dge.pipelines.convert_official import convert_e3dge
+
+    report = convert_e3dge(args.runner, args.bundle, boundaries=args.boundaries, toonify=args.toonify, toonify_encoder=args.toonify_encoder,
+                           mean_samples=args.mean_samples)  # fmt: skip
+    print(f"converted {Path(args.runner).name} into {report.out}/")
+    for line in report.lines():
+        print(f"  {line}")
+    print(f"use it: e3dge invert PHOTO OUT --model {report.out}  (or E3DGE_MODEL={report.out} python spaces_app.py)")
+    return 0
+
+
 def _add_demo_command(sub: argparse._SubParsersAction) -> None:
     from e3dge.demo import MAX_FPS, MAX_FRAMES, MAX_SEED
 
@@ -103,11 +126,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_demo_command(sub)
 
-    convert = sub.add_parser("convert", help="convert an official checkpoint to config.json + model.safetensors")
-    convert.add_argument("family", choices=["eg3d"], help="checkpoint family")
-    convert.add_argument("input", help="official .pkl snapshot (loaded without executing it)")
-    convert.add_argument("output", help="output folder")
-    convert.set_defaults(func=_cmd_convert)
+    convert = sub.add_parser("convert", help="convert official checkpoints (EG3D .pkl, StyleSDF / E3DGE .pt) to safetensors, loading nothing unsafely")
+    families = convert.add_subparsers(dest="family", required=True, parser_class=OneLineParser)
+    eg3d = families.add_parser("eg3d", help="an official EG3D .pkl -> a generator folder (config.json + model.safetensors)")
+    eg3d.add_argument("input", help="official .pkl snapshot (loaded without executing it)")
+    eg3d.add_argument("output", help="output folder")
+    eg3d.set_defaults(func=_cmd_convert)
+    sdf = families.add_parser("stylesdf", help="StyleSDF ffhq1024x1024.pt + ffhq_vol_renderer.pt -> a new pipeline bundle (generator, pose, mean latents)")
+    sdf.add_argument("full", help="ffhq1024x1024.pt (the full StyleSDF model)")
+    sdf.add_argument("vol", help="ffhq_vol_renderer.pt (its volume renderer; its discriminator estimates the pose)")
+    sdf.add_argument("output", help="bundle folder to create (must be new or empty)")
+    sdf.add_argument("--mean-samples", type=int_in(100, 1_000_000), default=10000, help="z samples for the fixed mean latents (official: 10000)")
+    sdf.add_argument("--seed", type=int_in(0, 2**31 - 1), default=2, help="seed of those samples")
+    sdf.add_argument("--overwrite", action="store_true", help="replace a previous conversion in OUTPUT")
+    sdf.set_defaults(func=_cmd_convert_stylesdf)
+    e3 = families.add_parser("e3dge", help="an official E3DGE runner (E3DGE_Full_Runner.pt, ...) into a bundle made by 'convert stylesdf'")
+    e3.add_argument("runner", help="E3DGE_Full_Runner.pt or E3DGE_2DAlignOnly_Runner.pt")
+    e3.add_argument("bundle", help="the bundle folder 'e3dge convert stylesdf' wrote")
+    e3.add_argument("--boundaries", help="the official editing boundaries folder (assets/editing_boundaries/stylesdf in the E3DGE repo)")
+    e3.add_argument("--toonify", help="Toonify400_1024x1024.pt (a second StyleSDF generator)")
+    e3.add_argument("--toonify-encoder", help="no_local_basic_trainer.pt (the Toonify encoder)")
+    e3.add_argument("--mean-samples", type=int_in(100, 1_000_000), default=10000, help="z samples for the Toonify generator's mean latents")
+    e3.set_defaults(func=_cmd_convert_e3dge)
 
     try:
         from e3dge.faces.cli import add_align_command

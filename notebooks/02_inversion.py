@@ -50,6 +50,7 @@ HEADS = None  # toy heads in the comparison; None: 8 on a GPU, 3 on a CPU
 REFINE_STEPS = None  # P / P+C refinement steps; None: 50
 OPT_STEPS = None  # optimisation baseline steps (W+, then half as many PTI); None: 200 on a GPU, 60 on a CPU
 FRAMES = None  # orbit video frames; None: 48 on a GPU, 24 on a CPU
+MODEL = "toy"  # the bundle that inverts the photo in section 1: "toy", "eg3d-ffhq", or a folder such as one converted from the official E3DGE weights
 SHOW_SOLUTIONS = False  # True: use the reference solutions of the exercises
 
 # %%
@@ -75,12 +76,14 @@ heads = X.toy_heads(HEADS)
 # ## 1 · A real photo: alignment, then E0
 # e3dge finds the face (dlib), crops it the way EG3D's training data was cropped and estimates the head's
 # pose from the landmarks. The toy model has only ever seen procedural toy heads, so its reconstruction
-# of a real person is a toy head in the same pose: with real EG3D weights (`eg3d-ffhq`) the same call
+# of a real person is a toy head in the same pose: with real weights (`MODEL = "eg3d-ffhq"`, or a bundle
+# converted from the official E3DGE weights, README "Using the official E3DGE weights") the same call
 # gives a real 3D face.
 
 # %%
 astronaut = astronaut_example()
-inv = pipe.invert(astronaut.pixels, align=True)
+photo_pipe = pipe if MODEL == "toy" else InversionPipeline.from_pretrained(MODEL, device=rt.device)
+inv = photo_pipe.invert(astronaut.pixels, align=True)
 print(f"estimated pose: yaw {inv.degrees[0]:+.1f}°, pitch {inv.degrees[1]:+.1f}° ({inv.camera_source}); notes: {inv.notes or 'none'}")
 panels = I.side_by_side(astronaut.pixels, inv.aligned, inv.reconstruction)  # photo | EG3D crop | reconstruction
 px.imshow(panels, facet_col=0).update_layout(height=300, width=900).show()
@@ -119,6 +122,7 @@ I.check_psnr(I.psnr_solution if SHOW_SOLUTIONS else psnr);
 # %%
 toy_inversions = {f"toy head {i}": pipe.invert(heads.pixels[i], align=False) for i in range(len(heads.z))}
 choices = {"astronaut": inv, **toy_inversions}
+owners = {name: photo_pipe if name == "astronaut" else pipe for name in choices}  # each inversion renders with its own bundle
 pick = widgets.Dropdown(options=list(choices), description="input")
 yaw = widgets.FloatSlider(value=0.4, min=-0.8, max=0.8, step=0.1, description="yaw")
 pitch = widgets.FloatSlider(value=0.0, min=-0.4, max=0.4, step=0.1, description="pitch")
@@ -128,7 +132,7 @@ view_out = widgets.Output()
 def show_view(_=None) -> None:
     with view_out:
         view_out.clear_output(wait=True)
-        px.imshow(I.view(pipe, choices[pick.value], yaw.value, pitch.value)).update_layout(height=300, width=300).show()
+        px.imshow(I.view(owners[pick.value], choices[pick.value], yaw.value, pitch.value)).update_layout(height=300, width=300).show()
 
 
 for w in (pick, yaw, pitch):

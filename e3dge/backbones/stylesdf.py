@@ -27,7 +27,7 @@ from e3dge.backbones.rendering import RaySamples, composite_samples, pinhole_ray
 from e3dge.cameras import STYLESDF_DIST_RADIUS, STYLESDF_HALF_FOV, SphereCamera, sphere_camera
 from e3dge.hub import BoolField, IntField, NumberField, PretrainedMixin
 
-__all__ = ["StyleSDFGenerator", "StyleSDFLatents", "VolumeRender", "SDFQuery", "TextureHook", "stylesdf_config", "MASK_DEPTH"]
+__all__ = ["StyleSDFGenerator", "StyleSDFMeanLatents", "StyleSDFLatents", "VolumeRender", "SDFQuery", "TextureHook", "stylesdf_config", "MASK_DEPTH"]
 
 MASK_DEPTH = 1.08
 """E3DGE's foreground test on the rendered depth (``depth < 1.08``; the camera is at distance 1)."""
@@ -523,3 +523,32 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
     def extra_repr(self) -> str:
         return (f"size={self.size}, style_dim={self.style_dim}, renderer_resolution={self.renderer_resolution}, n_samples={self.n_samples}, "
                 f"full_pipeline={self.full_pipeline}")  # fmt: skip
+
+
+class StyleSDFMeanLatents(PretrainedMixin, nn.Module):
+    """The fixed mean latents a bundle inverts around (E0 predicts offsets from them; truncation pulls towards them).
+
+    The official code draws them afresh on each run (10k normal z on the GPU); a bundle stores one draw so
+    every run, machine and user gets the same result.
+    """
+
+    CONFIG_SPEC = {"style_dim": IntField(1, 1024), "num_samples": IntField(1, 10_000_000), "seed": IntField(0, 2**63 - 1)}
+
+    def __init__(self, style_dim: int = 256, num_samples: int = 10000, seed: int = 2):
+        super().__init__()
+        self.config = dict(style_dim=style_dim, num_samples=num_samples, seed=seed)
+        self.register_buffer("renderer", torch.zeros(1, style_dim))
+        self.register_buffer("decoder", torch.zeros(1, 2 * style_dim))
+
+    @classmethod
+    def estimate(cls, G: StyleSDFGenerator, num_samples: int = 10000, seed: int = 2) -> StyleSDFMeanLatents:
+        """Means of ``num_samples`` mapped normal ``z`` drawn with ``seed``."""
+        out = cls(G.style_dim, num_samples, seed)
+        mean = G.mean_latents(num_samples, seed)
+        out.renderer.copy_(mean.renderer.cpu())
+        out.decoder.copy_(mean.decoder.cpu())
+        return out
+
+    @property
+    def latents(self) -> StyleSDFLatents:
+        return StyleSDFLatents(self.renderer, self.decoder)

@@ -151,6 +151,8 @@ def mesh_from_grid(sigma: np.ndarray, half: float, level: float) -> tuple[np.nda
 def extract_mesh(pipe, inversion, edits: dict[str, float] | None = None, options: MeshOptions | None = None) -> Mesh:
     """The mesh of ``inversion`` (with ``edits``) from ``pipe``'s generator: grid, marching cubes, clean-up, colours."""
     options = options or MeshOptions()
+    if getattr(pipe, "field_kind", "density") == "sdf":
+        return _sdf_mesh(pipe, inversion, edits, options)
     G, _, planes = pipe.planes_for(inversion, edits)
     half = options.half_size if options.half_size is not None else float(G.rendering_kwargs["box_warp"]) / 2
     if options.level == "auto":
@@ -163,6 +165,29 @@ def extract_mesh(pipe, inversion, edits: dict[str, float] | None = None, options
     colors = _vertex_colors(G, planes, vertices, options.chunk)
     info = {"grid_resolution": options.resolution, "half_size": half, "level": level, "edits": dict(edits or {})}
     mesh = _clean(Mesh(vertices, faces, colors, np.zeros_like(vertices), level, info), options)
+    if not len(mesh.faces):
+        raise UserError("the mesh is empty at this level; pass another level or a larger half_size")
+    return mesh
+
+
+@torch.no_grad()
+def _sdf_mesh(pipe, inversion, edits: dict[str, float] | None, options: MeshOptions) -> Mesh:
+    """A StyleSDF face: marching cubes on ``-sdf`` at 0 (or ``level``) inside the renderer's cube, colours from the field."""
+    G, w = pipe.sdf_field(inversion, edits)
+    half = options.half_size if options.half_size is not None else float(G.dist_radius)
+    level = 0.0 if options.level == "auto" else float(options.level)
+    points = _grid_points(options.resolution, half).to(w.device)
+    neg_sdf, colors = torch.empty(len(points)), []
+    for s in range(0, len(points), options.chunk):
+        neg_sdf[s : s + options.chunk] = -G.query_sdf(w, points[None, s : s + options.chunk]).sdf[0, :, 0].float().cpu()
+    grid = neg_sdf.reshape(options.resolution, options.resolution, options.resolution).numpy()
+    vertices, faces = mesh_from_grid(grid, half, level)
+    verts = torch.from_numpy(vertices).to(w.device)
+    for s in range(0, len(verts), options.chunk):
+        colors.append(torch.sigmoid(G.query_sdf(w, verts[None, s : s + options.chunk]).rgb[0]).float().cpu())
+    rgb = (torch.cat(colors) if colors else torch.zeros(0, 3)).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+    info = {"grid_resolution": options.resolution, "half_size": half, "level": level, "field": "stylesdf -sdf", "edits": dict(edits or {})}
+    mesh = _clean(Mesh(vertices, faces, rgb, np.zeros_like(vertices), level, info), options)
     if not len(mesh.faces):
         raise UserError("the mesh is empty at this level; pass another level or a larger half_size")
     return mesh

@@ -23,14 +23,20 @@ __all__ = ["PIPELINE_FILE", "COMPONENT_SLOTS", "ComponentSpec", "BundleSpec", "K
 
 PIPELINE_FILE = "pipeline.json"
 FORMAT_VERSION = 1
-COMPONENT_SLOTS = ("generator", "encoder", "local_encoder", "aligner_2d", "fusion")
-"""Model slots of an inversion pipeline: the 3D GAN, E0 (+ pose head), and Stage II's local branch."""
+COMPONENT_SLOTS = ("generator", "encoder", "local_encoder", "aligner_2d", "fusion", "pose_estimator", "latent_mean", "toonify_generator",
+                   "toonify_encoder", "toonify_latent_mean")  # fmt: skip
+"""Model slots of an inversion pipeline: the 3D GAN, E0 (+ pose head), Stage II's local branch; StyleSDF bundles add the
+pose estimator (the official volume discriminator), their fixed mean latents and the optional Toonify pair."""
 COMPONENT_CLASSES = {
     "TriPlaneGenerator": "e3dge.backbones.eg3d",
     "GlobalEncoder": "e3dge.encoders.global_encoder",
     "LocalEncoder": "e3dge.encoders.local",
     "ResidualAligner": "e3dge.encoders.aligner",
     "FeatureFusion": "e3dge.encoders.fusion",
+    "StyleSDFGenerator": "e3dge.backbones.stylesdf",
+    "StyleSDFMeanLatents": "e3dge.backbones.stylesdf",
+    "StyleSDFGlobalEncoder": "e3dge.encoders.stylesdf_encoder",
+    "VolumePoseEstimator": "e3dge.encoders.volume_pose",
 }
 """e3dge class name -> module (the only classes a bundle may name)."""
 _SPEC_KEYS = ("class", "subfolder", "source", "repo", "revision")

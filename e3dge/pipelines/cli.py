@@ -69,12 +69,14 @@ def parse_edits(items: list[str] | None) -> dict[str, float]:
 def _invert_one(pipe, path: Path, folder: Path, args: argparse.Namespace) -> str:
     from e3dge.pipelines.outputs import write_inversion
 
-    inv = pipe.invert(path, align=not args.no_align, refine=args.refine, steps=args.steps, optimize=args.optimize, progress=not args.quiet)
+    extra = {} if args.generator == "default" else {"generator": args.generator}
+    if extra and not hasattr(pipe, "generators"):
+        raise UserError(f"--generator {args.generator} needs a StyleSDF bundle converted with the Toonify pair (e3dge convert e3dge --toonify ...)")
+    inv = pipe.invert(path, align=not args.no_align, refine=args.refine, steps=args.steps, optimize=args.optimize, progress=not args.quiet, **extra)
     edits = parse_edits(args.edit)
-    if edits:
-        from e3dge.editing import apply_edits
-
-        apply_edits(inv.ws, pipe.directions, edits)  # unknown names: one line listing the bundle's directions, before any file
+    unknown = sorted(set(edits) - set(pipe.directions or {}))
+    if unknown:  # one line listing the bundle's directions, before any file is written
+        raise UserError(f"unknown editing direction(s) {unknown}; available: {', '.join(sorted(pipe.directions or {})) or 'none'}")
     from e3dge.export import MeshOptions
 
     write_inversion(pipe, inv, folder, views=args.views, orbit_frames=args.frames, fps=args.fps, options=_options(args), edits=edits,
@@ -143,10 +145,11 @@ def add_invert_command(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("invert", help="invert a photo, a folder of photos or a video into 3D (aligned crop, views, depth, orbit, JSON)")
     p.add_argument("input", help="photo, folder of photos, or video")
     p.add_argument("output", help="output folder (must not be the input or inside the input folder)")
-    p.add_argument("--model", default="toy", help="bundle: toy (offline, default), eg3d-ffhq, a bundle folder or a Hub id")
+    p.add_argument("--model", default="toy", help="bundle: toy (offline, default), eg3d-ffhq, a bundle folder (e.g. one 'e3dge convert stylesdf/e3dge' made) or a Hub id")
     p.add_argument("--refine", choices=["pose", "pose+code"], default=None, help="test-time refinement: camera (P) or camera + code (P+C)")
     p.add_argument("--steps", type=int_in(1, 10000), default=None, help="refinement / optimisation steps (default 50 / 200)")
     p.add_argument("--optimize", action="store_true", help="optimisation baseline (W/W+ then PTI) instead of the encoder")
+    p.add_argument("--generator", choices=["default", "toonify"], default="default", help="StyleSDF bundles: invert with the Toonify pair")
     p.add_argument("--no-align", action="store_true", help="the input is already an aligned square crop (e.g. toy-lab renders)")
     p.add_argument("--views", type=int_in(0, 32), default=3, help="novel views to write (0-32)")
     p.add_argument("--frames", type=int_in(0, 1000), default=48, help="orbit video frames (0 = no video)")

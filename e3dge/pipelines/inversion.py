@@ -36,7 +36,7 @@ from e3dge.pipelines.bundle import PIPELINE_FILE, BundleError, BundleSpec, Compo
 from e3dge.pipelines.optimize import optimize_inversion
 from e3dge.pipelines.refine import REFINE_MODES, Criteria, refine_latent
 
-__all__ = ["Inversion", "Render", "InversionPipeline", "QUALITIES"]
+__all__ = ["Inversion", "Render", "InversionPipeline", "QUALITIES", "prepare_image"]
 
 QUALITIES = ("preview", "full")
 PREVIEW_ALIGNMENT = "3d"
@@ -106,6 +106,34 @@ def to_model_input(pixels: np.ndarray, size: int, device: torch.device | str) ->
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size)
     return x
+
+
+@torch.no_grad()
+def prepare_image(image, align: bool, aligner: dict[str, Any]) -> tuple[np.ndarray, Any, list[str], str, torch.Tensor | None]:
+    """(aligned pixels, transform, notes, source name, the aligner's camera or None) of any supported image input."""
+    if isinstance(image, torch.Tensor):
+        x = image.detach().float().cpu()
+        if x.ndim == 4 and x.shape[0] == 1:
+            x = x[0]
+        if x.ndim != 3 or x.shape[0] != 3:
+            raise UserError(f"a tensor image must be [3, H, W] or [1, 3, H, W] in [-1, 1], got {list(image.shape)}")
+        image = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    from e3dge.faces.api import AlignedFace
+
+    if isinstance(image, AlignedFace):  # aligned already (e.g. an app showing the crop first): one path, same camera
+        return image.image, image.transform, list(image.notes), image.source.name, image.label
+    if align:
+        from e3dge.faces import align_face
+
+        face = align_face(image, convention=aligner.get("convention", "eg3d"), detector=aligner.get("detector", "hog"))
+        return face.image, face.transform, list(face.notes), face.source.name, face.label
+    from e3dge.faces.io import load_image
+
+    loaded = load_image(image)
+    h, w = loaded.pixels.shape[:2]
+    if h != w:
+        raise UserError(f"{loaded.name}: align=False needs a square, already aligned crop, got {w}x{h}; use align=True for a photo")
+    return loaded.pixels, None, list(loaded.notes), loaded.name, None
 
 
 class PlaneCache:
@@ -198,12 +226,20 @@ class InversionPipeline:
     ) -> "InversionPipeline":
         """A known bundle (``"toy"``, ``"eg3d-ffhq"``), a local bundle folder or a Hub repo holding ``pipeline.json``."""
         spec, root = resolve_bundle(name_or_path, revision=revision, local_files_only=local_files_only)
+        stylesdf = spec.components["generator"].cls == "StyleSDFGenerator"
+        only_stylesdf = {"pose_estimator", "latent_mean", "toonify_generator", "toonify_encoder", "toonify_latent_mean"} & set(spec.components)
+        if only_stylesdf and not stylesdf:
+            raise BundleError(f"{name_or_path}: components {sorted(only_stylesdf)} belong to StyleSDF bundles, but the generator is a {spec.components['generator'].cls}")
         models = {slot: _load_component(slot, comp, root, local_files_only, device) for slot, comp in spec.components.items()}
         directions = None
         if spec.directions is not None and root is not None:
             from e3dge.editing import load_directions
 
             directions = load_directions(check_component_folder(root, ComponentSpec("TriPlaneGenerator", subfolder=spec.directions), "directions"))
+        if stylesdf:  # the official E3DGE flow on StyleSDF: same invert / render surface
+            from e3dge.pipelines.stylesdf_pipeline import StyleSDFPipeline
+
+            return StyleSDFPipeline(**models, aligner=spec.aligner, directions=directions, description=spec.description)  # type: ignore[return-value]
         return cls(**models, aligner=spec.aligner, directions=directions, description=spec.description)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
@@ -228,32 +264,9 @@ class InversionPipeline:
         return out
 
     # ------------------------------------------------------------------ inversion
-    @torch.no_grad()
     def _prepare(self, image, align: bool) -> tuple[np.ndarray, Any, list[str], str, torch.Tensor | None]:
         """(aligned pixels, transform, notes, source name, the aligner's camera or None)."""
-        if isinstance(image, torch.Tensor):
-            x = image.detach().float().cpu()
-            if x.ndim == 4 and x.shape[0] == 1:
-                x = x[0]
-            if x.ndim != 3 or x.shape[0] != 3:
-                raise UserError(f"a tensor image must be [3, H, W] or [1, 3, H, W] in [-1, 1], got {list(image.shape)}")
-            image = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        from e3dge.faces.api import AlignedFace
-
-        if isinstance(image, AlignedFace):  # aligned already (e.g. an app showing the crop first): one path, same camera
-            return image.image, image.transform, list(image.notes), image.source.name, image.label
-        if align:
-            from e3dge.faces import align_face
-
-            face = align_face(image, convention=self.aligner.get("convention", "eg3d"), detector=self.aligner.get("detector", "hog"))
-            return face.image, face.transform, list(face.notes), face.source.name, face.label
-        from e3dge.faces.io import load_image
-
-        loaded = load_image(image)
-        h, w = loaded.pixels.shape[:2]
-        if h != w:
-            raise UserError(f"{loaded.name}: align=False needs a square, already aligned crop, got {w}x{h}; use align=True for a photo")
-        return loaded.pixels, None, list(loaded.notes), loaded.name, None
+        return prepare_image(image, align, self.aligner)
 
     def invert(
         self,
