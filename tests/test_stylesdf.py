@@ -146,7 +146,11 @@ def test_noise_modes(tiny):
         r1 = tiny.decode(feats, lat.decoder, "random", torch.Generator().manual_seed(8))
         r2 = tiny.decode(feats, lat.decoder, "random", torch.Generator().manual_seed(8))
         none = tiny.decode(feats, lat.decoder, "none")
-    assert torch.equal(const[0], const[1]) and torch.equal(r1, r2)
+        stored = [getattr(tiny.decoder.noises, f"noise_{i}") for i in range(tiny.decoder.num_layers)]
+        explicit = tiny.decode(feats, lat.decoder, noise=stored)
+    assert torch.equal(const[0], const[1]) and torch.equal(r1, r2) and torch.equal(explicit, const[0])
+    with pytest.raises(ValueError, match="noise must hold 5 maps"):
+        tiny.decode(feats, lat.decoder, noise=stored[:2])
     assert (r1 - const[0]).abs().max() > 1e-4 and (none - const[0]).abs().max() > 1e-4
     with pytest.raises(ValueError, match="noise_mode"):
         tiny.decode(feats, lat.decoder, "wild")

@@ -491,12 +491,16 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
             opacity=image(opacity), sdf=sdf.reshape(n, res, res, -1, 1), points=pts.reshape(n, res, res, -1, 3),
         )  # fmt: skip
 
-    def decode(self, features: torch.Tensor, decoder_w: torch.Tensor, noise_mode: str = "const", generator: torch.Generator | None = None) -> torch.Tensor:
-        """The StyleGAN2 decoder: feature map + decoder W+ -> ``[N, 3, size, size]``."""
+    def decode(self, features: torch.Tensor, decoder_w: torch.Tensor, noise_mode: str = "const", generator: torch.Generator | None = None,
+               noise: list[torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
+        """The StyleGAN2 decoder: feature map + decoder W+ -> ``[N, 3, size, size]``; ``noise`` (one map per layer) overrides ``noise_mode``."""
         if not self.full_pipeline:
             raise ValueError("this StyleSDF model is a volume renderer only (no decoder); convert ffhq1024x1024.pt for 1024 images")
         ws = self.decoder_plus(decoder_w)
-        return self.decoder(features, ws, self.decoder.noise_maps(ws.shape[0], noise_mode, generator, features.device))
+        if noise is not None and len(noise) != self.decoder.num_layers:
+            raise ValueError(f"noise must hold {self.decoder.num_layers} maps (one per decoder layer), got {len(noise)}")
+        maps = list(noise) if noise is not None else self.decoder.noise_maps(ws.shape[0], noise_mode, generator, features.device)
+        return self.decoder(features, ws, maps)
 
     def synthesis(
         self,
@@ -507,11 +511,12 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
         texture_hook: TextureHook | None = None,
         decode: bool = True,  # False: ``image`` is the thumbnail upsampled (fast previews)
         chunk_rays: int | None = None,
+        noise: list[torch.Tensor] | None = None,  # explicit decoder noise maps (overrides noise_mode)
     ) -> GeneratorOutput:
         """Render ``latents`` from ``camera``: thumbnail, depth, opacity, features, world surface points and the decoded image."""
         vol = self.render_volume(latents.renderer, camera, texture_hook, chunk_rays)
         if decode and self.full_pipeline:
-            image = self.decode(vol.features, latents.decoder, noise_mode, generator)
+            image = self.decode(vol.features, latents.decoder, noise_mode, generator, noise)
         else:
             image = F.interpolate(vol.rgb, size=(self.img_resolution, self.img_resolution), mode="bilinear", align_corners=False)
         return GeneratorOutput(image=image, image_raw=vol.rgb, depth=vol.depth, mask=vol.opacity, features=vol.features, planes=None, xyz=vol.xyz)
