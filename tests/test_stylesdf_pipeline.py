@@ -273,3 +273,18 @@ def test_app_lists_and_serves_a_converted_bundle(bundle, photo, tmp_path):
     assert view.shape == (32, 32, 3)
     with pytest.raises(UserError, match="EG3D-only"):
         h.refine(result.state, steps=2, progress=False)
+
+
+def test_converted_official_weights_are_never_exported_or_pushed(bundle, tmp_path):
+    import shutil
+
+    from e3dge.pipelines.hub_export import export_bundle, push_bundle
+
+    with pytest.raises(UserError, match="does not export or upload it"):
+        export_bundle(str(bundle), tmp_path / "hub")
+    assert not (tmp_path / "hub").exists()
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    (copy / "README.md").write_text("---\nlicense: other\n---\n# a card\n")
+    with pytest.raises(UserError, match="non-commercial licences"):
+        push_bundle(copy, "someone/e3dge-stylesdf", token="x")

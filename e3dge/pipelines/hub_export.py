@@ -326,6 +326,7 @@ def export_bundle(source: str | os.PathLike, out_dir: str | os.PathLike, *, repo
         _check_repo_id(repo_id)
     out = Path(out_dir).expanduser().resolve()
     spec, root = resolve_bundle(source)
+    _refuse_official_stylesdf(spec, str(source))
     _check_out(out, root, overwrite)
     pipe = InversionPipeline.from_pretrained(source)
     gen_is_toy, all_toy = toy_status(pipe)
@@ -342,6 +343,13 @@ def export_bundle(source: str | os.PathLike, out_dir: str | os.PathLike, *, repo
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _refuse_official_stylesdf(spec, where: str) -> None:
+    """StyleSDF bundles hold converted official StyleSDF / E3DGE weights (CC BY-NC-SA 4.0, S-Lab 1.0): never re-hosted."""
+    if any(c.cls == "StyleSDFGenerator" for c in spec.components.values()):
+        raise UserError(f"{where}: a StyleSDF bundle converted from the official StyleSDF / E3DGE weights (non-commercial licences); e3dge does not "
+                        "export or upload it: share the conversion commands instead (README: Using the official E3DGE weights)")  # fmt: skip
 
 
 # ------------------------------------------------------------------ push
@@ -367,6 +375,7 @@ def _check_push_folder(folder: Path, repo_id: str):
     if not (folder / PIPELINE_FILE).is_file() or not (folder / CARD_FILE).is_file():
         raise UserError(f"{folder}: not an exported bundle (needs {PIPELINE_FILE} and {CARD_FILE}); make one with 'e3dge hub export BUNDLE {folder}'")
     spec = read_bundle_spec(folder / PIPELINE_FILE)
+    _refuse_official_stylesdf(spec, str(folder))
     try:
         card = ModelCard.load(folder / CARD_FILE)
     except (OSError, ValueError) as err:
