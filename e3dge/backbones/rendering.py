@@ -312,7 +312,7 @@ def _render_chunk(
 
     def query(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k = d.shape[2]
-        pts = (origins.unsqueeze(-2) + d * directions.unsqueeze(-2)).reshape(n, -1, 3)
+        pts = RaySamples(origins, directions, d).points.reshape(n, -1, 3)
         dirs = directions.unsqueeze(-2).expand(-1, -1, k, -1).reshape(n, -1, 3)
         feats, sigma = field(pts, dirs)
         return feats.reshape(n, r, k, feats.shape[-1]), sigma.reshape(n, r, k, 1)
