@@ -288,3 +288,11 @@ def test_converted_official_weights_are_never_exported_or_pushed(bundle, tmp_pat
     (copy / "README.md").write_text("---\nlicense: other\n---\n# a card\n")
     with pytest.raises(UserError, match="non-commercial licences"):
         push_bundle(copy, "someone/e3dge-stylesdf", token="x")
+
+
+def test_a_netlocal_in_the_training_layout_is_refused_with_the_reason(official, bundle, tmp_path):
+    runner = torch.load(official["runner"], weights_only=True)
+    runner["netLocal"] = {k.replace("residual_conv", "residual_conv_bn"): v for k, v in runner["netLocal"].items()}  # renamed tensors
+    torch.save(runner, tmp_path / "other.pt")
+    with pytest.raises(UserError, match="inference layout HGPIFuNetGANResidualResnetFC, 456 tensors"):
+        convert_e3dge(tmp_path / "other.pt", bundle, configs=TINY)

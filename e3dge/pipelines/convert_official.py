@@ -27,7 +27,7 @@ from e3dge.backbones.official_torch import OfficialTorchFileError, read_torch_ch
 from e3dge.backbones.stylesdf import StyleSDFMeanLatents
 from e3dge.backbones.stylesdf_official import stylesdf_from_state
 from e3dge.errors import UserError
-from e3dge.hub import check_tensors, tensor_specs
+from e3dge.hub import CheckpointFileError, check_tensors, tensor_specs
 from e3dge.pipelines.bundle import PIPELINE_FILE, BundleSpec, ComponentSpec, read_bundle_spec
 
 __all__ = ["ConversionReport", "convert_stylesdf", "convert_e3dge", "OFFICIAL_BOUNDARIES", "LICENCE_NOTE"]
@@ -191,7 +191,11 @@ def convert_e3dge(runner: str | os.PathLike, bundle: str | os.PathLike, boundari
         report.notes.append(f"{ckpt.path.name} has {', '.join(local)} but not all three local parts: converted as global-only (E0)")
     elif local:
         local_sizes = _sizes(configs, "local_encoder", LocalEncoderConfig.official())
-        modules["local_encoder"] = _load_strict(local_sizes.build(), ckpt.sections["netLocal"], f"{where} ['netLocal']")
+        try:
+            modules["local_encoder"] = _load_strict(local_sizes.build(), ckpt.sections["netLocal"], f"{where} ['netLocal']")
+        except CheckpointFileError as err:  # the training scripts' HGPIFuNetGANResidual layout (468 tensors) is not the inference one
+            raise CheckpointFileError(f"{err} (e3dge reads the official inference layout HGPIFuNetGANResidualResnetFC, 456 tensors; "
+                                      "a netLocal in another layout cannot be used as it is)") from None  # fmt: skip
         modules["aligner_2d"] = _load_strict(_sizes(configs, "aligner_2d", AlignerConfig.official()).build(), ckpt.sections["grid_align"],
                                              f"{where} ['grid_align']")  # fmt: skip
         modules["fusion"] = _load_strict(FeatureFusion(_sizes(configs, "fusion", 256)), ckpt.sections["Fuse_sft_block"], f"{where} ['Fuse_sft_block']")
