@@ -182,6 +182,7 @@ def test_generator_only_bundle_and_conversion_refusals(official, tmp_path, photo
         convert_e3dge(official["runner"], out, toonify=official["toon"], configs=TINY)
     with pytest.raises(UserError, match="no official boundaries"):
         convert_e3dge(official["runner"], out, boundaries=tmp_path, configs=TINY)
+    assert not (out / "encoder").exists()  # nothing was written: every input is read first
 
 
 def test_outputs_and_mesh_of_a_stylesdf_inversion(pipe, photo, tmp_path):

@@ -205,16 +205,19 @@ def convert_e3dge(runner: str | os.PathLike, bundle: str | os.PathLike, boundari
         modules["toonify_encoder"] = _load_strict(enc_sizes.build(), toon_e.sections["encoder"], f"{toon_e.path} ['encoder']")
         modules["toonify_latent_mean"] = StyleSDFMeanLatents.estimate(G_toon, mean_samples, seed)
         report.ignored[str(toon_g.path)], report.ignored[str(toon_e.path)] = toon_g.ignored, toon_e.ignored
-    for slot, module in modules.items():
-        comps[slot] = _save(module, out, slot, report)
-    if boundaries is not None:
-        from e3dge.editing.files import save_directions
-
+    directions = None
+    if boundaries is not None:  # read before anything is written: a bad folder leaves the bundle as it was
         from e3dge.hub import CONFIG_NAME, read_config
         from e3dge.pipelines.bundle import check_component_folder
 
         style_dim = int(read_config(check_component_folder(out, spec.components["generator"], "generator") / CONFIG_NAME).get("style_dim", 256))
-        save_directions(out / "directions", _directions(Path(boundaries).expanduser(), style_dim))
+        directions = _directions(Path(boundaries).expanduser(), style_dim)
+    for slot, module in modules.items():
+        comps[slot] = _save(module, out, slot, report)
+    if directions is not None:
+        from e3dge.editing.files import save_directions
+
+        save_directions(out / "directions", directions)
         spec.directions = "directions"
     kind = "hybrid alignment (E0 + E1 + E_ADA + fusion)" if "local_encoder" in modules else "global encoder only"
     spec = BundleSpec(comps, f"E3DGE on StyleSDF FFHQ 1024, {kind}{', with Toonify' if toonify else ''} (converted official weights; non-commercial)",
