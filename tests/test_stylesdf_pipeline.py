@@ -297,3 +297,30 @@ def test_a_netlocal_in_the_training_layout_is_refused_with_the_reason(official, 
     torch.save(runner, tmp_path / "other.pt")
     with pytest.raises(UserError, match="inference layout HGPIFuNetGANResidualResnetFC, 456 tensors"):
         convert_e3dge(tmp_path / "other.pt", bundle, configs=TINY)
+
+
+def test_a_2d_alignment_only_runner(official, tmp_path, photo):
+    """E3DGE_2DAlignOnly_Runner has no fusion: the FiLM head reads the 2D-aligned features f2d alone (the official 2.1 flow)."""
+    import shutil
+
+    runner = torch.load(official["runner"], weights_only=True)
+    del runner["Fuse_sft_block"]
+    torch.save(runner, tmp_path / "E3DGE_2DAlignOnly_Runner.pt")
+    out = tmp_path / "b2d"
+    convert_stylesdf(official["full"], official["vol"], out, mean_samples=64, configs=TINY)
+    convert_e3dge(official["runner"], out, configs=TINY)  # a full conversion first ...
+    report = convert_e3dge(tmp_path / "E3DGE_2DAlignOnly_Runner.pt", out, configs=TINY)  # ... then replaced by the 2D-only one
+    assert any("2D alignment only" in n for n in report.notes) and not (out / "fusion").exists()
+    pipe = InversionPipeline.from_pretrained(out)
+    assert pipe.fusion is None and "2D alignment" in pipe.description
+    inv = pipe.invert(photo, align=False)
+    models = pipe.models()
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        face = encode_face(models, x)
+        ref = reference_view(models, face)
+        trace = render_query(models, face, ref, ref.camera)
+        base = render_query(models, face, ref, ref.camera, local=False)
+    assert ref.feature_map is None and trace.f3d is None and torch.equal(trace.fused, trace.f2d)
+    assert inv.method == "e0+local" and (trace.output.image - base.output.image).abs().max() > 1e-4
+    shutil.rmtree(out)

@@ -187,8 +187,8 @@ def convert_e3dge(runner: str | os.PathLike, bundle: str | os.PathLike, boundari
     enc_sizes = _sizes(configs, "encoder", StyleSDFEncoderConfig.official())
     modules = {"encoder": _load_strict(enc_sizes.build(), ckpt.sections["encoder"], f"{where} ['encoder']")}
     local = [k for k in ("netLocal", "grid_align", "Fuse_sft_block") if k in ckpt.sections]
-    if local and len(local) < 3:
-        report.notes.append(f"{ckpt.path.name} has {', '.join(local)} but not all three local parts: converted as global-only (E0)")
+    if local and local[:2] != ["netLocal", "grid_align"]:
+        report.notes.append(f"{ckpt.path.name} has {', '.join(local)} but not both netLocal and grid_align: converted as global-only (E0)")
     elif local:
         local_sizes = _sizes(configs, "local_encoder", LocalEncoderConfig.official())
         try:
@@ -198,7 +198,10 @@ def convert_e3dge(runner: str | os.PathLike, bundle: str | os.PathLike, boundari
                                       "a netLocal in another layout cannot be used as it is)") from None  # fmt: skip
         modules["aligner_2d"] = _load_strict(_sizes(configs, "aligner_2d", AlignerConfig.official()).build(), ckpt.sections["grid_align"],
                                              f"{where} ['grid_align']")  # fmt: skip
-        modules["fusion"] = _load_strict(FeatureFusion(_sizes(configs, "fusion", 256)), ckpt.sections["Fuse_sft_block"], f"{where} ['Fuse_sft_block']")
+        if "Fuse_sft_block" in ckpt.sections:
+            modules["fusion"] = _load_strict(FeatureFusion(_sizes(configs, "fusion", 256)), ckpt.sections["Fuse_sft_block"], f"{where} ['Fuse_sft_block']")
+        else:
+            report.notes.append(f"{ckpt.path.name} has no Fuse_sft_block: the 2D alignment only (as E3DGE_2DAlignOnly_Runner)")
     if toonify is not None:
         G_toon = stylesdf_from_state(toon_g.sections["g_ema"], f"{toon_g.path} ['g_ema']", (configs or {}).get("toonify_generator"))
         modules["toonify_generator"] = G_toon
@@ -219,8 +222,14 @@ def convert_e3dge(runner: str | os.PathLike, bundle: str | os.PathLike, boundari
 
         save_directions(out / "directions", directions)
         spec.directions = "directions"
-    kind = "hybrid alignment (E0 + E1 + E_ADA + fusion)" if "local_encoder" in modules else "global encoder only"
+    kind = ("hybrid alignment (E0 + E1 + E_ADA + fusion)" if "fusion" in modules else "2D alignment (E0 + E1 + E_ADA)" if "local_encoder" in modules
+            else "global encoder only")  # fmt: skip
+    stale = [slot for slot in ("local_encoder", "aligner_2d", "fusion") if slot not in modules and slot in comps]
+    for slot in stale:  # a runner without a part replaces an older conversion's part
+        del comps[slot]
     spec = BundleSpec(comps, f"E3DGE on StyleSDF FFHQ 1024, {kind}{', with Toonify' if toonify else ''} (converted official weights; non-commercial)",
                       spec.aligner, spec.directions, [])  # fmt: skip
     _write_spec(out, spec)
+    for slot in stale:
+        shutil.rmtree(out / slot, ignore_errors=True)
     return report

@@ -4,11 +4,11 @@
 2. E0 -> renderer ``W+ [N, 9, 256]`` and decoder ``W+ [N, 10, 512]`` offsets, added to the fixed mean latents;
 3. the volume discriminator -> (azimuth, elevation): the reference camera;
 4. G0 (no local branch) at the reference view -> thumbnail, depth; residual ``D = photo_256 - nearest-up(thumb)``;
-5. E1(D, depth) -> ``F_ref``; for a query view: G0 there -> thumb_q, depth_q, surface xyz_q, sample points;
+5. E1(D, depth) -> ``F_ref`` (hybrid only); for a query view: G0 there -> thumb_q, depth_q, surface xyz_q, sample points;
    ``f3d`` = ``F_ref`` at the points projected into the reference camera; E_ADA(D, up(thumb_q)) -> aligned
    residual; E1(aligned, depth_q) -> ``F_q``; ``f2d`` = ``F_q`` at the points in the query camera; visibility =
    the query surface point projects inside the reference image (no occlusion test, as the official code);
-6. fusion(f2d, visibility, f3d) -> ``(alpha, beta)`` from E1's FiLM head with the points' positional encoding
+6. fusion(f2d, visibility, f3d) (or ``f2d`` alone for a 2D-alignment-only runner) -> ``(alpha, beta)`` from E1's FiLM head with the points' positional encoding
    -> the SIREN's last hidden layer becomes ``(alpha + 1) h + beta`` on the texture path (the SDF keeps ``h``);
 7. render -> the decoder with E0's decoder W+ -> the image.
 Edits add ``s * boundary`` to every row of both W+; the reference residual is then re-aligned by E_ADA to the
@@ -54,7 +54,8 @@ class StyleSDFModels:
 
     @property
     def has_local(self) -> bool:
-        return self.local_encoder is not None and self.aligner_2d is not None and self.fusion is not None
+        """E1 and E_ADA are present: the 2D alignment at least (E3DGE_2DAlignOnly_Runner); with the fusion, the hybrid (Full)."""
+        return self.local_encoder is not None and self.aligner_2d is not None
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,8 @@ def reference_view(models: StyleSDFModels, face: EncodedFace, latents: StyleSDFL
         thumb, depth = edited.rgb, edited.depth
         if models.has_local:
             residual = models.aligner_2d(residual, _up(thumb, residual.shape[-1]))
-    feature_map = models.local_encoder(residual, _up(depth, residual.shape[-1])) if models.has_local else None
+    hybrid = models.has_local and models.fusion is not None  # F_ref feeds the 3D projection only
+    feature_map = models.local_encoder(residual, _up(depth, residual.shape[-1])) if hybrid else None
     return ReferenceView(camera, thumb, depth, residual, feature_map)
 
 
@@ -162,7 +164,7 @@ def render_query(
     G = models.generator
     latents = latents or face.latents
     g0 = G.render_volume(latents.renderer, camera)
-    if not (local and models.has_local and ref.feature_map is not None):
+    if not (local and models.has_local):
         out = G.synthesis(latents, camera, noise_mode=noise_mode, generator=generator, decode=decode, noise=noise)
         return QueryTrace(out, g0.rgb, g0.depth, g0.xyz)
     n, size = g0.rgb.shape[0], ref.residual.shape[-1]
@@ -177,9 +179,12 @@ def render_query(
     def hook(h: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         if points.shape[1] != visibility.shape[1]:
             raise RuntimeError("the local branch needs the whole view in one chunk")
-        f3d = sample_map(ref.feature_map, project_points(points, ref.camera)[0])
         f2d = sample_map(feature_map, project_points(points, camera)[0])
-        fused = models.fusion(f2d, visibility, f3d)
+        if models.fusion is None:  # 2D alignment only (the official stage-2.1 runner): the FiLM head reads f2d
+            fused, f3d = f2d, None
+        else:
+            f3d = sample_map(ref.feature_map, project_points(points, ref.camera)[0])
+            fused = models.fusion(f2d, visibility, f3d)
         alpha, beta = models.local_encoder.film(fused, points)
         trace.update(f3d=f3d, f2d=f2d, fused=fused, alpha=alpha, beta=beta)
         return apply_film(h, alpha, beta)
