@@ -12,7 +12,7 @@ The reference folder is made OUTSIDE this repository by running the official Sty
 Neither the official code nor these files are part of e3dge. This script reads them with numpy / weights_only
 torch.load, converts the .pt files with e3dge's converter, and writes results/stylesdf_parity.{json,md}.
 
-    PYTHONPATH=. python benchmarks/stylesdf_parity.py --reference /path/to/scratch/out [--bundle /tmp/e3dge-stylesdf-parity]
+    PYTHONPATH=. python benchmarks/stylesdf_parity.py --reference /scratch/out /scratch/out_seed2 [--bundle /tmp/e3dge-stylesdf-parity]
 """
 
 from __future__ import annotations
@@ -74,10 +74,10 @@ def e3dge_rows(ref_dir: Path, bundle: Path) -> tuple[dict[str, tuple[float, str]
     if not (bundle / "encoder").is_dir():
         t0 = time.perf_counter()
         convert_stylesdf(ref_dir / "ffhq1024x1024.pt", ref_dir / "ffhq_vol_renderer.pt", bundle, mean_samples=1000, overwrite=True)
-        timings["convert stylesdf (s)"] = time.perf_counter() - t0
+        timings["convert stylesdf (1000 mean samples)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         convert_e3dge(ref_dir / "E3DGE_Full_Runner.pt", bundle)
-        timings["convert e3dge (s)"] = time.perf_counter() - t0
+        timings["convert e3dge"] = time.perf_counter() - t0
     R, S = np.load(ref_dir / "e3dge_ref.npz"), np.load(ref_dir / "stylesdf_ref.npz")
     t = lambda k: torch.from_numpy(R[k])  # noqa: E731
     pipe = InversionPipeline.from_pretrained(bundle)
@@ -117,34 +117,45 @@ def e3dge_rows(ref_dir: Path, bundle: Path) -> tuple[dict[str, tuple[float, str]
     pipe.invert(photo, align=False)  # warm-up
     t0 = time.perf_counter()
     inv = pipe.invert(photo, align=False)
-    timings["invert (E0 + pose + hybrid reconstruction at 1024), s"] = time.perf_counter() - t0
+    timings["invert (E0 + pose + hybrid reconstruction at 1024)"] = time.perf_counter() - t0
     for quality in ("preview", "full"):
         t0 = time.perf_counter()
         pipe.render(inv, yaw=0.3, quality=quality)
-        timings[f"render {quality} at a new view, s"] = time.perf_counter() - t0
+        timings[f"render {quality} at a new view"] = time.perf_counter() - t0
     return rows, timings
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reference", required=True, type=Path, help="folder with the official-format files and reference .npz")
+    ap.add_argument("--reference", required=True, type=Path, nargs="+", help="folder(s) with the official-format files and reference .npz "
+                    "(one per independent draw of weights and inputs)")  # fmt: skip
     ap.add_argument("--bundle", type=Path, default=Path("/tmp/e3dge-stylesdf-parity"), help="where to convert the official-format files")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    rows = stylesdf_rows(args.reference)
-    e3, timings = e3dge_rows(args.reference, args.bundle)
-    rows.update(e3)
-    result = {"rows": {k: {"max_abs_diff": v, "target": TARGETS[g], "pass": v <= TARGETS[g]} for k, (v, g) in rows.items()},
-              "timings": timings, "threads": torch.get_num_threads(), "official": {"StyleSDF": "1c99510", "CVPR23-E3DGE": "7666d5b"}}  # fmt: skip
+    sets = {}
+    for i, ref in enumerate(args.reference):
+        rows = stylesdf_rows(ref)
+        e3, timings = e3dge_rows(ref, args.bundle.with_name(f"{args.bundle.name}-{i}"))
+        rows.update(e3)
+        sets[str(ref)] = {"rows": {k: {"max_abs_diff": v, "target": TARGETS[g], "pass": v <= TARGETS[g]} for k, (v, g) in rows.items()},
+                          "timings": timings}  # fmt: skip
+    result = {"sets": sets, "threads": torch.get_num_threads(), "official": {"StyleSDF": "1c99510", "CVPR23-E3DGE": "7666d5b"}}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "stylesdf_parity.json").write_text(json.dumps(result, indent=1))
+    names = list(sets)
     lines = ["# StyleSDF + official E3DGE flow: parity with the official code (random weights)", "",
-             "`PYTHONPATH=. python benchmarks/stylesdf_parity.py --reference DIR` (DIR made by the official code outside the repo; see the script).", "",
-             "| quantity | max abs diff | target | pass |", "|---|---|---|---|"]  # fmt: skip
-    lines += [f"| {k} | {r['max_abs_diff']:.2e} | {r['target']:.0e} | {'yes' if r['pass'] else 'NO'} |" for k, r in result["rows"].items()]
-    lines += ["", f"CPU timings ({result['threads']} threads, official sizes, converted bundle):", "", "| step | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.2f} |" for k, v in timings.items()]
+             "`PYTHONPATH=. python benchmarks/stylesdf_parity.py --reference DIR1 DIR2` (each DIR made by the official code outside the repo "
+             "from its own draw of weights and inputs; see the script).", "",
+             "| quantity | " + " | ".join(f"set {i + 1} max abs diff" for i in range(len(names))) + " | target | pass |",
+             "|---|" + "---|" * len(names) + "---|---|"]  # fmt: skip
+    for k, first in sets[names[0]]["rows"].items():
+        diffs = [sets[n]["rows"][k]["max_abs_diff"] for n in names]
+        ok = all(sets[n]["rows"][k]["pass"] for n in names)
+        lines.append(f"| {k} | " + " | ".join(f"{d:.2e}" for d in diffs) + f" | {first['target']:.0e} | {'yes' if ok else 'NO'} |")
+    lines += ["", f"CPU timings, seconds ({result['threads']} threads, official sizes, converted bundle):", "",
+              "| step | " + " | ".join(f"set {i + 1}" for i in range(len(names))) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
+    for k in sets[names[0]]["timings"]:
+        lines.append(f"| {k} | " + " | ".join(f"{sets[n]['timings'].get(k, float('nan')):.2f}" for n in names) + " |")
     (args.out / "stylesdf_parity.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

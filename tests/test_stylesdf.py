@@ -122,6 +122,13 @@ def test_texture_hook_changes_colour_not_geometry_and_chunks_are_exact(tiny):
     assert torch.allclose(base.features, chunked.features, atol=1e-6) and torch.allclose(base.depth, chunked.depth, atol=1e-6)
     assert torch.equal(hooked.depth, base.depth) and torch.equal(hooked.sdf, base.sdf)
     assert (hooked.features - base.features).abs().max() > 1e-3
+    with torch.no_grad():  # the geometry layers computed once, re-textured: identical to a render from scratch
+        kept = tiny.render_volume(lat.renderer, cam, keep_trunk=True)
+        again = tiny.render_volume(lat.renderer, cam, texture_hook=lambda h, p: 2 * h + p[..., :1], trunk=kept.trunk)
+    assert base.trunk is None and kept.trunk.h.shape == (1, 8 * 8 * 6, 16)
+    assert torch.equal(again.features, hooked.features) and torch.equal(again.rgb, hooked.rgb) and torch.equal(again.depth, hooked.depth)
+    with pytest.raises(ValueError, match="one chunk"):
+        tiny.render_volume(lat.renderer, cam, keep_trunk=True, chunk_rays=5)
 
 
 def test_sdf_normals_match_finite_differences(tiny):

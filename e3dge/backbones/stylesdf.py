@@ -27,7 +27,7 @@ from e3dge.backbones.rendering import RaySamples, composite_samples, pinhole_ray
 from e3dge.cameras import STYLESDF_DIST_RADIUS, STYLESDF_HALF_FOV, SphereCamera, sphere_camera
 from e3dge.hub import BoolField, IntField, NumberField, PretrainedMixin
 
-__all__ = ["StyleSDFGenerator", "StyleSDFMeanLatents", "StyleSDFLatents", "VolumeRender", "SDFQuery", "TextureHook", "stylesdf_config", "MASK_DEPTH"]
+__all__ = ["StyleSDFGenerator", "StyleSDFMeanLatents", "StyleSDFLatents", "SirenTrunk", "VolumeRender", "SDFQuery", "TextureHook", "stylesdf_config", "MASK_DEPTH"]
 
 MASK_DEPTH = 1.08
 """E3DGE's foreground test on the rendered depth (``depth < 1.08``; the camera is at distance 1)."""
@@ -56,6 +56,14 @@ class StyleSDFLatents:
     decoder: torch.Tensor  # [N, 2 * style_dim] or [N, num_decoder_ws, 2 * style_dim]
 
 
+@dataclass(frozen=True)
+class SirenTrunk:
+    """The SIREN's geometry at a view's samples: last hidden layer and SDF (they do not depend on the texture path)."""
+
+    h: torch.Tensor  # [N, M, width]
+    sdf: torch.Tensor  # [N, M, 1]
+
+
 @dataclass
 class VolumeRender:
     """What the volume renderer produces at ``renderer_resolution`` (images channel-first)."""
@@ -67,6 +75,7 @@ class VolumeRender:
     opacity: torch.Tensor  # [N, 1, r, r] 1 - background weight
     sdf: torch.Tensor  # [N, r, r, D, 1] at every sample
     points: torch.Tensor  # [N, r, r, D, 3] world sample points
+    trunk: SirenTrunk | None = None  # the geometry layers' output at the samples (keep_trunk=True), to re-texture the view
 
 
 @dataclass
@@ -133,18 +142,28 @@ class SirenNetwork(nn.Module):
         self.rgb_linear = SirenLinear(width, 3, small_init=True)
         self.sigma_linear = SirenLinear(width, 1, small_init=True)
 
+    def trunk(self, x: torch.Tensor, ws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(h, sdf)``: the last hidden layer and the SDF at normalised points ``x [N, M, 3]`` (geometry; the costly part)."""
+        h = x
+        for i, layer in enumerate(self.pts_linears):
+            h = layer(h, ws[:, i])
+        return h, self.sigma_linear(h)
+
+    def texture(self, h: torch.Tensor, view_dirs: torch.Tensor, ws: torch.Tensor, texture_hook: TextureHook | None = None,
+                world: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """``(rgb logits, features)`` from the trunk's ``h``; ``texture_hook`` may modulate ``h`` first (E3DGE's local branch)."""
+        if texture_hook is not None:
+            h = texture_hook(h, world)
+        features = self.views_linears(torch.cat([h, view_dirs], dim=-1), ws[:, -1])
+        return self.rgb_linear(features), features
+
     def forward(
         self, x: torch.Tensor, view_dirs: torch.Tensor, ws: torch.Tensor, texture_hook: TextureHook | None = None, world: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(rgb logits, sdf, features)`` at normalised points ``x [N, M, 3]``; ``ws [N, depth + 1, style_dim]``."""
-        h = x
-        for i, layer in enumerate(self.pts_linears):
-            h = layer(h, ws[:, i])
-        sdf = self.sigma_linear(h)
-        if texture_hook is not None:
-            h = texture_hook(h, world if world is not None else x)
-        features = self.views_linears(torch.cat([h, view_dirs], dim=-1), ws[:, -1])
-        return self.rgb_linear(features), sdf, features
+        h, sdf = self.trunk(x, ws)
+        rgb, features = self.texture(h, view_dirs, ws, texture_hook, world if world is not None else x)
+        return rgb, sdf, features
 
 
 class VolumeRenderer(nn.Module):
@@ -457,10 +476,19 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
             (grad,) = torch.autograd.grad(sdf.sum(), pts)
         return SDFQuery(sdf.detach(), rgb.detach(), feats.detach(), F.normalize(grad, dim=-1))
 
-    def render_volume(self, w: torch.Tensor, camera: SphereCamera, texture_hook: TextureHook | None = None, chunk_rays: int | None = None) -> VolumeRender:
-        """Volume-render the renderer latent from ``camera`` (inference mode: no jitter, static view dirs, forced background)."""
+    def render_volume(self, w: torch.Tensor, camera: SphereCamera, texture_hook: TextureHook | None = None, chunk_rays: int | None = None,
+                      keep_trunk: bool = False, trunk: SirenTrunk | None = None) -> VolumeRender:  # fmt: skip
+        """Volume-render the renderer latent from ``camera`` (inference mode: no jitter, static view dirs, forced background).
+
+        ``keep_trunk`` returns the SIREN trunk's output; passing it back as ``trunk`` (same latent and camera) skips the
+        geometry layers, so a second, re-textured render of the view costs only the texture layer (results are identical).
+        """
         ws = self.renderer_plus(w)
         n, res = ws.shape[0], camera.resolution
+        if (keep_trunk or trunk is not None) and chunk_rays is not None:
+            raise ValueError("keep_trunk / trunk need the whole view in one chunk (chunk_rays=None)")
+        if trunk is not None and tuple(trunk.h.shape[:2]) != (n, res * res * self.n_samples):
+            raise ValueError(f"trunk must hold [N, {res * res * self.n_samples}, width] from the same view, got {list(trunk.h.shape)}")
         if len(camera) != n:
             raise ValueError(f"{len(camera)} cameras for {n} latents; give one camera per latent")
         origins, directions, cam_dirs = pinhole_rays(camera.cam2world.to(ws), camera.focal.to(ws), res)
@@ -475,7 +503,10 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
             r, d = pts.shape[1], pts.shape[2]
             flat = pts.reshape(n, r * d, 3)
             view = views[:, s : s + step, None].expand(-1, -1, d, -1).reshape(n, r * d, 3)
-            rgb, sdf, feats = self.renderer.network(self._normalise(flat), view, ws, texture_hook, flat)
+            net = self.renderer.network
+            h, sdf = (trunk.h, trunk.sdf) if trunk is not None else net.trunk(self._normalise(flat), ws)
+            kept = SirenTrunk(h, sdf) if keep_trunk else None
+            rgb, feats = net.texture(h, view, ws, texture_hook, flat)
             sdf = sdf.reshape(n, r, d, 1)
             values = torch.cat([torch.sigmoid(rgb), feats, flat], dim=-1).reshape(n, r, d, -1)
             comp = composite_samples(values, sdf, samples, lambda x: sdf_density(x, beta), force_background=True)
@@ -488,7 +519,7 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
         width = values.shape[-1] - 6
         return VolumeRender(
             rgb=image(values[..., :3]) * 2 - 1, features=image(values[..., 3 : 3 + width]), depth=image(depth), xyz=image(values[..., 3 + width :]),
-            opacity=image(opacity), sdf=sdf.reshape(n, res, res, -1, 1), points=pts.reshape(n, res, res, -1, 3),
+            opacity=image(opacity), sdf=sdf.reshape(n, res, res, -1, 1), points=pts.reshape(n, res, res, -1, 3), trunk=kept,
         )  # fmt: skip
 
     def decode(self, features: torch.Tensor, decoder_w: torch.Tensor, noise_mode: str = "const", generator: torch.Generator | None = None,
@@ -512,9 +543,10 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
         decode: bool = True,  # False: ``image`` is the thumbnail upsampled (fast previews)
         chunk_rays: int | None = None,
         noise: list[torch.Tensor] | None = None,  # explicit decoder noise maps (overrides noise_mode)
+        trunk: SirenTrunk | None = None,  # from render_volume(..., keep_trunk=True) of the same latent and camera
     ) -> GeneratorOutput:
         """Render ``latents`` from ``camera``: thumbnail, depth, opacity, features, world surface points and the decoded image."""
-        vol = self.render_volume(latents.renderer, camera, texture_hook, chunk_rays)
+        vol = self.render_volume(latents.renderer, camera, texture_hook, chunk_rays, trunk=trunk)
         if decode and self.full_pipeline:
             image = self.decode(vol.features, latents.decoder, noise_mode, generator, noise)
         else:

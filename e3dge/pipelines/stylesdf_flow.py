@@ -163,9 +163,9 @@ def render_query(
     """Steps 5-7 at ``camera``: G0 there, the local features (when ``local`` and present), the modulated render and decode."""
     G = models.generator
     latents = latents or face.latents
-    g0 = G.render_volume(latents.renderer, camera)
+    g0 = G.render_volume(latents.renderer, camera, keep_trunk=True)  # the geometry is computed once for both renders of the view
     if not (local and models.has_local):
-        out = G.synthesis(latents, camera, noise_mode=noise_mode, generator=generator, decode=decode, noise=noise)
+        out = G.synthesis(latents, camera, noise_mode=noise_mode, generator=generator, decode=decode, noise=noise, trunk=g0.trunk)
         return QueryTrace(out, g0.rgb, g0.depth, g0.xyz)
     n, size = g0.rgb.shape[0], ref.residual.shape[-1]
     aligned = models.aligner_2d(ref.residual, _up(g0.rgb, size))
@@ -189,5 +189,5 @@ def render_query(
         trace.update(f3d=f3d, f2d=f2d, fused=fused, alpha=alpha, beta=beta)
         return apply_film(h, alpha, beta)
 
-    out = G.synthesis(latents, camera, noise_mode=noise_mode, generator=generator, texture_hook=hook, decode=decode, noise=noise)
+    out = G.synthesis(latents, camera, noise_mode=noise_mode, generator=generator, texture_hook=hook, decode=decode, noise=noise, trunk=g0.trunk)
     return QueryTrace(out, g0.rgb, g0.depth, g0.xyz, aligned, feature_map, visibility=visibility, **trace)
