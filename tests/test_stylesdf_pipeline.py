@@ -324,3 +324,18 @@ def test_a_2d_alignment_only_runner(official, tmp_path, photo):
     assert ref.feature_map is None and trace.f3d is None and torch.equal(trace.fused, trace.f2d)
     assert inv.method == "e0+local" and (trace.output.image - base.output.image).abs().max() > 1e-4
     shutil.rmtree(out)
+
+
+def test_renders_follow_the_inversions_own_latents_and_given_cameras(pipe, photo):
+    from e3dge.cameras import label_from_yaw_pitch
+
+    inv = pipe.invert(photo, align=False, camera=label_from_yaw_pitch(0.2, -0.1))  # a video aligner's label
+    assert inv.camera_source == "given" and (inv.yaw, inv.pitch) == pytest.approx((0.2, -0.1), abs=1e-5)
+    assert (inv.azimuth, inv.elevation) == pytest.approx((0.2, 0.1), abs=1e-5)
+    moved = dataclasses.replace(inv, ws=inv.ws + 0.3, key=inv.key + "-moved")  # e.g. a smoothed code
+    a, b = pipe.render(moved, quality="full", local=False), pipe.render(inv, quality="full", local=False)
+    assert np.abs(a.image.astype(int) - b.image.astype(int)).max() > 0
+    G = pipe.models().generator
+    with torch.no_grad():
+        out = G.synthesis(StyleSDFLatents(moved.ws, moved.decoder_ws), G.camera(inv.azimuth, inv.elevation))
+    assert np.array_equal(a.image, ((out.image[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy())

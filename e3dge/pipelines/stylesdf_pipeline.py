@@ -159,7 +159,7 @@ class StyleSDFPipeline:
         image,
         *,
         align: bool = True,
-        camera: tuple[float, float] | None = None,
+        camera: tuple[float, float] | torch.Tensor | None = None,
         refine: str | None = None,
         steps: int | None = None,
         optimize: bool = False,
@@ -205,15 +205,17 @@ class StyleSDFPipeline:
 
     # ------------------------------------------------------------------ views
     def _face(self, inv: StyleSDFInversion) -> EncodedFace:
+        """The encoded input of ``inv`` with the inversion's own latents and camera (which a caller may have replaced, e.g. smoothed)."""
         face = self.faces.get(inv.key)
-        if face is None:  # evicted: E0 is deterministic, so encoding the aligned crop again gives the same latents
+        if face is None:  # evicted or a derived inversion: E0 is deterministic, so encoding the aligned crop again gives the same image
             models = self.models(inv.variant)
             photo = torch.from_numpy(np.array(inv.aligned, copy=True)).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.device)
             with torch.no_grad():
                 face = encode_face(models, photo)
-            face = dataclasses.replace(face, azimuth=torch.tensor([inv.azimuth], device=self.device), elevation=torch.tensor([inv.elevation], device=self.device))
             self.faces.put(inv.key, face)
-        return face
+        latents = StyleSDFLatents(torch.as_tensor(inv.ws).to(self.device), torch.as_tensor(inv.decoder_ws).to(self.device))
+        return dataclasses.replace(face, latents=latents, azimuth=torch.tensor([inv.azimuth], device=self.device),
+                                   elevation=torch.tensor([inv.elevation], device=self.device))  # fmt: skip
 
     def edited_latents(self, inv: StyleSDFInversion, edits: dict[str, float] | None) -> tuple[StyleSDFLatents, tuple]:
         """The inversion's latents with ``edits`` (``s * boundary`` on every row of both W+), and a hashable key of the edits."""
@@ -277,8 +279,14 @@ class StyleSDFPipeline:
 
 
 def _given_camera(camera) -> tuple[float, float] | None:
+    """(yaw, pitch) radians from ``(yaw, pitch)`` or an EG3D-style label ``[1, 25]`` (e.g. a video aligner's camera)."""
     if camera is None:
         return None
+    if isinstance(camera, torch.Tensor) and tuple(camera.shape) in ((1, 25), (25,)):
+        from e3dge.cameras import yaw_pitch_from_label
+
+        yaw, pitch = yaw_pitch_from_label(camera.reshape(1, 25).float().cpu())
+        return float(yaw[0]), float(pitch[0])
     if isinstance(camera, (tuple, list)) and len(camera) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in camera):
         return float(camera[0]), float(camera[1])
-    raise UserError(f"camera must be (yaw, pitch) in radians for a StyleSDF bundle, got {camera!r}")
+    raise UserError(f"camera must be (yaw, pitch) in radians or a label [1, 25], got {camera!r}")
