@@ -339,3 +339,19 @@ def test_renders_follow_the_inversions_own_latents_and_given_cameras(pipe, photo
     with torch.no_grad():
         out = G.synthesis(StyleSDFLatents(moved.ws, moved.decoder_ws), G.camera(inv.azimuth, inv.elevation))
     assert np.array_equal(a.image, ((out.image[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy())
+
+
+def test_app_toonify_option(bundle, photo, tmp_path):
+    from PIL import Image
+
+    from e3dge.app import handlers as h
+
+    assert h.has_toonify(str(bundle)) and not h.has_toonify("toy") and not h.has_toonify(str(tmp_path))
+    Image.fromarray(photo).save(tmp_path / "crop.png")
+    aligned = h.align_photo(str(tmp_path / "crop.png"), str(bundle), skip_alignment=True)
+    toon = h.invert_photo(h.AppState(str(bundle)), aligned, str(bundle), toonify=True)
+    plain = h.invert_photo(h.AppState(str(bundle)), aligned, str(bundle))
+    assert toon.state.inversion.variant == "toonify" and plain.state.inversion.variant == "default"
+    assert not np.array_equal(toon.reconstruction, plain.reconstruction)
+    with pytest.raises(UserError, match="no Toonify generator"):
+        h.invert_photo(h.AppState("toy"), h.align_photo(str(tmp_path / "crop.png"), "toy", skip_alignment=True), "toy", toonify=True)

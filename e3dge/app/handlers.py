@@ -19,7 +19,7 @@ import numpy as np
 from e3dge.app.models import get_pipeline
 from e3dge.errors import UserError
 
-__all__ = ["AppState", "Alignment", "InversionResult", "align_photo", "invert_photo", "refine", "render_view", "mesh_file", "depth_figure",
+__all__ = ["AppState", "Alignment", "InversionResult", "align_photo", "has_toonify", "invert_photo", "refine", "render_view", "mesh_file", "depth_figure",
            "orbit_video", "result_json", "direction_sliders", "SMALL_FACE_PX", "MAX_SLIDERS"]  # fmt: skip
 
 SMALL_FACE_PX = 128
@@ -95,11 +95,27 @@ def align_photo(photo: str | Path | np.ndarray, bundle: str, skip_alignment: boo
     return Alignment(face, _draw_landmarks(face.image, face.landmarks), float(yaw), float(pitch), warnings)
 
 
-def invert_photo(state: AppState, alignment: Alignment, bundle: str) -> InversionResult:
-    """Step 2: invert the aligned face (E0, or the optimisation baseline for a bundle without an encoder)."""
+def has_toonify(bundle: str) -> bool:
+    """Whether a bundle folder holds the Toonify pair (read from its pipeline.json; nothing is loaded or downloaded)."""
+    from pathlib import Path
+
+    from e3dge.pipelines.bundle import PIPELINE_FILE, BundleError, read_bundle_spec
+
+    path = Path(str(bundle)).expanduser() / PIPELINE_FILE
+    try:
+        return path.is_file() and "toonify_generator" in read_bundle_spec(path).components
+    except BundleError:
+        return False
+
+
+def invert_photo(state: AppState, alignment: Alignment, bundle: str, toonify: bool = False) -> InversionResult:
+    """Step 2: invert the aligned face (E0, or the optimisation baseline for a bundle without an encoder); ``toonify``: the Toonify pair."""
     pipe = get_pipeline(bundle)
     image = alignment.face if alignment.face is not None else alignment.preview
-    inv = pipe.invert(image, align=False, optimize=pipe.encoder is None)
+    extra = {"generator": "toonify"} if toonify else {}
+    if toonify and "toonify" not in getattr(pipe, "generators", ()):
+        raise UserError("this model has no Toonify generator; convert one into a StyleSDF bundle (e3dge convert e3dge --toonify ...)")
+    inv = pipe.invert(image, align=False, optimize=pipe.encoder is None, **extra)
     yaw, pitch = inv.degrees
     total = sum(inv.timings.values())
     msg = f"{inv.method}: yaw {yaw:+.1f} deg, pitch {pitch:+.1f} deg ({inv.camera_source} camera), {total:.2f} s"

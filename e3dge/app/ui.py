@@ -148,6 +148,7 @@ def build_demo(default_bundle: str | None = None):
                 photo = _photo_input(label="photo", sources=["upload", "webcam", "clipboard"], height=300, elem_id="photo")
                 skip_align = gr.Checkbox(label="already an aligned crop (skip face alignment)", value=False)
                 model = gr.Dropdown([(c.label, c.source) for c in choices], value=bundle0, label="model")
+                toonify = gr.Checkbox(label="toonify (the bundle's Toonify generator)", value=False, visible=h.has_toonify(bundle0), elem_id="toonify")
                 go_btn = gr.Button("1-2. align and invert", variant="primary", elem_id="invert")
                 gr.Examples([[p, a] for p, a in examples], inputs=[photo, skip_align], label="examples")
             with gr.Column(scale=1):
@@ -179,9 +180,9 @@ def build_demo(default_bundle: str | None = None):
 
         # ---------------------------------------------------------------- callbacks
         @_messages
-        def on_invert(photo_path, skip, bundle, st):
+        def on_invert(photo_path, skip, bundle, st, toon=False):
             a = h.align_photo(photo_path, bundle, skip_alignment=bool(skip))
-            res = h.invert_photo(st, a, bundle)
+            res = h.invert_photo(st, a, bundle, toonify=bool(toon))
             pose = f"yaw {a.yaw_deg:+.1f} deg, pitch {a.pitch_deg:+.1f} deg (aligner)" if a.yaw_deg is not None else "aligned crop given; camera from the encoder"
             info = pose + "".join(f"\n\n**warning:** {w}" for w in a.warnings)
             for w in a.warnings:
@@ -220,10 +221,10 @@ def build_demo(default_bundle: str | None = None):
 
         @_messages
         def on_model(bundle):
-            return [h.AppState(bundle), None, None, "", None, *_slider_updates(bundle)]
+            return [h.AppState(bundle), None, None, "", None, gr.update(visible=h.has_toonify(bundle), value=False), *_slider_updates(bundle)]
 
         view_inputs = [state, yaw, pitch, *sliders]
-        go_btn.click(_gpu(on_invert), [photo, skip_align, model, state], [crop, align_info, compare, status, state, alignment, view, yaw, pitch],
+        go_btn.click(_gpu(on_invert), [photo, skip_align, model, state, toonify], [crop, align_info, compare, status, state, alignment, view, yaw, pitch],
                      api_name="invert").then(on_depth, view_inputs, depth, api_name=False)  # fmt: skip
         refine_btn.click(_gpu(on_refine), [state], [compare, status, state], api_name="refine").then(
             on_view, view_inputs, view, api_name=False).then(on_depth, view_inputs, depth, api_name=False)  # fmt: skip
@@ -235,7 +236,7 @@ def build_demo(default_bundle: str | None = None):
         mesh_btn.click(_gpu(on_mesh), [state, *sliders], mesh, api_name="mesh")
         video_btn.click(_gpu(on_video), [state, *sliders], video, api_name="video")
         json_btn.click(on_json, [state, *sliders], json_file, api_name="json")
-        model.change(on_model, model, [state, alignment, compare, status, view, *sliders], api_name=False)
+        model.change(on_model, model, [state, alignment, compare, status, view, toonify, *sliders], api_name=False)
         demo.load(lambda: _slider_updates(bundle0), None, sliders, api_name=False)
     return demo
 
