@@ -355,3 +355,12 @@ def test_app_toonify_option(bundle, photo, tmp_path):
     assert not np.array_equal(toon.reconstruction, plain.reconstruction)
     with pytest.raises(UserError, match="no Toonify generator"):
         h.invert_photo(h.AppState("toy"), h.align_photo(str(tmp_path / "crop.png"), "toy", skip_alignment=True), "toy", toonify=True)
+
+
+def test_demo_runs_a_stylesdf_bundle_without_refinement(bundle, tmp_path, capsys):
+    from e3dge.pipelines.examples import run_demo
+
+    result = run_demo(tmp_path / "demo", model=str(bundle), frames=0, views=1, num_toy=1, progress=False)
+    assert "refinement is EG3D-only" in capsys.readouterr().out and not result.failed and result.sheet.is_file()
+    data = json.loads((result.folders["astronaut"] / "inversion.json").read_text())
+    assert data["backbone"] == "stylesdf" and data["options"]["refine"] is None

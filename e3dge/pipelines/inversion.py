@@ -160,6 +160,9 @@ class PlaneCache:
 class InversionPipeline:
     """Registered components + glue: :meth:`invert` a photo, :meth:`render` any view of the result."""
 
+    supports_refinement = True
+    """P / P+C refinement and the optimisation baseline (StyleSDF bundles: False)."""
+
     def __init__(
         self,
         generator: TriPlaneGenerator,

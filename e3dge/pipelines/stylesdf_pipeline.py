@@ -64,6 +64,8 @@ class StyleSDFPipeline:
     depth_range = (0.9, 1.1)
     """Distances along the ray that depth images map to white .. black (the face sits about 1 from the camera)."""
     field_kind = "sdf"
+    supports_refinement = False
+    """Test-time refinement and the optimisation baseline are EG3D-only."""
 
     def __init__(
         self,
