@@ -364,3 +364,22 @@ def test_demo_runs_a_stylesdf_bundle_without_refinement(bundle, tmp_path, capsys
     assert "refinement is EG3D-only" in capsys.readouterr().out and not result.failed and result.sheet.is_file()
     data = json.loads((result.folders["astronaut"] / "inversion.json").read_text())
     assert data["backbone"] == "stylesdf" and data["options"]["refine"] is None
+
+
+def test_video_inversion_with_a_stylesdf_bundle(pipe, tmp_path):
+    pytest.importorskip("dlib")
+    skdata = pytest.importorskip("skimage.data")
+    import imageio.v2 as imageio
+    from PIL import Image
+
+    from e3dge.pipelines.video import invert_video
+
+    clip = tmp_path / "clip.mp4"
+    photo = Image.fromarray(skdata.astronaut())
+    with imageio.get_writer(str(clip), fps=8, quality=9, macro_block_size=2) as writer:
+        for i in range(3):
+            writer.append_data(np.asarray(photo.rotate(0.5 * i, resample=Image.BICUBIC, translate=(2 * i, i)).resize((384, 384), Image.LANCZOS)))
+    result = invert_video(pipe, clip, tmp_path / "out", progress=False)
+    frames = imageio.mimread(str(result.video))
+    assert result.num_frames == 3 and len(frames) == 3 and frames[0].shape == (32, 96, 3)  # input | reconstruction | novel view
+    assert np.load(tmp_path / "out" / "frames" / "ws_00000.npy", allow_pickle=False).shape == (4, 16)  # the renderer W+
