@@ -75,13 +75,17 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_report(title: str, lines: list[str]) -> None:
+    print(title)
+    for line in lines:
+        print(f"  {line}")
+
+
 def _cmd_convert_stylesdf(args: argparse.Namespace) -> int:
     from e3dge.pipelines.convert_official import convert_stylesdf
 
     report = convert_stylesdf(args.full, args.vol, args.output, mean_samples=args.mean_samples, seed=args.seed, overwrite=args.overwrite)
-    print(f"converted {Path(args.full).name} + {Path(args.vol).name} -> {report.out}/")
-    for line in report.lines():
-        print(f"  {line}")
+    _print_report(f"converted {Path(args.full).name} + {Path(args.vol).name} -> {report.out}/", report.lines())
     print(f"next: e3dge convert e3dge E3DGE_Full_Runner.pt {report.out}  (weights under CC BY-NC-SA 4.0: non-commercial; do not re-host)")
     return 0
 
@@ -91,9 +95,7 @@ def _cmd_convert_e3dge(args: argparse.Namespace) -> int:
 
     report = convert_e3dge(args.runner, args.bundle, boundaries=args.boundaries, toonify=args.toonify, toonify_encoder=args.toonify_encoder,
                            mean_samples=args.mean_samples)  # fmt: skip
-    print(f"converted {Path(args.runner).name} into {report.out}/")
-    for line in report.lines():
-        print(f"  {line}")
+    _print_report(f"converted {Path(args.runner).name} into {report.out}/", report.lines())
     print(f"use it: e3dge invert PHOTO OUT --model {report.out}  (or E3DGE_MODEL={report.out} python spaces_app.py)")
     return 0
 

@@ -27,3 +27,17 @@ def tiny_generator():
                 p.fill_(0.1)
         G.backbone.mapping.w_avg.normal_()
     return G
+
+
+def write_astronaut_clip(path, frames: int):
+    """A short mp4 of skimage's astronaut with a slow, smooth camera motion (video inversion tests)."""
+    import imageio.v2 as imageio
+    import numpy as np
+    from PIL import Image
+    from skimage import data as skdata
+
+    photo = Image.fromarray(skdata.astronaut())
+    with imageio.get_writer(str(path), fps=8, quality=9, macro_block_size=2) as writer:
+        for i in range(frames):
+            writer.append_data(np.asarray(photo.rotate(0.5 * i, resample=Image.BICUBIC, translate=(2 * i, i)).resize((384, 384), Image.LANCZOS)))
+    return path

@@ -261,17 +261,13 @@ def test_smooth_codes_is_a_centred_moving_average():
 
 def test_video_inversion_writes_a_side_by_side_video_and_resumes(pipe, tmp_path):
     pytest.importorskip("dlib")
-    skdata = pytest.importorskip("skimage.data")
+    pytest.importorskip("skimage.data")
     import imageio.v2 as imageio
-    from PIL import Image
+    from conftest import write_astronaut_clip
 
     from e3dge.pipelines.video import invert_video
 
-    clip = tmp_path / "clip.mp4"
-    photo = Image.fromarray(skdata.astronaut())
-    with imageio.get_writer(str(clip), fps=8, quality=9, macro_block_size=2) as writer:
-        for i in range(5):
-            writer.append_data(np.asarray(photo.rotate(0.5 * i, resample=Image.BICUBIC, translate=(2 * i, i)).resize((384, 384), Image.LANCZOS)))
+    clip = write_astronaut_clip(tmp_path / "clip.mp4", 5)
     out = tmp_path / "out"
     result = invert_video(pipe, clip, out, progress=False)
     frames = imageio.mimread(str(result.video))

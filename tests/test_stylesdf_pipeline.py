@@ -87,6 +87,11 @@ def pipe(bundle) -> StyleSDFPipeline:
     return InversionPipeline.from_pretrained(bundle)
 
 
+def _as_input(pixels: np.ndarray) -> torch.Tensor:
+    """``uint8 [S, S, 3]`` -> ``[1, 3, S, S]`` in [-1, 1], as the pipeline feeds the flow."""
+    return torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     y, x = np.mgrid[0:64, 0:64] / 63.0
@@ -109,12 +114,14 @@ def test_bundle_holds_the_official_weights_and_the_licence(official, bundle, pip
 def test_invert_follows_the_official_flow(pipe, photo):
     inv = pipe.invert(photo, align=False)
     models = pipe.models()
-    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 127.5 - 1
+    x = _as_input(photo)
     with torch.no_grad():
         face = encode_face(models, x)
         enc = models.encoder(torch.nn.functional.adaptive_avg_pool2d(x, 64))
         ref = reference_view(models, face)
-        trace = render_query(models, face, ref, ref.camera)
+        trace = render_query(models, face, ref, ref.camera)  # reuses G0's render of the input view ...
+        fresh = render_query(models, face, ref.without_base(), ref.camera)  # ... which is exactly a render from scratch
+    assert ref.base is not None and torch.equal(fresh.output.image, trace.output.image) and torch.equal(fresh.alpha, trace.alpha)
     assert torch.allclose(inv.ws, models.mean.renderer[:, None] + enc.renderer_offsets, atol=1e-6)
     assert torch.allclose(inv.decoder_ws, models.mean.decoder[:, None] + enc.decoder_offsets, atol=1e-6)
     pose = models.pose(torch.nn.functional.adaptive_avg_pool2d(x, 16))
@@ -315,7 +322,7 @@ def test_a_2d_alignment_only_runner(official, tmp_path, photo):
     assert pipe.fusion is None and "2D alignment" in pipe.description
     inv = pipe.invert(photo, align=False)
     models = pipe.models()
-    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 127.5 - 1
+    x = _as_input(photo)
     with torch.no_grad():
         face = encode_face(models, x)
         ref = reference_view(models, face)
@@ -368,18 +375,13 @@ def test_demo_runs_a_stylesdf_bundle_without_refinement(bundle, tmp_path, capsys
 
 def test_video_inversion_with_a_stylesdf_bundle(pipe, tmp_path):
     pytest.importorskip("dlib")
-    skdata = pytest.importorskip("skimage.data")
+    pytest.importorskip("skimage.data")
     import imageio.v2 as imageio
-    from PIL import Image
+    from conftest import write_astronaut_clip
 
     from e3dge.pipelines.video import invert_video
 
-    clip = tmp_path / "clip.mp4"
-    photo = Image.fromarray(skdata.astronaut())
-    with imageio.get_writer(str(clip), fps=8, quality=9, macro_block_size=2) as writer:
-        for i in range(3):
-            writer.append_data(np.asarray(photo.rotate(0.5 * i, resample=Image.BICUBIC, translate=(2 * i, i)).resize((384, 384), Image.LANCZOS)))
-    result = invert_video(pipe, clip, tmp_path / "out", progress=False)
+    result = invert_video(pipe, write_astronaut_clip(tmp_path / "clip.mp4", 3), tmp_path / "out", progress=False)
     frames = imageio.mimread(str(result.video))
     assert result.num_frames == 3 and len(frames) == 3 and frames[0].shape == (32, 96, 3)  # input | reconstruction | novel view
     assert np.load(tmp_path / "out" / "frames" / "ws_00000.npy", allow_pickle=False).shape == (4, 16)  # the renderer W+

@@ -78,13 +78,18 @@ def _grid_points(resolution: int, half: float) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _field_on_grid(field, resolution: int, half: float, chunk: int, device) -> np.ndarray:
+    """``field(points [1, M, 3]) -> [M]`` on a ``resolution^3`` grid over ``[-half, half]^3`` (float32, index order x, y, z), in chunks."""
+    points = _grid_points(resolution, half).to(device)
+    values = torch.empty(len(points))
+    for s in range(0, len(points), chunk):
+        values[s : s + chunk] = field(points[None, s : s + chunk]).float().cpu()
+    return values.reshape(resolution, resolution, resolution).numpy()
+
+
 def density_grid(G, planes: torch.Tensor, resolution: int, half: float, chunk: int = 262144) -> np.ndarray:
     """Raw density ``sigma`` on a ``resolution^3`` grid over ``[-half, half]^3`` (float32, index order x, y, z)."""
-    points = _grid_points(resolution, half).to(planes.device)
-    sigma = torch.empty(len(points))
-    for s in range(0, len(points), chunk):
-        sigma[s : s + chunk] = G.query_points(None, points[None, s : s + chunk], planes=planes).sigma[0, :, 0].float().cpu()
-    return sigma.reshape(resolution, resolution, resolution).numpy()
+    return _field_on_grid(lambda p: G.query_points(None, p, planes=planes).sigma[0, :, 0], resolution, half, chunk, planes.device)
 
 
 @torch.no_grad()
@@ -161,10 +166,14 @@ def extract_mesh(pipe, inversion, edits: dict[str, float] | None = None, options
     else:
         level = float(options.level)
     sigma = density_grid(G, planes, options.resolution, half, options.chunk)
-    vertices, faces = mesh_from_grid(sigma, half, level)
-    colors = _vertex_colors(G, planes, vertices, options.chunk)
     info = {"grid_resolution": options.resolution, "half_size": half, "level": level, "edits": dict(edits or {})}
-    mesh = _clean(Mesh(vertices, faces, colors, np.zeros_like(vertices), level, info), options)
+    return _mesh(sigma, half, level, lambda v: _vertex_colors(G, planes, v, options.chunk), info, options)
+
+
+def _mesh(grid: np.ndarray, half: float, level: float, colours, info: dict, options: MeshOptions) -> Mesh:
+    """Marching cubes, vertex colours from ``colours(vertices)``, clean-up; an empty result is a one-line error."""
+    vertices, faces = mesh_from_grid(grid, half, level)
+    mesh = _clean(Mesh(vertices, faces, colours(vertices), np.zeros_like(vertices), level, info), options)
     if not len(mesh.faces):
         raise UserError("the mesh is empty at this level; pass another level or a larger half_size")
     return mesh
@@ -176,18 +185,12 @@ def _sdf_mesh(pipe, inversion, edits: dict[str, float] | None, options: MeshOpti
     G, w = pipe.sdf_field(inversion, edits)
     half = options.half_size if options.half_size is not None else float(G.dist_radius)
     level = 0.0 if options.level == "auto" else float(options.level)
-    points = _grid_points(options.resolution, half).to(w.device)
-    neg_sdf, colors = torch.empty(len(points)), []
-    for s in range(0, len(points), options.chunk):
-        neg_sdf[s : s + options.chunk] = -G.query_sdf(w, points[None, s : s + options.chunk]).sdf[0, :, 0].float().cpu()
-    grid = neg_sdf.reshape(options.resolution, options.resolution, options.resolution).numpy()
-    vertices, faces = mesh_from_grid(grid, half, level)
-    verts = torch.from_numpy(vertices).to(w.device)
-    for s in range(0, len(verts), options.chunk):
-        colors.append(torch.sigmoid(G.query_sdf(w, verts[None, s : s + options.chunk]).rgb[0]).float().cpu())
-    rgb = (torch.cat(colors) if colors else torch.zeros(0, 3)).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+    grid = _field_on_grid(lambda p: -G.query_sdf(w, p).sdf[0, :, 0], options.resolution, half, options.chunk, w.device)
+
+    def colours(vertices: np.ndarray) -> np.ndarray:
+        verts = torch.from_numpy(vertices).to(w.device)
+        rgb = [torch.sigmoid(G.query_sdf(w, verts[None, s : s + options.chunk]).rgb[0]).float().cpu() for s in range(0, len(verts), options.chunk)]
+        return (torch.cat(rgb) if rgb else torch.zeros(0, 3)).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
+
     info = {"grid_resolution": options.resolution, "half_size": half, "level": level, "field": "stylesdf -sdf", "edits": dict(edits or {})}
-    mesh = _clean(Mesh(vertices, faces, rgb, np.zeros_like(vertices), level, info), options)
-    if not len(mesh.faces):
-        raise UserError("the mesh is empty at this level; pass another level or a larger half_size")
-    return mesh
+    return _mesh(grid, half, level, colours, info, options)

@@ -63,9 +63,9 @@ def _strip_module(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], where: str) -> torch.nn.Module:
-    state = _strip_module(state)
-    check_tensors(tensor_specs(state), module.state_dict(), where)
-    module.load_state_dict({k: v.to(module.state_dict()[k].dtype) for k, v in state.items()}, strict=True)
+    state, own = _strip_module(state), module.state_dict()
+    check_tensors(tensor_specs(state), own, where)
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
     return module.eval().requires_grad_(False)
 
 

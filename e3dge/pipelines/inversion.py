@@ -36,7 +36,7 @@ from e3dge.pipelines.bundle import PIPELINE_FILE, BundleError, BundleSpec, Compo
 from e3dge.pipelines.optimize import optimize_inversion
 from e3dge.pipelines.refine import REFINE_MODES, Criteria, refine_latent
 
-__all__ = ["Inversion", "Render", "InversionPipeline", "QUALITIES", "prepare_image"]
+__all__ = ["Inversion", "Render", "InversionPipeline", "QUALITIES", "prepare_image", "check_render_args", "save_bundle"]
 
 QUALITIES = ("preview", "full")
 PREVIEW_ALIGNMENT = "3d"
@@ -134,6 +134,40 @@ def prepare_image(image, align: bool, aligner: dict[str, Any]) -> tuple[np.ndarr
     if h != w:
         raise UserError(f"{loaded.name}: align=False needs a square, already aligned crop, got {w}x{h}; use align=True for a photo")
     return loaded.pixels, None, list(loaded.notes), loaded.name, None
+
+
+def check_render_args(quality: str, resolution: int | None, yaw: float | None, pitch: float | None) -> None:
+    """One-line errors for a render request's quality, output size and angles (every pipeline checks the same way)."""
+    if quality not in QUALITIES:
+        raise UserError(f"quality must be one of {QUALITIES}, got {quality!r}")
+    if resolution is not None and (not isinstance(resolution, int) or not 16 <= resolution <= MAX_RENDER_RESOLUTION):
+        raise UserError(f"resolution must be an integer between 16 and {MAX_RENDER_RESOLUTION}, got {resolution!r}")
+    for name, value in (("yaw", yaw), ("pitch", pitch)):
+        if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > math.pi):
+            raise UserError(f"{name} must be a number of radians in [-pi, pi], got {value!r}")
+
+
+def save_bundle(save_directory: str | os.PathLike, components: dict[str, torch.nn.Module], description: str, aligner: dict[str, Any],
+                directions: dict[str, Any] | None) -> Path:  # fmt: skip
+    """Write ``pipeline.json`` (atomically) and one subfolder per component, plus the editing directions when there are any."""
+    import json
+
+    out = Path(save_directory)
+    out.mkdir(parents=True, exist_ok=True)
+    comps = {}
+    for slot, module in components.items():
+        module.save_pretrained(out / slot)
+        comps[slot] = ComponentSpec(type(module).__name__, subfolder=slot)
+    spec = BundleSpec(comps, description, aligner)
+    if directions:
+        from e3dge.editing import save_directions
+
+        save_directions(out / "directions", directions)
+        spec.directions = "directions"
+    tmp = out / (PIPELINE_FILE + ".tmp")
+    tmp.write_text(json.dumps(spec.to_dict(), indent=2))
+    tmp.replace(out / PIPELINE_FILE)
+    return out
 
 
 class PlaneCache:
@@ -247,24 +281,7 @@ class InversionPipeline:
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write ``pipeline.json`` and one subfolder per component (config.json + model.safetensors)."""
-        import json
-
-        out = Path(save_directory)
-        out.mkdir(parents=True, exist_ok=True)
-        comps = {}
-        for slot, module in self.components.items():
-            module.save_pretrained(out / slot)
-            comps[slot] = ComponentSpec(type(module).__name__, subfolder=slot)
-        spec = BundleSpec(comps, self.description, self.aligner)
-        if self.directions:
-            from e3dge.editing import save_directions
-
-            save_directions(out / "directions", self.directions)
-            spec.directions = "directions"
-        tmp = out / (PIPELINE_FILE + ".tmp")
-        tmp.write_text(json.dumps(spec.to_dict(), indent=2))
-        tmp.replace(out / PIPELINE_FILE)
-        return out
+        return save_bundle(save_directory, self.components, self.description, self.aligner, self.directions)
 
     # ------------------------------------------------------------------ inversion
     def _prepare(self, image, align: bool) -> tuple[np.ndarray, Any, list[str], str, torch.Tensor | None]:
@@ -391,13 +408,7 @@ class InversionPipeline:
         input photo's pixel-aligned features: hybrid 2D/3D alignment at full quality (one extra raw render),
         3D alignment in previews.
         """
-        if quality not in QUALITIES:
-            raise UserError(f"quality must be one of {QUALITIES}, got {quality!r}")
-        if resolution is not None and (not isinstance(resolution, int) or not 16 <= resolution <= MAX_RENDER_RESOLUTION):
-            raise UserError(f"resolution must be an integer between 16 and {MAX_RENDER_RESOLUTION}, got {resolution!r}")
-        for name, value in (("yaw", yaw), ("pitch", pitch)):
-            if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > math.pi):
-                raise UserError(f"{name} must be a number of radians in [-pi, pi], got {value!r}")
+        check_render_args(quality, resolution, yaw, pitch)
         t = time.perf_counter()
         cached = self.planes.get((inversion.key, self._edited_ws(inversion, edits)[1])) is not None
         G, ws, planes = self.planes_for(inversion, edits)

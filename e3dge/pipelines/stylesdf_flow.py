@@ -18,13 +18,14 @@ edited reference render and E1 reads the edited depth (the official editing flow
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from e3dge.backbones.output import GeneratorOutput
-from e3dge.backbones.stylesdf import StyleSDFGenerator, StyleSDFLatents
+from e3dge.backbones.stylesdf import StyleSDFGenerator, StyleSDFLatents, VolumeRender
 from e3dge.cameras import SphereCamera
 from e3dge.encoders.aligner import ResidualAligner
 from e3dge.encoders.blocks import apply_film
@@ -79,6 +80,12 @@ class ReferenceView:
     depth: torch.Tensor  # [N, 1, 64, 64]
     residual: torch.Tensor  # [N, 3, 256, 256] photo - nearest-up(thumb) (or its edit-aligned version)
     feature_map: torch.Tensor | None  # [N, C, 64, 64] E1(residual, depth); None without a local branch
+    base: VolumeRender | None = None  # G0's unedited render here, with its SIREN trunk: a query at this very camera reuses it
+                                      # (large: drop it, ``without_base()``, before keeping the view for long)
+
+    def without_base(self) -> ReferenceView:
+        """The same view without the kept G0 render (what a cache should hold)."""
+        return dataclasses.replace(self, base=None)
 
 
 @dataclass(frozen=True)
@@ -135,7 +142,7 @@ def reference_view(models: StyleSDFModels, face: EncodedFace, latents: StyleSDFL
     """Step 4-5 at the input view; with edited ``latents`` the residual is re-aligned to the edited render (official editing)."""
     G = models.generator
     camera = G.camera(face.azimuth, face.elevation)
-    base = G.render_volume(face.latents.renderer, camera)
+    base = G.render_volume(face.latents.renderer, camera, keep_trunk=True)
     residual = face.image - _up(base.rgb, face.image.shape[-1])
     thumb, depth = base.rgb, base.depth
     if latents is not None:
@@ -145,7 +152,7 @@ def reference_view(models: StyleSDFModels, face: EncodedFace, latents: StyleSDFL
             residual = models.aligner_2d(residual, _up(thumb, residual.shape[-1]))
     hybrid = models.has_local and models.fusion is not None  # F_ref feeds the 3D projection only
     feature_map = models.local_encoder(residual, _up(depth, residual.shape[-1])) if hybrid else None
-    return ReferenceView(camera, thumb, depth, residual, feature_map)
+    return ReferenceView(camera, thumb, depth, residual, feature_map, base)
 
 
 def render_query(
@@ -162,8 +169,9 @@ def render_query(
 ) -> QueryTrace:
     """Steps 5-7 at ``camera``: G0 there, the local features (when ``local`` and present), the modulated render and decode."""
     G = models.generator
+    reuse = ref.base is not None and camera is ref.camera and (latents is None or latents is face.latents)  # the input view, unedited
     latents = latents or face.latents
-    g0 = G.render_volume(latents.renderer, camera, keep_trunk=True)  # the geometry is computed once for both renders of the view
+    g0 = ref.base if reuse else G.render_volume(latents.renderer, camera, keep_trunk=True)  # geometry computed once per view
     if not (local and models.has_local):
         out = G.synthesis(latents, camera, noise_mode=noise_mode, generator=generator, decode=decode, noise=noise, trunk=g0.trunk)
         return QueryTrace(out, g0.rgb, g0.depth, g0.xyz)

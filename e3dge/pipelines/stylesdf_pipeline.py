@@ -25,14 +25,12 @@ import torch
 from e3dge.backbones.stylesdf import StyleSDFGenerator, StyleSDFLatents, StyleSDFMeanLatents
 from e3dge.cameras import SphereCamera, sphere_to_label
 from e3dge.errors import UserError
-from e3dge.pipelines.bundle import PIPELINE_FILE, BundleSpec, ComponentSpec
-from e3dge.pipelines.inversion import QUALITIES, Inversion, PlaneCache, Render, prepare_image, to_uint8
-from e3dge.pipelines.stylesdf_flow import EncodedFace, ReferenceView, StyleSDFModels, encode_face, reference_view, render_query
+from e3dge.pipelines.inversion import Inversion, PlaneCache, Render, check_render_args, prepare_image, save_bundle, to_model_input, to_uint8
+from e3dge.pipelines.stylesdf_flow import EncodedFace, StyleSDFModels, encode_face, reference_view, render_query
 
 __all__ = ["StyleSDFPipeline", "StyleSDFInversion", "GENERATORS"]
 
 GENERATORS = ("default", "toonify")
-MAX_RENDER_RESOLUTION = 2048
 
 
 @dataclass(frozen=True)
@@ -126,22 +124,7 @@ class StyleSDFPipeline:
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write ``pipeline.json`` and one subfolder per component."""
-        import json
-
-        out = Path(save_directory)
-        out.mkdir(parents=True, exist_ok=True)
-        comps = {}
-        for slot, module in self.components.items():
-            module.save_pretrained(out / slot)
-            comps[slot] = ComponentSpec(type(module).__name__, subfolder=slot)
-        spec = BundleSpec(comps, self.description, self.aligner)
-        if self.directions:
-            from e3dge.editing import save_directions
-
-            save_directions(out / "directions", self.directions)
-            spec.directions = "directions"
-        (out / PIPELINE_FILE).write_text(json.dumps(spec.to_dict(), indent=2))
-        return out
+        return save_bundle(save_directory, self.components, self.description, self.aligner, self.directions)
 
     def models(self, variant: str = "default") -> StyleSDFModels:
         """The networks of the official flow for ``variant`` (the Toonify pair has no local branch, as released)."""
@@ -178,7 +161,7 @@ class StyleSDFPipeline:
         t = time.perf_counter()
         aligned, transform, notes, source, _ = prepare_image(image, align, self.aligner)
         timings["align"] = time.perf_counter() - t
-        photo = torch.from_numpy(np.array(aligned, copy=True)).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.device)
+        photo = self._photo(aligned)
         t = time.perf_counter()
         with torch.no_grad():
             face = encode_face(models, photo)
@@ -196,8 +179,12 @@ class StyleSDFPipeline:
                                 method, "given" if given is not None else "encoder", timings, [], notes, source, None,
                                 decoder_ws=face.latents.decoder.detach().cpu(), variant=generator, azimuth=azim, elevation=elev)  # fmt: skip
         self.faces.put(inv.key, face)
-        self.references.put((inv.key, ()), ref)
+        self.references.put((inv.key, ()), ref.without_base())
         return inv
+
+    def _photo(self, pixels: np.ndarray) -> torch.Tensor:
+        """``uint8 [S, S, 3]`` -> ``[1, 3, S, S]`` in [-1, 1] at its own size (the flow pools it, as the official code)."""
+        return to_model_input(pixels, pixels.shape[0], self.device)
 
     @staticmethod
     def _depth(depth: torch.Tensor, camera: SphereCamera) -> np.ndarray:
@@ -211,9 +198,8 @@ class StyleSDFPipeline:
         face = self.faces.get(inv.key)
         if face is None:  # evicted or a derived inversion: E0 is deterministic, so encoding the aligned crop again gives the same image
             models = self.models(inv.variant)
-            photo = torch.from_numpy(np.array(inv.aligned, copy=True)).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.device)
             with torch.no_grad():
-                face = encode_face(models, photo)
+                face = encode_face(models, self._photo(inv.aligned))
             self.faces.put(inv.key, face)
         latents = StyleSDFLatents(torch.as_tensor(inv.ws).to(self.device), torch.as_tensor(inv.decoder_ws).to(self.device))
         return dataclasses.replace(face, latents=latents, azimuth=torch.tensor([inv.azimuth], device=self.device),
@@ -246,13 +232,7 @@ class StyleSDFPipeline:
         local: bool = True,
     ) -> Render:
         """Render at (yaw, pitch) radians; ``full``: the decoded image with the local branch; ``preview``: the 64^2 volume render upsampled."""
-        if quality not in QUALITIES:
-            raise UserError(f"quality must be one of {QUALITIES}, got {quality!r}")
-        if resolution is not None and (not isinstance(resolution, int) or not 16 <= resolution <= MAX_RENDER_RESOLUTION):
-            raise UserError(f"resolution must be an integer between 16 and {MAX_RENDER_RESOLUTION}, got {resolution!r}")
-        for name, value in (("yaw", yaw), ("pitch", pitch)):
-            if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > math.pi):
-                raise UserError(f"{name} must be a number of radians in [-pi, pi], got {value!r}")
+        check_render_args(quality, resolution, yaw, pitch)
         t = time.perf_counter()
         models = self.models(inversion.variant)
         face = self._face(inversion)
@@ -262,7 +242,7 @@ class StyleSDFPipeline:
         with torch.no_grad():
             ref = self.references.get((inversion.key, key))  # the input view's residual and E1 map do not change while the head turns
             if ref is None and quality == "full" and local and models.has_local:
-                ref = reference_view(models, face, latents if key else None)
+                ref = reference_view(models, face, latents if key else None).without_base()
                 self.references.put((inversion.key, key), ref)
             use_local = quality == "full" and local and models.has_local and ref is not None
             trace = render_query(models, face, ref, camera, latents, local=use_local, decode=quality == "full") if use_local else None
