@@ -27,10 +27,8 @@ from e3dge.backbones.rendering import RaySamples, composite_samples, pinhole_ray
 from e3dge.cameras import STYLESDF_DIST_RADIUS, STYLESDF_HALF_FOV, SphereCamera, sphere_camera
 from e3dge.hub import BoolField, IntField, NumberField, PretrainedMixin
 
-__all__ = ["StyleSDFGenerator", "StyleSDFMeanLatents", "StyleSDFLatents", "SirenTrunk", "VolumeRender", "SDFQuery", "TextureHook", "stylesdf_config", "MASK_DEPTH"]
+__all__ = ["StyleSDFGenerator", "StyleSDFMeanLatents", "StyleSDFLatents", "SirenTrunk", "VolumeRender", "SDFQuery", "TextureHook", "stylesdf_config"]
 
-MASK_DEPTH = 1.08
-"""E3DGE's foreground test on the rendered depth (``depth < 1.08``; the camera is at distance 1)."""
 NOISE_MODES = ("const", "random", "none")
 
 TextureHook = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -292,9 +290,7 @@ class ToRGB(nn.Module):
 
 def decoder_channels(size: int, channel_multiplier: int, channel_max: int) -> dict[int, int]:
     """StyleGAN2 channel table (512 up to 32^2, then 256 m, 128 m, ... at 64^2, 128^2, ...), capped at ``channel_max``."""
-    table = {4: 512, 8: 512, 16: 512, 32: 512}
-    for i, res in enumerate((64, 128, 256, 512, 1024, 2048)):
-        table[res] = (256 >> i) * channel_multiplier if i < 5 else 8 * channel_multiplier
+    table = {4: 512, 8: 512, 16: 512, 32: 512} | {64 << i: (256 >> i) * channel_multiplier for i in range(6)}
     return {r: min(c, channel_max) for r, c in table.items() if r <= size}
 
 

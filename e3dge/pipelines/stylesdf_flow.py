@@ -35,10 +35,9 @@ from e3dge.encoders.stylesdf_encoder import StyleSDFGlobalEncoder
 from e3dge.encoders.volume_pose import VolumePoseEstimator
 
 __all__ = ["StyleSDFModels", "EncodedFace", "ReferenceView", "QueryTrace", "encode_face", "reference_view", "render_query", "project_points",
-           "ENCODER_SIZE", "POSE_SIZE"]  # fmt: skip
+           "ENCODER_SIZE"]  # fmt: skip
 
 ENCODER_SIZE = 256
-POSE_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ def encode_face(models: StyleSDFModels, photo: torch.Tensor) -> EncodedFace:
     image = F.adaptive_avg_pool2d(photo, size)
     enc = models.encoder(image)
     latents = StyleSDFLatents(models.mean.renderer[:, None] + enc.renderer_offsets, models.mean.decoder[:, None] + enc.decoder_offsets)
-    pose = models.pose(F.adaptive_avg_pool2d(photo, POSE_SIZE))
+    pose = models.pose(photo)  # it average-pools to its input size (64: the official pool_64)
     return EncodedFace(image, enc.renderer_offsets, enc.decoder_offsets, latents, pose.azim, pose.elev)
 
 

@@ -120,7 +120,7 @@ class StyleSDFPipeline:
     def generators(self) -> tuple[str, ...]:
         """The generators this bundle can invert with (``toonify`` when it has the pair)."""
         toon = self._slots["toonify_generator"] is not None and self._slots["toonify_encoder"] is not None
-        return ("default", "toonify") if toon else ("default",)
+        return GENERATORS if toon else GENERATORS[:1]
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write ``pipeline.json`` and one subfolder per component."""
