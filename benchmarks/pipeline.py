@@ -55,11 +55,9 @@ def toy_rows() -> dict[str, float]:
         inv = pipe.invert(photo, align=False, local=local)
         rows[f"toy{tag}: new view, cached planes (preview)"] = timed(lambda: pipe.render(inv, yaw=next(yaws), quality="preview", local=local), repeat=10)
         rows[f"toy{tag}: new view, cached planes (full)"] = timed(lambda: pipe.render(inv, yaw=next(yaws), quality="full", local=local), repeat=10)
-    from e3dge.pipelines.inversion import to_model_input
-
-    target = to_model_input(photo, pipe.generator.img_resolution, "cpu")
+    target = pipe.backbone.photo(photo)
     for mode in ("pose", "pose+code"):
-        t = timed(lambda: refine_latent(pipe.generator, inv.ws, inv.yaw, inv.pitch, target, mode=mode, steps=5, patience=100), repeat=3)
+        t = timed(lambda: refine_latent(pipe.backbone, inv.ws, inv.yaw, inv.pitch, target, mode=mode, steps=5, patience=100), repeat=3)
         rows[f"toy: refine {mode}, per step"] = t / 5
     return rows
 

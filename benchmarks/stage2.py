@@ -28,7 +28,7 @@ from e3dge.cameras import label_from_yaw_pitch  # noqa: E402
 from e3dge.encoders.hybrid import ViewRender  # noqa: E402
 from e3dge.metrics.image import mae, ssim  # noqa: E402
 from e3dge.pipelines import InversionPipeline  # noqa: E402
-from e3dge.pipelines.inversion import to_model_input  # noqa: E402
+from e3dge.images import to_model_input  # noqa: E402
 from e3dge.toy import render_heads  # noqa: E402
 
 ROWS = {"E0 only": None, "+ local features (no alignment)": ("local", "in_image"), "+ 2D alignment": ("2d", "in_image"),

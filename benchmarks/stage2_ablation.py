@@ -39,7 +39,7 @@ from e3dge.editing import Direction  # noqa: E402
 from e3dge.encoders.hybrid import LocalBranch, ViewRender  # noqa: E402
 from e3dge.metrics.image import mae, ssim  # noqa: E402
 from e3dge.pipelines import InversionPipeline  # noqa: E402
-from e3dge.pipelines.inversion import to_model_input  # noqa: E402
+from e3dge.images import to_model_input  # noqa: E402
 from e3dge.toy import render_heads  # noqa: E402
 from e3dge.training.stage2 import Stage2Trainer, load_stage2_config  # noqa: E402
 

@@ -29,7 +29,7 @@ from e3dge.backbones.stylesdf import StyleSDFLatents
 from e3dge.backbones.stylesdf_official import load_official_stylesdf
 from e3dge.pipelines import InversionPipeline
 from e3dge.pipelines.convert_official import convert_e3dge, convert_stylesdf
-from e3dge.pipelines.stylesdf_flow import StyleSDFModels, encode_face, reference_view, render_query
+from e3dge.encoders.stylesdf_flow import StyleSDFModels, encode_face, reference_view, render_query
 
 TARGETS = {"renderer": 1e-4, "image": 1e-3, "e3dge": 1e-3}
 """The issue's gates: renderer thumb / depth / features <= 1e-4, final image <= 1e-3, E3DGE intermediates <= 1e-3."""
@@ -81,7 +81,7 @@ def e3dge_rows(ref_dir: Path, bundle: Path) -> tuple[dict[str, tuple[float, str]
     R, S = np.load(ref_dir / "e3dge_ref.npz"), np.load(ref_dir / "stylesdf_ref.npz")
     t = lambda k: torch.from_numpy(R[k])  # noqa: E731
     pipe = InversionPipeline.from_pretrained(bundle)
-    m = pipe.models()
+    m = pipe.flow.models
     mean = StyleSDFLatents(t("mean_latent_renderer_wplus")[:, 0], t("mean_latent_decoder_wplus")[:, 0])  # rows are equal
     models = StyleSDFModels(m.generator, m.encoder, m.pose, mean, m.local_encoder, m.aligner_2d, m.fusion)
     noise = [torch.from_numpy(S[f"noise_{i}"]) for i in range(9)]

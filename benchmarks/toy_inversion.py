@@ -52,7 +52,7 @@ def depth_pct(pred: torch.Tensor, ref: torch.Tensor, ref_mask: torch.Tensor) -> 
 
 
 def score(pipe: InversionPipeline, inv, f: torch.Tensor, yaw: float, pitch: float, res: int, novel_yaw: float) -> dict[str, float]:
-    G = inv.generator or pipe.generator
+    G = (inv.tuned.generator if inv.tuned else pipe.generator)
     yaw2 = yaw - novel_yaw * math.copysign(1.0, yaw + 1e-6)
     out = {}
     for view, (cam_est, cam_true) in {"source": ((inv.yaw, inv.pitch), (yaw, pitch)), "novel": ((yaw2, pitch), (yaw2, pitch))}.items():

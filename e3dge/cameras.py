@@ -49,6 +49,9 @@ __all__ = [
     "sphere_camera",
     "sphere_orbit",
     "sphere_to_label",
+    "Camera",
+    "Projection",
+    "project_points",
 ]
 
 STYLESDF_HALF_FOV = 6.0
@@ -261,10 +264,10 @@ def sphere_camera(
     azim, elev = torch.broadcast_tensors(azim, elev)
     if not (torch.isfinite(azim).all() and torch.isfinite(elev).all()):
         raise ValueError("camera azimuth/elevation must be finite numbers (radians)")
-    z_axis = torch.stack((torch.cos(elev) * torch.sin(azim), torch.sin(elev), torch.cos(elev) * torch.cos(azim)), dim=-1)
-    up = torch.zeros_like(z_axis)
+    location = torch.stack((torch.cos(elev) * torch.sin(azim), torch.sin(elev), torch.cos(elev) * torch.cos(azim)), dim=-1)
+    up = torch.zeros_like(location)
     up[:, 1] = 1.0
-    z_axis = F.normalize(z_axis, eps=1e-5)
+    z_axis = F.normalize(location, eps=1e-5)
     x_axis = F.normalize(torch.linalg.cross(up, z_axis, dim=-1), eps=1e-5)
     y_axis = F.normalize(torch.linalg.cross(z_axis, x_axis, dim=-1), eps=1e-5)
     pole = torch.isclose(x_axis, torch.zeros_like(x_axis), atol=5e-3).all(dim=-1, keepdim=True)  # looking straight down/up
@@ -272,7 +275,7 @@ def sphere_camera(
     n = azim.shape[0]
     cam2world = torch.eye(4, dtype=azim.dtype, device=azim.device).repeat(n, 1, 1)
     cam2world[:, :3, :3] = torch.stack((x_axis, y_axis, z_axis), dim=-1)
-    cam2world[:, :3, 3] = z_axis  # unit distance from the origin
+    cam2world[:, :3, 3] = location  # StyleSDF's dist * direction with dist = 1 (not the normalised axis: they differ by an ulp)
     focal = torch.full_like(azim, 0.5 * resolution / math.tan(math.radians(half_fov_degrees)))
     return SphereCamera(cam2world, focal, torch.full_like(azim, 1 - dist_radius), torch.full_like(azim, 1 + dist_radius), azim, elev, resolution)
 
@@ -293,3 +296,59 @@ def sphere_to_label(camera: SphereCamera) -> torch.Tensor:
     intr = torch.zeros(len(camera), 3, 3, dtype=c2w.dtype, device=c2w.device)
     intr[:, 0, 0], intr[:, 1, 1], intr[:, 0, 2], intr[:, 1, 2], intr[:, 2, 2] = f, f, 0.5, 0.5, 1.0
     return make_label(c2w, intr)
+
+
+@dataclass(frozen=True)
+class Projection:
+    """World points ``[B, M, 3]`` seen from one camera."""
+
+    grid: torch.Tensor  # [B, M, 2] grid_sample coordinates (x, y); inside the image when both are in [-1, 1]
+    depth: torch.Tensor  # [B, M, 1] camera-space z (> 0 in front of the camera)
+    distance: torch.Tensor  # [B, M, 1] distance from the camera centre
+
+    @property
+    def in_front(self) -> torch.Tensor:
+        """``[B, M, 1]`` bool: in front of the camera (z > 0)."""
+        return self.depth > 0
+
+
+def project_points(points: torch.Tensor, label: torch.Tensor) -> Projection:
+    """Project world points ``[B, M, 3]`` into the camera of a label ``[B, 25]`` (or ``[1, 25]`` for all).
+
+    ``grid`` is ``2 (u, v) - 1`` for ``grid_sample(..., align_corners=False)``: pixel centres at ``(j + 0.5) / res``, as the renderers' rays.
+    """
+    cam2world, intrinsics = split_label(label)
+    batch = (points.shape[0], -1, -1)
+    cam2world, intrinsics = cam2world.to(points).expand(batch), intrinsics.to(points).expand(batch)
+    rot, origin = cam2world[:, :3, :3], cam2world[:, :3, 3]
+    offset = points - origin[:, None]
+    cam = torch.einsum("bji,bmj->bmi", rot, offset)  # world -> camera: R^T (p - o)
+    z = cam[..., 2:3]
+    safe_z = torch.where(z.abs() < 1e-8, torch.full_like(z, 1e-8), z)  # a point in the camera plane lands far outside
+    uv1 = torch.einsum("bij,bmj->bmi", intrinsics, cam / safe_z)
+    return Projection(grid=2 * uv1[..., :2] - 1, depth=z, distance=offset.norm(dim=-1, keepdim=True))
+
+
+@dataclass(frozen=True)
+class Camera:
+    """The one camera type of the pipeline: e3dge's (yaw, pitch) and the label a backbone's rig places them at.
+
+    ``label`` is EG3D's 25 values (OpenCV cam2world + normalised intrinsics) for every backbone, so projection
+    (:meth:`project`), exporters and plots work the same way; ``yaw``/``pitch`` may carry gradients (refinement).
+    """
+
+    yaw: torch.Tensor  # [N] radians, 0 = frontal
+    pitch: torch.Tensor  # [N]
+    label: torch.Tensor  # [N, 25]
+
+    def project(self, points: torch.Tensor) -> Projection:
+        """World points ``[N, M, 3]`` in this camera (see :func:`project_points`)."""
+        return project_points(points, self.label)
+
+    def detach(self) -> Camera:
+        return Camera(self.yaw.detach(), self.pitch.detach(), self.label.detach())
+
+    @property
+    def angles(self) -> tuple[float, float]:
+        """(yaw, pitch) of the first camera as floats."""
+        return float(self.yaw.reshape(-1)[0]), float(self.pitch.reshape(-1)[0])

@@ -197,3 +197,9 @@ def test_validate_config_is_cheap_and_names_the_source():
     config["mapping_kwargs"]["activation"] = "relu"
     with pytest.raises(OptionError, match=r"mapping_kwargs.activation must be one of 'lrelu', 'linear', got 'relu'"):
         TriPlaneGenerator.validate_config(config)
+
+
+def test_a_misspelt_synthesis_option_is_refused(tiny_generator):
+    ws = tiny_generator.mapping(torch.randn(1, tiny_generator.z_dim), frontal_label())
+    with pytest.raises(TypeError, match="determinstic"):
+        tiny_generator.synthesis(ws, frontal_label(), determinstic=True)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from e3dge.errors import UserError
-from e3dge.export import (MESH_FORMATS, MeshOptions, density_grid, depth_points, depth_surface_figure, extract_mesh, mesh_bytes, mesh_figure,
+from e3dge.export import (MESH_FORMATS, MeshOptions, field_grid, depth_points, depth_surface_figure, extract_mesh, mesh_bytes, mesh_figure,
                           mesh_from_grid, point_cloud_figure, save_mesh, write_html)  # fmt: skip
 from e3dge.export.files import linear_to_srgb, srgb_to_linear
 from e3dge.pipelines import InversionPipeline
@@ -151,10 +151,11 @@ def test_figures_have_the_expected_traces(pipe, head, tmp_path):
         depth_surface_figure(view.depth, np.zeros_like(view.mask), view.image)
 
 
-def test_density_grid_matches_point_queries(pipe, head):
+def test_field_grid_matches_point_queries(pipe, head):
     _, inv, _ = head
-    G, _, planes = pipe.planes_for(inv)
-    grid = density_grid(G, planes, 16, 0.5, chunk=1000)  # chunked
+    backbone, ws, planes = pipe.scene_for(inv)
+    G = backbone.generator
+    grid = field_grid(backbone, ws, planes, 16, 0.5, chunk=1000)  # chunked
     axis = torch.linspace(-0.5, 0.5, 16)
     p = torch.stack([axis[3], axis[7], axis[12]])[None, None]
     direct = G.query_points(None, p, planes=planes).sigma[0, 0, 0].item()

@@ -70,6 +70,15 @@ def test_sphere_camera_matches_the_stylesdf_placement():
         sphere_camera(float("nan"), 0.0)
 
 
+def test_sphere_camera_sits_at_the_official_unnormalised_location():
+    """StyleSDF places the camera at ``dist * (cos e sin a, sin e, cos e cos a)`` (dist 1), not at the normalised axis (they can differ by an ulp)."""
+    azim, elev = torch.linspace(-0.6, 0.6, 97), torch.linspace(-0.3, 0.4, 97)
+    cam = sphere_camera(azim, elev)
+    location = torch.stack((torch.cos(elev) * torch.sin(azim), torch.sin(elev), torch.cos(elev) * torch.cos(azim)), dim=-1)
+    assert torch.equal(cam.cam2world[:, :3, 3], location)
+    assert not torch.equal(cam.cam2world[:, :3, 2], location)  # the normalised axis differs in the last bit for some of these poses
+
+
 def test_rays_samples_and_compositing_by_hand():
     cam = sphere_camera(0.0, 0.0, resolution=4)
     origins, dirs, cam_dirs = pinhole_rays(cam.cam2world, cam.focal, 4)

@@ -19,8 +19,7 @@ from e3dge.encoders.volume_pose import VolumePoseConfig
 from e3dge.errors import UserError
 from e3dge.pipelines import InversionPipeline
 from e3dge.pipelines.convert_official import LICENCE_NOTE, convert_e3dge, convert_stylesdf
-from e3dge.pipelines.stylesdf_flow import encode_face, reference_view, render_query
-from e3dge.pipelines.stylesdf_pipeline import StyleSDFPipeline
+from e3dge.encoders.stylesdf_flow import encode_face, reference_view, render_query
 
 E0_TINY = dataclasses.replace(StyleSDFEncoderConfig.tiny(), renderer_ws=4, renderer_dim=16, decoder_dim=32, decoder_spatials=(16,) * 6)
 """E0 sized for the tiny StyleSDF: 3 SIREN layers + the view layer, 16-d renderer w, 6 decoder rows of 32."""
@@ -83,7 +82,7 @@ def bundle(official, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pipe(bundle) -> StyleSDFPipeline:
+def pipe(bundle) -> InversionPipeline:
     return InversionPipeline.from_pretrained(bundle)
 
 
@@ -107,13 +106,13 @@ def test_bundle_holds_the_official_weights_and_the_licence(official, bundle, pip
     runner = torch.load(official["runner"], weights_only=True)
     assert all(torch.equal(pipe.encoder.state_dict()[k[7:]], v) for k, v in runner["encoder"].items())
     assert all(torch.equal(pipe.local_encoder.state_dict()[k], v) for k, v in runner["netLocal"].items())
-    assert isinstance(pipe, StyleSDFPipeline) and pipe.generators == ("default", "toonify") and sorted(pipe.directions) == ["smiling"]
+    assert isinstance(pipe, InversionPipeline) and pipe.backbone.name == "stylesdf" and pipe.generators == ("default", "toonify") and sorted(pipe.directions) == ["smiling"]
     assert pipe.directions["smiling"].strength_range == (-1.4, 1.5)
 
 
 def test_invert_follows_the_official_flow(pipe, photo):
     inv = pipe.invert(photo, align=False)
-    models = pipe.models()
+    models = pipe.flow.models
     x = _as_input(photo)
     with torch.no_grad():
         face = encode_face(models, x)
@@ -122,11 +121,12 @@ def test_invert_follows_the_official_flow(pipe, photo):
         trace = render_query(models, face, ref, ref.camera)  # reuses G0's render of the input view ...
         fresh = render_query(models, face, ref.without_base(), ref.camera)  # ... which is exactly a render from scratch
     assert ref.base is not None and torch.equal(fresh.output.image, trace.output.image) and torch.equal(fresh.alpha, trace.alpha)
-    assert torch.allclose(inv.ws, models.mean.renderer[:, None] + enc.renderer_offsets, atol=1e-6)
-    assert torch.allclose(inv.decoder_ws, models.mean.decoder[:, None] + enc.decoder_offsets, atol=1e-6)
+    lat = pipe.backbone.latents(inv.ws)  # the packed W+: renderer rows in columns :16, decoder rows after them
+    assert inv.ws.shape == (1, 6, 48) and torch.equal(inv.ws[:, 4:, :16], torch.zeros(1, 2, 16))
+    assert torch.allclose(lat.renderer, models.mean.renderer[:, None] + enc.renderer_offsets, atol=1e-6)
+    assert torch.allclose(lat.decoder, models.mean.decoder[:, None] + enc.decoder_offsets, atol=1e-6)
     pose = models.pose(torch.nn.functional.adaptive_avg_pool2d(x, 16))
-    assert (inv.azimuth, inv.elevation) == pytest.approx((float(pose.azim), float(pose.elev)), abs=1e-6)
-    assert (inv.yaw, inv.pitch) == pytest.approx((inv.azimuth, -inv.elevation))
+    assert (inv.yaw, -inv.pitch) == pytest.approx((float(pose.azim), float(pose.elev)), abs=1e-6)
     assert inv.method == "e0+local" and inv.camera_source == "encoder" and inv.reconstruction.shape == (32, 32, 3)
     expected = ((trace.output.image[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
     assert np.array_equal(inv.reconstruction, expected)
@@ -136,23 +136,23 @@ def test_invert_follows_the_official_flow(pipe, photo):
     assert set(trace.visibility.unique().tolist()) <= {0.0, 1.0}
     assert torch.equal(trace.output.depth, trace.depth)  # geometry is G0's
     s = inv.summary()
-    assert s["backbone"] == "stylesdf" and s["decoder_ws_shape"] == [1, 6, 32] and len(s["camera_label"]) == 25
+    assert s["backbone"] == "stylesdf" and s["generator"] == "default" and s["ws_shape"] == [1, 6, 48] and len(s["camera_label"]) == 25
 
 
 def test_render_views_edits_and_local_branch(pipe, photo):
     inv = pipe.invert(photo, align=False)
     same = pipe.render(inv, quality="full")
-    assert np.array_equal(same.image, inv.reconstruction) and not same.cached_planes
+    assert np.array_equal(same.image, inv.reconstruction) and same.cached_planes
     off = pipe.render(inv, quality="full", local=False)
     assert np.abs(off.image.astype(int) - same.image.astype(int)).max() > 0 and np.allclose(off.depth, same.depth)
     turned = pipe.render(inv, yaw=0.3, pitch=-0.1, quality="full")
     assert np.abs(turned.image.astype(int) - same.image.astype(int)).max() > 0
     preview = pipe.render(inv, yaw=0.3, quality="preview", resolution=48)
     assert preview.image.shape == (48, 48, 3)
-    lat, key = pipe.edited_latents(inv, {"smiling": 1.2})
-    v = pipe.directions["smiling"].vector
-    assert key == (("smiling", 1.2),) and torch.allclose(lat.renderer, torch.as_tensor(inv.ws) + 1.2 * v[:16], atol=1e-6)
-    assert torch.allclose(lat.decoder, inv.decoder_ws + 1.2 * v[16:], atol=1e-6)
+    lat, plain = pipe.backbone.latents(pipe.edited_latent(inv, {"smiling": 1.2})), pipe.backbone.latents(inv.ws)
+    v = pipe.directions["smiling"].vector  # the official boundary: renderer + decoder values, added to every row of both
+    assert torch.allclose(lat.renderer, plain.renderer + 1.2 * v[:16], atol=1e-6)
+    assert torch.allclose(lat.decoder, plain.decoder + 1.2 * v[16:], atol=1e-6)
     edited = pipe.render(inv, edits={"smiling": 1.2}, quality="full")
     assert np.abs(edited.image.astype(int) - same.image.astype(int)).max() > 0
     with pytest.raises(UserError, match="unknown editing direction.*available: smiling"):
@@ -163,12 +163,10 @@ def test_render_views_edits_and_local_branch(pipe, photo):
 
 def test_toonify_and_clear_refusals(pipe, photo):
     toon = pipe.invert(photo, align=False, generator="toonify")
-    assert toon.variant == "toonify" and toon.method == "e0"
+    assert toon.variant == "toonify" and toon.method == "e0"  # the Toonify pair has no local branch, as released
     default = pipe.invert(photo, align=False)
     assert not torch.equal(toon.ws, default.ws)
     assert pipe.render(toon, quality="full").image.shape == (32, 32, 3)
-    with pytest.raises(UserError, match="EG3D-only"):
-        pipe.invert(photo, align=False, refine="pose")
     with pytest.raises(UserError, match="generator='cartoon' is not in this bundle"):
         pipe.invert(photo, align=False, generator="cartoon")
 
@@ -177,7 +175,7 @@ def test_generator_only_bundle_and_conversion_refusals(official, tmp_path, photo
     out = tmp_path / "g-only"
     convert_stylesdf(official["full"], official["vol"], out, mean_samples=16, configs=TINY)
     pipe = InversionPipeline.from_pretrained(out)
-    with pytest.raises(UserError, match="no encoder yet.*e3dge convert e3dge"):
+    with pytest.raises(UserError, match=r"no encoder \(E0\) yet.*e3dge convert e3dge"):
         pipe.invert(photo, align=False)
     with pytest.raises(UserError, match="is not empty"):
         convert_stylesdf(official["full"], official["vol"], out, configs=TINY)
@@ -200,10 +198,10 @@ def test_outputs_and_mesh_of_a_stylesdf_inversion(pipe, photo, tmp_path):
     files = write_inversion(pipe, inv, tmp_path / "out", views=1, orbit_frames=0, edits={"smiling": 0.5})
     data = json.loads(files.json.read_text())
     assert data["backbone"] == "stylesdf" and data["edits"] == {"smiling": 0.5} and files.edited.is_file()
-    G, w = pipe.sdf_field(inv)
+    backbone, ws, scene = pipe.scene_for(inv)
     grid = torch.linspace(-0.12, 0.12, 9)
     pts = torch.stack(torch.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(1, -1, 3)
-    level = float(-G.query_sdf(w, pts).sdf.median())  # a level the random field certainly crosses
+    level = float(backbone.field(ws, scene, pts).occupancy.median())  # a level the random field certainly crosses
     mesh = extract_mesh(pipe, inv, options=MeshOptions(resolution=24, level=level, smooth_iterations=0, target_faces=None))
     assert len(mesh.faces) > 0 and np.abs(mesh.vertices).max() <= 0.12 + 0.24 / 23 and mesh.info["field"] == "stylesdf -sdf"
 
@@ -212,16 +210,18 @@ def test_sdf_mesh_vertices_lie_on_the_surface():
     """The exporter's SDF path on a smooth (unperturbed) field: marching-cubes vertices sit on the iso-surface."""
     from e3dge.export import MeshOptions, extract_mesh
 
-    class Field:  # what extract_mesh asks of a StyleSDF pipeline
-        field_kind = "sdf"
+    from e3dge.backbones.stylesdf_backbone import StyleSDFBackbone
 
+    class Field:  # what extract_mesh asks of a pipeline: the backbone, latent and scene of an inversion
         def __init__(self):
             torch.manual_seed(0)
             self.G = StyleSDFGenerator(**stylesdf_config("tiny")).eval()
             self.w = self.G.mapping(torch.randn(1, 16)).renderer
+            self.backbone = StyleSDFBackbone(self.G)
 
-        def sdf_field(self, inversion, edits=None):
-            return self.G, self.w
+        def scene_for(self, inversion, edits=None):
+            ws = self.backbone.pack(StyleSDFLatents(self.w, torch.zeros(1, 32)))
+            return self.backbone, ws, self.backbone.scene(ws)
 
     f = Field()
     axis = torch.linspace(-0.12, 0.12, 32)
@@ -279,8 +279,8 @@ def test_app_lists_and_serves_a_converted_bundle(bundle, photo, tmp_path):
     assert h.direction_sliders(str(bundle)) == [("smiling", -1.4, 1.5)]
     view = h.render_view(result.state, 20.0, -5.0, [0.8])
     assert view.shape == (32, 32, 3)
-    with pytest.raises(UserError, match="EG3D-only"):
-        h.refine(result.state, steps=2, progress=False)
+    refined = h.refine(result.state, steps=2, progress=False)  # test-time refinement runs on StyleSDF too
+    assert refined.message.startswith("refined (P+C)") and refined.state.inversion.method == "e0+pose+code+local"
 
 
 def test_converted_official_weights_are_never_exported_or_pushed(bundle, tmp_path):
@@ -321,7 +321,7 @@ def test_a_2d_alignment_only_runner(official, tmp_path, photo):
     pipe = InversionPipeline.from_pretrained(out)
     assert pipe.fusion is None and "2D alignment" in pipe.description
     inv = pipe.invert(photo, align=False)
-    models = pipe.models()
+    models = pipe.flow.models
     x = _as_input(photo)
     with torch.no_grad():
         face = encode_face(models, x)
@@ -338,13 +338,13 @@ def test_renders_follow_the_inversions_own_latents_and_given_cameras(pipe, photo
 
     inv = pipe.invert(photo, align=False, camera=label_from_yaw_pitch(0.2, -0.1))  # a video aligner's label
     assert inv.camera_source == "given" and (inv.yaw, inv.pitch) == pytest.approx((0.2, -0.1), abs=1e-5)
-    assert (inv.azimuth, inv.elevation) == pytest.approx((0.2, 0.1), abs=1e-5)
-    moved = dataclasses.replace(inv, ws=inv.ws + 0.3, key=inv.key + "-moved")  # e.g. a smoothed code
+    moved = dataclasses.replace(inv, ws=inv.ws + 0.3)  # e.g. a smoothed code: the cache keys follow the content
+    assert moved.key != inv.key
     a, b = pipe.render(moved, quality="full", local=False), pipe.render(inv, quality="full", local=False)
     assert np.abs(a.image.astype(int) - b.image.astype(int)).max() > 0
-    G = pipe.models().generator
+    G = pipe.generator
     with torch.no_grad():
-        out = G.synthesis(StyleSDFLatents(moved.ws, moved.decoder_ws), G.camera(inv.azimuth, inv.elevation))
+        out = G.synthesis(pipe.backbone.latents(moved.ws), G.camera(moved.yaw, -moved.pitch))  # StyleSDF's azimuth = yaw, elevation = -pitch
     assert np.array_equal(a.image, ((out.image[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy())
 
 
@@ -364,13 +364,13 @@ def test_app_toonify_option(bundle, photo, tmp_path):
         h.invert_photo(h.AppState("toy"), h.align_photo(str(tmp_path / "crop.png"), "toy", skip_alignment=True), "toy", toonify=True)
 
 
-def test_demo_runs_a_stylesdf_bundle_without_refinement(bundle, tmp_path, capsys):
+def test_demo_runs_a_stylesdf_bundle_with_refinement(bundle, tmp_path):
     from e3dge.pipelines.examples import run_demo
 
-    result = run_demo(tmp_path / "demo", model=str(bundle), frames=0, views=1, num_toy=1, progress=False)
-    assert "refinement is EG3D-only" in capsys.readouterr().out and not result.failed and result.sheet.is_file()
+    result = run_demo(tmp_path / "demo", model=str(bundle), steps=2, frames=0, views=1, num_toy=1, progress=False)
+    assert not result.failed and result.sheet.is_file()
     data = json.loads((result.folders["astronaut"] / "inversion.json").read_text())
-    assert data["backbone"] == "stylesdf" and data["options"]["refine"] is None
+    assert data["backbone"] == "stylesdf" and data["options"]["refine"] == "pose+code" and data["method"] == "e0+pose+code+local"
 
 
 def test_video_inversion_with_a_stylesdf_bundle(pipe, tmp_path):
@@ -384,4 +384,32 @@ def test_video_inversion_with_a_stylesdf_bundle(pipe, tmp_path):
     result = invert_video(pipe, write_astronaut_clip(tmp_path / "clip.mp4", 3), tmp_path / "out", progress=False)
     frames = imageio.mimread(str(result.video))
     assert result.num_frames == 3 and len(frames) == 3 and frames[0].shape == (32, 96, 3)  # input | reconstruction | novel view
-    assert np.load(tmp_path / "out" / "frames" / "ws_00000.npy", allow_pickle=False).shape == (4, 16)  # the renderer W+
+    assert np.load(tmp_path / "out" / "frames" / "ws_00000.npy", allow_pickle=False).shape == (6, 48)  # the packed W+ (renderer | decoder)
+
+
+def test_refinement_on_stylesdf_lowers_the_loss_and_keeps_the_models(pipe, photo):
+    """P moves only the camera, P+C the camera and the packed W+; both lower the reconstruction loss; the shared models are untouched."""
+    before = {k: v.clone() for k, v in pipe.generator.state_dict().items()}
+    e0 = pipe.invert(photo, align=False)
+    p = pipe.invert(photo, align=False, refine="pose", steps=8)
+    pc = pipe.invert(photo, align=False, refine="pose+code", steps=8)
+    assert p.method == "e0+pose+local" and pc.method == "e0+pose+code+local"
+    assert torch.equal(p.ws, e0.ws) and (p.yaw, p.pitch) != (e0.yaw, e0.pitch)
+    assert not torch.equal(pc.ws, e0.ws) and torch.equal(pc.ws[:, 4:, :16], e0.ws[:, 4:, :16])  # unused cells get no gradient
+    for inv in (p, pc):
+        assert min(inv.loss_curve[1:]) < inv.loss_curve[0]
+    assert all(torch.equal(v, pipe.generator.state_dict()[k]) for k, v in before.items())
+
+
+def test_optimisation_then_pti_on_a_private_stylesdf_copy(pipe, photo):
+    before = {k: v.clone() for k, v in pipe.generator.state_dict().items()}
+    inv = pipe.invert(photo, align=False, optimize=True, steps=10)
+    assert inv.method == "optimization+pti" and inv.camera_source == "optimized" and inv.tuned is not None
+    assert inv.tuned.generator is not pipe.generator and inv.tuned.identity != pipe.backbone.identity
+    assert all(torch.equal(v, pipe.generator.state_dict()[k]) for k, v in before.items())  # PTI tuned a copy
+    tuned = dict(inv.tuned.generator.named_parameters())
+    assert torch.equal(tuned["style.0.weight"], pipe.generator.state_dict()["style.0.weight"])  # the mapping stays
+    assert not torch.equal(tuned["renderer.network.pts_linears.0.weight"], pipe.generator.state_dict()["renderer.network.pts_linears.0.weight"])
+    assert inv.loss_curve[-1] < inv.loss_curve[0]
+    view = pipe.render(inv, quality="full")  # renders through the tuned copy
+    assert np.array_equal(view.image, inv.reconstruction)

@@ -113,7 +113,7 @@ def invert_photo(state: AppState, alignment: Alignment, bundle: str, toonify: bo
     pipe = get_pipeline(bundle)
     image = alignment.face if alignment.face is not None else alignment.preview
     extra = {"generator": "toonify"} if toonify else {}
-    if toonify and "toonify" not in getattr(pipe, "generators", ()):
+    if toonify and "toonify" not in pipe.generators:
         raise UserError("this model has no Toonify generator; convert one into a StyleSDF bundle (e3dge convert e3dge --toonify ...)")
     inv = pipe.invert(image, align=False, optimize=pipe.encoder is None, **extra)
     yaw, pitch = inv.degrees

@@ -430,7 +430,6 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         ray_chunk_size: int | None = None,  # rays per rendering chunk (None = all)
         rendering_overrides: dict | None = None,  # e.g. fewer ray samples for previews; the model is not changed
         superresolution: bool = True,  # False: image is the raw render upsampled bilinearly (fast previews)
-        **_unused,
     ) -> GeneratorOutput:
         """Render ``ws`` from camera ``c`` into a :class:`GeneratorOutput`.
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "apply_film",
     "device_generator",
     "setup_filter",
     "upfirdn2d",
@@ -137,3 +138,8 @@ def device_generator(generator: torch.Generator, device: torch.device) -> torch.
     """A generator on ``device`` seeded from one draw of the CPU ``generator`` (so CPU and CUDA runs draw reproducibly)."""
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
     return torch.Generator(device=device).manual_seed(seed)
+
+
+def apply_film(features: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """``(alpha + 1) * features + beta``: zero modulations leave the features unchanged (the official FiLM form)."""
+    return (alpha + 1) * features + beta

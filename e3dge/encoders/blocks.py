@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from e3dge.backbones.ops import apply_film
+
 __all__ = ["ResnetBlockFC", "positional_encoding", "pe_dim", "apply_film"]
 
 
@@ -37,6 +39,3 @@ def pe_dim(num_frequencies: int = 7, dims: int = 3) -> int:
     return dims * (1 + 2 * num_frequencies)
 
 
-def apply_film(features: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """``(alpha + 1) * features + beta``: zero modulations leave the features unchanged (the official form)."""
-    return (alpha + 1) * features + beta

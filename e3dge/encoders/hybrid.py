@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from e3dge.backbones.base import ViewRender
 from e3dge.encoders.aligner import ResidualAligner
 from e3dge.encoders.blocks import apply_film
 from e3dge.encoders.fusion import FeatureFusion
@@ -32,15 +33,6 @@ from e3dge.encoders.pixel_aligned import VISIBILITY_MODES, project, sample_featu
 __all__ = ["ALIGNMENTS", "ViewRender", "LocalMaps", "LocalBranch"]
 
 ALIGNMENTS = ("local", "2d", "3d", "hybrid")
-
-
-@dataclass(frozen=True)
-class ViewRender:
-    """E0's render of one view: thumbnail ``[B, 3, r, r]`` in [-1, 1], depth ``[B, 1, r, r]`` (distance) and the camera label ``[B, 25]``."""
-
-    image: torch.Tensor
-    depth: torch.Tensor
-    label: torch.Tensor
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,10 @@ distance from the camera centre, which is what EG3D's depth maps hold (depth alo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from e3dge.cameras import split_label
+from e3dge.cameras import Projection, project_points
 
 __all__ = ["Projection", "project", "sample_projected", "sample_features", "visibility", "VISIBILITY_MODES", "DEPTH_KINDS"]
 
@@ -26,32 +24,9 @@ DEPTH_KINDS = ("distance", "z")
 """What a reference depth map holds: ``distance`` along the unit ray (EG3D renders) or camera-space ``z``."""
 
 
-@dataclass(frozen=True)
-class Projection:
-    """Points ``[B, M, 3]`` seen from one camera."""
-
-    grid: torch.Tensor  # [B, M, 2] grid_sample coordinates (x, y); inside the image when both are in [-1, 1]
-    depth: torch.Tensor  # [B, M, 1] camera-space z (> 0 in front of the camera)
-    distance: torch.Tensor  # [B, M, 1] distance from the camera centre
-
-    @property
-    def in_front(self) -> torch.Tensor:
-        """``[B, M, 1]`` bool: in front of the camera (z > 0)."""
-        return self.depth > 0
-
-
 def project(points: torch.Tensor, label: torch.Tensor) -> Projection:
     """Project world points ``[B, M, 3]`` into the camera of an EG3D label ``[B, 25]`` (or ``[1, 25]`` for all)."""
-    cam2world, intrinsics = split_label(label)
-    batch = (points.shape[0], -1, -1)
-    cam2world, intrinsics = cam2world.to(points).expand(batch), intrinsics.to(points).expand(batch)
-    rot, origin = cam2world[:, :3, :3], cam2world[:, :3, 3]
-    offset = points - origin[:, None]
-    cam = torch.einsum("bji,bmj->bmi", rot, offset)  # world -> camera: R^T (p - o)
-    z = cam[..., 2:3]
-    safe_z = torch.where(z.abs() < 1e-8, torch.full_like(z, 1e-8), z)  # a point in the camera plane lands far outside
-    uv1 = torch.einsum("bij,bmj->bmi", intrinsics, cam / safe_z)
-    return Projection(grid=2 * uv1[..., :2] - 1, depth=z, distance=offset.norm(dim=-1, keepdim=True))
+    return project_points(points, label)
 
 
 def _as_projection(where: Projection | torch.Tensor, label: torch.Tensor | None) -> Projection:

@@ -1,27 +1,26 @@
 """Meshes from an inversion: density grid -> marching cubes (scikit-image) -> clean-up (trimesh) -> vertex colours.
 
-The grid samples the generator's field over a cube (EG3D: the tri-plane box, ``box_warp / 2``), at
-chunks of points so memory stays bounded. The iso-level is either a number on the raw density
-``sigma`` (EG3D's own shape extraction uses 10) or ``"auto"``: the median raw density at the surface
-points the renderer sees from the inversion's view (expected depth where opacity > 0.5). ``auto``
-follows the generator's own density scale, which differs between models (the toy EG3D and FFHQ's).
-Vertex colours are the decoder's colour at the vertices (the first three feature channels, which
-volume rendering composites into the raw image), so the mesh looks like the render.
+The grid samples the backbone's field once, over its cube (EG3D: the tri-plane box, ``box_warp / 2``; StyleSDF: the
+renderer's), in chunks of points so memory stays bounded. The field is an occupancy that grows inwards (EG3D: raw
+density ``sigma``, whose own shape extraction uses 10; StyleSDF: ``-sdf``). The iso-level is a number or ``"auto"``:
+the backbone's surface (EG3D: the median raw density at the surface points the renderer sees from the inversion's
+view, which follows each model's density scale; StyleSDF: the zero level set). Vertex colours are the field's
+colour at the vertices, so the mesh looks like the render.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
-from e3dge.backbones.rendering import sample_rays
-from e3dge.cameras import split_label
+from e3dge.backbones.base import Backbone
 from e3dge.errors import UserError
 
-__all__ = ["Mesh", "MeshOptions", "density_grid", "surface_level", "extract_mesh", "mesh_from_grid"]
+__all__ = ["Mesh", "MeshOptions", "field_grid", "extract_mesh", "mesh_from_grid"]
 
 MAX_GRID = 512
 """Largest grid side: 512^3 points is already 134 M field queries (minutes on a GPU)."""
@@ -32,8 +31,8 @@ class MeshOptions:
     """How to extract a mesh: grid resolution, cube half-size, iso-level, clean-up."""
 
     resolution: int = 128  # grid points per side
-    half_size: float | None = None  # cube [-h, h]^3; None = the generator's tri-plane box
-    level: float | str = "auto"  # raw-sigma iso-level, or "auto" (density at the rendered surface)
+    half_size: float | None = None  # cube [-h, h]^3; None = the backbone's field cube
+    level: float | str = "auto"  # occupancy iso-level, or "auto" (the backbone's surface)
     largest_component: bool = True  # drop floaters: keep the component with the most faces
     smooth_iterations: int = 0  # Taubin smoothing steps (0 = none; keeps volume, unlike Laplacian)
     target_faces: int | None = None  # decimate to about this many faces (needs fast_simplification)
@@ -87,23 +86,9 @@ def _field_on_grid(field, resolution: int, half: float, chunk: int, device) -> n
     return values.reshape(resolution, resolution, resolution).numpy()
 
 
-def density_grid(G, planes: torch.Tensor, resolution: int, half: float, chunk: int = 262144) -> np.ndarray:
-    """Raw density ``sigma`` on a ``resolution^3`` grid over ``[-half, half]^3`` (float32, index order x, y, z)."""
-    return _field_on_grid(lambda p: G.query_points(None, p, planes=planes).sigma[0, :, 0], resolution, half, chunk, planes.device)
-
-
-@torch.no_grad()
-def surface_level(G, planes: torch.Tensor, depth: np.ndarray, mask: np.ndarray, camera: torch.Tensor) -> float:
-    """The median raw density at the rendered surface (expected depth where opacity > 0.5) seen from ``camera``."""
-    on = torch.from_numpy(mask.reshape(-1) > 0.5)
-    if int(on.sum()) < 16:
-        raise UserError("the render is almost empty (fewer than 16 opaque pixels), so there is no surface to mesh; pass a numeric level")
-    cam2world, intrinsics = split_label(camera.float().cpu())
-    origins, directions = sample_rays(cam2world, intrinsics, depth.shape[0])
-    t = torch.from_numpy(depth.reshape(-1)).float()
-    points = (origins[0] + directions[0] * t[:, None])[on]
-    sigma = G.query_points(None, points[None].to(planes.device), planes=planes).sigma[0, :, 0].float().cpu()
-    return float(sigma.median())
+def field_grid(backbone: Backbone, ws: torch.Tensor, scene: Any, resolution: int, half: float, chunk: int = 262144) -> np.ndarray:
+    """The backbone's occupancy (EG3D raw density, StyleSDF ``-sdf``) on a ``resolution^3`` grid over ``[-half, half]^3``."""
+    return _field_on_grid(lambda p: backbone.field(ws, scene, p).occupancy[0], resolution, half, chunk, backbone.device)
 
 
 def _clean(mesh: Mesh, options: MeshOptions) -> Mesh:
@@ -127,15 +112,11 @@ def _clean(mesh: Mesh, options: MeshOptions) -> Mesh:
 
 
 @torch.no_grad()
-def _vertex_colors(G, planes: torch.Tensor, vertices: np.ndarray, chunk: int) -> np.ndarray:
-    """The decoder's colour (feature channels 0..2 in [0, 1], which the renderer composites into the raw image) at each vertex, as uint8."""
-    out = []
-    points = torch.from_numpy(vertices).float().to(planes.device)
-    for s in range(0, len(points), chunk):
-        rgb = G.query_points(None, points[None, s : s + chunk], planes=planes).features[0, :, :3].float().cpu()
-        out.append(rgb)
-    rgb = torch.cat(out) if out else torch.zeros(0, 3)
-    return (rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()  # the ray marcher maps [0, 1] colours to the image's [-1, 1]
+def _vertex_colors(backbone: Backbone, ws: torch.Tensor, scene: Any, vertices: np.ndarray, chunk: int) -> np.ndarray:
+    """The field's colour at each vertex (what volume rendering composites into the raw image), as uint8."""
+    points = torch.from_numpy(vertices).float().to(backbone.device)
+    rgb = [backbone.field(ws, scene, points[None, s : s + chunk]).rgb[0].float().cpu() for s in range(0, len(points), chunk)]
+    return (torch.cat(rgb) if rgb else torch.zeros(0, 3)).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
 
 
 def mesh_from_grid(sigma: np.ndarray, half: float, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -153,21 +134,20 @@ def mesh_from_grid(sigma: np.ndarray, half: float, level: float) -> tuple[np.nda
     return verts.astype(np.float32), faces[:, ::-1].astype(np.int64).copy()
 
 
+@torch.no_grad()
 def extract_mesh(pipe, inversion, edits: dict[str, float] | None = None, options: MeshOptions | None = None) -> Mesh:
-    """The mesh of ``inversion`` (with ``edits``) from ``pipe``'s generator: grid, marching cubes, clean-up, colours."""
+    """The mesh of ``inversion`` (with ``edits``) from ``pipe``'s backbone: field on a grid (once), marching cubes, clean-up, colours."""
     options = options or MeshOptions()
-    if getattr(pipe, "field_kind", "density") == "sdf":
-        return _sdf_mesh(pipe, inversion, edits, options)
-    G, _, planes = pipe.planes_for(inversion, edits)
-    half = options.half_size if options.half_size is not None else float(G.rendering_kwargs["box_warp"]) / 2
+    backbone, ws, scene = pipe.scene_for(inversion, edits)
+    half = options.half_size if options.half_size is not None else backbone.rig.field_half_size
     if options.level == "auto":
-        view = pipe.render(inversion, edits=edits, quality="full")
-        level = surface_level(G, planes, view.depth, view.mask, view.camera)
+        level = backbone.surface_level(ws, scene, backbone.camera(inversion.yaw, inversion.pitch))
     else:
         level = float(options.level)
-    sigma = density_grid(G, planes, options.resolution, half, options.chunk)
-    info = {"grid_resolution": options.resolution, "half_size": half, "level": level, "edits": dict(edits or {})}
-    return _mesh(sigma, half, level, lambda v: _vertex_colors(G, planes, v, options.chunk), info, options)
+    grid = field_grid(backbone, ws, scene, options.resolution, half, options.chunk)
+    field_name = f"{backbone.name} " + ("raw density" if backbone.field_kind == "density" else "-sdf")
+    info = {"grid_resolution": options.resolution, "half_size": half, "level": level, "field": field_name, "edits": dict(edits or {})}
+    return _mesh(grid, half, level, lambda v: _vertex_colors(backbone, ws, scene, v, options.chunk), info, options)
 
 
 def _mesh(grid: np.ndarray, half: float, level: float, colours, info: dict, options: MeshOptions) -> Mesh:
@@ -177,20 +157,3 @@ def _mesh(grid: np.ndarray, half: float, level: float, colours, info: dict, opti
     if not len(mesh.faces):
         raise UserError("the mesh is empty at this level; pass another level or a larger half_size")
     return mesh
-
-
-@torch.no_grad()
-def _sdf_mesh(pipe, inversion, edits: dict[str, float] | None, options: MeshOptions) -> Mesh:
-    """A StyleSDF face: marching cubes on ``-sdf`` at 0 (or ``level``) inside the renderer's cube, colours from the field."""
-    G, w = pipe.sdf_field(inversion, edits)
-    half = options.half_size if options.half_size is not None else float(G.dist_radius)
-    level = 0.0 if options.level == "auto" else float(options.level)
-    grid = _field_on_grid(lambda p: -G.query_sdf(w, p).sdf[0, :, 0], options.resolution, half, options.chunk, w.device)
-
-    def colours(vertices: np.ndarray) -> np.ndarray:
-        verts = torch.from_numpy(vertices).to(w.device)
-        rgb = [torch.sigmoid(G.query_sdf(w, verts[None, s : s + options.chunk]).rgb[0]).float().cpu() for s in range(0, len(verts), options.chunk)]
-        return (torch.cat(rgb) if rgb else torch.zeros(0, 3)).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
-
-    info = {"grid_resolution": options.resolution, "half_size": half, "level": level, "field": "stylesdf -sdf", "edits": dict(edits or {})}
-    return _mesh(grid, half, level, colours, info, options)

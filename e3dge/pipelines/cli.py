@@ -70,8 +70,9 @@ def _invert_one(pipe, path: Path, folder: Path, args: argparse.Namespace) -> str
     from e3dge.pipelines.outputs import write_inversion
 
     extra = {} if args.generator == "default" else {"generator": args.generator}
-    if extra and not hasattr(pipe, "generators"):
-        raise UserError(f"--generator {args.generator} needs a StyleSDF bundle converted with the Toonify pair (e3dge convert e3dge --toonify ...)")
+    if args.generator not in pipe.generators:
+        raise UserError(f"--generator {args.generator} needs a bundle with the Toonify pair (e3dge convert e3dge --toonify ...); this one has "
+                        f"{', '.join(pipe.generators)}")
     inv = pipe.invert(path, align=not args.no_align, refine=args.refine, steps=args.steps, optimize=args.optimize, progress=not args.quiet, **extra)
     edits = parse_edits(args.edit)
     unknown = sorted(set(edits) - set(pipe.directions or {}))

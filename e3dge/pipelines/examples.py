@@ -83,9 +83,6 @@ def run_demo(out_dir: str | Path, model: str = "toy", refine: str | None = "pose
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pipe = InversionPipeline.from_pretrained(model)
-    if refine is not None and not getattr(pipe, "supports_refinement", True):
-        print(f"note: {model} inverts with its encoders only (test-time refinement is EG3D-only); running without --refine")
-        refine = None
     options = {"model": model, "refine": refine, "steps": steps, "frames": frames, "views": views}
     result = DemoResult({}, out / "sheet.png")
     rows = []

@@ -1,55 +1,67 @@
-"""``InversionPipeline``: one photo in, an editable 3D face out (diffusers-style: components + glue, no math).
+"""``InversionPipeline``: one photo in, an editable 3D face out, on any backbone (diffusers-style: components + glue, no math).
 
-The pipeline registers its components (the 3D GAN, the global encoder E0 with its pose head, the
-slots of Stage II's local branch, the face aligner's options, editing directions), loads and saves
-them as a bundle (:mod:`e3dge.pipelines.bundle`), and strings them together:
+The pipeline registers its components (the 3D GAN, E0 with its pose head or the backbone's pose estimator, the
+slots of Stage II's local branch, the face aligner's options, editing directions), loads and saves them as a
+bundle (:mod:`e3dge.pipelines.bundle`), and strings them together through two interfaces, so it never branches
+on the backbone it holds:
 
-- :meth:`InversionPipeline.invert`: align (e3dge.faces) -> E0 -> optional refinement (P / P+C) or the
-  optimisation baseline -> an :class:`Inversion`;
-- :meth:`InversionPipeline.render`: any view of an inversion; tri-planes are cached per
-  (inversion, edits), so turning the head never reruns the backbone.
+- the :class:`~e3dge.backbones.base.Backbone` adapter of the generator (latent layout, scene, render, field, PTI);
+- the :class:`~e3dge.encoders.flows.EncoderFlow` that attaches E0 and the local branch to that backbone.
 
-Models are only read (never moved, retuned or reconfigured in place), so one pipeline can serve
-many users from many threads.
+:meth:`InversionPipeline.invert`: align (e3dge.faces) -> E0 -> optional refinement (P / P+C) or the optimisation
+baseline (W/W+ then PTI on a private copy) -> an :class:`Inversion`. :meth:`InversionPipeline.render`: any view,
+with edits and the local branch. Scenes (EG3D tri-planes) and reference views are cached under keys derived from
+their content (latent, crop, camera, edits, the generator's weights), so a changed latent never meets a stale scene.
+Models are only read, so one pipeline can serve many users from many threads.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
 import time
-import uuid
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from e3dge.backbones.eg3d import TriPlaneGenerator
-from e3dge.cameras import label_from_yaw_pitch, yaw_pitch_from_label
+from e3dge.backbones.base import QUALITIES, Backbone, Quality, View, content_hash
+from e3dge.backbones.registry import backbone_for, bundle_slots
+from e3dge.cameras import Camera, yaw_pitch_from_label
+from e3dge.editing.direction import apply_edits
+from e3dge.editing.files import load_directions, save_directions
+from e3dge.encoders.flows import EncoderFlow, LocalSlots, encoder_flow
 from e3dge.errors import UserError
+from e3dge.faces.api import AlignedFace, align_face
+from e3dge.faces.io import load_image
+from e3dge.images import resize_square, to_uint8
+from e3dge.metrics.loaders import make_identity, make_lpips
 from e3dge.pipelines.bundle import PIPELINE_FILE, BundleError, BundleSpec, ComponentSpec, check_component_folder, component_class, resolve_bundle
 from e3dge.pipelines.optimize import optimize_inversion
-from e3dge.pipelines.refine import REFINE_MODES, Criteria, refine_latent
+from e3dge.pipelines.refine import REFINE_MODES, Criteria, RefineMode, refine_latent
 
-__all__ = ["Inversion", "Render", "InversionPipeline", "QUALITIES", "prepare_image", "check_render_args", "save_bundle"]
+__all__ = ["Inversion", "Render", "InversionPipeline", "QUALITIES", "Method", "CameraSource", "prepare_image", "check_render_args", "save_bundle",
+           "given_camera"]  # fmt: skip
 
-QUALITIES = ("preview", "full")
-PREVIEW_ALIGNMENT = "3d"
-"""Stage II alignment of preview renders: 3D projection only (no E_ADA, no extra render; within about 0.001 MAE of hybrid on held-out toy heads, benchmarks/results/stage2.md)."""
+Method = Literal["e0", "e0+pose", "e0+pose+code", "e0+local", "e0+pose+local", "e0+pose+code+local", "optimization+pti", "latent"]
+CameraSource = Literal["aligner", "encoder", "given", "optimized"]
 MAX_RENDER_RESOLUTION = 2048
+DEFAULT_VARIANT = "default"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Inversion:
     """An inverted face: latent, camera, the aligned input and its way back to the photo, and the reconstruction."""
 
-    ws: torch.Tensor  # [1, num_ws, w_dim] W+ code
-    camera: torch.Tensor  # [1, 25] EG3D label of the input view
+    ws: torch.Tensor  # [1, num_ws, w_dim] the backbone's (packed) W+ code
+    camera: torch.Tensor  # [1, 25] label of the input view
     yaw: float  # radians, 0 = frontal (camera offsets, as e3dge.cameras)
     pitch: float
     aligned: np.ndarray  # uint8 [S, S, 3]: what the encoder saw
@@ -57,25 +69,31 @@ class Inversion:
     reconstruction: np.ndarray  # uint8 [R, R, 3] rendered at the input camera
     depth: np.ndarray  # float32 [r, r] distance along the ray
     mask: np.ndarray  # float32 [r, r] accumulated opacity
-    method: str  # "e0", "e0+pose", "e0+pose+code", "optimization", "optimization+pti"
-    camera_source: str  # "aligner", "encoder", "given", or "optimized"
+    method: str  # a Method
+    camera_source: str  # a CameraSource
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     loss_curve: list[float] = field(default_factory=list)  # refinement / optimisation loss per step
     notes: list[str] = field(default_factory=list)
     source: str = ""
-    generator: TriPlaneGenerator | None = field(default=None, repr=False)  # PTI-tuned copy, private to this inversion
-    key: str = field(default_factory=lambda: uuid.uuid4().hex)  # identifies the inversion in the plane cache
+    backbone_name: str = "eg3d"
+    variant: str = DEFAULT_VARIANT  # which generator of the bundle ("toonify" for the Toonify pair)
+    tuned: Backbone | None = field(default=None, repr=False)  # PTI-tuned private backbone of this inversion
 
     @property
     def degrees(self) -> tuple[float, float]:
         """(yaw, pitch) in degrees."""
         return math.degrees(self.yaw), math.degrees(self.pitch)
 
+    @cached_property
+    def key(self) -> str:
+        """A digest of what a render of this inversion depends on: latent, camera, crop, generator (never object identity)."""
+        return content_hash(self.ws, float(self.yaw), float(self.pitch), self.aligned, self.variant, self.tuned.identity if self.tuned else "")
+
     def summary(self) -> dict[str, Any]:
         """JSON-friendly: camera, pose, method, timings, latent (as nested lists)."""
         return {
-            "source": self.source, "method": self.method, "camera_source": self.camera_source,
-            "yaw_deg": round(self.degrees[0], 3), "pitch_deg": round(self.degrees[1], 3),
+            "source": self.source, "backbone": self.backbone_name, "generator": self.variant, "method": self.method,
+            "camera_source": self.camera_source, "yaw_deg": round(self.degrees[0], 3), "pitch_deg": round(self.degrees[1], 3),
             "camera_label": [round(float(v), 6) for v in self.camera[0]], "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
             "loss_curve": [round(v, 6) for v in self.loss_curve], "notes": list(self.notes),
             "transform": self.transform.to_dict() if self.transform is not None else None,
@@ -83,29 +101,24 @@ class Inversion:
         }  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Render:
     """One view of an inversion."""
 
     image: np.ndarray  # uint8 [R, R, 3]
-    depth: np.ndarray  # float32 [r, r]
+    depth: np.ndarray  # float32 [r, r] distance along the ray
     mask: np.ndarray  # float32 [r, r]
     camera: torch.Tensor  # [1, 25]
     time_s: float
-    cached_planes: bool  # the tri-planes came from the cache (the backbone did not run)
+    cached_planes: bool  # the scene came from the cache (the backbone's latent-only part did not run)
 
 
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """``[1, 3, H, W]`` in [-1, 1] -> ``uint8 [H, W, 3]``."""
-    return ((image[0].detach().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+@dataclass(frozen=True)
+class Variant:
+    """One generator of a bundle with the flow that attaches its encoders (``default``, or ``toonify`` for the Toonify pair)."""
 
-
-def to_model_input(pixels: np.ndarray, size: int, device: torch.device | str) -> torch.Tensor:
-    """``uint8 [H, W, 3]`` -> ``[1, 3, size, size]`` in [-1, 1] (antialiased resize)."""
-    x = torch.from_numpy(np.array(pixels, copy=True)).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size)
-    return x
+    backbone: Backbone
+    flow: EncoderFlow
 
 
 @torch.no_grad()
@@ -117,18 +130,12 @@ def prepare_image(image, align: bool, aligner: dict[str, Any]) -> tuple[np.ndarr
             x = x[0]
         if x.ndim != 3 or x.shape[0] != 3:
             raise UserError(f"a tensor image must be [3, H, W] or [1, 3, H, W] in [-1, 1], got {list(image.shape)}")
-        image = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    from e3dge.faces.api import AlignedFace
-
+        image = to_uint8(x)
     if isinstance(image, AlignedFace):  # aligned already (e.g. an app showing the crop first): one path, same camera
         return image.image, image.transform, list(image.notes), image.source.name, image.label
     if align:
-        from e3dge.faces import align_face
-
         face = align_face(image, convention=aligner.get("convention", "eg3d"), detector=aligner.get("detector", "hog"))
         return face.image, face.transform, list(face.notes), face.source.name, face.label
-    from e3dge.faces.io import load_image
-
     loaded = load_image(image)
     h, w = loaded.pixels.shape[:2]
     if h != w:
@@ -150,8 +157,6 @@ def check_render_args(quality: str, resolution: int | None, yaw: float | None, p
 def save_bundle(save_directory: str | os.PathLike, components: dict[str, torch.nn.Module], description: str, aligner: dict[str, Any],
                 directions: dict[str, Any] | None) -> Path:  # fmt: skip
     """Write ``pipeline.json`` (atomically) and one subfolder per component, plus the editing directions when there are any."""
-    import json
-
     out = Path(save_directory)
     out.mkdir(parents=True, exist_ok=True)
     comps = {}
@@ -160,8 +165,6 @@ def save_bundle(save_directory: str | os.PathLike, components: dict[str, torch.n
         comps[slot] = ComponentSpec(type(module).__name__, subfolder=slot)
     spec = BundleSpec(comps, description, aligner)
     if directions:
-        from e3dge.editing import save_directions
-
         save_directions(out / "directions", directions)
         spec.directions = "directions"
     tmp = out / (PIPELINE_FILE + ".tmp")
@@ -171,72 +174,105 @@ def save_bundle(save_directory: str | os.PathLike, components: dict[str, torch.n
 
 
 class PlaneCache:
-    """A thread-safe LRU of tri-planes keyed by (inversion, edits) (or of any per-inversion renders)."""
+    """A thread-safe LRU of per-face values (scenes, reference views) under content-derived keys."""
 
     def __init__(self, capacity: int = 32) -> None:
         self.capacity, self._lock, self._items = capacity, threading.Lock(), OrderedDict()
 
-    def get(self, key) -> torch.Tensor | None:
+    def get(self, key) -> Any:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
         return None
 
-    def put(self, key, planes: torch.Tensor) -> None:
+    def put(self, key, value: Any) -> None:
         with self._lock:
-            self._items[key] = planes
+            self._items[key] = value
             self._items.move_to_end(key)
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
 
 
-class InversionPipeline:
-    """Registered components + glue: :meth:`invert` a photo, :meth:`render` any view of the result."""
 
-    supports_refinement = True
-    """P / P+C refinement and the optimisation baseline (StyleSDF bundles: False)."""
+
+class InversionPipeline:
+    """Registered components + glue: :meth:`invert` a photo, :meth:`render` any view of the result, on any backbone."""
 
     def __init__(
         self,
-        generator: TriPlaneGenerator,
+        generator: torch.nn.Module,
         encoder: torch.nn.Module | None = None,
         local_encoder: torch.nn.Module | None = None,  # Stage II slot (E1)
         aligner_2d: torch.nn.Module | None = None,  # Stage II slot (E_ADA)
         fusion: torch.nn.Module | None = None,  # Stage II slot
+        pose_estimator: torch.nn.Module | None = None,  # StyleSDF: the official volume discriminator
+        latent_mean: torch.nn.Module | None = None,  # StyleSDF: the fixed mean latents
+        toonify_generator: torch.nn.Module | None = None,  # the Toonify pair: a second generator, encoder and mean
+        toonify_encoder: torch.nn.Module | None = None,
+        toonify_latent_mean: torch.nn.Module | None = None,
         aligner: dict[str, Any] | None = None,  # e3dge.faces options: convention, detector
-        directions: dict[str, Any] | None = None,  # editing directions by name (the editing issue)
+        directions: dict[str, Any] | None = None,  # editing directions by name
         description: str = "",
         plane_cache_size: int = 32,
     ) -> None:
-        self.generator, self.encoder = generator.eval().requires_grad_(False), encoder
-        if encoder is not None:
-            encoder.eval().requires_grad_(False)
+        self._slots = dict(generator=generator, encoder=encoder, local_encoder=local_encoder, aligner_2d=aligner_2d, fusion=fusion,
+                           pose_estimator=pose_estimator, latent_mean=latent_mean, toonify_generator=toonify_generator,
+                           toonify_encoder=toonify_encoder, toonify_latent_mean=toonify_latent_mean)  # fmt: skip
+        for module in self._slots.values():
+            if module is not None:
+                module.eval().requires_grad_(False)
+        self.backbone = backbone_for(generator, latent_mean)
+        extra = sorted(k for k, v in self._slots.items() if v is not None and k not in self.backbone.bundle_slots)
+        if extra:
+            raise UserError(f"components {extra} do not belong to a {self.backbone.name} pipeline (its slots: {', '.join(self.backbone.bundle_slots)})")
+        local = LocalSlots(local_encoder, aligner_2d, fusion)
+        self._variants = {DEFAULT_VARIANT: Variant(self.backbone, encoder_flow(self.backbone, encoder, pose_estimator, local))}
+        if toonify_generator is not None and toonify_encoder is not None:  # the Toonify pair has no local branch, as released
+            toon = backbone_for(toonify_generator, toonify_latent_mean)
+            self._variants["toonify"] = Variant(toon, encoder_flow(toon, toonify_encoder, pose_estimator, LocalSlots()))
+        self.flow = self._variants[DEFAULT_VARIANT].flow
+        self.generator, self.encoder = generator, encoder
         self.local_encoder, self.aligner_2d, self.fusion = local_encoder, aligner_2d, fusion
-        self.local_branch = None
-        if local_encoder is not None:
-            from e3dge.encoders.hybrid import LocalBranch
-
-            for m in (local_encoder, aligner_2d, fusion):
-                if m is not None:
-                    m.eval().requires_grad_(False)
-            self.local_branch = LocalBranch(local_encoder, aligner_2d, fusion)
         self.aligner = dict(aligner or {"convention": "eg3d", "detector": "hog"})
         self.directions = dict(directions or {})
+        for name, d in self.directions.items():
+            if d.w_dim != self.backbone.layout.w_dim:
+                raise UserError(f"direction {name!r} is {d.w_dim}-d, but this {self.backbone.name} latent is {self.backbone.layout.w_dim}-d per W+ row")
         self.description = description
-        self.planes = PlaneCache(plane_cache_size)
-        self.reference_views = PlaneCache(plane_cache_size)  # Stage II: E0's render at each inversion's input view
+        self.scenes = PlaneCache(plane_cache_size)  # (generator, edited latent) -> scene
+        self.references = PlaneCache(plane_cache_size)  # (inversion, quality, edits) -> the local branch's input view
         self._criteria: Criteria | None = None
         self._criteria_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ bundles
+    @property
+    def components(self) -> dict[str, torch.nn.Module]:
+        """The registered model components (slots left empty are omitted)."""
+        return {k: v for k, v in self._slots.items() if v is not None}
+
+    @property
+    def device(self) -> torch.device:
+        return self.backbone.device
+
+    @property
+    def generators(self) -> tuple[str, ...]:
+        """The generators this bundle inverts with: ``default``, and ``toonify`` when it holds the Toonify pair."""
+        return tuple(self._variants)
+
+    @property
+    def local_branch(self):
+        """The local-branch modules as the default flow runs them (None without Stage II)."""
+        return self.flow.branch
+
+    @property
+    def supports_local(self) -> bool:
+        return self.flow.has_local
 
     def criteria(self) -> Criteria:
         """LPIPS / ArcFace ID for refinement and optimisation when their weights are installed (loaded once; else off with a warning)."""
         with self._criteria_lock:
             if self._criteria is None:
-                import warnings
-
-                from e3dge.training.sources import make_identity, make_lpips
-
                 with warnings.catch_warnings():  # their long "where to put the weights" texts: one short line instead
                     warnings.simplefilter("ignore")
                     self._criteria = Criteria(make_lpips("alex", self.device), make_identity("arcface", self.device))
@@ -246,150 +282,148 @@ class InversionPipeline:
                                   stacklevel=3)  # fmt: skip
             return self._criteria
 
-    # ------------------------------------------------------------------ bundles
-    @property
-    def components(self) -> dict[str, torch.nn.Module]:
-        """The registered model components (slots left empty are omitted)."""
-        slots = {"generator": self.generator, "encoder": self.encoder, "local_encoder": self.local_encoder, "aligner_2d": self.aligner_2d, "fusion": self.fusion}
-        return {k: v for k, v in slots.items() if v is not None}
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.generator.parameters()).device
-
     @classmethod
     def from_pretrained(
         cls, name_or_path: str | os.PathLike = "toy", revision: str | None = None, local_files_only: bool | None = None, device: str | torch.device = "cpu"
-    ) -> "InversionPipeline":
+    ) -> InversionPipeline:
         """A known bundle (``"toy"``, ``"eg3d-ffhq"``), a local bundle folder or a Hub repo holding ``pipeline.json``."""
         spec, root = resolve_bundle(name_or_path, revision=revision, local_files_only=local_files_only)
-        stylesdf = spec.components["generator"].cls == "StyleSDFGenerator"
-        only_stylesdf = {"pose_estimator", "latent_mean", "toonify_generator", "toonify_encoder", "toonify_latent_mean"} & set(spec.components)
-        if only_stylesdf and not stylesdf:
-            raise BundleError(f"{name_or_path}: components {sorted(only_stylesdf)} belong to StyleSDF bundles, but the generator is a {spec.components['generator'].cls}")
+        generator_class = spec.components["generator"].cls
+        extra = sorted(set(spec.components) - set(bundle_slots(generator_class)))
+        if extra:
+            raise BundleError(f"{name_or_path}: components {extra} do not belong to a bundle whose generator is a {generator_class}")
         models = {slot: _load_component(slot, comp, root, local_files_only, device) for slot, comp in spec.components.items()}
         directions = None
         if spec.directions is not None and root is not None:
-            from e3dge.editing import load_directions
-
-            directions = load_directions(check_component_folder(root, ComponentSpec("TriPlaneGenerator", subfolder=spec.directions), "directions"))
-        if stylesdf:  # the official E3DGE flow on StyleSDF: same invert / render surface
-            from e3dge.pipelines.stylesdf_pipeline import StyleSDFPipeline
-
-            return StyleSDFPipeline(**models, aligner=spec.aligner, directions=directions, description=spec.description)  # type: ignore[return-value]
+            directions = load_directions(check_component_folder(root, ComponentSpec(generator_class, subfolder=spec.directions), "directions"))
         return cls(**models, aligner=spec.aligner, directions=directions, description=spec.description)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write ``pipeline.json`` and one subfolder per component (config.json + model.safetensors)."""
         return save_bundle(save_directory, self.components, self.description, self.aligner, self.directions)
 
-    # ------------------------------------------------------------------ inversion
-    def _prepare(self, image, align: bool) -> tuple[np.ndarray, Any, list[str], str, torch.Tensor | None]:
-        """(aligned pixels, transform, notes, source name, the aligner's camera or None)."""
-        return prepare_image(image, align, self.aligner)
+    def variant(self, name: str = DEFAULT_VARIANT) -> Variant:
+        """The generator ``name`` of this bundle with its flow; a one-line error naming the ones it has."""
+        if name not in self._variants:
+            hint = " (convert the Toonify pair with e3dge convert e3dge --toonify ...)" if name == "toonify" else ""
+            raise UserError(f"generator={name!r} is not in this bundle; it has {', '.join(self._variants)}{hint}")
+        return self._variants[name]
 
+    def _of(self, inversion: Inversion) -> tuple[Backbone, EncoderFlow]:
+        """The backbone that renders ``inversion`` (its PTI copy when it has one) and the flow of its generator."""
+        v = self.variant(inversion.variant)
+        return inversion.tuned or v.backbone, v.flow
+
+    # ------------------------------------------------------------------ inversion
     def invert(
         self,
         image,
         *,
         align: bool = True,
         camera: torch.Tensor | tuple[float, float] | None = None,
-        refine: str | None = None,
+        refine: RefineMode | None = None,
         steps: int | None = None,
         optimize: bool = False,
         progress: bool = False,
         local: bool = True,
+        generator: str = DEFAULT_VARIANT,
     ) -> Inversion:
         """Invert a photo (path, PIL, numpy ``uint8 [H, W, 3]``, a tensor in [-1, 1], or an ``e3dge.faces.AlignedFace``).
 
-        ``align``: crop with e3dge.faces (EG3D crop + camera); ``False`` for an already aligned square crop.
-        ``camera``: a label ``[1, 25]`` or ``(yaw, pitch)`` radians; default: the aligner's, else E0's pose head.
+        ``align``: crop with e3dge.faces (the bundle's crop convention + camera); ``False`` for an already aligned square crop.
+        ``camera``: a label ``[1, 25]`` or ``(yaw, pitch)`` radians; default: the aligner's (EG3D) or the pose estimator's.
         ``refine``: ``"pose"`` (P) or ``"pose+code"`` (P+C) test-time refinement for ``steps`` (default 50).
-        ``optimize``: the optimisation baseline (W/W+ then PTI), for bundles without an encoder.
+        ``optimize``: the optimisation baseline (W/W+ then PTI on a private copy), e.g. for bundles without an encoder.
         ``local``: use the bundle's Stage II local branch (when it has one) for the reconstruction.
+        ``generator``: ``"toonify"`` inverts with the bundle's Toonify pair.
         """
         if refine is not None and refine not in REFINE_MODES:
             raise UserError(f"refine must be one of {REFINE_MODES} or None, got {refine!r}")
-        if steps is not None and (not isinstance(steps, int) or not 1 <= steps <= 10000):
+        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 10000):
             raise UserError(f"steps must be an integer between 1 and 10000, got {steps!r}")
-        if self.encoder is None and not optimize:
-            raise UserError("this bundle has no encoder (E0); invert with optimize=True (the optimisation baseline, --optimize)")
-        G, device = self.generator, self.device
+        if refine is not None and optimize:
+            raise UserError("choose refine (starts from E0) or optimize (starts from the mean latent), not both")
+        v = self.variant(generator)
+        backbone, flow = v.backbone, v.flow
+        if not flow.has_encoder and not optimize:
+            raise UserError("this bundle has no encoder (E0) yet; invert with optimize=True (the optimisation baseline, --optimize)"
+                            + (" or convert an official E3DGE runner into it (e3dge convert e3dge RUNNER.pt BUNDLE)" if backbone.name == "stylesdf" else ""))  # fmt: skip
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        aligned, transform, notes, source, aligner_camera = self._prepare(image, align)
+        aligned, transform, notes, source, aligner_camera = prepare_image(image, align, self.aligner)
         timings["align"] = time.perf_counter() - t
-        target = to_model_input(aligned, G.img_resolution, device)
-        yaw_pitch, camera_source = self._given_camera(camera)
-        if yaw_pitch is None and aligner_camera is not None:
+        photo = backbone.photo(aligned)
+        yaw_pitch, camera_source = given_camera(camera)
+        if yaw_pitch is None and aligner_camera is not None and flow.camera_prior == "aligner":
             yaw_pitch, camera_source = _yaw_pitch(aligner_camera), "aligner"
         curve: list[float] = []
         tuned = None
         if optimize:
+            if yaw_pitch is None and aligner_camera is not None:
+                yaw_pitch = _yaw_pitch(aligner_camera)
             t = time.perf_counter()
-            res = optimize_inversion(G, target, *(yaw_pitch or (0.0, 0.0)), w_steps=steps or 200, pti_steps=(steps or 200) // 2,
+            res = optimize_inversion(backbone, photo, *(yaw_pitch or (0.0, 0.0)), w_steps=steps or 200, pti_steps=(steps or 200) // 2,
                                      criteria=self.criteria(), progress=progress)  # fmt: skip
-            ws, (yaw, pitch), tuned, curve = res.ws, (res.yaw, res.pitch), res.generator, res.curve
+            ws, (yaw, pitch), tuned, curve = res.ws, (res.yaw, res.pitch), res.backbone, res.curve
             timings["optimize"] = time.perf_counter() - t
             method, camera_source = "optimization+pti", "optimized"
         else:
             t = time.perf_counter()
             with torch.no_grad():
-                enc = self.encoder(target)
+                enc = flow.encode(photo)
             timings["encode"] = time.perf_counter() - t
             ws = enc.ws
             if yaw_pitch is None:
-                yaw_pitch, camera_source = (float(enc.pose[0, 0]), float(enc.pose[0, 1])), "encoder"
+                yaw_pitch, camera_source = (enc.yaw, enc.pitch), "encoder"
             yaw, pitch = yaw_pitch
             method = "e0"
             if refine is not None:
-                res = refine_latent(G, ws, yaw, pitch, target, mode=refine, steps=steps or 50, criteria=self.criteria(), progress=progress)
+                res = refine_latent(backbone, ws, yaw, pitch, photo, mode=refine, steps=steps or 50, criteria=self.criteria(), progress=progress)
                 ws, yaw, pitch, curve = res.ws, res.yaw, res.pitch, res.curve
                 timings["refine"] = res.time_s
                 method = f"e0+{refine}"
         t = time.perf_counter()
-        cam = label_from_yaw_pitch(yaw, pitch, device=device)
+        model = tuned or backbone
+        cam = model.camera(yaw, pitch)
         with torch.no_grad():
-            out = (tuned or G).synthesis(ws, cam, deterministic=True)
-            if local and self.local_branch is not None and tuned is None:
-                from e3dge.encoders.hybrid import ViewRender
-
-                view = ViewRender(out.image_raw, out.depth, cam)
-                hook = self.local_branch.colour_hook(target, view, view, self.local_branch.default_alignment)
-                out = G.synthesis(ws, cam, planes=out.planes, deterministic=True, colour_hook=hook)
+            scene = model.scene(ws)
+            if local and tuned is None and flow.uses_local("full"):
+                reference = flow.reference(photo, ws, cam, "full")
+                view = flow.render(reference, photo, ws, scene, cam, "full")
                 method += "+local"
+            else:
+                reference, view = None, model.render(ws, scene, cam, "full")
         timings["render"] = time.perf_counter() - t
-        inv = Inversion(ws.detach(), cam, float(yaw), float(pitch), aligned, transform, to_uint8(out.image), out.depth[0, 0].cpu().numpy(),
-                        out.mask[0, 0].cpu().numpy(), method, camera_source, timings, curve, notes, source, tuned)  # fmt: skip
-        self.planes.put((inv.key, ()), out.planes.detach())
+        inv = Inversion(ws=ws.detach(), camera=cam.label.detach(), yaw=float(yaw), pitch=float(pitch), aligned=aligned, transform=transform,
+                        reconstruction=to_uint8(view.image), depth=_numpy(view.depth), mask=_numpy(view.mask), method=method,
+                        camera_source=camera_source, timings=timings, loss_curve=curve, notes=notes, source=source, backbone_name=model.name,
+                        variant=generator, tuned=tuned)  # fmt: skip
+        self.scenes.put(self._scene_key(model, ws), _detached(scene))
+        if reference is not None:
+            self.references.put(self._reference_key(inv, flow, "full", ws), flow.without_cache_payload(reference))
         return inv
 
-    def from_latent(self, ws: torch.Tensor, yaw: float = 0.0, pitch: float = 0.0, source: str = "latent") -> Inversion:
+    def from_latent(self, ws: torch.Tensor, yaw: float = 0.0, pitch: float = 0.0, source: str = "latent", generator: str = DEFAULT_VARIANT) -> Inversion:
         """An :class:`Inversion` for a known W+ code (e.g. a sampled face or another projector's result)."""
-        G = self.generator
-        if not isinstance(ws, torch.Tensor) or ws.shape != (1, G.num_ws, G.w_dim):
-            raise UserError(f"ws must be a tensor [1, {G.num_ws}, {G.w_dim}], got {getattr(ws, 'shape', type(ws).__name__)}")
+        backbone = self.variant(generator).backbone
+        try:
+            backbone.layout.check(ws)
+        except ValueError as err:
+            raise UserError(str(err)) from None
+        if ws.shape[0] != 1:
+            raise UserError(f"ws must hold one face [1, {backbone.layout.num_ws}, {backbone.layout.w_dim}], got {list(ws.shape)}")
         t = time.perf_counter()
-        cam = label_from_yaw_pitch(yaw, pitch, device=self.device)
+        cam = backbone.camera(yaw, pitch)
+        ws = ws.detach().to(self.device)
         with torch.no_grad():
-            out = G.synthesis(ws.to(self.device), cam, deterministic=True)
-        recon = to_uint8(out.image)
-        inv = Inversion(ws.detach(), cam, float(yaw), float(pitch), recon, None, recon, out.depth[0, 0].cpu().numpy(), out.mask[0, 0].cpu().numpy(),
-                        "latent", "given", {"render": time.perf_counter() - t}, source=source)  # fmt: skip
-        self.planes.put((inv.key, ()), out.planes.detach())
+            scene = backbone.scene(ws)
+            view = backbone.render(ws, scene, cam, "full")
+        recon = to_uint8(view.image)
+        inv = Inversion(ws=ws, camera=cam.label, yaw=float(yaw), pitch=float(pitch), aligned=recon, transform=None, reconstruction=recon,
+                        depth=_numpy(view.depth), mask=_numpy(view.mask), method="latent", camera_source="given",
+                        timings={"render": time.perf_counter() - t}, source=source, backbone_name=backbone.name, variant=generator)  # fmt: skip
+        self.scenes.put(self._scene_key(backbone, ws), _detached(scene))
         return inv
-
-    @staticmethod
-    def _given_camera(camera) -> tuple[tuple[float, float] | None, str]:
-        if camera is None:
-            return None, ""
-        if isinstance(camera, torch.Tensor):
-            if camera.shape not in ((1, 25), (25,)):
-                raise UserError(f"camera must be a label [1, 25] or (yaw, pitch) in radians, got a tensor of shape {list(camera.shape)}")
-            return _yaw_pitch(camera.reshape(1, 25)), "given"
-        if isinstance(camera, (tuple, list)) and len(camera) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in camera):
-            return (float(camera[0]), float(camera[1])), "given"
-        raise UserError(f"camera must be a label [1, 25] or (yaw, pitch) in radians, got {camera!r}")
 
     # ------------------------------------------------------------------ views
     def render(
@@ -399,94 +433,109 @@ class InversionPipeline:
         pitch: float | None = None,
         edits: dict[str, float] | None = None,
         resolution: int | None = None,
-        quality: str = "preview",
+        quality: Quality = "preview",
         local: bool = True,
     ) -> Render:
-        """Render ``inversion`` at (yaw, pitch) radians (default: its own view); planes come from the cache when they can.
+        """Render ``inversion`` at (yaw, pitch) radians (default: its own view) with ``edits``; scenes come from the cache when they can.
 
-        With a Stage II local branch in the bundle (and ``local``), the view's colour is modulated by the
-        input photo's pixel-aligned features: hybrid 2D/3D alignment at full quality (one extra raw render),
-        3D alignment in previews.
+        With a Stage II local branch in the bundle (and ``local``), the view's colour is modulated by the input photo's
+        pixel-aligned features (each backbone's official flow: EG3D hybrid at full quality, 3D alignment in previews;
+        StyleSDF at full quality).
         """
         check_render_args(quality, resolution, yaw, pitch)
         t = time.perf_counter()
-        cached = self.planes.get((inversion.key, self._edited_ws(inversion, edits)[1])) is not None
-        G, ws, planes = self.planes_for(inversion, edits)
-        device = self.device
-        cam = label_from_yaw_pitch(inversion.yaw if yaw is None else yaw, inversion.pitch if pitch is None else pitch, device=device)
-        overrides, neural = self._quality(G, quality)
+        backbone, flow = self._of(inversion)
+        ws = self.edited_latent(inversion, edits)
+        scene, cached = self._scene(backbone, ws)
+        cam = backbone.camera(inversion.yaw if yaw is None else yaw, inversion.pitch if pitch is None else pitch)
         with torch.no_grad():
-            hook = self._local_hook(inversion, G, ws, planes, cam, overrides, quality) if local and self.local_branch is not None and inversion.generator is None else None
-            out = G.synthesis(ws.to(device), cam, planes=planes, deterministic=True, neural_rendering_resolution=neural, rendering_overrides=overrides,
-                              superresolution=quality == "full", colour_hook=hook)  # fmt: skip
-            image = out.image
-            if resolution is not None and resolution != image.shape[-1]:
-                image = F.interpolate(image, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=resolution < image.shape[-1])
-        return Render(to_uint8(image), out.depth[0, 0].cpu().numpy(), out.mask[0, 0].cpu().numpy(), cam.cpu(), time.perf_counter() - t, cached)
+            if local and inversion.tuned is None and flow.uses_local(quality):
+                photo = backbone.photo(inversion.aligned)
+                reference = self._reference(inversion, flow, photo, quality, ws)
+                view = flow.render(reference, photo, ws, scene, cam, quality)
+            else:
+                view = backbone.render(ws, scene, cam, quality)
+            image = view.image if resolution is None else resize_square(view.image, resolution)
+        return Render(image=to_uint8(image), depth=_numpy(view.depth), mask=_numpy(view.mask), camera=cam.label.detach().cpu(),
+                      time_s=time.perf_counter() - t, cached_planes=cached)  # fmt: skip
 
-    def _local_hook(self, inversion: Inversion, G: TriPlaneGenerator, ws: torch.Tensor, planes: torch.Tensor, cam: torch.Tensor, overrides,
-                    quality: str = "full"):  # fmt: skip
-        """The local branch's colour hook for one view: the input view rendered from the unedited code (its residual is the photo's
-        detail), the query view from the (edited) code; E_ADA moves the residual onto the query view (full quality; previews use the
-        3D alignment alone, which needs no extra render)."""
-        from e3dge.encoders.hybrid import ViewRender
+    def render_view(self, inversion: Inversion, camera: Camera, edits: dict[str, float] | None = None, quality: Quality = "full",
+                    decode: bool = True) -> View:  # fmt: skip
+        """The raw tensors of one view without the local branch (exporters: depth, masks, colours)."""
+        backbone, _ = self._of(inversion)
+        ws = self.edited_latent(inversion, edits)
+        scene, _ = self._scene(backbone, ws)
+        with torch.no_grad():
+            return backbone.render(ws, scene, camera, quality, decode=decode)
 
-        kw = dict(deterministic=True, rendering_overrides=overrides, superresolution=False)
-        key = (inversion.key, tuple(sorted((overrides or {}).items())))
-        ref = self.reference_views.get(key)  # the input view does not change while the user turns or edits the head
-        if ref is None:
-            _, ws0, planes0 = self.planes_for(inversion)
-            out = G.synthesis(ws0.to(self.device), inversion.camera, planes=planes0, **kw)
-            ref = ViewRender(out.image_raw, out.depth, inversion.camera)
-            self.reference_views.put(key, ref)
-        branch = self.local_branch
-        alignment = branch.default_alignment if quality == "full" else PREVIEW_ALIGNMENT
-        if alignment in ("2d", "hybrid"):  # E_ADA and the 2D branch need E0's render of the query view
-            out = G.synthesis(ws.to(self.device), cam, planes=planes, **kw)
-            query = ViewRender(out.image_raw, out.depth, cam)
-        else:
-            query = ViewRender(ref.image, ref.depth, cam)  # 3D alignment reads the input view only; the query camera places the points
-        photo = to_model_input(inversion.aligned, G.img_resolution, self.device)
-        return branch.colour_hook(photo, ref, query, alignment)
+    def scene_for(self, inversion: Inversion, edits: dict[str, float] | None = None) -> tuple[Backbone, torch.Tensor, Any]:
+        """(backbone, edited ws, scene) of ``inversion`` with ``edits``; exporters query the field through them."""
+        backbone, _ = self._of(inversion)
+        ws = self.edited_latent(inversion, edits)
+        return backbone, ws, self._scene(backbone, ws)[0]
 
-    def planes_for(self, inversion: Inversion, edits: dict[str, float] | None = None) -> tuple[TriPlaneGenerator, torch.Tensor, torch.Tensor]:
-        """(generator, edited ws, tri-planes) of ``inversion`` with ``edits``; planes come from the cache when they can.
-
-        The generator is the inversion's own PTI-tuned copy when it has one. Exporters (meshes, point
-        clouds) query the field through these planes, so they never rerun the backbone for a cached face.
-        """
-        G = inversion.generator or self.generator
-        ws, edit_key = self._edited_ws(inversion, edits)
-        key = (inversion.key, edit_key)
-        planes = self.planes.get(key)
-        if planes is None:
-            with torch.no_grad():
-                planes = G.planes(ws.to(self.device))
-            self.planes.put(key, planes)
-        return G, ws, planes
-
-    @staticmethod
-    def _quality(G: TriPlaneGenerator, quality: str) -> tuple[dict[str, int] | None, int | None]:
-        """Preview: half the ray samples and no super-resolution (the raw render, upsampled); full: the model's own."""
-        if quality == "full":
-            return None, None
-        rk = G.rendering_kwargs
-        samples = {"depth_resolution": max(8, rk["depth_resolution"] // 2), "depth_resolution_importance": max(0, rk["depth_resolution_importance"] // 2)}
-        return samples, None
-
-    def _edited_ws(self, inversion: Inversion, edits: dict[str, float] | None) -> tuple[torch.Tensor, tuple]:
-        """``inversion.ws`` with the named editing directions applied, and a hashable key of the edits."""
+    def edited_latent(self, inversion: Inversion, edits: dict[str, float] | None) -> torch.Tensor:
+        """``inversion.ws`` with the named editing directions applied (unknown names: a one-line error)."""
         edits = {k: float(v) for k, v in (edits or {}).items() if float(v) != 0.0}
-        if not edits:
-            return inversion.ws, ()
-        from e3dge.editing import apply_edits
+        ws = inversion.ws.to(self.device)
+        return apply_edits(ws, self.directions, edits) if edits else ws
 
-        return apply_edits(inversion.ws, self.directions, edits), tuple(sorted(edits.items()))
+    def _scene_key(self, backbone: Backbone, ws: torch.Tensor) -> tuple[str, str]:
+        return backbone.identity, content_hash(ws)
+
+    def _scene(self, backbone: Backbone, ws: torch.Tensor) -> tuple[Any, bool]:
+        key = self._scene_key(backbone, ws)
+        scene = self.scenes.get(key)
+        if scene is not None:
+            return scene, True
+        with torch.no_grad():
+            scene = backbone.scene(ws)
+        self.scenes.put(key, scene)
+        return scene, False
+
+    def _reference_key(self, inversion: Inversion, flow: EncoderFlow, quality: Quality, edited_ws: torch.Tensor) -> tuple[str, ...]:
+        edited = content_hash(edited_ws) if flow.edits_move_reference else ""
+        return flow.backbone.identity, inversion.key, quality, edited
+
+    def _reference(self, inversion: Inversion, flow: EncoderFlow, photo: torch.Tensor, quality: Quality, edited_ws: torch.Tensor):
+        """The local branch's input view for ``inversion`` (cached: it does not change while the head turns)."""
+        key = self._reference_key(inversion, flow, quality, edited_ws)
+        reference = self.references.get(key)
+        if reference is None:
+            ws = inversion.ws.to(self.device)
+            moved = flow.edits_move_reference and not torch.equal(edited_ws, ws)
+            reference = flow.reference(photo, ws, flow.backbone.camera(inversion.yaw, inversion.pitch), quality, edited_ws if moved else None)
+            reference = flow.without_cache_payload(reference)
+            self.references.put(key, reference)
+        return reference
+
+
+def given_camera(camera) -> tuple[tuple[float, float] | None, str]:
+    """(yaw, pitch) radians and ``"given"`` from ``(yaw, pitch)`` or a label ``[1, 25]`` (e.g. a video aligner's); ``(None, "")`` for None."""
+    if camera is None:
+        return None, ""
+    if isinstance(camera, torch.Tensor):
+        if tuple(camera.shape) not in ((1, 25), (25,)):
+            raise UserError(f"camera must be a label [1, 25] or (yaw, pitch) in radians, got a tensor of shape {list(camera.shape)}")
+        return _yaw_pitch(camera.reshape(1, 25)), "given"
+    if (isinstance(camera, (tuple, list)) and len(camera) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in camera)):  # fmt: skip
+        return (float(camera[0]), float(camera[1])), "given"
+    raise UserError(f"camera must be a label [1, 25] or (yaw, pitch) in radians, got {camera!r}")
 
 
 def _yaw_pitch(label: torch.Tensor) -> tuple[float, float]:
     yaw, pitch = yaw_pitch_from_label(label.float().cpu())
     return float(yaw[0]), float(pitch[0])
+
+
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    """``[1, 1, r, r]`` -> float32 ``[r, r]`` on the CPU."""
+    return x[0, 0].detach().float().cpu().numpy()
+
+
+def _detached(scene: Any) -> Any:
+    return scene.detach() if isinstance(scene, torch.Tensor) else scene
 
 
 def _load_component(slot: str, comp: ComponentSpec, root: Path | None, local_files_only: bool | None, device) -> torch.nn.Module:

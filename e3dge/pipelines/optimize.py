@@ -8,15 +8,13 @@ the returned inversion.
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
-from e3dge.backbones.eg3d import TriPlaneGenerator
-from e3dge.cameras import label_from_yaw_pitch
+from e3dge.backbones.base import Backbone
 from e3dge.pipelines.refine import Criteria, reconstruction_loss
 
 __all__ = ["OptimizeResult", "optimize_inversion"]
@@ -24,18 +22,18 @@ __all__ = ["OptimizeResult", "optimize_inversion"]
 
 @dataclass
 class OptimizeResult:
-    """The optimised latent and camera, the tuned generator (or None) and the loss curve."""
+    """The optimised latent and camera, the tuned backbone (or None) and the loss curve."""
 
     ws: torch.Tensor  # [1, num_ws, w_dim]
     yaw: float
     pitch: float
-    generator: TriPlaneGenerator | None
+    backbone: Backbone | None  # the PTI-tuned private copy
     curve: list[float] = field(default_factory=list)
     time_s: float = 0.0
 
 
 def optimize_inversion(
-    G: TriPlaneGenerator,
+    backbone: Backbone,
     target: torch.Tensor,
     yaw: float = 0.0,
     pitch: float = 0.0,
@@ -51,20 +49,21 @@ def optimize_inversion(
 ) -> OptimizeResult:
     """Invert ``target`` ([1, 3, S, S] in [-1, 1]) by optimisation; ``pti_steps=0`` skips generator tuning.
 
-    Steps render at ``resolution`` (default: half the model's neural resolution, at least 32), as refinement.
+    Steps render at ``resolution`` (default: the backbone's ``refine_resolution``), as refinement.
     """
     t0 = time.perf_counter()
-    resolution = resolution or max(32, G.neural_rendering_resolution // 2)
+    resolution = resolution or backbone.refine_resolution
     device = target.device
-    w_avg = G.backbone.mapping.w_avg.detach().to(device)
-    w = w_avg[None, None].clone().requires_grad_(True)  # one w for the first half (W), then W+ rows
-    plus = torch.zeros(1, G.num_ws, G.w_dim, device=device)
+    num_ws = backbone.layout.num_ws
+    w = backbone.mean_latent().to(device)[:, :1].clone().requires_grad_(True)  # one w for the first half (W), then W+ rows
+    plus = torch.zeros(1, num_ws, backbone.layout.w_dim, device=device)
     pose = torch.tensor([float(yaw), float(pitch)], device=device, requires_grad=optimize_pose)
     curve: list[float] = []
     switch = w_steps // 2
 
-    def render(gen: TriPlaneGenerator, ws: torch.Tensor):
-        return gen.synthesis(ws, label_from_yaw_pitch(pose[0:1], pose[1:2], device=device), neural_rendering_resolution=resolution, deterministic=True)
+    def loss_of(model: Backbone, ws: torch.Tensor) -> torch.Tensor:
+        view = model.render(ws, None, model.camera(pose[0:1], pose[1:2]), "full", neural_resolution=resolution)
+        return reconstruction_loss(view, target, criteria)
 
     params = [{"params": [w], "lr": lr_w}] + ([{"params": [pose], "lr": lr_pose}] if optimize_pose else [])
     opt = torch.optim.Adam(params)
@@ -72,25 +71,24 @@ def optimize_inversion(
         if step == switch:  # W -> W+: every row gets its own offset
             plus = plus.requires_grad_(True)
             opt.add_param_group({"params": [plus], "lr": lr_w})
-        loss = reconstruction_loss(render(G, w.expand(1, G.num_ws, -1) + plus), target, criteria)
+        loss = loss_of(backbone, w.expand(1, num_ws, -1) + plus)
         curve.append(float(loss.detach()))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    ws = (w.expand(1, G.num_ws, -1) + plus).detach()
+    ws = (w.expand(1, num_ws, -1) + plus).detach()
     pose = pose.detach()
     tuned = None
     if pti_steps > 0:
-        tuned = copy.deepcopy(G).requires_grad_(True)  # a private copy: the shared G is untouched
-        tuned.backbone.mapping.requires_grad_(False)
-        opt = torch.optim.Adam([p for p in tuned.parameters() if p.requires_grad], lr=lr_pti)
+        tuned, tunable = backbone.tunable_copy()  # a private copy: the shared generator is untouched
+        opt = torch.optim.Adam(tunable, lr=lr_pti)
         for _ in tqdm(range(pti_steps), desc="PTI tuning", disable=not progress):
-            loss = reconstruction_loss(render(tuned, ws), target, criteria)
+            loss = loss_of(tuned, ws)
             curve.append(float(loss.detach()))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        tuned.eval().requires_grad_(False)
+        tuned = tuned.frozen()
     with torch.no_grad():
-        curve.append(float(reconstruction_loss(render(tuned or G, ws), target, criteria)))
+        curve.append(float(loss_of(tuned or backbone, ws)))
     return OptimizeResult(ws, float(pose[0]), float(pose[1]), tuned, curve, time.perf_counter() - t0)

@@ -92,7 +92,7 @@ def write_inversion(
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     files = InversionFiles(out, _png(out / "aligned.png", inv.aligned), _png(out / "reconstruction.png", inv.reconstruction),
-                           _png(out / "depth.png", depth_image(inv.depth, inv.mask, *getattr(pipe, "depth_range", (2.25, 3.3)))))  # fmt: skip
+                           _png(out / "depth.png", depth_image(inv.depth, inv.mask, *pipe.variant(inv.variant).backbone.rig.depth_range)))  # fmt: skip
     if edits:
         files.edited = _png(out / "edited.png", pipe.render(inv, edits=edits, quality="full").image)
     for i, (yaw, pitch) in enumerate(view_angles(views) if views else []):

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from e3dge.backbones.eg3d import TriPlaneGenerator
-from e3dge.cameras import label_from_yaw_pitch
+from e3dge.backbones.base import Backbone, View
 
-__all__ = ["REFINE_MODES", "Criteria", "RefineResult", "reconstruction_loss", "refine_latent"]
+__all__ = ["REFINE_MODES", "RefineMode", "Criteria", "RefineResult", "reconstruction_loss", "refine_latent"]
 
-REFINE_MODES = ("pose", "pose+code")
+RefineMode = Literal["pose", "pose+code"]
+REFINE_MODES: tuple[RefineMode, ...] = ("pose", "pose+code")
 """``pose`` (P): camera only; ``pose+code`` (P+C): camera and the W+ code."""
 
 ImageCriterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -46,8 +46,8 @@ class Criteria:
     identity: ImageCriterion | None = None  # ArcFace ID loss, weight 0.1
 
 
-def reconstruction_loss(out, target: torch.Tensor, criteria: Criteria | None = None) -> torch.Tensor:
-    """MSE of the SR image and of the raw render against ``target`` ([1, 3, S, S] in [-1, 1]), + 0.8 LPIPS + 0.1 ID when available."""
+def reconstruction_loss(out: View, target: torch.Tensor, criteria: Criteria | None = None) -> torch.Tensor:
+    """MSE of the final image and of the raw render against ``target`` ([1, 3, S, S] in [-1, 1]), + 0.8 LPIPS + 0.1 ID when available."""
     image = F.interpolate(out.image, size=target.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
     raw_target = F.interpolate(target, size=out.image_raw.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
     loss = F.mse_loss(image, target) + F.mse_loss(out.image_raw, raw_target)
@@ -59,17 +59,16 @@ def reconstruction_loss(out, target: torch.Tensor, criteria: Criteria | None = N
 
 
 def refine_latent(
-    G: TriPlaneGenerator,
+    backbone: Backbone,
     ws: torch.Tensor,
     yaw: float,
     pitch: float,
     target: torch.Tensor,
-    mode: str = "pose+code",
+    mode: RefineMode = "pose+code",
     steps: int = 50,
     lr_pose: float = 0.02,
     lr_code: float = 0.02,
     resolution: int | None = None,
-    rendering_overrides: dict | None = None,
     criteria: Criteria | None = None,
     patience: int = 10,
     min_improvement: float = 1e-4,
@@ -77,25 +76,28 @@ def refine_latent(
 ) -> RefineResult:
     """Refine ``ws`` / ``(yaw, pitch)`` for up to ``steps`` steps; stops early after ``patience`` steps without a relative gain.
 
-    ``resolution`` (default: half the model's neural resolution, at least 32) is the raw render size of
-    each step: in the toy lab it gives the same quality as full resolution at 2.3x the speed.
+    ``resolution`` (default: the backbone's ``refine_resolution``; EG3D: half its neural resolution, at least 32) is the
+    raw render size of each step: in the toy lab it gives the same quality as full resolution at 2.3x the speed.
     """
     if mode not in REFINE_MODES:
         raise ValueError(f"refine must be one of {REFINE_MODES}, got {mode!r}")
-    resolution = resolution or max(32, G.neural_rendering_resolution // 2)
+    resolution = resolution or backbone.refine_resolution
     t0 = time.perf_counter()
     device = ws.device
     pose = torch.tensor([float(yaw), float(pitch)], device=device, requires_grad=True)
     code = ws.detach().clone().requires_grad_(mode == "pose+code")
     groups = [{"params": [pose], "lr": lr_pose}] + ([{"params": [code], "lr": lr_code}] if mode == "pose+code" else [])
     opt = torch.optim.Adam(groups)
+
+    def loss_of(code: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+        view = backbone.render(code, None, backbone.camera(pose[0:1], pose[1:2]), "full", neural_resolution=resolution)
+        return reconstruction_loss(view, target, criteria)
+
     best, best_state, since_best, curve = float("inf"), (code.detach().clone(), pose.detach().clone()), 0, []
     bar = tqdm(range(steps), desc=f"refine {mode}", disable=not progress)
     taken = 0
     for _ in bar:
-        c = label_from_yaw_pitch(pose[0:1], pose[1:2], device=device)
-        out = G.synthesis(code, c, neural_rendering_resolution=resolution, deterministic=True, rendering_overrides=rendering_overrides)
-        loss = reconstruction_loss(out, target, criteria)
+        loss = loss_of(code, pose)
         value = float(loss.detach())
         curve.append(value)
         if value < best * (1 - min_improvement):
@@ -111,8 +113,7 @@ def refine_latent(
         bar.set_postfix(loss=f"{value:.4f}")
     bar.close()
     with torch.no_grad():  # the last step's result, kept only when it is the best
-        c = label_from_yaw_pitch(pose[0:1], pose[1:2], device=device)
-        final = float(reconstruction_loss(G.synthesis(code, c, neural_rendering_resolution=resolution, deterministic=True, rendering_overrides=rendering_overrides), target, criteria))
+        final = float(loss_of(code, pose))
     curve.append(final)
     if final < best:
         best_state = (code.detach().clone(), pose.detach().clone())

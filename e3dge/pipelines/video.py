@@ -106,7 +106,7 @@ def invert_video(
     smoothed = smooth_codes(np.stack([inv.ws[0].numpy() for inv in inversions]), smooth_window)
     composed = []
     for i, inv in enumerate(tqdm(inversions, desc="render frames", disable=not progress)):
-        inv = dataclasses.replace(inv, ws=torch.from_numpy(smoothed[i]).float()[None], key=f"{inv.key}-smoothed")
+        inv = dataclasses.replace(inv, ws=torch.from_numpy(smoothed[i]).float()[None])
         recon = pipe.render(inv, quality="full").image
         novel = pipe.render(inv, yaw=view[0], pitch=view[1], quality="full").image
         size = recon.shape[0]

@@ -11,7 +11,7 @@ from PIL import Image
 
 from e3dge.backbones.eg3d import TriPlaneGenerator, eg3d_config
 
-__all__ = ["load_generator", "make_lpips", "make_identity", "RealImages", "ToyPhotos", "make_real_source"]
+__all__ = ["load_generator", "RealImages", "ToyPhotos", "make_real_source"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -29,29 +29,6 @@ def load_generator(spec: str, device: torch.device | str = "cpu") -> TriPlaneGen
     else:
         G = TriPlaneGenerator.from_pretrained(spec)
     return G.to(device).eval().requires_grad_(False)
-
-
-def make_lpips(net: str, device: torch.device | str = "cpu"):
-    """Calibrated LPIPS, or None with a warning when its weights are missing (never a random-backbone LPIPS)."""
-    if net == "off":
-        return None
-    from e3dge.metrics.lpips import LPIPS, LPIPSWeightsNotFoundError
-
-    try:
-        return LPIPS(net).to(device).eval()
-    except LPIPSWeightsNotFoundError as err:
-        warnings.warn(f"LPIPS term is OFF: {err}", stacklevel=2)
-        return None
-
-
-def make_identity(kind: str, device: torch.device | str = "cpu"):
-    """ArcFace identity loss, or None with a warning when ``model_ir_se50.pth`` is missing."""
-    if kind == "off":
-        return None
-    from e3dge.metrics.identity import make_identity_loss
-
-    loss = make_identity_loss(required=False)
-    return None if loss is None else loss.to(device)
 
 
 class RealImages:

@@ -23,7 +23,8 @@ from e3dge.training.config import RUN_ONLY_OPTIONS, Stage1Config
 from e3dge.training.loop import LoopOptions, TrainingLoop
 from e3dge.training.losses import ReconstructionLoss, code_loss, delta_regularization, geometry_loss, multiview_identity_loss, pose_loss
 from e3dge.training.pseudo_pairs import PosePrior, PseudoPairBatch, PseudoPairSampler
-from e3dge.training.sources import load_generator, make_identity, make_lpips, make_real_source
+from e3dge.metrics.loaders import make_identity, make_lpips
+from e3dge.training.sources import load_generator, make_real_source
 
 __all__ = ["Stage1Trainer", "train_stage1", "build_encoder", "progressive_ws"]
 

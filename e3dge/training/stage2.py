@@ -204,7 +204,8 @@ class Stage2Trainer:
     def __init__(self, cfg: Stage2Config, resume: str = "auto", generator=None, encoder=None, accelerator=None) -> None:
         from accelerate import Accelerator
 
-        from e3dge.training.sources import load_generator, make_identity, make_lpips, make_real_source
+        from e3dge.metrics.loaders import make_identity, make_lpips
+        from e3dge.training.sources import load_generator, make_real_source
         from e3dge.training.pseudo_pairs import ensure_w_avg
 
         self.cfg = cfg

@@ -120,7 +120,7 @@ def render_with(pipe, ws: torch.Tensor, planes: torch.Tensor, query: ViewRender,
 
 def alignment_comparison(pipe, heads: ToyHeads, i: int, turn: float = 0.5) -> dict[str, tuple[np.ndarray, float, np.ndarray, float]]:
     """Per alignment row: (source image, source MAE, novel image, novel MAE) for head ``i``; the novel view turns ``turn`` rad across the front."""
-    from e3dge.pipelines.inversion import to_model_input
+    from e3dge.images import to_model_input
 
     inv = pipe.invert(heads.pixels[i], align=False, local=False)
     photo = to_model_input(heads.pixels[i], pipe.generator.img_resolution, "cpu")
@@ -166,7 +166,7 @@ class EditSweep:
 def edit_sweep(pipe, heads: ToyHeads, direction: str, strengths: list[float], change: float = 0.3) -> list[EditSweep]:
     """Skin tone moved by ``change`` (towards the middle) on every head: how close each strength of ``direction`` gets, seen at +-30 deg,
     without and with the local branch (hybrid alignment; it reads the unedited photo against E0's unedited render)."""
-    from e3dge.pipelines.inversion import to_model_input
+    from e3dge.images import to_model_input
     from e3dge.toy import FACTOR_NAMES
 
     k = FACTOR_NAMES.index("skin_tone")

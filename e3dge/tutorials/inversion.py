@@ -45,7 +45,7 @@ def score_inversion(pipe, inv, heads: ToyHeads, i: int, turn: float = 0.5) -> tu
     """(source MAE, novel-view MAE, source depth %) of inversion ``inv`` of head ``i`` against the procedural ground truth (raw renders)."""
     from e3dge.toy import render_heads
 
-    G = inv.generator or pipe.generator  # PTI tunes a private copy
+    G = (inv.tuned.generator if inv.tuned else pipe.generator)  # PTI tunes a private copy
     res = heads.resolution
     yaw, pitch = float(heads.yaw[i]), float(heads.pitch[i])
     yaw2 = yaw - turn * math.copysign(1.0, yaw + 1e-6)

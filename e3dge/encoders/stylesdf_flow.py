@@ -24,18 +24,19 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from e3dge.backbones.ops import apply_film
 from e3dge.backbones.output import GeneratorOutput
 from e3dge.backbones.stylesdf import StyleSDFGenerator, StyleSDFLatents, VolumeRender
-from e3dge.cameras import SphereCamera
+from e3dge.cameras import SphereCamera, sphere_to_label
 from e3dge.encoders.aligner import ResidualAligner
-from e3dge.encoders.blocks import apply_film
 from e3dge.encoders.fusion import FeatureFusion
 from e3dge.encoders.local import LocalEncoder
+from e3dge.encoders.pixel_aligned import project, sample_features
 from e3dge.encoders.stylesdf_encoder import StyleSDFGlobalEncoder
 from e3dge.encoders.volume_pose import VolumePoseEstimator
 
 __all__ = ["StyleSDFModels", "EncodedFace", "ReferenceView", "QueryTrace", "encode_face", "reference_view", "render_query", "project_points",
-           "ENCODER_SIZE"]  # fmt: skip
+           "ENCODER_SIZE", "face_from_latents"]  # fmt: skip
 
 ENCODER_SIZE = 256
 
@@ -63,8 +64,8 @@ class EncodedFace:
     """E0 and the pose estimator's reading of a photo."""
 
     image: torch.Tensor  # [N, 3, 256, 256] the photo pooled to E0's size
-    renderer_offsets: torch.Tensor  # [N, 9, 256]
-    decoder_offsets: torch.Tensor  # [N, 10, 512]
+    renderer_offsets: torch.Tensor | None  # [N, 9, 256] (None when the latents did not come from E0)
+    decoder_offsets: torch.Tensor | None  # [N, 10, 512]
     latents: StyleSDFLatents  # offsets + means
     azimuth: torch.Tensor  # [N] radians
     elevation: torch.Tensor  # [N] radians
@@ -107,20 +108,8 @@ class QueryTrace:
 
 def project_points(points: torch.Tensor, camera: SphereCamera) -> tuple[torch.Tensor, torch.Tensor]:
     """World ``points [N, M, 3]`` -> normalised image coordinates ``[N, M, 2]`` (grid_sample's, +v down) and in-image ``[N, M, 1]``."""
-    c2w = camera.cam2world.to(points)
-    rot, pos = c2w[:, :3, :3], c2w[:, :3, 3]
-    cam = torch.einsum("nji,nmj->nmi", rot, points - pos[:, None])  # R^T (p - T)
-    f = (2.0 * camera.focal.to(points) / camera.resolution)[:, None, None]  # = 1 / tan(half fov): the official calib's K
-    depth = -cam[..., 2:3]
-    uv = torch.cat([f * cam[..., 0:1] / depth, -f * cam[..., 1:2] / depth], dim=-1)
-    inside = (uv.abs() <= 1).all(dim=-1, keepdim=True)
-    return uv, inside.to(points.dtype)
-
-
-def sample_map(feature_map: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-    """Bilinear features ``[N, M, C]`` of ``feature_map [N, C, h, w]`` at ``uv [N, M, 2]`` (zeros outside)."""
-    out = F.grid_sample(feature_map, uv[:, None].to(feature_map.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
-    return out[:, :, 0].transpose(1, 2)
+    grid = project(points, sphere_to_label(camera).to(points)).grid
+    return grid, (grid.abs() <= 1).all(dim=-1, keepdim=True).to(points.dtype)
 
 
 def _up(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -129,12 +118,21 @@ def _up(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def encode_face(models: StyleSDFModels, photo: torch.Tensor) -> EncodedFace:
     """Steps 1-3: pool the photo, E0 offsets + means, pose from the volume discriminator."""
-    size = models.local_encoder.config["input_size"] if models.local_encoder is not None else ENCODER_SIZE  # 256 for the released nets
-    image = F.adaptive_avg_pool2d(photo, size)
+    image = F.adaptive_avg_pool2d(photo, encoder_size(models))
     enc = models.encoder(image)
     latents = StyleSDFLatents(models.mean.renderer[:, None] + enc.renderer_offsets, models.mean.decoder[:, None] + enc.decoder_offsets)
     pose = models.pose(photo)  # it average-pools to its input size (64: the official pool_64)
     return EncodedFace(image, enc.renderer_offsets, enc.decoder_offsets, latents, pose.azim, pose.elev)
+
+
+def face_from_latents(models: StyleSDFModels, photo: torch.Tensor, latents: StyleSDFLatents, azimuth: torch.Tensor, elevation: torch.Tensor) -> EncodedFace:
+    """An :class:`EncodedFace` for known latents and camera (a refined, optimised, smoothed or given code): the photo pooled as E0 reads it."""
+    return EncodedFace(F.adaptive_avg_pool2d(photo, encoder_size(models)), None, None, latents, azimuth, elevation)
+
+
+def encoder_size(models: StyleSDFModels) -> int:
+    """The size E0 and E1 read the photo at (256 for the released networks)."""
+    return int(models.local_encoder.config["input_size"]) if models.local_encoder is not None else ENCODER_SIZE
 
 
 def reference_view(models: StyleSDFModels, face: EncodedFace, latents: StyleSDFLatents | None = None) -> ReferenceView:
@@ -182,15 +180,16 @@ def render_query(
     samples = g0.points.shape[3]
     visibility = seen[:, :, None].expand(-1, -1, samples, -1).reshape(n, -1, 1)
     trace: dict[str, torch.Tensor] = {}
+    query_label, ref_label = sphere_to_label(camera).to(surface), sphere_to_label(ref.camera).to(surface)
 
     def hook(h: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         if points.shape[1] != visibility.shape[1]:
             raise RuntimeError("the local branch needs the whole view in one chunk")
-        f2d = sample_map(feature_map, project_points(points, camera)[0])
+        f2d = sample_features(feature_map, project(points, query_label))
         if models.fusion is None:  # 2D alignment only (the official stage-2.1 runner): the FiLM head reads f2d
             fused, f3d = f2d, None
         else:
-            f3d = sample_map(ref.feature_map, project_points(points, ref.camera)[0])
+            f3d = sample_features(ref.feature_map, project(points, ref_label))
             fused = models.fusion(f2d, visibility, f3d)
         alpha, beta = models.local_encoder.film(fused, points)
         trace.update(f3d=f3d, f2d=f2d, fused=fused, alpha=alpha, beta=beta)

@@ -1,0 +1,120 @@
+"""The :class:`~e3dge.backbones.base.Backbone` adapter of EG3D (and of the toy lab, which is an EG3D).
+
+Latent: the generator's W+ ``[N, num_ws, w_dim]`` as it is. Scene: the tri-planes. Cameras: e3dge's (yaw, pitch)
+on the FFHQ rig (radius 2.7 around the pivot, normalised focal 4.2647). ``preview`` renders half the ray samples
+without super-resolution; ``full`` the model's own samples with it. The local branch modulates the decoded colour
+features (the official placement), so depth and meshes stay E0's.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+from e3dge.backbones.base import CameraRig, FieldSample, LatentLayout, LatentPart, Quality, View, module_hash
+from e3dge.backbones.eg3d import TriPlaneGenerator
+from e3dge.backbones.rendering import sample_rays
+from e3dge.cameras import FFHQ_FOCAL, FFHQ_RADIUS, Camera, label_from_yaw_pitch, split_label
+from e3dge.errors import UserError
+from e3dge.images import to_model_input
+
+__all__ = ["EG3DBackbone"]
+
+
+class EG3DBackbone:
+    """EG3D tri-plane generator behind the backbone protocol (the generator is only read)."""
+
+    name = "eg3d"
+    field_kind = "density"
+    bundle_slots = ("generator", "encoder", "local_encoder", "aligner_2d", "fusion")
+
+    def __init__(self, generator: TriPlaneGenerator, identity: str | None = None) -> None:
+        self.generator = generator
+        G = generator
+        self.layout = LatentLayout(num_ws=G.num_ws, w_dim=G.w_dim, parts=(LatentPart(name="ws", rows=G.num_ws, start=0, stop=G.w_dim),))
+        rk = G.rendering_kwargs
+        self.rig = CameraRig(radius=FFHQ_RADIUS, fov_degrees=2 * math.degrees(math.atan(0.5 / FFHQ_FOCAL)), ray_start=float(rk["ray_start"]),
+                             ray_end=float(rk["ray_end"]), field_half_size=float(rk["box_warp"]) / 2, depth_range=(2.25, 3.3))  # fmt: skip
+        self.identity = identity or module_hash(G)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    @property
+    def image_resolution(self) -> int:
+        return int(self.generator.img_resolution)
+
+    @property
+    def neural_resolution(self) -> int:
+        return int(self.generator.neural_rendering_resolution)
+
+    @property
+    def refine_resolution(self) -> int:
+        """Raw render size of refinement / optimisation steps: half the neural resolution, at least 32."""
+        return max(32, self.neural_resolution // 2)
+
+    def mean_latent(self) -> torch.Tensor:
+        """``w_avg`` on every W+ row, ``[1, num_ws, w_dim]``."""
+        return self.generator.backbone.mapping.w_avg.detach()[None, None].expand(1, self.layout.num_ws, -1).clone()
+
+    def camera(self, yaw: torch.Tensor | float, pitch: torch.Tensor | float) -> Camera:
+        """The FFHQ rig's camera at (yaw, pitch) radians (differentiable in both)."""
+        yaw_t = torch.as_tensor(yaw, dtype=torch.float32, device=self.device).reshape(-1)
+        pitch_t = torch.as_tensor(pitch, dtype=torch.float32, device=self.device).reshape(-1)
+        return Camera(yaw_t, pitch_t, label_from_yaw_pitch(yaw_t, pitch_t, device=self.device))
+
+    def photo(self, pixels: np.ndarray) -> torch.Tensor:
+        """An aligned crop as E0 and the losses read it: ``[1, 3, R, R]`` at the generator's image size."""
+        return to_model_input(pixels, self.image_resolution, self.device)
+
+    def scene(self, ws: torch.Tensor) -> torch.Tensor:
+        """The tri-planes of ``ws`` (what the pipeline caches)."""
+        return self.generator.planes(ws.to(self.device))
+
+    def _overrides(self, quality: Quality) -> dict[str, int] | None:
+        if quality == "full":
+            return None
+        rk = self.generator.rendering_kwargs
+        return {"depth_resolution": max(8, rk["depth_resolution"] // 2), "depth_resolution_importance": max(0, rk["depth_resolution_importance"] // 2)}
+
+    def render(self, ws: torch.Tensor, scene: torch.Tensor | None, camera: Camera, quality: Quality = "full", *, decode: bool = True,
+               neural_resolution: int | None = None, colour_hook: Callable | None = None) -> View:  # fmt: skip
+        """A deterministic render; ``decode=False`` (and every preview) skips super-resolution: ``image`` is the raw render upsampled."""
+        out = self.generator.synthesis(ws.to(self.device), camera.label, planes=scene, deterministic=True, neural_rendering_resolution=neural_resolution,
+                                       rendering_overrides=self._overrides(quality), superresolution=decode and quality == "full",
+                                       colour_hook=colour_hook)  # fmt: skip
+        return View(image=out.image, image_raw=out.image_raw, depth=out.depth, mask=out.mask, trace=out.planes)
+
+    # ------------------------------------------------------------------ fields, meshes, PTI
+    def field(self, ws: torch.Tensor, scene: torch.Tensor, points: torch.Tensor) -> FieldSample:
+        """Raw density ``sigma`` (the renderer's density is softplus(sigma - 1)) and the decoder's colour at ``points [N, M, 3]``."""
+        q = self.generator.query_points(None, points.to(scene.device), planes=scene)
+        return FieldSample(occupancy=q.sigma[..., 0], rgb=q.features[..., :3].clamp(0, 1))
+
+    @torch.no_grad()
+    def surface_level(self, ws: torch.Tensor, scene: torch.Tensor, camera: Camera) -> float:
+        """The median raw density at the rendered surface (expected depth where opacity > 0.5) seen from ``camera``."""
+        view = self.render(ws, scene, camera, "full", decode=False)
+        on = view.mask.reshape(-1) > 0.5
+        if int(on.sum()) < 16:
+            raise UserError("the render is almost empty (fewer than 16 opaque pixels), so there is no surface to mesh; pass a numeric level")
+        cam2world, intrinsics = split_label(camera.label)
+        origins, directions = sample_rays(cam2world, intrinsics, view.depth.shape[-1])
+        points = (origins[0] + directions[0] * view.depth.reshape(-1, 1))[on]
+        return float(self.field(ws, scene, points[None]).occupancy[0].float().median())
+
+    def tunable_copy(self) -> tuple[EG3DBackbone, list[torch.nn.Parameter]]:
+        """A private copy for PTI and the parameters it tunes: everything but the mapping network (the pivot stays put)."""
+        G = copy.deepcopy(self.generator).requires_grad_(True)
+        G.backbone.mapping.requires_grad_(False)
+        return EG3DBackbone(G, identity="tuning"), [p for p in G.parameters() if p.requires_grad]
+
+    def frozen(self) -> EG3DBackbone:
+        """This backbone read-only again (after PTI), with an identity of its new weights."""
+        self.generator.eval().requires_grad_(False)
+        return EG3DBackbone(self.generator)

@@ -1,0 +1,181 @@
+"""How E0 and the Stage II local branch attach to each backbone: the official flow of each, behind one interface.
+
+:func:`encoder_flow` is the one place that knows both official E3DGE flows; the pipeline only calls
+:meth:`EncoderFlow.encode`, :meth:`EncoderFlow.reference` and :meth:`EncoderFlow.render`:
+
+- EG3D (e3dge's reimplementation, :mod:`e3dge.encoders.hybrid`): E0 reads the photo at the generator's size and
+  predicts W+ and (yaw, pitch); the local branch's FiLM modulates the decoded colour features; previews use the 3D
+  alignment alone (no extra render); the reference view is always the unedited code's.
+- StyleSDF (the released E3DGE, :mod:`e3dge.encoders.stylesdf_flow`): E0 predicts offsets from the fixed mean
+  latents, the volume discriminator the pose; the FiLM modulates the SIREN's last hidden layer at full quality only;
+  an edit re-aligns the reference residual to the edited reference render (the official editing flow).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import torch
+
+from e3dge.backbones.base import Backbone, Encoded, Quality, View, ViewRender
+from e3dge.backbones.eg3d_backbone import EG3DBackbone
+from e3dge.backbones.stylesdf_backbone import StyleSDFBackbone
+from e3dge.cameras import Camera
+from e3dge.encoders.hybrid import LocalBranch
+from e3dge.encoders.stylesdf_flow import StyleSDFModels, encode_face, face_from_latents, reference_view, render_query
+from e3dge.errors import UserError
+
+__all__ = ["EncoderFlow", "EG3DFlow", "StyleSDFFlow", "encoder_flow", "LocalSlots", "PREVIEW_ALIGNMENT"]
+
+PREVIEW_ALIGNMENT = "3d"
+"""EG3D previews: 3D projection only (no E_ADA, no extra render; within about 0.001 MAE of hybrid on held-out toy heads)."""
+
+
+@dataclass(frozen=True)
+class LocalSlots:
+    """Stage II's modules as a bundle holds them (None where absent)."""
+
+    local_encoder: torch.nn.Module | None = None
+    aligner_2d: torch.nn.Module | None = None
+    fusion: torch.nn.Module | None = None
+
+
+class EncoderFlow(Protocol):
+    """E0 (+ pose) and the local branch on one backbone."""
+
+    backbone: Backbone
+    has_encoder: bool
+    has_local: bool
+    edits_move_reference: bool  # an edit changes the reference view (the key of its cache must include the edits)
+    camera_prior: Literal["aligner", "encoder"]  # the default camera of a photo: the aligner's, or the pose estimator's (official)
+    branch: Any  # the local-branch modules as this flow runs them (None without Stage II)
+
+    def encode(self, photo: torch.Tensor) -> Encoded: ...
+
+    def uses_local(self, quality: Quality) -> bool: ...
+
+    def reference(self, photo: torch.Tensor, ws: torch.Tensor, camera: Camera, quality: Quality, edited_ws: torch.Tensor | None = None) -> Any: ...
+
+    def render(self, reference: Any, photo: torch.Tensor, ws: torch.Tensor, scene: Any, camera: Camera, quality: Quality,
+               decode: bool = True) -> View: ...  # fmt: skip
+
+    def without_cache_payload(self, reference: Any) -> Any: ...
+
+
+class EG3DFlow:
+    """GlobalEncoder (W+ and pose head) and :class:`LocalBranch` (2D / 3D / hybrid alignment of the colour FiLM)."""
+
+    edits_move_reference = False
+    camera_prior = "aligner"  # the aligner fits EG3D's crop and camera convention
+
+    def __init__(self, backbone: EG3DBackbone, encoder: torch.nn.Module | None, local: LocalSlots) -> None:
+        self.backbone, self.encoder = backbone, encoder
+        self.branch = LocalBranch(local.local_encoder, local.aligner_2d, local.fusion) if local.local_encoder is not None else None
+
+    @property
+    def has_encoder(self) -> bool:
+        return self.encoder is not None
+
+    @property
+    def has_local(self) -> bool:
+        return self.branch is not None
+
+    def encode(self, photo: torch.Tensor) -> Encoded:
+        enc = self.encoder(photo)
+        return Encoded(ws=enc.ws, yaw=float(enc.pose[0, 0]), pitch=float(enc.pose[0, 1]))
+
+    def uses_local(self, quality: Quality) -> bool:
+        return self.branch is not None
+
+    def reference(self, photo: torch.Tensor, ws: torch.Tensor, camera: Camera, quality: Quality, edited_ws: torch.Tensor | None = None) -> ViewRender:
+        """E0's raw render of the input view from the unedited code (its residual is the photo's detail)."""
+        view = self.backbone.render(ws, self.backbone.scene(ws), camera, quality, decode=False)
+        return ViewRender(view.image_raw, view.depth, camera.label)
+
+    def render(self, reference: ViewRender, photo: torch.Tensor, ws: torch.Tensor, scene: Any, camera: Camera, quality: Quality,
+               decode: bool = True) -> View:  # fmt: skip
+        """The view with the colour FiLM: hybrid at full quality (E_ADA reads E0's raw render of this view), 3D in previews."""
+        alignment = self.branch.default_alignment if quality == "full" else PREVIEW_ALIGNMENT
+        if alignment in ("2d", "hybrid") and camera.label is reference.label:  # the input view itself: its render is the reference
+            query = reference
+        elif alignment in ("2d", "hybrid"):
+            g0 = self.backbone.render(ws, scene, camera, quality, decode=False)
+            query = ViewRender(g0.image_raw, g0.depth, camera.label)
+        else:  # 3D alignment reads the input view only; the query camera places the points
+            query = ViewRender(reference.image, reference.depth, camera.label)
+        hook = self.branch.colour_hook(photo, reference, query, alignment)
+        return self.backbone.render(ws, scene, camera, quality, decode=decode, colour_hook=hook)
+
+    def without_cache_payload(self, reference: ViewRender) -> ViewRender:
+        return reference
+
+
+class StyleSDFFlow:
+    """The released E3DGE on StyleSDF: E0 offsets + mean latents, the volume-discriminator pose, the official local branch."""
+
+    edits_move_reference = True
+    camera_prior = "encoder"  # the released flow takes the volume discriminator's pose
+
+    def __init__(self, backbone: StyleSDFBackbone, encoder: torch.nn.Module | None, pose_estimator: torch.nn.Module | None, local: LocalSlots) -> None:
+        self.backbone, self.encoder, self.pose_estimator = backbone, encoder, pose_estimator
+        mean = backbone.mean_latents()
+        self.models = StyleSDFModels(backbone.generator, encoder, pose_estimator, mean, local.local_encoder, local.aligner_2d, local.fusion)
+        self.branch = self.models if self.models.has_local else None
+        sizes = getattr(encoder, "sizes", None)
+        G = backbone.generator
+        if sizes is not None and (sizes.renderer_ws, sizes.renderer_dim, sizes.decoder_ws, sizes.decoder_dim) != (
+                G.num_renderer_ws, G.style_dim, G.num_decoder_ws, 2 * G.style_dim):  # fmt: skip
+            raise UserError(f"the encoder predicts renderer {sizes.renderer_ws}x{sizes.renderer_dim} and decoder {sizes.decoder_ws}x{sizes.decoder_dim} "
+                            f"latents, the generator takes {G.num_renderer_ws}x{G.style_dim} and {G.num_decoder_ws}x{2 * G.style_dim}: "
+                            "the bundle mixes models of different sizes")  # fmt: skip
+
+    @property
+    def has_encoder(self) -> bool:
+        return self.encoder is not None and self.pose_estimator is not None
+
+    @property
+    def has_local(self) -> bool:
+        return self.models.has_local
+
+    def encode(self, photo: torch.Tensor) -> Encoded:
+        face = encode_face(self.models, photo)
+        return Encoded(ws=self.backbone.pack(face.latents), yaw=float(face.azimuth[0]), pitch=-float(face.elevation[0]))
+
+    def uses_local(self, quality: Quality) -> bool:
+        return self.models.has_local and quality == "full"
+
+    def _face(self, photo: torch.Tensor, ws: torch.Tensor, camera: Camera):
+        return face_from_latents(self.models, photo, self.backbone.latents(ws), camera.yaw, -camera.pitch)
+
+    def reference(self, photo: torch.Tensor, ws: torch.Tensor, camera: Camera, quality: Quality, edited_ws: torch.Tensor | None = None):
+        """G0 at the input view, its residual and E1 map (re-aligned to the edited render when ``edited_ws`` is given)."""
+        face = self._face(photo, ws, camera)
+        edited = self.backbone.latents(edited_ws) if edited_ws is not None else None
+        return face, reference_view(self.models, face, edited)
+
+    def render(self, reference, photo: torch.Tensor, ws: torch.Tensor, scene: Any, camera: Camera, quality: Quality, decode: bool = True) -> View:
+        """The official query render at ``camera`` (G0 there, f2d / f3d, fusion, FiLM on the texture path, decode)."""
+        face, ref = reference
+        same_view = ref.base is not None and torch.equal(camera.label, self.backbone.camera(face.azimuth, -face.elevation).label)
+        sphere = ref.camera if same_view else self.backbone.sphere(camera.yaw, camera.pitch)
+        latents = scene if scene is not None else self.backbone.latents(ws)
+        unedited = torch.equal(latents.renderer, face.latents.renderer) and torch.equal(latents.decoder, face.latents.decoder)
+        trace = render_query(self.models, face, ref, sphere, face.latents if unedited else latents, decode=decode and quality == "full")
+        view = self.backbone.view(trace.output, sphere)
+        return View(image=view.image, image_raw=view.image_raw, depth=view.depth, mask=view.mask, trace=trace)
+
+    def without_cache_payload(self, reference):
+        face, ref = reference
+        return face, ref.without_base()
+
+
+def encoder_flow(backbone: Backbone, encoder: torch.nn.Module | None, pose_estimator: torch.nn.Module | None, local: LocalSlots) -> EncoderFlow:
+    """The flow that attaches E0 and the local branch to ``backbone``."""
+    if isinstance(backbone, StyleSDFBackbone):
+        return StyleSDFFlow(backbone, encoder, pose_estimator, local)
+    if isinstance(backbone, EG3DBackbone):
+        if pose_estimator is not None:
+            raise UserError("a pose_estimator component belongs to StyleSDF bundles; EG3D's E0 has its own pose head")
+        return EG3DFlow(backbone, encoder, local)
+    raise UserError(f"no encoder flow for a {type(backbone).__name__} backbone")
