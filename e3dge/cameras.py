@@ -50,6 +50,7 @@ __all__ = [
     "sphere_orbit",
     "sphere_to_label",
     "Camera",
+    "angle_tensors",
     "Projection",
     "project_points",
 ]
@@ -352,3 +353,9 @@ class Camera:
     def angles(self) -> tuple[float, float]:
         """(yaw, pitch) of the first camera as floats."""
         return float(self.yaw.reshape(-1)[0]), float(self.pitch.reshape(-1)[0])
+
+
+def angle_tensors(yaw, pitch, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(yaw, pitch) as float32 ``[N]`` tensors on ``device``; tensors that carry gradients keep them (refinement)."""
+    return (torch.as_tensor(yaw, dtype=torch.float32, device=device).reshape(-1),
+            torch.as_tensor(pitch, dtype=torch.float32, device=device).reshape(-1))  # fmt: skip

@@ -18,7 +18,7 @@ import torch
 from e3dge.backbones.base import CameraRig, FieldSample, LatentLayout, LatentPart, Quality, View, module_hash
 from e3dge.backbones.eg3d import TriPlaneGenerator
 from e3dge.backbones.rendering import sample_rays
-from e3dge.cameras import FFHQ_FOCAL, FFHQ_RADIUS, Camera, label_from_yaw_pitch, split_label
+from e3dge.cameras import FFHQ_FOCAL, FFHQ_RADIUS, Camera, angle_tensors, label_from_yaw_pitch, split_label
 from e3dge.errors import UserError
 from e3dge.images import to_model_input
 
@@ -64,8 +64,7 @@ class EG3DBackbone:
 
     def camera(self, yaw: torch.Tensor | float, pitch: torch.Tensor | float) -> Camera:
         """The FFHQ rig's camera at (yaw, pitch) radians (differentiable in both)."""
-        yaw_t = torch.as_tensor(yaw, dtype=torch.float32, device=self.device).reshape(-1)
-        pitch_t = torch.as_tensor(pitch, dtype=torch.float32, device=self.device).reshape(-1)
+        yaw_t, pitch_t = angle_tensors(yaw, pitch, self.device)
         return Camera(yaw_t, pitch_t, label_from_yaw_pitch(yaw_t, pitch_t, device=self.device))
 
     def photo(self, pixels: np.ndarray) -> torch.Tensor:

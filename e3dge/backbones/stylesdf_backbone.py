@@ -19,7 +19,7 @@ import torch
 
 from e3dge.backbones.base import CameraRig, FieldSample, LatentLayout, LatentPart, Quality, View, module_hash
 from e3dge.backbones.stylesdf import SirenTrunk, StyleSDFGenerator, StyleSDFLatents, StyleSDFMeanLatents
-from e3dge.cameras import Camera, SphereCamera, sphere_to_label
+from e3dge.cameras import Camera, SphereCamera, angle_tensors, sphere_to_label
 from e3dge.images import to_model_input
 
 __all__ = ["StyleSDFBackbone", "ray_lengths"]
@@ -93,8 +93,7 @@ class StyleSDFBackbone:
     # ------------------------------------------------------------------ cameras and photos
     def camera(self, yaw: torch.Tensor | float, pitch: torch.Tensor | float) -> Camera:
         """StyleSDF's sphere camera at (yaw, pitch) radians (differentiable in both), with its EG3D-style label."""
-        yaw_t = torch.as_tensor(yaw, dtype=torch.float32, device=self.device).reshape(-1)
-        pitch_t = torch.as_tensor(pitch, dtype=torch.float32, device=self.device).reshape(-1)
+        yaw_t, pitch_t = angle_tensors(yaw, pitch, self.device)
         return Camera(yaw_t, pitch_t, sphere_to_label(self.sphere(yaw_t, pitch_t)))
 
     def sphere(self, yaw: torch.Tensor, pitch: torch.Tensor, resolution: int | None = None) -> SphereCamera:
