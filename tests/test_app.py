@@ -139,3 +139,23 @@ def test_bundle_list_is_offline_safe(monkeypatch):
     assert [c.source for c in offline] == ["toy"]
     online = available_bundles({"HF_HUB_OFFLINE": "0", "E3DGE_MODEL": "me/my-bundle"})
     assert [c.source for c in online][:2] == ["me/my-bundle", "toy"] and "eg3d-ffhq" in [c.source for c in online]
+
+
+def test_output_pictures_are_written_once_and_whole(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from e3dge.app.components import png_in_cache as _png_in_cache
+
+    picture = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _: _png_in_cache(picture, str(tmp_path)), range(16)))
+    assert len(set(paths)) == 1
+    first = os.stat(paths[0])
+    again = _png_in_cache(picture, str(tmp_path))
+    assert again == paths[0] and os.stat(again).st_ino == first.st_ino and os.stat(again).st_mtime_ns == first.st_mtime_ns
+    assert np.array_equal(np.asarray(Image.open(again)), picture)
+    assert sorted(p.name for p in again.parent.iterdir()) == ["image.png"]
+    other = _png_in_cache(picture[::-1].copy(), str(tmp_path))
+    assert other.parent != again.parent and "not an array" == _png_in_cache("not an array", str(tmp_path))

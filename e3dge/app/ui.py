@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from e3dge.app import handlers as h
+from e3dge.app.components import ImageOutput, ImageSliderOutput, PhotoInput
 from e3dge.app.models import available_bundles
 from e3dge.errors import UserError
 
@@ -53,29 +54,6 @@ def _messages(fn):
             raise gr.Error(f"internal error ({type(err).__name__}); the server log has the details", duration=12) from None
 
     return wrapped
-
-
-def _photo_input(**kwargs):
-    """A ``gr.Image`` that hands the uploaded file's path over unread, so e3dge's own reader checks it (format, size, pixels).
-
-    Gradio's own preprocessing opens every upload with PIL first, so a file that is not an image
-    would fail there with a multi-line message; e3dge's reader refuses it in one line instead.
-    """
-    import gradio as gr
-
-    class PhotoInput(gr.Image):
-        def get_block_name(self) -> str:
-            return "image"
-
-        def preprocess(self, payload):
-            if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
-                return str(payload.path)
-            try:
-                return super().preprocess(payload)
-            except Exception as err:  # noqa: BLE001 - a webcam/clipboard frame Gradio cannot decode
-                raise gr.Error(f"the image could not be read ({type(err).__name__}); upload a JPEG, PNG or WebP photo") from None
-
-    return PhotoInput(type="filepath", **kwargs)
 
 
 def example_files(folder: Path | None = None) -> list[tuple[str, bool]]:
@@ -145,17 +123,17 @@ def build_demo(default_bundle: str | None = None):
                     "and only knows procedural toy heads: it cannot look like a real person (real faces need real weights).")  # fmt: skip
         with gr.Row():
             with gr.Column(scale=1):
-                photo = _photo_input(label="photo", sources=["upload", "webcam", "clipboard"], height=300, elem_id="photo")
+                photo = PhotoInput(type="filepath", label="photo", sources=["upload", "webcam", "clipboard"], height=300, elem_id="photo")
                 skip_align = gr.Checkbox(label="already an aligned crop (skip face alignment)", value=False)
                 model = gr.Dropdown([(c.label, c.source) for c in choices], value=bundle0, label="model")
                 toonify = gr.Checkbox(label="toonify (the bundle's Toonify generator)", value=False, visible=h.has_toonify(bundle0), elem_id="toonify")
                 go_btn = gr.Button("1-2. align and invert", variant="primary", elem_id="invert")
                 gr.Examples([[p, a] for p, a in examples], inputs=[photo, skip_align], label="examples")
             with gr.Column(scale=1):
-                crop = gr.Image(label="1. aligned crop with landmarks", format="png", interactive=False, height=300, elem_id="crop")
+                crop = ImageOutput(format="png", interactive=False, label="1. aligned crop with landmarks", height=300, elem_id="crop")
                 align_info = gr.Markdown()
             with gr.Column(scale=1):
-                compare = gr.ImageSlider(label="2. input | reconstruction", format="png", interactive=False, height=300, elem_id="compare")
+                compare = ImageSliderOutput(format="png", interactive=False, label="2. input | reconstruction", height=300, elem_id="compare")
                 status = gr.Markdown(elem_id="status")
                 refine_btn = gr.Button("refine (pose + code, 50 steps)")
         gr.Markdown("### 3. turn and edit")
@@ -166,7 +144,7 @@ def build_demo(default_bundle: str | None = None):
                 with gr.Accordion("edits", open=True):
                     sliders = [gr.Slider(-3, 3, value=0, step=0.05, label=f"direction {k}", visible=False) for k in range(h.MAX_SLIDERS)]
             with gr.Column(scale=1):
-                view = gr.Image(label="edited novel view", format="png", interactive=False, height=320, elem_id="view")
+                view = ImageOutput(format="png", interactive=False, label="edited novel view", height=320, elem_id="view")
             with gr.Column(scale=1):
                 depth = gr.Plot(label="depth (3D surface)", elem_id="depth")
         with gr.Row():
