@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+import re
 from typing import Callable, Iterable
 
 from e3dge.errors import UserError
@@ -75,11 +76,25 @@ def _typed(parse: Callable[[str], float], lo: float | None, hi: float | None, in
     return convert
 
 
+def _decimal_int(text: str) -> int:
+    """Plain decimal digits (``int`` would also take ``1_0`` as 10 and non-ASCII digits)."""
+    if not re.fullmatch(r"\s*[+-]?[0-9]+\s*", text):
+        raise ValueError(text)
+    return int(text)
+
+
+def _decimal_float(text: str) -> float:
+    """A number as people write it (``float`` would also take ``1_0`` as 10)."""
+    if "_" in text or not text.isascii():
+        raise ValueError(text)
+    return float(text)
+
+
 def int_in(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
     """argparse ``type=``: an integer with ``lo <= value <= hi`` (argparse prints a one-line usage error otherwise)."""
-    return _typed(int, lo, hi, True)  # type: ignore[return-value]
+    return _typed(_decimal_int, lo, hi, True)  # type: ignore[return-value]
 
 
 def float_in(lo: float | None = None, hi: float | None = None) -> Callable[[str], float]:
     """argparse ``type=``: a finite float with ``lo <= value <= hi``."""
-    return _typed(float, lo, hi, False)
+    return _typed(_decimal_float, lo, hi, False)

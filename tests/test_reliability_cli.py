@@ -179,6 +179,7 @@ _OPTION_VALUES = st.one_of(
 @given(frames=_OPTION_VALUES, fps=_OPTION_VALUES, seed=_OPTION_VALUES)
 @example(frames=2, fps=24, seed=7)  # always exercise one successful run
 @example(frames=1, fps=1, seed=0)
+@example(frames="1_0", fps=24, seed=0)  # Python's int() reads this as 10; the CLI takes plain digits only
 def test_property_demo_options_fail_in_one_line_or_run(tiny_demo, capsys, frames, fps, seed):
     out = Path(tempfile.mkdtemp())
     try:
