@@ -2,7 +2,7 @@
 
 Trains the ``toy`` preset (same seeds, steps and data stream) twice per seed — with the geometry
 loss and with its three weights set to 0 — then scores each encoder with
-``e3dge.training.evaluate.evaluate_toy_inversion`` on held-out synthetic renders and on the toy
+``e3dge.toy.evaluate.evaluate_toy_inversion`` on held-out synthetic renders and on the toy
 world's photo-like heads (exact SDF depth as ground truth), at the source view and a novel view.
 
     PYTHONPATH=. python benchmarks/stage1_geo_ablation.py --seeds 0 1 2 --steps 600   # train (resumes) + report
@@ -26,7 +26,7 @@ import torch
 
 from e3dge.encoders import GlobalEncoder
 from e3dge.training.config import load_stage1_config
-from e3dge.training.evaluate import evaluate_toy_inversion
+from e3dge.toy.evaluate import evaluate_toy_inversion
 from e3dge.training.sources import load_generator
 from e3dge.training.stage1 import train_stage1
 
@@ -89,7 +89,7 @@ def report(root: Path, seeds: list[int], steps: int, generator: str = "toy") -> 
         a, b = s.get(f"with_geo/{kind}"), s.get(f"without_geo/{kind}")
         if a and b:
             for view in ("source", "novel"):
-                m = f"{view}_depth_pct"
+                m = f"{view}depth_error_pct"
                 table.setdefault("depth_reduction_pct", {})[f"{kind}/{view}"] = 100 * (1 - a[m][0] / b[m][0])
     table["hardware"] = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, no GPU"
     RESULTS.mkdir(exist_ok=True)

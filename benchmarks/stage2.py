@@ -68,7 +68,7 @@ def run(pipe: InversionPipeline, heads: int, seed: int) -> dict:
                 target = render_heads(f[i][None], label_from_yaw_pitch(*true), RES, photo=True)
                 image, depth = render(pipe, inv.ws, photo, inv.camera, label_from_yaw_pitch(*est), row)
                 for key, value in ((f"{view}_mae", mae(image, target.image)), (f"{view}_ssim", ssim(image, target.image)),
-                                   (f"{view}_depth_pct", depth_pct(depth, target.depth, target.mask))):  # fmt: skip
+                                   (f"{view}depth_error_pct", depth_pct(depth, target.depth, target.mask))):  # fmt: skip
                     sums[name][key] = sums[name].get(key, 0.0) + float(value) / heads
     return {"seed": seed, "heads": heads, "time_s": time.perf_counter() - t0, "rows": sums}
 

@@ -107,7 +107,7 @@ def evaluate(pipe: InversionPipeline, branches: dict, heads: int, seed: int, slo
                 image, depth = render(G, inv.ws, inv.ws, photo, inv.camera, label_from_yaw_pitch(*est), branches.get(name), row)
                 add(name, f"{view}_mae", mae(image, target.image))
                 add(name, f"{view}_ssim", ssim(image, target.image))
-                add(name, f"{view}_depth_pct", depth_pct(depth, target.depth, target.mask))
+                add(name, f"{view}depth_error_pct", depth_pct(depth, target.depth, target.mask))
             for attr in EDITS:
                 tf, delta = targets[attr]
                 s, _ = editing.strengths(delta[i : i + 1], slopes[attr], directions[attr])

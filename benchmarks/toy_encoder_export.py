@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/toy_encoder_export.py RUN_DIR --hardware "2 shared CPU cores, no GPU"
 
 RUN_DIR is the ``--out`` of ``e3dge train stage1 --config toy`` (holds final/, log.jsonl, config.json).
-The encoder is scored with e3dge.training.evaluate on held-out synthetic renders and photo-like heads.
+The encoder is scored with e3dge.toy.evaluate on held-out synthetic renders and photo-like heads.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     from e3dge.encoders import GlobalEncoder
     from e3dge.toy import load_toy_generator
-    from e3dge.training.evaluate import evaluate_toy_inversion
+    from e3dge.toy.evaluate import evaluate_toy_inversion
 
     run = Path(a.run)
     cfg = json.loads((run / "config.json").read_text())
@@ -71,7 +71,7 @@ def main() -> None:
         f"- reproduce: `e3dge train stage1 --config toy --out outputs/toy-e0 --steps {cfg['steps']} --seed {cfg['seed']}`, then "
         f"`PYTHONPATH=. python benchmarks/toy_encoder_export.py outputs/toy-e0 --dtype {a.dtype}` (copies it here, scores it, writes this card)",
         "",
-        "## Held-out scores (`e3dge.training.evaluate.evaluate_toy_inversion`, 48 inputs, raw render at 64x64, true camera)",
+        "## Held-out scores (`e3dge.toy.evaluate.evaluate_toy_inversion`, 48 inputs, raw render at 64x64, true camera)",
         "",
         "| inputs | source MAE | source SSIM | source depth err (% of range) | novel MAE | novel SSIM | novel depth err | pose err (deg) |",
         "|---|---|---|---|---|---|---|---|",

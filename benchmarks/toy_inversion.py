@@ -23,7 +23,7 @@ from e3dge.cameras import label_from_yaw_pitch
 from e3dge.metrics.image import mae, ssim
 from e3dge.pipelines import InversionPipeline
 from e3dge.toy import HeadFactorMap, render_heads
-from e3dge.training.evaluate import DEPTH_RANGE
+from e3dge.toy.evaluate import DEPTH_RANGE
 
 METHODS = {
     "E0": dict(),
@@ -61,7 +61,7 @@ def score(pipe: InversionPipeline, inv, f: torch.Tensor, yaw: float, pitch: floa
             o = G.synthesis(inv.ws, label_from_yaw_pitch(*cam_est), neural_rendering_resolution=res, deterministic=True)
         out[f"{view}_mae"] = float(mae(o.image_raw.clamp(-1, 1), ref.image))
         out[f"{view}_ssim"] = float(ssim(o.image_raw.clamp(-1, 1), ref.image))
-        out[f"{view}_depth_pct"] = depth_pct(o.depth, ref.depth, ref.mask)
+        out[f"{view}depth_error_pct"] = depth_pct(o.depth, ref.depth, ref.mask)
     out["pose_error_deg"] = math.degrees(math.hypot(inv.yaw - yaw, inv.pitch - pitch))
     return out
 

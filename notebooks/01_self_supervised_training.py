@@ -15,7 +15,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -99,9 +99,9 @@ from e3dge.toy import load_toy_encoder
 from e3dge.training.stage1 import build_encoder
 from e3dge.training.config import load_stage1_config
 
-untrained = build_encoder(load_stage1_config("toy"), sampler.G).eval()
+untrained = build_encoder(load_stage1_config("toy"), sampler.backbone).eval()
 shipped = load_toy_encoder()
-terms = {"untrained E0": T.loss_terms(untrained, sampler.G, batch), "shipped toy E0": T.loss_terms(shipped, sampler.G, batch)}
+terms = {"untrained E0": T.loss_terms(untrained, sampler.backbone, batch), "shipped toy E0": T.loss_terms(shipped, sampler.backbone, batch)}
 print(f"{'term':22s}" + "".join(f"{name:>18s}" for name in terms))
 for key in terms["untrained E0"]:
     print(f"{key:22s}" + "".join(f"{terms[name][key]:18.4f}" for name in terms))
@@ -136,7 +136,7 @@ T.curves_figure(runs).show()
 
 # %%
 encoders = {"shipped toy E0": shipped, **{run.name: run.encoder for run in runs}}
-table = T.depth_error_table(encoders, sampler.G, B.eval_heads)
+table = T.depth_error_table(encoders, sampler.backbone.generator, B.eval_heads)
 print(f"{'encoder':18s}" + "".join(f"{k:>18s}" for k in next(iter(table.values()))))
 for name, row in table.items():
     print(f"{name:18s}" + "".join(f"{v:18.3f}" for v in row.values()))

@@ -141,7 +141,7 @@ def test_align_face_refuses_huge_sizes_before_reading_anything(tmp_path):
 def test_output_names_are_distinct_and_deterministic():
     from pathlib import Path
 
-    from e3dge.faces.cli import output_names
+    from e3dge.cli.align import output_names
 
     files = [Path(n) for n in ("a.jpg", "a.png", "a_jpg.png", "B.png", "b.PNG", "c.JPG", "c.jpg", "dataset.png", "solo.webp")]
     names = output_names(files)

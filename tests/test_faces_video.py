@@ -125,7 +125,7 @@ def test_cli_single_batch_and_errors(tmp_path, capsys):
 def test_add_align_command_registers_subcommand():
     import argparse
 
-    from e3dge.faces.cli import add_align_command, run_align
+    from e3dge.cli.align import add_align_command, run_align
 
     parser = argparse.ArgumentParser(prog="e3dge")
     add_align_command(parser.add_subparsers(dest="command"))

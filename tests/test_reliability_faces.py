@@ -185,7 +185,7 @@ file_names = st.builds(
 def test_batch_output_names_never_collide(names, rng):
     from pathlib import Path
 
-    from e3dge.faces.cli import output_names
+    from e3dge.cli.align import output_names
 
     files = [Path(n) for n in names]
     out = output_names(files)

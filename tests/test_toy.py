@@ -210,7 +210,7 @@ def test_train_generator_resumes_exactly(tmp_path):
 def test_cli_registers_train_generator():
     import argparse
 
-    from e3dge.toy.cli import add_toy_command
+    from e3dge.cli.toy import add_toy_command
 
     parser = argparse.ArgumentParser()
     add_toy_command(parser.add_subparsers(dest="command"))

@@ -47,7 +47,7 @@ def test_loss_terms_are_zero_for_the_true_code_and_pose():
 
             return EncoderOutput(ws_offset=torch.zeros_like(batch.ws), ws=batch.ws, pose=batch.pose)
 
-    terms = T.loss_terms(Oracle(), sampler.G, batch)
+    terms = T.loss_terms(Oracle(), sampler.backbone, batch)
     # the sampler jitters its ray samples; these renders are deterministic: image and depth agree closely, not exactly
     assert terms.pop("L_rec (MSE, raw)") < 1e-3 and terms.pop("L_geo_surface_depth") < 2e-3
     assert all(v == pytest.approx(0.0, abs=1e-4) for v in terms.values()), terms

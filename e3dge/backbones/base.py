@@ -7,8 +7,10 @@ answers these questions for its generator:
 - the latent layout: every backbone's latent is one tensor ``ws [N, num_ws, w_dim]`` whose :class:`LatentLayout`
   says which rows and columns each part occupies (StyleSDF packs its renderer and decoder W+ side by side), so an
   editing direction ``[w_dim]`` or ``[num_ws, w_dim]`` adds to it the same way on every backbone;
-- the mean latent (optimisation starts there), the cacheable :meth:`Backbone.scene` of a latent (EG3D tri-planes),
-- a differentiable :meth:`Backbone.render` at a :class:`~e3dge.cameras.Camera` with a quality level,
+- the mean latent (optimisation starts there), latents of random codes (:meth:`Backbone.sample_latent`, the pseudo
+  pairs of training), the cacheable :meth:`Backbone.scene` of a latent (EG3D tri-planes),
+- a differentiable :meth:`Backbone.render` at a :class:`~e3dge.cameras.Camera` with a quality level (and, for
+  training, random ray jitter),
 - the field at points (:meth:`Backbone.field`: occupancy that grows inwards, and colour) for meshes,
 - the camera rig (:class:`CameraRig`) and the parameters PTI may tune (:meth:`Backbone.tunable_copy`).
 E0 and the Stage II local branch attach to a backbone in :mod:`e3dge.encoders.flows` (the official flow of each).
@@ -142,7 +144,15 @@ class Backbone(Protocol):
     @property
     def image_resolution(self) -> int: ...
 
+    @property
+    def neural_resolution(self) -> int: ...
+
+    @property
+    def z_dim(self) -> int: ...
+
     def mean_latent(self) -> torch.Tensor: ...
+
+    def sample_latent(self, z: torch.Tensor, camera: Camera, truncation: float = 1.0) -> torch.Tensor: ...
 
     def camera(self, yaw: torch.Tensor | float, pitch: torch.Tensor | float) -> Camera: ...
 
@@ -151,7 +161,7 @@ class Backbone(Protocol):
     def scene(self, ws: torch.Tensor) -> Any: ...
 
     def render(self, ws: torch.Tensor, scene: Any, camera: Camera, quality: Quality = "full", *, decode: bool = True,
-               neural_resolution: int | None = None, colour_hook: Callable | None = None) -> View: ...  # fmt: skip
+               neural_resolution: int | None = None, colour_hook: Callable | None = None, jitter: torch.Generator | None = None) -> View: ...  # fmt: skip
 
     def field(self, ws: torch.Tensor, scene: Any, points: torch.Tensor) -> FieldSample: ...
 

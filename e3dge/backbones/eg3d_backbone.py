@@ -58,6 +58,14 @@ class EG3DBackbone:
         """Raw render size of refinement / optimisation steps: half the neural resolution, at least 32."""
         return max(32, self.neural_resolution // 2)
 
+    @property
+    def z_dim(self) -> int:
+        return int(self.generator.z_dim)
+
+    def sample_latent(self, z: torch.Tensor, camera: Camera, truncation: float = 1.0) -> torch.Tensor:
+        """The W+ of codes ``z [N, z_dim]`` (the mapping is conditioned on ``camera``), truncated towards ``w_avg``."""
+        return self.generator.mapping(z.to(self.device), camera.label, truncation_psi=truncation)
+
     def mean_latent(self) -> torch.Tensor:
         """``w_avg`` on every W+ row, ``[1, num_ws, w_dim]``."""
         return self.generator.backbone.mapping.w_avg.detach()[None, None].expand(1, self.layout.num_ws, -1).clone()
@@ -82,9 +90,11 @@ class EG3DBackbone:
         return {"depth_resolution": max(8, rk["depth_resolution"] // 2), "depth_resolution_importance": max(0, rk["depth_resolution_importance"] // 2)}
 
     def render(self, ws: torch.Tensor, scene: torch.Tensor | None, camera: Camera, quality: Quality = "full", *, decode: bool = True,
-               neural_resolution: int | None = None, colour_hook: Callable | None = None) -> View:  # fmt: skip
-        """A deterministic render; ``decode=False`` (and every preview) skips super-resolution: ``image`` is the raw render upsampled."""
-        out = self.generator.synthesis(ws.to(self.device), camera.label, planes=scene, deterministic=True, neural_rendering_resolution=neural_resolution,
+               neural_resolution: int | None = None, colour_hook: Callable | None = None, jitter: torch.Generator | None = None) -> View:  # fmt: skip
+        """A render (deterministic unless ``jitter`` draws the ray samples' stratified jitter, as EG3D trains);
+        ``decode=False`` (and every preview) skips super-resolution: ``image`` is the raw render upsampled."""
+        out = self.generator.synthesis(ws.to(self.device), camera.label, planes=scene, deterministic=jitter is None, generator=jitter,
+                                       neural_rendering_resolution=neural_resolution,
                                        rendering_overrides=self._overrides(quality), superresolution=decode and quality == "full",
                                        colour_hook=colour_hook)  # fmt: skip
         return View(image=out.image, image_raw=out.image_raw, depth=out.depth, mask=out.mask, trace=out.planes)

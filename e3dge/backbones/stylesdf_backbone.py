@@ -90,6 +90,14 @@ class StyleSDFBackbone:
     def mean_latent(self) -> torch.Tensor:
         return self.pack(self.mean_latents())
 
+    @property
+    def z_dim(self) -> int:
+        return int(self.generator.style_dim)
+
+    def sample_latent(self, z: torch.Tensor, camera: Camera, truncation: float = 1.0) -> torch.Tensor:
+        """The packed latents of codes ``z [N, style_dim]``, each truncated towards the fixed means (StyleSDF is not pose-conditioned)."""
+        return self.pack(self.generator.mapping(z.to(self.device), truncation, self.mean_latents()))
+
     # ------------------------------------------------------------------ cameras and photos
     def camera(self, yaw: torch.Tensor | float, pitch: torch.Tensor | float) -> Camera:
         """StyleSDF's sphere camera at (yaw, pitch) radians (differentiable in both), with its EG3D-style label."""
@@ -109,8 +117,12 @@ class StyleSDFBackbone:
         return self.latents(ws)
 
     def render(self, ws: torch.Tensor, scene: StyleSDFLatents | None, camera: Camera, quality: Quality = "full", *, decode: bool = True,
-               neural_resolution: int | None = None, colour_hook: Callable | None = None, trunk: SirenTrunk | None = None) -> View:  # fmt: skip
-        """A render at ``camera``; ``trunk`` (from the same latent and view) skips the SIREN's geometry layers."""
+               neural_resolution: int | None = None, colour_hook: Callable | None = None, jitter: torch.Generator | None = None,
+               trunk: SirenTrunk | None = None) -> View:  # fmt: skip
+        """A render at ``camera``; ``trunk`` (from the same latent and view) skips the SIREN's geometry layers.
+
+        Rays are always sampled at fixed depths, also in training (``jitter`` is accepted and unused: the official
+        E3DGE trains with StyleSDF's perturbation off)."""
         latents = scene if scene is not None else self.latents(ws)
         sphere = self.sphere(camera.yaw, camera.pitch, neural_resolution)
         out = self.generator.synthesis(latents, sphere, texture_hook=colour_hook, decode=decode and quality == "full", trunk=trunk)

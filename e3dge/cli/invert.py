@@ -25,14 +25,14 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 
 def unique_output_names(paths: list[Path]) -> dict[Path, str]:
     """Each input's output folder name: the same rule as ``e3dge align`` (stem, stem_ext on shared stems, then _2...)."""
-    from e3dge.faces.cli import output_names
+    from e3dge.cli.align import output_names
 
     return {p: name[: -len(".png")] for p, name in output_names(paths).items()}
 
 
 def check_output_location(inp: Path, out: Path) -> None:
     """Refuse an output that is the input, or lies inside the input folder (``e3dge align``'s rule), as a one-line error."""
-    from e3dge.faces.cli import check_output
+    from e3dge.cli.align import check_output
     from e3dge.faces.errors import FaceError
 
     try:

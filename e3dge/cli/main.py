@@ -152,27 +152,27 @@ def build_parser() -> argparse.ArgumentParser:
     e3.set_defaults(func=_cmd_convert_e3dge)
 
     try:
-        from e3dge.faces.cli import add_align_command
+        from e3dge.cli.align import add_align_command
     except ImportError:
         pass
     else:
         add_align_command(sub)
-    from e3dge.pipelines.cli import add_invert_command
+    from e3dge.cli.invert import add_invert_command
 
     add_invert_command(sub)
     try:
-        from e3dge.toy.cli import add_toy_command
+        from e3dge.cli.toy import add_toy_command
     except ImportError:
         pass
     else:
         add_toy_command(sub)
-    from e3dge.training.cli import add_train_command
+    from e3dge.cli.train import add_train_command
 
     add_train_command(sub)
     from e3dge.pipelines.hub_export import add_hub_command
 
     add_hub_command(sub)
-    from e3dge.editing.cli import add_directions_command
+    from e3dge.cli.directions import add_directions_command
 
     add_directions_command(sub)
     return parser

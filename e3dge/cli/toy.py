@@ -6,7 +6,7 @@ import argparse
 from dataclasses import fields
 
 from e3dge.toy.distill import TOY_SIZES, DistillConfig
-from e3dge.training.cli import add_resume_flags
+from e3dge.cli.train import add_resume_flags
 
 __all__ = ["add_toy_command"]
 
@@ -17,7 +17,7 @@ _OPTIONS = ("steps", "batch_size", "lr", "seed", "threads", "train_resolution", 
 def _cmd_train(args: argparse.Namespace) -> int:
     from e3dge.errors import UserError
     from e3dge.toy.distill import train_generator
-    from e3dge.training.cli import resume_mode
+    from e3dge.cli.train import resume_mode
 
     try:
         cfg = DistillConfig(out_dir=args.out, init_from=args.init_from, size=args.size, **{k: getattr(args, k) for k in _OPTIONS})

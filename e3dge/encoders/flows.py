@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -22,11 +23,16 @@ from e3dge.backbones.base import Backbone, Encoded, Quality, View, ViewRender
 from e3dge.backbones.eg3d_backbone import EG3DBackbone
 from e3dge.backbones.stylesdf_backbone import StyleSDFBackbone
 from e3dge.cameras import Camera
+from e3dge.encoders.global_encoder import GlobalEncoder, encoder_config
 from e3dge.encoders.hybrid import LocalBranch
-from e3dge.encoders.stylesdf_flow import StyleSDFModels, encode_face, face_from_latents, reference_view, render_query
+from e3dge.encoders.stylesdf_encoder import StyleSDFEncoderConfig
+from e3dge.encoders.stylesdf_flow import PackedLatentEncoder, StyleSDFModels, encode_face, face_from_latents, reference_view, render_query
 from e3dge.errors import UserError
 
-__all__ = ["EncoderFlow", "EG3DFlow", "StyleSDFFlow", "encoder_flow", "LocalSlots", "PREVIEW_ALIGNMENT"]
+__all__ = ["EncoderFlow", "EG3DFlow", "StyleSDFFlow", "encoder_flow", "trainable_encoder", "LocalSlots", "PREVIEW_ALIGNMENT", "ENCODER_SIZES"]
+
+EncoderSize = Literal["tiny", "ir_se50"]
+ENCODER_SIZES: tuple[EncoderSize, ...] = ("tiny", "ir_se50")
 
 PREVIEW_ALIGNMENT = "3d"
 """EG3D previews: 3D projection only (no E_ADA, no extra render; within about 0.001 MAE of hybrid on held-out toy heads)."""
@@ -179,3 +185,29 @@ def encoder_flow(backbone: Backbone, encoder: torch.nn.Module | None, pose_estim
             raise UserError("a pose_estimator component belongs to StyleSDF bundles; EG3D's E0 has its own pose head")
         return EG3DFlow(backbone, encoder, local)
     raise UserError(f"no encoder flow for a {type(backbone).__name__} backbone")
+
+
+def trainable_encoder(backbone: Backbone, size: EncoderSize) -> torch.nn.Module:
+    """A fresh E0 for Stage I on ``backbone``: ``module(photos) -> EncoderOutput`` with ``ws`` in the backbone's layout.
+
+    EG3D: :class:`~e3dge.encoders.GlobalEncoder` (W+ around ``w_avg`` and the pose head). StyleSDF: the official E0
+    layout (renderer and decoder offsets around the fixed means), no pose head (the volume discriminator's pose).
+    ``size``: ``ir_se50`` (the paper's, 256^2 input) or ``tiny`` (tests, CPU).
+    """
+    if size not in ENCODER_SIZES:
+        raise UserError(f"encoder must be one of {ENCODER_SIZES}, got {size!r}")
+    if isinstance(backbone, StyleSDFBackbone):
+        G = backbone.generator
+        base = StyleSDFEncoderConfig.official() if size == "ir_se50" else StyleSDFEncoderConfig.tiny()
+        config = dataclasses.replace(base, renderer_ws=G.num_renderer_ws, renderer_dim=G.style_dim, decoder_dim=2 * G.style_dim,
+                                     decoder_spatials=(max(base.decoder_spatials[0], base.p128_size),) * max(1, G.num_decoder_ws))  # fmt: skip
+        return PackedLatentEncoder(config.build(), backbone.mean_latents(), backbone.pack)
+    if isinstance(backbone, EG3DBackbone):
+        G = backbone.generator
+        kw = encoder_config(size, num_ws=G.num_ws, w_dim=G.w_dim)
+        if G.num_ws < 8:  # small test generators: keep pSp's 3:4:7 coarse/medium/fine proportions
+            kw.update(coarse_ws=max(1, G.num_ws * 3 // 14), medium_ws=G.num_ws * 4 // 14)
+        E = GlobalEncoder(**kw)
+        E.set_w_avg(G.backbone.mapping.w_avg.detach().cpu())
+        return E
+    raise UserError(f"no encoder for a {type(backbone).__name__} backbone")

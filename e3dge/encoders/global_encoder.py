@@ -41,7 +41,7 @@ class EncoderOutput:
 
     ws_offset: torch.Tensor  # [N, num_ws, w_dim]: residual predicted by the network
     ws: torch.Tensor  # [N, num_ws, w_dim]: w_avg + ws_offset, ready for G.synthesis
-    pose: torch.Tensor  # [N, 2]: (yaw, pitch) offsets from frontal, radians
+    pose: torch.Tensor | None  # [N, 2]: (yaw, pitch) offsets from frontal, radians (None: the backbone's own pose estimator)
     features: dict[str, torch.Tensor] = field(default_factory=dict)  # c1, c2, c3, p2, p1, pooled
 
 
@@ -82,6 +82,8 @@ def approx_num_parameters(config: dict[str, Any]) -> int:
 
 class GlobalEncoder(PretrainedMixin, nn.Module):
     """E0: image in [-1, 1] -> :class:`EncoderOutput` (``W+`` offsets around ``w_avg`` and camera pose)."""
+
+    predicts_pose = True  # the pose head (Stage I trains it with L_pose)
 
     CONFIG_SPEC = {
         "num_ws": IntField(1, 64),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -30,13 +31,14 @@ from e3dge.backbones.stylesdf import StyleSDFGenerator, StyleSDFLatents, VolumeR
 from e3dge.cameras import SphereCamera, sphere_to_label
 from e3dge.encoders.aligner import ResidualAligner
 from e3dge.encoders.fusion import FeatureFusion
+from e3dge.encoders.global_encoder import EncoderOutput
 from e3dge.encoders.local import LocalEncoder
 from e3dge.encoders.pixel_aligned import project, sample_features
-from e3dge.encoders.stylesdf_encoder import StyleSDFGlobalEncoder
+from e3dge.encoders.stylesdf_encoder import StyleSDFEncoderOutput, StyleSDFGlobalEncoder
 from e3dge.encoders.volume_pose import VolumePoseEstimator
 
 __all__ = ["StyleSDFModels", "EncodedFace", "ReferenceView", "QueryTrace", "encode_face", "reference_view", "render_query", "project_points",
-           "ENCODER_SIZE", "face_from_latents"]  # fmt: skip
+           "ENCODER_SIZE", "face_from_latents", "latents_from_offsets", "PackedLatentEncoder"]  # fmt: skip
 
 ENCODER_SIZE = 256
 
@@ -120,9 +122,39 @@ def encode_face(models: StyleSDFModels, photo: torch.Tensor) -> EncodedFace:
     """Steps 1-3: pool the photo, E0 offsets + means, pose from the volume discriminator."""
     image = F.adaptive_avg_pool2d(photo, encoder_size(models))
     enc = models.encoder(image)
-    latents = StyleSDFLatents(models.mean.renderer[:, None] + enc.renderer_offsets, models.mean.decoder[:, None] + enc.decoder_offsets)
+    latents = latents_from_offsets(models.mean, enc)
     pose = models.pose(photo)  # it average-pools to its input size (64: the official pool_64)
     return EncodedFace(image, enc.renderer_offsets, enc.decoder_offsets, latents, pose.azim, pose.elev)
+
+
+def latents_from_offsets(mean: StyleSDFLatents, enc: StyleSDFEncoderOutput) -> StyleSDFLatents:
+    """E0's W+ offsets added to the fixed mean latents (each ``[1, dim]``, broadcast over rows)."""
+    return StyleSDFLatents(mean.renderer[:, None] + enc.renderer_offsets, mean.decoder[:, None] + enc.decoder_offsets)
+
+
+class PackedLatentEncoder(torch.nn.Module):
+    """E0 of StyleSDF as Stage I trains it: a batch of photos -> the packed latent ``ws`` (fixed means + E0's offsets).
+
+    It predicts no pose (the released flow takes the volume discriminator's); ``save_pretrained`` writes E0 alone,
+    the bundle's ``encoder`` slot.
+    """
+
+    predicts_pose = False
+
+    def __init__(self, encoder: StyleSDFGlobalEncoder, mean: StyleSDFLatents, pack) -> None:
+        super().__init__()
+        self.encoder, self.pack = encoder, pack
+        self.register_buffer("mean_renderer", mean.renderer.detach().clone(), persistent=False)
+        self.register_buffer("mean_decoder", mean.decoder.detach().clone(), persistent=False)
+
+    def forward(self, photo: torch.Tensor) -> EncoderOutput:
+        enc = self.encoder(F.adaptive_avg_pool2d(photo, int(self.encoder.config["input_size"])))
+        latents = latents_from_offsets(StyleSDFLatents(self.mean_renderer, self.mean_decoder), enc)
+        ws = self.pack(latents)
+        return EncoderOutput(ws_offset=ws - self.pack(StyleSDFLatents(self.mean_renderer, self.mean_decoder)), ws=ws, pose=None)
+
+    def save_pretrained(self, save_directory) -> Path:
+        return self.encoder.save_pretrained(save_directory)
 
 
 def face_from_latents(models: StyleSDFModels, photo: torch.Tensor, latents: StyleSDFLatents, azimuth: torch.Tensor, elevation: torch.Tensor) -> EncodedFace:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli import _DESCRIPTION, configure_align_parser
+from e3dge.cli.align import _DESCRIPTION, configure_align_parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,35 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from e3dge.toy.heads import FACTOR_NAMES, HeadFactorMap, HeadLabels, sdf_at
 from e3dge.toy.render import HeadRender, render_heads
+from e3dge.toy.weights import TOY_ENCODER_DIR, TOY_WEIGHTS_DIR, load_toy_encoder, load_toy_generator
 
 __all__ = ["FACTOR_NAMES", "HeadFactorMap", "HeadLabels", "sdf_at", "HeadRender", "render_heads", "TOY_WEIGHTS_DIR", "TOY_ENCODER_DIR",
            "load_toy_generator", "load_toy_encoder"]
-
-TOY_WEIGHTS_DIR = Path(__file__).resolve().parent / "assets" / "toy-eg3d"
-"""The shipped toy EG3D: config.json + model.safetensors + README.md (its card)."""
-
-TOY_ENCODER_DIR = Path(__file__).resolve().parent / "assets" / "toy-e0"
-"""The shipped Stage I encoder E0 for the toy EG3D (``e3dge train stage1 --config toy``) + its card."""
-
-
-def load_toy_generator(device: str = "cpu"):
-    """The shipped toy EG3D (``TriPlaneGenerator``, eval mode, no grads), read from the package; no network.
-
-    Its latent z is the procedural heads' latent: ``G(z)`` renders ``HeadFactorMap().factors(z)``'s head.
-    """
-    from e3dge.backbones.eg3d import TriPlaneGenerator
-
-    G = TriPlaneGenerator.from_pretrained(TOY_WEIGHTS_DIR, local_files_only=True, device=device)
-    return G.eval().requires_grad_(False)
-
-
-def load_toy_encoder(device: str = "cpu"):
-    """The shipped toy E0 (``GlobalEncoder``, eval mode, no grads): toy-world images -> ``w`` + pose; no network."""
-    from e3dge.encoders import GlobalEncoder
-
-    E = GlobalEncoder.from_pretrained(TOY_ENCODER_DIR, local_files_only=True, device=device)
-    return E.eval().requires_grad_(False)

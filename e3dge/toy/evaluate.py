@@ -19,8 +19,10 @@ from e3dge.backbones.eg3d import TriPlaneGenerator
 from e3dge.cameras import label_from_yaw_pitch
 from e3dge.encoders import GlobalEncoder
 from e3dge.metrics.image import mae, ssim
+from e3dge.toy.heads import HeadFactorMap
+from e3dge.toy.render import render_heads
 
-__all__ = ["InversionScores", "evaluate_toy_inversion"]
+__all__ = ["InversionScores", "evaluate_toy_inversion", "depth_error_pct", "DEPTH_RANGE"]
 
 DEPTH_RANGE = 3.3 - 2.25  # FFHQ ray_end - ray_start: depth errors are reported as a fraction of it
 
@@ -54,8 +56,6 @@ def evaluate_toy_inversion(
     lpips=None,
 ) -> InversionScores:
     """Score ``E`` on ``num`` held-out inputs of ``kind`` (``synthetic`` or ``photo``) at ``resolution``."""
-    from e3dge.toy import HeadFactorMap, render_heads
-
     if kind not in ("synthetic", "photo"):
         raise ValueError(f"kind must be 'synthetic' or 'photo', got {kind!r}")
     E.eval()
@@ -87,10 +87,10 @@ def evaluate_toy_inversion(
         vals = {
             "source_mae": mae(o1.image_raw.clamp(-1, 1), ref1[0]),
             "source_ssim": ssim(o1.image_raw.clamp(-1, 1), ref1[0]),
-            "source_depth_pct": _depth_pct(o1.depth, ref1[1], ref1[2]),
+            "source_depth_pct": depth_error_pct(o1.depth, ref1[1], ref1[2]),
             "novel_mae": mae(o2.image_raw.clamp(-1, 1), ref2[0]),
             "novel_ssim": ssim(o2.image_raw.clamp(-1, 1), ref2[0]),
-            "novel_depth_pct": _depth_pct(o2.depth, ref2[1], ref2[2]),
+            "novel_depth_pct": depth_error_pct(o2.depth, ref2[1], ref2[2]),
             "pose_error_deg": torch.rad2deg(torch.linalg.norm(enc.pose - torch.stack([yaw, pitch], 1), dim=1)),
         }
         if lpips is not None:
@@ -102,7 +102,7 @@ def evaluate_toy_inversion(
     return InversionScores(kind=kind, **means)
 
 
-def _depth_pct(pred: torch.Tensor, ref: torch.Tensor, ref_mask: torch.Tensor) -> torch.Tensor:
+def depth_error_pct(pred: torch.Tensor, ref: torch.Tensor, ref_mask: torch.Tensor) -> torch.Tensor:
     """Per-image mean |depth error| on the reference's opaque pixels, in % of the ray range ``[N]``."""
     on = (ref_mask > 0.5).to(pred.dtype)
     err = ((pred - ref).abs().clamp(max=DEPTH_RANGE) * on).flatten(1).sum(1) / on.flatten(1).sum(1).clamp_min(1)

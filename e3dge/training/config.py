@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from e3dge.encoders.flows import ENCODER_SIZES
 from e3dge.options import OptionError, check_keys, check_range
 from e3dge.training.losses import Stage1LossWeights
 
@@ -24,8 +25,8 @@ class Stage1Config:
     """Everything a Stage I run needs (units in comments). Saved next to the checkpoints."""
 
     out_dir: str = "outputs/stage1"
-    generator: str = "toy"  # 'toy' (shipped), 'tiny-random' (tests), a saved folder, an official .pkl or a registry name
-    encoder: str = "tiny"  # e3dge.encoders.encoder_config name: 'tiny' or 'ir_se50'
+    generator: str = "toy"  # 'toy' (shipped), 'tiny-random' / 'tiny-random-stylesdf' (tests), a saved EG3D or StyleSDF folder, a registry name
+    encoder: str = "tiny"  # E0 size (e3dge.encoders.flows.trainable_encoder): 'tiny' or 'ir_se50'
     method: str = "e3dge"  # one of METHODS
     steps: int = 600
     batch_size: int = 8  # per process
@@ -60,6 +61,8 @@ class Stage1Config:
             self.weights = Stage1LossWeights(**self.weights)
         check_dataclass_values(self, STAGE1_RANGES)
         check_dataclass_values(self.weights, {f.name: (0.0, 1e6) for f in fields(Stage1LossWeights)}, prefix="weights.")
+        if self.encoder not in ENCODER_SIZES:
+            raise OptionError(f"encoder must be one of {ENCODER_SIZES}, got {self.encoder!r}")
         if self.method not in METHODS:
             raise OptionError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.lpips not in ("alex", "vgg", "off") or self.identity not in ("arcface", "off"):
@@ -116,6 +119,16 @@ STAGE1_PRESETS: dict[str, dict[str, Any]] = {
     # Tests: a random tiny EG3D, a handful of steps.
     "tiny-test": dict(generator="tiny-random", encoder="tiny", steps=4, batch_size=2, lr=1e-3, neural_rendering_resolution=16,
                       num_surface_points=64, num_near_points=64, lpips="off", identity="off", checkpoint_every=2, sample_every=2),
+    # Tests: a random tiny StyleSDF (its E0 predicts no pose: the bundle's volume discriminator does). SDF values near
+    # the surface are O(0.01-0.1) and depth errors on the unit sphere O(0.001-0.01), so both are scaled up to the code term's size.
+    "tiny-test-stylesdf": dict(generator="tiny-random-stylesdf", encoder="tiny", steps=4, batch_size=2, lr=1e-3, neural_rendering_resolution=8,
+                               num_surface_points=64, num_near_points=64, lpips="off", identity="off", checkpoint_every=2, sample_every=2,
+                               weights=dict(code=1.0, pose=0.0, geo_surface_density=10.0, geo_near_density=2.0, geo_surface_depth=100.0)),
+    # The released FFHQ StyleSDF (``e3dge convert stylesdf`` -> models/e3dge-stylesdf): the official E0 layout from scratch on
+    # its 64^2 volume renders and 1024^2 images, the paper's losses (batch 8 per GPU; the paper: 24, lr 5e-5, 500k steps).
+    "stylesdf": dict(generator="models/e3dge-stylesdf/generator", encoder="ir_se50", steps=20000, batch_size=8, lr=5e-5, neural_rendering_resolution=64,
+                     lpips="alex", identity="arcface", num_surface_points=2048, num_near_points=2048, checkpoint_every=500, sample_every=500,
+                     mixed_precision="bf16", weights=dict(pose=0.0, geo_surface_density=10.0, geo_near_density=2.0, geo_surface_depth=100.0)),
     # FFHQ EG3D, about one GPU-hour on an H100: IR-SE50 E0 from scratch, 64^2 neural renders, the paper's losses.
     "ffhq-eg3d": dict(generator="eg3d-ffhqrebalanced512-128", encoder="ir_se50", steps=4000, batch_size=8, lr=1e-4,
                       neural_rendering_resolution=64, render_with_predicted_pose=True, lpips="alex", identity="arcface",

@@ -9,9 +9,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from e3dge.backbones.eg3d import TriPlaneGenerator
-from e3dge.cameras import label_from_yaw_pitch
-from e3dge.encoders import GlobalEncoder
+from e3dge.backbones.base import Backbone
 from e3dge.training.pseudo_pairs import PseudoPairBatch
 
 __all__ = ["sample_grid", "save_columns", "depth_to_rgb"]
@@ -24,19 +22,20 @@ def depth_to_rgb(depth: torch.Tensor, mask: torch.Tensor, lo: float, hi: float) 
 
 
 @torch.no_grad()
-def sample_grid(E: GlobalEncoder, G: TriPlaneGenerator, batch: PseudoPairBatch, path: str | Path, resolution: int, novel_yaw: float = 0.5) -> Path:
+def sample_grid(E: torch.nn.Module, backbone: Backbone, batch: PseudoPairBatch, path: str | Path, resolution: int, novel_yaw: float = 0.5) -> Path:
     """Rows = samples; columns = input, reconstruction, novel view (input yaw + ``novel_yaw``), pseudo-GT depth, predicted depth."""
     enc = E(batch.image)
-    out = G.synthesis(enc.ws, batch.c, neural_rendering_resolution=resolution, deterministic=True)
+    scene = backbone.scene(enc.ws)
+    out = backbone.render(enc.ws, scene, batch.camera, "full", neural_resolution=resolution)
     yaw = batch.pose[:, 0] + novel_yaw * torch.where(batch.pose[:, 0] > 0, -1.0, 1.0).to(batch.pose)
-    novel = G.synthesis(enc.ws, label_from_yaw_pitch(yaw, batch.pose[:, 1], device=batch.c.device), neural_rendering_resolution=resolution, deterministic=True)
+    novel = backbone.render(enc.ws, scene, backbone.camera(yaw, batch.pose[:, 1]), "full", neural_resolution=resolution)
     size = batch.image.shape[-1]
 
     def up(x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, size=(size, size), mode="nearest")
 
     on = batch.depth[batch.mask > 0.5]
-    lo, hi = (float(on.min()), float(on.max())) if on.numel() else (2.0, 3.3)
+    lo, hi = (float(on.min()), float(on.max())) if on.numel() else backbone.rig.depth_range
     cols = [batch.image, out.image.clamp(-1, 1), novel.image.clamp(-1, 1),
             up(depth_to_rgb(batch.depth, batch.mask, lo, hi)), up(depth_to_rgb(out.depth, out.mask, lo, hi))]  # fmt: skip
     return save_columns(cols, path)

@@ -34,7 +34,7 @@ class Stage1LossWeights:
     lpips: float = 0.8  # lambda_2 (AlexNet LPIPS as official E3DGE)
     id: float = 0.1  # lambda_3, ArcFace identity
     raw: float = 1.0  # multiplies L_rec on the neural (raw) render; the SR image has weight 1
-    geo_surface_density: float = 1.0  # lambda_g1 (Eq. 4)
+    geo_surface_density: float = 1.0  # lambda_g1 (Eq. 4): the field (EG3D density, StyleSDF -sdf) at surface points
     geo_surface_depth: float = 1.0  # lambda_g2 (Eq. 4)
     geo_near_density: float = 0.2  # lambda_g3 (Eq. 5; official "uniform" weight 0.2)
     code: float = 1.0  # L_code = ||w_hat - w||_2
@@ -44,27 +44,28 @@ class Stage1LossWeights:
 
 
 def geometry_loss(
-    pred_surface_sigma: torch.Tensor,  # [N, P] generator density at the surface points, from w_hat
-    surface_sigma: torch.Tensor,  # [N, P] from the pseudo pair's w
+    pred_surface: torch.Tensor,  # [N, P] field at the surface points, from w_hat
+    surface: torch.Tensor,  # [N, P] from the pseudo pair's w
     pred_depth: torch.Tensor,  # [N, 1, r, r] depth rendered from w_hat at the pair's camera
     depth: torch.Tensor,  # [N, 1, r, r]
     mask: torch.Tensor,  # [N, 1, r, r] pair's opacity: depth is supervised where mask > threshold
-    pred_near_sigma: torch.Tensor,  # [N, Q]
-    near_sigma: torch.Tensor,  # [N, Q]
+    pred_near: torch.Tensor,  # [N, Q]
+    near: torch.Tensor,  # [N, Q]
     weights: Stage1LossWeights,
     opacity_threshold: float = 0.5,
 ) -> dict[str, torch.Tensor]:
-    """L_geo = L_geo^O (density + depth L1 on surface points) + L_geo^F (density L1 near the surface).
+    """L_geo = L_geo^O (field + depth L1 on surface points) + L_geo^F (field L1 near the surface).
 
-    Densities are EG3D's raw decoder ``sigma`` (what ``G_0(w, x)`` returns; compositing applies
-    ``softplus(sigma - 1)``); depth is the expected ray distance at the surface pixels.
+    The field is the backbone's occupancy (:class:`~e3dge.backbones.base.FieldSample`): EG3D's raw decoder
+    density ``sigma`` (what ``G_0(w, x)`` returns; compositing applies ``softplus(sigma - 1)``), StyleSDF's
+    ``-sdf``; depth is the expected distance along the ray at the surface pixels.
     """
-    surface = (pred_surface_sigma - surface_sigma).abs().mean()
-    near = (pred_near_sigma - near_sigma).abs().mean()
+    surface_l1 = (pred_surface - surface).abs().mean()
+    near_l1 = (pred_near - near).abs().mean()
     on = (mask > opacity_threshold).to(depth.dtype)
     depth_l1 = ((pred_depth - depth).abs() * on).sum() / on.sum().clamp_min(1.0)
-    total = weights.geo_surface_density * surface + weights.geo_surface_depth * depth_l1 + weights.geo_near_density * near
-    return {"geo": total, "geo_surface_density": surface, "geo_surface_depth": depth_l1, "geo_near_density": near}
+    total = weights.geo_surface_density * surface_l1 + weights.geo_surface_depth * depth_l1 + weights.geo_near_density * near_l1
+    return {"geo": total, "geo_surface_density": surface_l1, "geo_surface_depth": depth_l1, "geo_near_density": near_l1}
 
 
 def code_loss(ws_hat: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:

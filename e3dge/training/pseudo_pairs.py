@@ -1,26 +1,26 @@
-"""Pseudo 2D-3D pairs from a 3D GAN (E3DGE Eq. 2): images, cameras, latents and shape samples.
+"""Pseudo 2D-3D pairs from a 3D GAN (E3DGE Eq. 2): images, cameras, latents and shape samples, on any backbone.
 
-For each sample: ``z -> w`` (truncated), a camera from an FFHQ-like yaw/pitch prior, the rendered
-raw + super-resolved image and depth, surface points (the depth map back-projected where the
-render is opaque) and near-surface points (surface points plus Gaussian jitter), each with the
-generator's density at it. Optionally a second view of the same ``w`` for novel-view training.
+For each sample: ``z -> w`` (truncated towards the backbone's mean latent), a camera from an FFHQ-like yaw/pitch
+prior, the rendered raw + final image and depth, surface points (the depth map back-projected along each pixel's
+ray where the render is opaque) and near-surface points (surface points plus Gaussian jitter), each with the
+generator's field there: EG3D's raw density, StyleSDF's ``-sdf`` (:class:`~e3dge.backbones.base.FieldSample`).
+Optionally a second view of the same ``w`` for novel-view training.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass, fields
 
 import torch
 
+from e3dge.backbones.base import Backbone, View
 from e3dge.backbones.eg3d import TriPlaneGenerator, estimate_w_avg
 from e3dge.backbones.ops import device_generator
-from e3dge.backbones.output import GeneratorOutput
 from e3dge.backbones.rendering import sample_rays
-from e3dge.cameras import label_from_yaw_pitch, split_label
+from e3dge.cameras import Camera, split_label
 
-__all__ = ["PosePrior", "PseudoPairBatch", "PseudoPairSampler", "estimate_w_avg", "ensure_w_avg"]
+__all__ = ["PosePrior", "PseudoPairBatch", "PseudoPairSampler", "ensure_w_avg", "back_project"]
 
 
 @dataclass(frozen=True)
@@ -40,28 +40,40 @@ class PosePrior:
         return torch.stack([yaw, pitch], dim=1)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PseudoPairBatch:
     """One batch of pseudo pairs; all tensors on the sampler's device, no gradients."""
 
     z: torch.Tensor  # [N, z_dim]
     ws: torch.Tensor  # [N, num_ws, w_dim] (truncated; the code target)
     pose: torch.Tensor  # [N, 2] yaw, pitch (radians from frontal)
-    c: torch.Tensor  # [N, 25] camera label of the view
-    image: torch.Tensor  # [N, 3, S, S] super-resolved render in [-1, 1]
-    image_raw: torch.Tensor  # [N, 3, r, r] neural render
-    depth: torch.Tensor  # [N, 1, r, r] expected ray distance
+    camera: Camera  # the view's camera on the backbone's rig
+    image: torch.Tensor  # [N, 3, S, S] the model's final image in [-1, 1]
+    image_raw: torch.Tensor  # [N, 3, r, r] the volume render
+    depth: torch.Tensor  # [N, 1, r, r] distance along each pixel's ray
     mask: torch.Tensor  # [N, 1, r, r] accumulated opacity
     surface_points: torch.Tensor  # [N, P, 3] depth back-projected at opaque pixels
-    surface_sigma: torch.Tensor  # [N, P] generator's raw density output there (EG3D's decoder sigma)
-    near_points: torch.Tensor  # [N, Q, 3] surface points + N(0, near_std^2) jitter, inside the box
-    near_sigma: torch.Tensor  # [N, Q]
-    novel: "PseudoPairBatch | None" = None  # same ws, another camera (image/depth/mask only filled in)
+    surface_occupancy: torch.Tensor  # [N, P] the generator's field there (EG3D raw density, StyleSDF -sdf)
+    near_points: torch.Tensor  # [N, Q, 3] surface points + N(0, near_std^2) jitter, inside the field's cube
+    near_occupancy: torch.Tensor  # [N, Q]
+    novel: PseudoPairBatch | None = None  # same ws, another camera (image/depth/mask only filled in)
 
-    def to(self, device: torch.device | str) -> "PseudoPairBatch":
+    @property
+    def c(self) -> torch.Tensor:
+        """The view's EG3D-style camera label ``[N, 25]``."""
+        return self.camera.label
+
+    def to(self, device: torch.device | str) -> PseudoPairBatch:
         """Copy to a device."""
-        kw = {f.name: getattr(self, f.name) for f in fields(self)}
-        return PseudoPairBatch(**{k: (v.to(device) if isinstance(v, (torch.Tensor, PseudoPairBatch)) else v) for k, v in kw.items()})
+        kw = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, Camera):
+                v = Camera(v.yaw.to(device), v.pitch.to(device), v.label.to(device))
+            elif isinstance(v, (torch.Tensor, PseudoPairBatch)):
+                v = v.to(device)
+            kw[f.name] = v
+        return PseudoPairBatch(**kw)
 
 
 def ensure_w_avg(G: TriPlaneGenerator, num_samples: int = 10000) -> TriPlaneGenerator:
@@ -73,12 +85,19 @@ def ensure_w_avg(G: TriPlaneGenerator, num_samples: int = 10000) -> TriPlaneGene
     return G
 
 
+def back_project(depth: torch.Tensor, camera: Camera) -> torch.Tensor:
+    """World points ``[N, r*r, 3]`` at distance ``depth [N, 1, r, r]`` along each pixel's ray of ``camera``."""
+    cam2world, intrinsics = split_label(camera.label)
+    origins, directions = sample_rays(cam2world, intrinsics, depth.shape[-1])
+    return origins + depth.reshape(depth.shape[0], -1, 1) * directions
+
+
 class PseudoPairSampler:
-    """Draws :class:`PseudoPairBatch` from a frozen generator (E3DGE Sec. 4.1, Eq. 2)."""
+    """Draws :class:`PseudoPairBatch` from a frozen backbone (E3DGE Sec. 4.1, Eq. 2); the backbone is only read."""
 
     def __init__(
         self,
-        G: TriPlaneGenerator,
+        backbone: Backbone,
         pose_prior: PosePrior = PosePrior(),
         truncation_psi: float = 0.7,
         neural_rendering_resolution: int | None = None,
@@ -91,54 +110,57 @@ class PseudoPairSampler:
     ) -> None:
         if not 0 < truncation_psi <= 1:
             raise ValueError(f"truncation_psi must be in (0, 1], got {truncation_psi}")
-        self.G = ensure_w_avg(G)  # used as given (sampling runs under no_grad); never modified
+        if not isinstance(backbone, Backbone):
+            raise TypeError(f"PseudoPairSampler needs a Backbone (e3dge.backbones.registry.backbone_for), got {type(backbone).__name__}")
+        self.backbone = backbone
         self.pose_prior, self.truncation_psi = pose_prior, truncation_psi
-        self.resolution = neural_rendering_resolution or G.neural_rendering_resolution
+        self.resolution = neural_rendering_resolution or backbone.neural_resolution
         self.num_surface_points, self.num_near_points, self.near_std = num_surface_points, num_near_points, near_std
         self.opacity_threshold, self.view_pairs, self.deterministic = opacity_threshold, view_pairs, deterministic
 
     @property
     def device(self) -> torch.device:
-        return next(self.G.parameters()).device
+        return self.backbone.device
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> PseudoPairBatch:
         """``n`` pseudo pairs; ``generator`` (a CPU ``torch.Generator``) makes the draw reproducible."""
-        G, dev = self.G, self.device
-        z = torch.randn(n, G.z_dim, generator=generator).to(dev)
+        bb, dev = self.backbone, self.device
+        z = torch.randn(n, bb.z_dim, generator=generator).to(dev)
         pose = self.pose_prior.sample(n, generator).to(dev)
-        c = label_from_yaw_pitch(pose[:, 0], pose[:, 1], device=dev)
-        ws = G.mapping(z, c, truncation_psi=self.truncation_psi)
-        view = self._render(ws, c, generator)
-        surface = self._surface_points(view.depth, view.mask, c, generator)
-        near = (surface + self.near_std * torch.randn(surface.shape, generator=generator).to(dev)).clamp(-0.5, 0.5)
+        camera = bb.camera(pose[:, 0], pose[:, 1])
+        ws = bb.sample_latent(z, camera, self.truncation_psi)
+        scene = bb.scene(ws)
+        view = self._render(ws, scene, camera, generator)
+        surface = self._surface_points(view.depth, view.mask, camera, generator)
+        h = bb.rig.field_half_size
+        near = (surface + self.near_std * torch.randn(surface.shape, generator=generator).to(dev)).clamp(-h, h)
         near = near[:, : self.num_near_points]  # _surface_points drew max(P, Q) points
         surface = surface[:, : self.num_surface_points]
-        sig_s = G.query_points(None, surface, planes=view.planes).sigma[..., 0]
-        sig_n = G.query_points(None, near, planes=view.planes).sigma[..., 0]
+        occ_s = bb.field(ws, scene, surface).occupancy
+        occ_n = bb.field(ws, scene, near).occupancy
         novel = None
         if self.view_pairs:
             pose2 = self.pose_prior.sample(n, generator).to(dev)
-            c2 = label_from_yaw_pitch(pose2[:, 0], pose2[:, 1], device=dev)
-            v2 = self._render(ws, c2, generator, planes=view.planes)
+            camera2 = bb.camera(pose2[:, 0], pose2[:, 1])
+            v2 = self._render(ws, scene, camera2, generator)
             empty = torch.zeros(n, 0, 3, device=dev)
-            novel = PseudoPairBatch(z, ws, pose2, c2, v2.image, v2.image_raw, v2.depth, v2.mask, empty, empty[..., 0], empty, empty[..., 0])
-        return PseudoPairBatch(z, ws, pose, c, view.image, view.image_raw, view.depth, view.mask, surface, sig_s, near, sig_n, novel)
+            novel = PseudoPairBatch(z=z, ws=ws, pose=pose2, camera=camera2, image=v2.image, image_raw=v2.image_raw, depth=v2.depth, mask=v2.mask,
+                                    surface_points=empty, surface_occupancy=empty[..., 0], near_points=empty, near_occupancy=empty[..., 0])  # fmt: skip
+        return PseudoPairBatch(z=z, ws=ws, pose=pose, camera=camera, image=view.image, image_raw=view.image_raw, depth=view.depth, mask=view.mask,
+                               surface_points=surface, surface_occupancy=occ_s, near_points=near, near_occupancy=occ_n, novel=novel)  # fmt: skip
 
-    def _render(self, ws: torch.Tensor, c: torch.Tensor, generator: torch.Generator, planes: torch.Tensor | None = None) -> GeneratorOutput:
-        gen = None if self.deterministic else device_generator(generator, self.device)
-        out = self.G.synthesis(ws, c, neural_rendering_resolution=self.resolution, deterministic=self.deterministic, generator=gen, planes=planes)
-        return dataclasses.replace(out, image=out.image.clamp(-1, 1), image_raw=out.image_raw.clamp(-1, 1))
+    def _render(self, ws: torch.Tensor, scene, camera: Camera, generator: torch.Generator) -> View:
+        jitter = None if self.deterministic else device_generator(generator, self.device)
+        view = self.backbone.render(ws, scene, camera, "full", neural_resolution=self.resolution, jitter=jitter)
+        return View(image=view.image.clamp(-1, 1), image_raw=view.image_raw.clamp(-1, 1), depth=view.depth, mask=view.mask)
 
-    def _surface_points(self, depth: torch.Tensor, mask: torch.Tensor, c: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _surface_points(self, depth: torch.Tensor, mask: torch.Tensor, camera: Camera, generator: torch.Generator) -> torch.Tensor:
         """``[N, max(P, Q), 3]`` back-projected opaque pixels (drawn with replacement, weighted by opacity)."""
-        n, res = depth.shape[0], depth.shape[-1]
-        cam2world, intrinsics = split_label(c)
-        origins, directions = sample_rays(cam2world, intrinsics, res)
-        pts = origins + depth.reshape(n, -1, 1) * directions  # [N, res*res, 3]
+        n = depth.shape[0]
+        pts = back_project(depth, camera)
         weight = mask.reshape(n, -1).cpu() * (mask.reshape(n, -1).cpu() > self.opacity_threshold)
         weight = torch.where(weight.sum(1, keepdim=True) > 0, weight, torch.ones_like(weight))  # empty render: any pixel
         k = max(self.num_surface_points, self.num_near_points)
         idx = torch.multinomial(weight, k, replacement=True, generator=generator).to(depth.device)
         return torch.gather(pts, 1, idx[..., None].expand(-1, -1, 3))
-

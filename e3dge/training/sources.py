@@ -1,34 +1,86 @@
-"""Where Stage I gets its pieces: the frozen generator, perceptual/identity criteria, real images."""
+"""Where training gets its pieces: the frozen backbone (any generator e3dge serves), encoders, real images.
+
+Named sources beyond the built-in ones (the toy lab's generator, E0 and photo-like heads) are registered by
+their own packages: an ``e3dge.sources`` entry point names a function that calls :func:`register_source`, so
+training never imports them (the toy lab sits above training).
+"""
 
 from __future__ import annotations
 
-import warnings
+import importlib.metadata
 from pathlib import Path
+from typing import Callable, Literal
 
 import numpy as np
 import torch
 from PIL import Image
 
+from e3dge.backbones.base import Backbone
 from e3dge.backbones.eg3d import TriPlaneGenerator, eg3d_config
+from e3dge.backbones.registry import backbone_for
+from e3dge.backbones.stylesdf import StyleSDFGenerator, StyleSDFMeanLatents, stylesdf_config
+from e3dge.encoders import GlobalEncoder
+from e3dge.errors import UserError
+from e3dge.hub import read_config, resolve_file
+from e3dge.training.pseudo_pairs import ensure_w_avg
 
-__all__ = ["load_generator", "RealImages", "ToyPhotos", "make_real_source"]
+__all__ = ["load_generator", "load_backbone", "load_encoder", "RealImages", "make_real_source", "photo_pairs", "register_source", "GENERATOR_CLASSES",
+           "SourceKind"]  # fmt: skip
+
+SourceKind = Literal["generator", "encoder", "real_images", "photo_pairs"]
+_SOURCES: dict[SourceKind, dict[str, Callable]] = {"generator": {}, "encoder": {}, "real_images": {}, "photo_pairs": {}}
+_PLUGINS_LOADED = False
+
+GENERATOR_CLASSES = {"TriPlaneGenerator": TriPlaneGenerator, "StyleSDFGenerator": StyleSDFGenerator}
+"""The generator classes a saved folder may hold (its ``config.json`` names one)."""
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
-def load_generator(spec: str, device: torch.device | str = "cpu") -> TriPlaneGenerator:
-    """``toy`` (shipped toy EG3D), ``tiny-random`` (seeded random tiny EG3D), or anything ``from_pretrained`` reads."""
-    if spec == "toy":
-        from e3dge.toy import load_toy_generator
+def register_source(kind: SourceKind, name: str, factory: Callable) -> None:
+    """Make ``name`` a valid ``kind`` source: ``generator``/``encoder``: ``factory() -> module``; ``real_images``:
+    ``factory(resolution, cfg) -> object with sample(n, generator)``; ``photo_pairs``: ``factory(z, label, query_label,
+    photo_resolution, target_resolution) -> (photo, target)``."""
+    _SOURCES[kind][name] = factory
 
-        G = load_toy_generator()
-    elif spec == "tiny-random":
+
+def _registered(kind: SourceKind) -> dict[str, Callable]:
+    """The named sources of ``kind``, after every installed ``e3dge.sources`` entry point has registered its own."""
+    global _PLUGINS_LOADED
+    if not _PLUGINS_LOADED:
+        _PLUGINS_LOADED = True
+        for entry in importlib.metadata.entry_points(group="e3dge.sources"):
+            entry.load()()
+    return _SOURCES[kind]
+
+
+def load_generator(spec: str, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """``toy`` (shipped toy EG3D), ``tiny-random`` / ``tiny-random-stylesdf`` (seeded random tiny models), or a saved
+    generator folder / Hub id (EG3D or StyleSDF, as its ``config.json`` says; e.g. a converted bundle's ``generator/``)."""
+    if spec in _registered("generator"):
+        G = _registered("generator")[spec]()
+    elif spec in ("tiny-random", "tiny-random-stylesdf"):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            G = TriPlaneGenerator(**eg3d_config("tiny"))
+            G = TriPlaneGenerator(**eg3d_config("tiny")) if spec == "tiny-random" else StyleSDFGenerator(**stylesdf_config("tiny"))
     else:
-        G = TriPlaneGenerator.from_pretrained(spec)
+        name = read_config(resolve_file(spec, "config.json")).get("_class_name", "TriPlaneGenerator")
+        if name not in GENERATOR_CLASSES:
+            raise UserError(f"{spec}: holds a {str(name)[:60]}, not a generator ({', '.join(GENERATOR_CLASSES)}); pass a bundle's generator folder")
+        G = GENERATOR_CLASSES[name].from_pretrained(spec)
     return G.to(device).eval().requires_grad_(False)
+
+
+def load_backbone(spec: str, device: torch.device | str = "cpu") -> Backbone:
+    """:func:`load_generator` behind its backbone adapter, with the mean latent truncation needs.
+
+    EG3D: ``w_avg`` estimated on a copy when the generator never tracked it. StyleSDF: the mean latents drawn as
+    ``e3dge convert stylesdf`` draws them (10k z, seed 2), so a converted bundle's own ``latent_mean`` comes out again.
+    """
+    G = load_generator(spec, device)
+    if isinstance(G, StyleSDFGenerator):
+        return backbone_for(G, StyleSDFMeanLatents.estimate(G).to(G.renderer.sigmoid_beta.device))
+    return backbone_for(ensure_w_avg(G))
 
 
 class RealImages:
@@ -54,31 +106,25 @@ class RealImages:
         return torch.stack(imgs)
 
 
-class ToyPhotos:
-    """The toy world's "real photos": photo-like procedural heads (texture, freckles, speculars) at prior poses."""
-
-    def __init__(self, resolution: int, z_dim: int = 32, yaw_std: float = 0.3, pitch_std: float = 0.15, yaw_max: float = 0.7, pitch_max: float = 0.3) -> None:
-        from e3dge.toy import HeadFactorMap
-
-        self.resolution, self.factor_map = resolution, HeadFactorMap(z_dim)
-        self.prior = (yaw_std, pitch_std, yaw_max, pitch_max)
-
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        from e3dge.cameras import label_from_yaw_pitch
-        from e3dge.toy import render_heads
-
-        ys, ps, ym, pm = self.prior
-        z = torch.randn(n, self.factor_map.z_dim, generator=generator)
-        yaw = (torch.randn(n, generator=generator) * ys).clamp(-ym, ym)
-        pitch = (torch.randn(n, generator=generator) * ps).clamp(-pm, pm)
-        return render_heads(self.factor_map.factors(z), label_from_yaw_pitch(yaw, pitch), self.resolution, photo=True).image
-
-
 def make_real_source(spec: str | None, resolution: int, cfg=None):
-    """None, :class:`ToyPhotos` (``'toy-photos'``) or :class:`RealImages` (a folder)."""
+    """None, a registered source (the toy lab's ``'toy-photos'``) or :class:`RealImages` (a folder)."""
     if spec is None:
         return None
-    if spec == "toy-photos":
-        kw = {} if cfg is None else dict(yaw_std=cfg.yaw_std, pitch_std=cfg.pitch_std, yaw_max=cfg.yaw_max, pitch_max=cfg.pitch_max)
-        return ToyPhotos(resolution, **kw)
+    if spec in _registered("real_images"):
+        return _registered("real_images")[spec](resolution, cfg)
     return RealImages(spec, resolution)
+
+
+def load_encoder(spec: str, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """A registered E0 (the toy lab's ``'toy'``) or a folder / Hub id holding a ``GlobalEncoder`` (e.g. a Stage I run's ``final/``)."""
+    if spec in _registered("encoder"):
+        return _registered("encoder")[spec]().to(device)
+    return GlobalEncoder.from_pretrained(spec, device=device)
+
+
+def photo_pairs(spec: str) -> Callable:
+    """The registered photo-pair source ``spec`` (Stage II's ``data``): ``(z, label, query_label, photo_res, target_res) -> (photo, target)``."""
+    sources = _registered("photo_pairs")
+    if spec not in sources:
+        raise UserError(f"no photo-pair source {spec!r}; registered: {', '.join(sorted(sources)) or 'none'}")
+    return sources[spec]

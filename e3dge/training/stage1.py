@@ -1,5 +1,9 @@
-"""Stage I: train the global encoder E0 + pose head on pseudo pairs from a frozen 3D GAN.
+"""Stage I: train the global encoder E0 (+ pose head) on pseudo pairs from a frozen 3D GAN, on any backbone.
 
+Everything goes through the :class:`~e3dge.backbones.base.Backbone` protocol: pseudo pairs, renders, the field for
+L_geo (EG3D density, StyleSDF SDF), cameras. E0 comes from :func:`e3dge.encoders.flows.trainable_encoder`: on EG3D it
+predicts W+ and the pose; on StyleSDF the official offsets around the fixed means and no pose (the volume
+discriminator's), so L_pose and reconstruction at the predicted pose apply where a pose head exists.
 One loop for the paper's method and its baselines (``Stage1Config.method``), run through
 ``accelerate`` (one CPU, one GPU, or many processes / nodes). Each step draws fresh pseudo pairs
 (or, with PREIM3D's alternation, a batch of unlabelled real images), encodes them, re-renders
@@ -16,27 +20,25 @@ from typing import Any
 
 import torch
 
-from e3dge.backbones.eg3d import TriPlaneGenerator
-from e3dge.cameras import label_from_yaw_pitch
-from e3dge.encoders import EncoderOutput, GlobalEncoder, encoder_config, pose_to_label
+from e3dge.backbones.base import Backbone, View
+from e3dge.cameras import Camera
+from e3dge.encoders import EncoderOutput
+from e3dge.encoders.flows import trainable_encoder
+from e3dge.metrics.loaders import make_identity, make_lpips
+from e3dge.options import OptionError
 from e3dge.training.config import RUN_ONLY_OPTIONS, Stage1Config
+from e3dge.training.grids import sample_grid
 from e3dge.training.loop import LoopOptions, TrainingLoop
 from e3dge.training.losses import ReconstructionLoss, code_loss, delta_regularization, geometry_loss, multiview_identity_loss, pose_loss
 from e3dge.training.pseudo_pairs import PosePrior, PseudoPairBatch, PseudoPairSampler
-from e3dge.metrics.loaders import make_identity, make_lpips
-from e3dge.training.sources import load_generator, make_real_source
+from e3dge.training.sources import load_backbone, make_real_source
 
 __all__ = ["Stage1Trainer", "train_stage1", "build_encoder", "progressive_ws"]
 
 
-def build_encoder(cfg: Stage1Config, G: TriPlaneGenerator) -> GlobalEncoder:
-    """E0 sized for ``G`` (its ``num_ws`` and ``w_dim``), with ``G``'s mean latent as the offset origin."""
-    kw = encoder_config(cfg.encoder, num_ws=G.num_ws, w_dim=G.w_dim)
-    if G.num_ws < 8:  # small test generators: keep pSp's 3:4:7 coarse/medium/fine proportions
-        kw.update(coarse_ws=max(1, G.num_ws * 3 // 14), medium_ws=G.num_ws * 4 // 14)
-    E = GlobalEncoder(**kw)
-    E.set_w_avg(G.backbone.mapping.w_avg.detach().cpu())
-    return E
+def build_encoder(cfg: Stage1Config, backbone: Backbone) -> torch.nn.Module:
+    """E0 of size ``cfg.encoder`` for ``backbone``, its offsets around the backbone's mean latent."""
+    return trainable_encoder(backbone, cfg.encoder)
 
 
 def progressive_ws(ws: torch.Tensor, step: int, every: int) -> torch.Tensor:
@@ -64,18 +66,20 @@ class Stage1Trainer:
         self.out = Path(cfg.out_dir)
         with torch.random.fork_rng(devices=[]):  # identical initial E0 on every process; the caller's RNG is untouched
             torch.manual_seed(cfg.seed)
-            self.G = load_generator(cfg.generator, self.device)
+            self.backbone = load_backbone(cfg.generator, self.device)
             self.sampler = PseudoPairSampler(
-                self.G, PosePrior(cfg.yaw_std, cfg.pitch_std, cfg.yaw_max, cfg.pitch_max), cfg.truncation_psi,
+                self.backbone, PosePrior(cfg.yaw_std, cfg.pitch_std, cfg.yaw_max, cfg.pitch_max), cfg.truncation_psi,
                 cfg.neural_rendering_resolution, cfg.num_surface_points, cfg.num_near_points, cfg.near_std,
             )  # fmt: skip
-            self.G = self.sampler.G  # the generator with its mean latent (a copy when the loaded one never tracked it)
             self.weights = cfg.effective_weights()
             self.lpips = make_lpips(cfg.lpips, self.device) if (self.weights.lpips > 0) else None
             self.identity = make_identity(cfg.identity, self.device) if (self.weights.id > 0 or self.weights.multiview_id > 0) else None
             self.rec_loss = ReconstructionLoss(self.weights, self.lpips, self.identity)
-            self.real = make_real_source(cfg.real_data, self.G.img_resolution, cfg)
-            E = build_encoder(cfg, self.G)
+            self.real = make_real_source(cfg.real_data, self.backbone.image_resolution, cfg)
+            E = build_encoder(cfg, self.backbone)
+        if not E.predicts_pose and (cfg.real_data is not None or cfg.render_with_predicted_pose or self.weights.multiview_id > 0):
+            raise OptionError(f"the {self.backbone.name} E0 predicts no pose (its bundle's pose estimator does), so real_data, "
+                            "render_with_predicted_pose and multiview_id are not available; leave them off")  # fmt: skip
         opt = torch.optim.Adam(E.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         self.E, self.opt = self.acc.prepare(E, opt)
         # Each process draws its own stream; seeds differ by rank so processes see different pairs.
@@ -96,45 +100,52 @@ class Stage1Trainer:
             out.ws = progressive_ws(out.ws, self.step, self.cfg.e4e_progressive_every)
         return out
 
-    def render(self, ws: torch.Tensor, c: torch.Tensor, planes: torch.Tensor | None = None) -> dict:
+    def render(self, ws: torch.Tensor, camera: Camera, scene=None) -> View:
+        """A training render at ``camera`` (random ray jitter from the run's stream; ``scene``: the latent's, when known)."""
         gen = torch.Generator(device=self.device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.gen)))
-        return self.G.synthesis(ws, c, neural_rendering_resolution=self.cfg.neural_rendering_resolution, generator=gen, planes=planes)
+        scene = self.backbone.scene(ws) if scene is None else scene
+        return self.backbone.render(ws, scene, camera, "full", neural_resolution=self.cfg.neural_rendering_resolution, jitter=gen)
+
+    def pose_camera(self, pose: torch.Tensor) -> Camera:
+        return self.backbone.camera(pose[:, 0], pose[:, 1])
 
     def synthetic_losses(self, batch: PseudoPairBatch) -> dict[str, torch.Tensor]:
         """All terms for a pseudo-pair batch (E3DGE Eq. 3-6 + L_code + L_pose + L_rec)."""
         w, cfg = self.weights, self.cfg
         enc = self.encode(batch.image)
         use_pred = cfg.render_with_predicted_pose and cfg.method == "e3dge"
-        c_rec = pose_to_label(enc.pose) if use_pred else batch.c
-        out = self.render(enc.ws, c_rec)
+        scene = self.backbone.scene(enc.ws)
+        out = self.render(enc.ws, self.pose_camera(enc.pose) if use_pred else batch.camera, scene)
         terms = self._rec_terms(out, batch.image, batch.image_raw)
-        terms["pose"] = pose_loss(enc.pose, batch.pose)
         terms["code"] = code_loss(enc.ws, batch.ws)
-        total = terms["rec"] + w.raw * terms["rec_raw"] + w.pose * terms["pose"] + w.code * terms["code"]
+        total = terms["rec"] + w.raw * terms["rec_raw"] + w.code * terms["code"]
+        if enc.pose is not None:
+            terms["pose"] = pose_loss(enc.pose, batch.pose)
+            total = total + w.pose * terms["pose"]
         if w.geo_surface_density > 0 or w.geo_surface_depth > 0 or w.geo_near_density > 0:
-            depth = self.render(enc.ws, batch.c, planes=out.planes).depth if use_pred else out.depth
-            s = self.G.query_points(None, batch.surface_points, planes=out.planes).sigma[..., 0]
-            n = self.G.query_points(None, batch.near_points, planes=out.planes).sigma[..., 0]
-            terms.update(geometry_loss(s, batch.surface_sigma, depth, batch.depth, batch.mask, n, batch.near_sigma, w))
+            depth = self.render(enc.ws, batch.camera, scene).depth if use_pred else out.depth
+            s = self.backbone.field(enc.ws, scene, batch.surface_points).occupancy
+            n = self.backbone.field(enc.ws, scene, batch.near_points).occupancy
+            terms.update(geometry_loss(s, batch.surface_occupancy, depth, batch.depth, batch.mask, n, batch.near_occupancy, w))
             total = total + terms["geo"]
         if w.delta_reg > 0:
             terms["delta_reg"] = delta_regularization(enc.ws)
             total = total + w.delta_reg * terms["delta_reg"]
         total = total + self._multiview_id(enc, batch.image, terms)
-        terms["total"] = total + 0.0 * enc.pose.sum()  # every parameter takes part (DDP)
+        terms["total"] = total + (0.0 * enc.pose.sum() if enc.pose is not None else 0.0)  # every parameter takes part (DDP)
         return terms
 
     def real_losses(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """PREIM3D's real batch: no labels, so reconstruct at the predicted pose (L_rec + multi-view ID)."""
         enc = self.encode(images)
-        out = self.render(enc.ws, pose_to_label(enc.pose))
+        out = self.render(enc.ws, self.pose_camera(enc.pose))
         raw_target = torch.nn.functional.interpolate(images, size=out.image_raw.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
         terms = self._rec_terms(out, images, raw_target)
         total = terms["rec"] + self.weights.raw * terms["rec_raw"] + self._multiview_id(enc, images, terms)
         terms["total"] = total + 0.0 * enc.ws.sum()
         return terms
 
-    def _rec_terms(self, out: dict, image: torch.Tensor, image_raw: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _rec_terms(self, out: View, image: torch.Tensor, image_raw: torch.Tensor) -> dict[str, torch.Tensor]:
         sr = self.rec_loss(out.image, image)
         raw = self.rec_loss(out.image_raw, image_raw)
         return {**sr, "rec_raw": raw["rec"]}
@@ -145,8 +156,8 @@ class Stage1Trainer:
         n = images.shape[0]
         d = (torch.rand(n, 2, generator=self.gen) * 2 - 1) * torch.tensor([self.cfg.multiview_yaw, self.cfg.multiview_yaw / 2])
         near = enc.pose.detach().cpu() + d
-        cams = label_from_yaw_pitch(near[:, 0], near[:, 1], device=self.device)
-        terms["multiview_id"] = multiview_identity_loss(lambda c: self.render(enc.ws, c).image, images, cams, self.identity)
+        scene = self.backbone.scene(enc.ws)
+        terms["multiview_id"] = multiview_identity_loss(lambda cam: self.render(enc.ws, cam, scene).image, images, self.pose_camera(near), self.identity)
         return self.weights.multiview_id * terms["multiview_id"]
 
     def train_step(self) -> dict[str, float]:
@@ -165,7 +176,7 @@ class Stage1Trainer:
         return {"step": self.step, "kind": "real" if real_step else "synthetic", **row}
 
     # ------------------------------------------------------------------ the loop's task interface
-    def fit(self, progress: bool = True, stop_at: int | None = None) -> GlobalEncoder:
+    def fit(self, progress: bool = True, stop_at: int | None = None) -> torch.nn.Module:
         """Train to ``cfg.steps`` (or ``stop_at``), checkpointing and logging; returns the unwrapped encoder."""
         self.loop.opts.progress = progress
         self.loop.run(stop_at=stop_at)
@@ -196,16 +207,16 @@ class Stage1Trainer:
     @torch.no_grad()
     def save_samples(self, num: int = 4) -> Path:
         """Grid: input | reconstruction | depth (pred) | depth (pseudo GT) | novel view, for fixed held-out pairs."""
-        from e3dge.training.grids import sample_grid
-
-        E = self.acc.unwrap_model(self.E).eval()
+        E = self.acc.unwrap_model(self.E)
+        was_training = E.training
         batch = self.sampler.sample(num, torch.Generator().manual_seed(987654))
         path = self.out / "samples" / f"step_{self.step:06d}.png"
-        sample_grid(E, self.G, batch, path, self.cfg.neural_rendering_resolution)
+        sample_grid(E.eval(), self.backbone, batch, path, self.cfg.neural_rendering_resolution)
+        E.train(was_training)
         return path
 
 
-def train_stage1(cfg: Stage1Config, progress: bool = True, stop_at: int | None = None, resume: str = "auto") -> GlobalEncoder:
+def train_stage1(cfg: Stage1Config, progress: bool = True, stop_at: int | None = None, resume: str = "auto") -> torch.nn.Module:
     """Train (or resume from ``out_dir/checkpoint.safetensors``) and write ``out_dir/final`` (config.json + safetensors)."""
     return Stage1Trainer(cfg, resume=resume).fit(progress=progress, stop_at=stop_at)
 

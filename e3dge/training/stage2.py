@@ -37,7 +37,10 @@ from e3dge.encoders.local import LocalEncoder
 from e3dge.encoders.pixel_aligned import VISIBILITY_MODES
 from e3dge.errors import UserError
 from e3dge.training.discriminator import Discriminator, d_logistic_loss, g_nonsaturating_loss, r1_penalty
+from e3dge.metrics.loaders import make_identity, make_lpips
 from e3dge.training.loop import LoopOptions, TrainingLoop
+from e3dge.training.pseudo_pairs import ensure_w_avg
+from e3dge.training.sources import load_encoder, load_generator, make_real_source, photo_pairs
 
 __all__ = ["Stage2Config", "STAGE2_PRESETS", "load_stage2_config", "Stage2Trainer", "train_stage2", "build_branch"]
 
@@ -204,10 +207,6 @@ class Stage2Trainer:
     def __init__(self, cfg: Stage2Config, resume: str = "auto", generator=None, encoder=None, accelerator=None) -> None:
         from accelerate import Accelerator
 
-        from e3dge.metrics.loaders import make_identity, make_lpips
-        from e3dge.training.sources import load_generator, make_real_source
-        from e3dge.training.pseudo_pairs import ensure_w_avg
-
         self.cfg = cfg
         self.out = Path(cfg.out_dir)
         self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
@@ -218,7 +217,7 @@ class Stage2Trainer:
             self.G = G.to(self.device).eval().requires_grad_(False)
             if cfg.data == "synthetic":
                 self.G = ensure_w_avg(self.G)  # truncation needs the mean latent (a copy when the loaded one never tracked it)
-            self.E0 = (encoder if encoder is not None else load_encoder(cfg.encoder)).to(self.device).eval().requires_grad_(False)
+            self.E0 = (encoder if encoder is not None else load_encoder(cfg.encoder, self.device)).to(self.device).eval().requires_grad_(False)
             self.branch = build_branch(cfg, film_width(self.G, cfg.film_target)).to(self.device)
             self.D = Discriminator(cfg.render_resolution, cfg.d_width, cfg.d_max_width).to(self.device) if cfg.adv_weight > 0 else None
         self.lpips = make_lpips(cfg.lpips, self.device)
@@ -254,12 +253,8 @@ class Stage2Trainer:
         q_pitch = torch.where(novel, (torch.rand(n, generator=g) * 2 - 1) * cfg.pitch_range, pitch)
         label, q_label = label_from_yaw_pitch(yaw, pitch), label_from_yaw_pitch(q_yaw, q_pitch)
         z = torch.randn(n, self.G.z_dim, generator=g)
-        if cfg.data == "toy-photos":
-            from e3dge.toy import HeadFactorMap, render_heads
-
-            f = HeadFactorMap(self.G.z_dim).factors(z)
-            photo = render_heads(f, label, self.G.img_resolution, photo=True).image
-            target = render_heads(f, q_label, cfg.render_resolution, photo=True).image
+        if cfg.data != "synthetic":
+            photo, target = photo_pairs(cfg.data)(z, label, q_label, self.G.img_resolution, cfg.render_resolution)
         else:  # the generator's own sample: full image at the input view, raw render at the query view
             with torch.no_grad():
                 dev = self.device
@@ -427,17 +422,6 @@ class Stage2Trainer:
 def film_width(G, film_target: str) -> int:
     """Channels the FiLM head modulates: the decoder's colour features, or the tri-plane features it reads."""
     return G.decoder.net[-1].weight.shape[0] - 1 if film_target == "colour" else G.decoder.net[0].weight.shape[1]
-
-
-def load_encoder(spec: str):
-    """``toy`` (the shipped toy E0) or a folder / Hub id holding a ``GlobalEncoder`` (e.g. a Stage I run's ``final/``)."""
-    from e3dge.encoders import GlobalEncoder
-
-    if spec == "toy":
-        from e3dge.toy import load_toy_encoder
-
-        return load_toy_encoder()
-    return GlobalEncoder.from_pretrained(spec)
 
 
 def train_stage2(cfg: Stage2Config, progress: bool = True, stop_at: int | None = None, resume: str = "auto") -> LocalBranch:

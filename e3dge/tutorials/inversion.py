@@ -12,7 +12,7 @@ import torch
 
 from e3dge.cameras import label_from_yaw_pitch
 from e3dge.metrics.image import mae
-from e3dge.training.evaluate import _depth_pct
+from e3dge.toy.evaluate import depth_error_pct
 from e3dge.tutorials.checks import CheckResult, check_against
 from e3dge.tutorials.editing import ToyHeads
 
@@ -54,7 +54,7 @@ def score_inversion(pipe, inv, heads: ToyHeads, i: int, turn: float = 0.5) -> tu
     novel = G.synthesis(inv.ws, label_from_yaw_pitch(yaw2, pitch), **kw)
     t_src = render_heads(heads.factors[i : i + 1], label_from_yaw_pitch(yaw, pitch), res, photo=True)
     t_novel = render_heads(heads.factors[i : i + 1], label_from_yaw_pitch(yaw2, pitch), res, photo=True)
-    depth = float(_depth_pct(src.depth, t_src.depth, t_src.mask).mean())
+    depth = float(depth_error_pct(src.depth, t_src.depth, t_src.mask).mean())
     return float(mae(src.image_raw.clamp(-1, 1), t_src.image)), float(mae(novel.image_raw.clamp(-1, 1), t_novel.image)), depth
 
 

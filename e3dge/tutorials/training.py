@@ -7,10 +7,12 @@ from pathlib import Path
 
 import torch
 
-from e3dge.training.evaluate import DEPTH_RANGE as RAY_RANGE  # the unit of the depth error in %
-from e3dge.training.evaluate import InversionScores, evaluate_toy_inversion
+from e3dge.backbones.base import Backbone
+from e3dge.toy.evaluate import DEPTH_RANGE as RAY_RANGE  # the unit of the depth error in %
+from e3dge.toy.evaluate import InversionScores, evaluate_toy_inversion
 from e3dge.training.losses import Stage1LossWeights, code_loss, geometry_loss, pose_loss
 from e3dge.training.pseudo_pairs import PosePrior, PseudoPairBatch, PseudoPairSampler
+from e3dge.training.sources import load_backbone
 from e3dge.tutorials.checks import CheckResult, check_against
 
 __all__ = ["Budget", "budget", "toy_sampler", "pair_figure", "loss_terms", "StageIRun", "train_stage1_variant", "curves_figure",
@@ -35,9 +37,7 @@ def budget(small: bool, steps: int | None = None, eval_heads: int | None = None)
 
 def toy_sampler(resolution: int = 32, points: int = 256) -> PseudoPairSampler:
     """Pseudo 2D-3D pairs from the shipped toy EG3D (the Stage I data: image, camera, depth, surface and near-surface densities)."""
-    from e3dge.toy import load_toy_generator
-
-    return PseudoPairSampler(load_toy_generator(), PosePrior(), truncation_psi=0.7, neural_rendering_resolution=resolution,
+    return PseudoPairSampler(load_backbone("toy"), PosePrior(), truncation_psi=0.7, neural_rendering_resolution=resolution,
                              num_surface_points=points, num_near_points=points)  # fmt: skip
 
 
@@ -61,13 +61,14 @@ def pair_figure(batch: PseudoPairBatch, index: int = 0):
 
 
 @torch.no_grad()
-def loss_terms(E, G, batch: PseudoPairBatch) -> dict[str, float]:
+def loss_terms(E, backbone: Backbone, batch: PseudoPairBatch) -> dict[str, float]:
     """Each Stage I term for encoder ``E`` on ``batch`` (L_code, L_pose, L_rec as MSE of the raw render, the three L_geo parts)."""
     enc = E(batch.image)
-    out = G.synthesis(enc.ws, batch.c, neural_rendering_resolution=batch.depth.shape[-1], deterministic=True)
-    s = G.query_points(None, batch.surface_points, planes=out.planes).sigma[..., 0]
-    n = G.query_points(None, batch.near_points, planes=out.planes).sigma[..., 0]
-    geo = geometry_loss(s, batch.surface_sigma, out.depth, batch.depth, batch.mask, n, batch.near_sigma, Stage1LossWeights())
+    scene = backbone.scene(enc.ws)
+    out = backbone.render(enc.ws, scene, batch.camera, "full", neural_resolution=batch.depth.shape[-1])
+    s = backbone.field(enc.ws, scene, batch.surface_points).occupancy
+    n = backbone.field(enc.ws, scene, batch.near_points).occupancy
+    geo = geometry_loss(s, batch.surface_occupancy, out.depth, batch.depth, batch.mask, n, batch.near_occupancy, Stage1LossWeights())
     terms = {"L_code": code_loss(enc.ws, batch.ws), "L_pose": pose_loss(enc.pose, batch.pose),
              "L_rec (MSE, raw)": torch.nn.functional.mse_loss(out.image_raw.clamp(-1, 1), batch.image_raw)}  # fmt: skip
     terms.update({f"L_{k}": v for k, v in geo.items() if k != "geo"})
@@ -148,11 +149,11 @@ def check_surface_depth_term(fn, seed: int = 0) -> CheckResult:
 
 def check_depth_error_pct(fn, seed: int = 1) -> CheckResult:
     """Compare the learner's depth error metric with the one the benchmarks use."""
-    from e3dge.training.evaluate import _depth_pct
+    from e3dge.toy.evaluate import depth_error_pct
 
     g = torch.Generator().manual_seed(seed)
     ref, pred, mask = 2 + torch.rand(4, 1, 16, 16, generator=g), 2 + 2 * torch.rand(4, 1, 16, 16, generator=g), torch.rand(4, 1, 16, 16, generator=g)
-    return check_against("exercise 2 (depth error in % of the ray range)", fn, _depth_pct, pred, ref, mask, atol=1e-4,
+    return check_against("exercise 2 (depth error in % of the ray range)", fn, depth_error_pct, pred, ref, mask, atol=1e-4,
                          hint="one value per image; cap each |error| at the ray range 1.05 before averaging over mask > 0.5")  # fmt: skip
 
 
