@@ -19,8 +19,12 @@ from pathlib import Path
 
 import torch
 
-TARGETS = {"upload -> reconstruction (toy render)": 2.0, "upload -> reconstruction (astronaut, dlib alignment)": 2.0, "slider -> new view": 0.5,
-           "edit -> new view": 0.5}  # fmt: skip
+TARGETS = {
+    "upload -> reconstruction (toy render)": 2.0,
+    "upload -> reconstruction (astronaut, dlib alignment)": 2.0,
+    "slider -> new view": 0.5,
+    "edit -> new view": 0.5,
+}
 
 
 def timed(fn, repeat: int) -> float:
@@ -49,8 +53,14 @@ def run(repeat: int) -> dict[str, float]:
         c = Client(url, verbose=False)
         examples = example_files()
         toy, astro = examples[0][0], examples[-1][0]
-        rows = {"upload -> reconstruction (toy render)": timed(lambda: c.predict(handle_file(toy), True, "toy", api_name="/invert"), repeat),
-                "upload -> reconstruction (astronaut, dlib alignment)": timed(lambda: c.predict(handle_file(astro), False, "toy", api_name="/invert"), repeat)}  # fmt: skip
+        rows = {
+            "upload -> reconstruction (toy render)": timed(
+                lambda: c.predict(handle_file(toy), True, "toy", api_name="/invert"), repeat
+            ),
+            "upload -> reconstruction (astronaut, dlib alignment)": timed(
+                lambda: c.predict(handle_file(astro), False, "toy", api_name="/invert"), repeat
+            ),
+        }
         c.predict(handle_file(toy), True, "toy", api_name="/invert")
         none = [0.0] * MAX_SLIDERS
         yaws = iter(range(-60, 60, 3))
@@ -74,9 +84,15 @@ def run(repeat: int) -> dict[str, float]:
 
 
 def markdown(result: dict) -> str:
-    lines = ["# App speed (HTTP API, toy bundle)", "", f"Machine: {result['machine']}; torch {result['torch']}; {result['threads']} CPU threads.",
-             "Reproduce: `PYTHONPATH=. python benchmarks/app.py`. Median seconds per client call (upload/download included).", "",
-             "| call | seconds | target | |", "|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "# App speed (HTTP API, toy bundle)",
+        "",
+        f"Machine: {result['machine']}; torch {result['torch']}; {result['threads']} CPU threads.",
+        "Reproduce: `PYTHONPATH=. python benchmarks/app.py`. Median seconds per client call (upload/download included).",
+        "",
+        "| call | seconds | target | |",
+        "|---|---|---|---|",
+    ]
     for name, secs in result["rows"].items():
         target = TARGETS.get(name)
         verdict = "" if target is None else ("pass" if secs <= target else "MISS")
@@ -89,7 +105,12 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=6)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     a = p.parse_args()
-    result = {"machine": platform.machine(), "torch": torch.__version__, "threads": torch.get_num_threads(), "rows": run(a.repeat)}
+    result = {
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "rows": run(a.repeat),
+    }
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "app.json").write_text(json.dumps(result, indent=1))
     (a.out / "app.md").write_text(markdown(result))

@@ -73,8 +73,14 @@ RELIABLE_R2 = 0.5
 MIN_SLOPE = 0.01
 CALIBRATION_SEED, JUDGE_SEEDS = 6060, (9090, 9191, 9292)
 KINDS = ("w", "w_cond", "preim3d", "preim3d_cond")
-KIND_NAMES = {"none": "no edit (inversion)", "oracle": "oracle: G at the target's true z", "w": "W (InterfaceGAN)", "w_cond": "W, conditional", "preim3d": "inversion manifold (PREIM3D)",
-              "preim3d_cond": "inversion manifold, conditional"}  # fmt: skip
+KIND_NAMES = {
+    "none": "no edit (inversion)",
+    "oracle": "oracle: G at the target's true z",
+    "w": "W (InterfaceGAN)",
+    "w_cond": "W, conditional",
+    "preim3d": "inversion manifold (PREIM3D)",
+    "preim3d_cond": "inversion manifold, conditional",
+}
 FI = {name: i for i, name in enumerate(FACTOR_NAMES)}
 
 
@@ -130,7 +136,14 @@ def render_ws(G, ws: torch.Tensor, cams: list[torch.Tensor], res: int = RES, chu
     for s in range(0, len(ws), chunk):
         planes = G.planes(ws[s : s + chunk])
         for k, c in enumerate(cams):
-            o = G.synthesis(ws[s : s + chunk], c[s : s + chunk], planes=planes, neural_rendering_resolution=res, deterministic=True, superresolution=False)
+            o = G.synthesis(
+                ws[s : s + chunk],
+                c[s : s + chunk],
+                planes=planes,
+                neural_rendering_resolution=res,
+                deterministic=True,
+                superresolution=False,
+            )
             out[k].append(o.image_raw.clamp(-1, 1))
     return [torch.cat(v) for v in out]
 
@@ -142,7 +155,9 @@ def render_edit(G, ws: torch.Tensor, yaw: torch.Tensor, pitch: torch.Tensor, res
     return {"src": src, "side": torch.stack([left, right], 1)}
 
 
-def render_target(factors: torch.Tensor, yaw: torch.Tensor, pitch: torch.Tensor, res: int = RES) -> dict[str, torch.Tensor]:
+def render_target(
+    factors: torch.Tensor, yaw: torch.Tensor, pitch: torch.Tensor, res: int = RES
+) -> dict[str, torch.Tensor]:
     """Procedural photo renders of the target heads at the true camera and the +-30 deg pair."""
     src = render_heads(factors, label_from_yaw_pitch(yaw, pitch), res, photo=True).image
     side = torch.stack([render_heads(factors, c, res, photo=True).image for c in side_cameras(len(factors))], 1)
@@ -190,7 +205,9 @@ def judge_features(side: torch.Tensor) -> np.ndarray:
     return x.reshape(n, -1).double().numpy()
 
 
-def procedural_pairs(factors: torch.Tensor, photo: bool, sigmas: torch.Tensor | None = None, res: int = RES, chunk: int = 200) -> torch.Tensor:
+def procedural_pairs(
+    factors: torch.Tensor, photo: bool, sigmas: torch.Tensor | None = None, res: int = RES, chunk: int = 200
+) -> torch.Tensor:
     """Procedural +-30 deg pairs ``[N, 2, 3, R, R]``, each head blurred by its own sigma."""
     out = []
     for s in range(0, len(factors), chunk):
@@ -225,7 +242,9 @@ class Judge:
         return np.clip(self.model.predict(judge_features(side)), 0.0, 1.0)
 
 
-def train_judge(num: int, seed: int = JUDGE_SEEDS[0], val: int = 200, val_seed: int = JUDGE_SEEDS[1], res: int = RES) -> tuple[Judge, dict]:
+def train_judge(
+    num: int, seed: int = JUDGE_SEEDS[0], val: int = 200, val_seed: int = JUDGE_SEEDS[1], res: int = RES
+) -> tuple[Judge, dict]:
     """Fit the judge on ``num`` procedural training heads (plain + photo, random blur) and score it on ``val`` others."""
     from sklearn.linear_model import Ridge
 
@@ -233,19 +252,31 @@ def train_judge(num: int, seed: int = JUDGE_SEEDS[0], val: int = 200, val_seed: 
     gen = torch.Generator().manual_seed(seed)
     f = fm.factors(torch.randn(num, fm.z_dim, generator=gen))
     sig = torch.tensor(JUDGE_BLURS)[torch.randint(len(JUDGE_BLURS), (2, num), generator=gen)]
-    x = np.concatenate([judge_features(procedural_pairs(f, photo, sig[k], res)) for k, photo in enumerate((False, True))])
+    x = np.concatenate(
+        [judge_features(procedural_pairs(f, photo, sig[k], res)) for k, photo in enumerate((False, True))]
+    )
     model = Ridge(alpha=JUDGE_ALPHA).fit(x, np.concatenate([f.numpy(), f.numpy()]))
     fv = fm.factors(fm.sample_z(val, val_seed))
     pv = np.clip(model.predict(judge_features(procedural_pairs(fv, True, torch.ones(val), res))), 0, 1)
     r2 = r2_per_factor(fv.numpy(), pv)
     judge = Judge(model, r2, r2 >= RELIABLE_R2)
-    return judge, {"train_heads": num, "train_seed": seed, "val_heads": val, "val_seed": val_seed, "r2": r2.tolist(),
-                   "class_accuracy": class_accuracy(fv.numpy(), pv), "reliable": [n for n, ok in zip(FACTOR_NAMES, judge.reliable) if ok]}  # fmt: skip
+    return judge, {
+        "train_heads": num,
+        "train_seed": seed,
+        "val_heads": val,
+        "val_seed": val_seed,
+        "r2": r2.tolist(),
+        "class_accuracy": class_accuracy(fv.numpy(), pv),
+        "reliable": [n for n, ok in zip(FACTOR_NAMES, judge.reliable) if ok],
+    }
 
 
 def class_accuracy(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Accuracy of the judged classes (smile, glasses, hair palette bin)."""
-    return {a: float((target_class(pred[:, FI[a]], a) == target_class(truth[:, FI[a]], a)).mean()) for a in ("smile", "glasses", "hair_colour")}
+    return {
+        a: float((target_class(pred[:, FI[a]], a) == target_class(truth[:, FI[a]], a)).mean())
+        for a in ("smile", "glasses", "hair_colour")
+    }
 
 
 def judge_on_generator(judge: Judge, G, num: int, seed: int = JUDGE_SEEDS[2], res: int = RES) -> dict:
@@ -257,13 +288,23 @@ def judge_on_generator(judge: Judge, G, num: int, seed: int = JUDGE_SEEDS[2], re
     left, right = render_ws(G, ws, side_cameras(num), res)
     pred = judge(torch.stack([left, right], 1))
     truth = fm.factors(z).numpy()
-    return {"heads": num, "seed": seed, "r2": r2_per_factor(truth, pred).tolist(), "class_accuracy": class_accuracy(truth, pred)}
+    return {
+        "heads": num,
+        "seed": seed,
+        "r2": r2_per_factor(truth, pred).tolist(),
+        "class_accuracy": class_accuracy(truth, pred),
+    }
 
 
 # ----------------------------------------------------------------------------- directions and strengths
-def direction_kinds(directions: dict[str, Direction], kinds: tuple[str, ...] = KINDS) -> dict[str, dict[str, Direction]]:
+def direction_kinds(
+    directions: dict[str, Direction], kinds: tuple[str, ...] = KINDS
+) -> dict[str, dict[str, Direction]]:
     """The bundle's directions per kind; the conditional kinds project the other attributes (same kind) out."""
-    base = {"w": {a: directions[a] for a in TOY_ATTRIBUTES}, "preim3d": {a: directions[f"{a}_preim3d"] for a in TOY_ATTRIBUTES}}
+    base = {
+        "w": {a: directions[a] for a in TOY_ATTRIBUTES},
+        "preim3d": {a: directions[f"{a}_preim3d"] for a in TOY_ATTRIBUTES},
+    }
     out = {}
     for kind in kinds:
         b = base[kind.removesuffix("_cond")]
@@ -275,8 +316,14 @@ def conditional(directions: dict[str, Direction], attr: str) -> Direction:
     """``directions[attr]`` with the other attributes' vectors projected out (InterfaceGAN conditional manipulation)."""
     d = directions[attr]
     others = [o.vector for a, o in directions.items() if a != attr]
-    return Direction(f"{d.name}_cond", project_out(d.vector, others), d.rows, d.source + " (conditional)", d.strength_range,
-                     {**d.info, "conditions": sorted(a for a in directions if a != attr)})  # fmt: skip
+    return Direction(
+        f"{d.name}_cond",
+        project_out(d.vector, others),
+        d.rows,
+        d.source + " (conditional)",
+        d.strength_range,
+        {**d.info, "conditions": sorted(a for a in directions if a != attr)},
+    )
 
 
 def invert_all(pipe, pixels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -285,7 +332,9 @@ def invert_all(pipe, pixels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, to
     return torch.cat([i.ws for i in invs]), torch.tensor([i.yaw for i in invs]), torch.tensor([i.pitch for i in invs])
 
 
-def calibrate(G, judge: Judge, ws: torch.Tensor, kinds: dict[str, dict[str, Direction]], fraction: float = 0.5) -> dict[str, dict[str, float]]:
+def calibrate(
+    G, judge: Judge, ws: torch.Tensor, kinds: dict[str, dict[str, Direction]], fraction: float = 0.5
+) -> dict[str, dict[str, float]]:
     """Judged factor change per unit strength of every direction, by central difference at +-``fraction`` of its validated range."""
     slopes: dict[str, dict[str, float]] = {}
     n = len(ws)
@@ -311,8 +360,16 @@ def strengths(delta: torch.Tensor, slope: float, direction: Direction) -> tuple[
 
 
 # ----------------------------------------------------------------------------- scoring
-def edit_scores(attr: str, edited: dict[str, torch.Tensor], target: dict[str, torch.Tensor], r_edit: np.ndarray, r_base: np.ndarray,
-                target_f: torch.Tensor, delta: torch.Tensor, judge: Judge) -> dict[str, np.ndarray]:  # fmt: skip
+def edit_scores(
+    attr: str,
+    edited: dict[str, torch.Tensor],
+    target: dict[str, torch.Tensor],
+    r_edit: np.ndarray,
+    r_base: np.ndarray,
+    target_f: torch.Tensor,
+    delta: torch.Tensor,
+    judge: Judge,
+) -> dict[str, np.ndarray]:
     """Per-head metrics of one edit (``r_*``: judged factors of the edited / unedited inversion)."""
     i = FI[attr]
     tgt = target_f[:, i].numpy()
@@ -323,12 +380,19 @@ def edit_scores(attr: str, edited: dict[str, torch.Tensor], target: dict[str, to
         hit = (r_edit[:, i] - r_base[:, i]) * np.sign(delta.numpy()) >= np.abs(delta.numpy()) / 2
     others = judge.reliable.copy()
     others[i] = False
-    return {"src_mae": mae(edited["src"], target["src"]).numpy(), "side_mae": side.numpy(), "hit": hit.astype(np.float64),
-            "attr_err": np.abs(r_edit[:, i] - tgt), "drift": np.abs(r_edit[:, others] - r_base[:, others]).mean(1),
-            "drift_per_factor": np.abs(r_edit - r_base)}  # fmt: skip
+    return {
+        "src_mae": mae(edited["src"], target["src"]).numpy(),
+        "side_mae": side.numpy(),
+        "hit": hit.astype(np.float64),
+        "attr_err": np.abs(r_edit[:, i] - tgt),
+        "drift": np.abs(r_edit[:, others] - r_base[:, others]).mean(1),
+        "drift_per_factor": np.abs(r_edit - r_base),
+    }
 
 
-def summarise(scores: dict[str, np.ndarray], s: torch.Tensor | None = None, clipped: torch.Tensor | None = None) -> dict[str, float]:
+def summarise(
+    scores: dict[str, np.ndarray], s: torch.Tensor | None = None, clipped: torch.Tensor | None = None
+) -> dict[str, float]:
     """Means over heads (+ the strengths used)."""
     out = {k: float(v.mean()) for k, v in scores.items() if k != "drift_per_factor"}
     out["hit"] *= 100
@@ -345,7 +409,16 @@ def mean_row(rows: dict[str, dict]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
 
 
-def run_seed(pipe, judge: Judge, kinds: dict[str, dict[str, Direction]], slopes: dict, heads: int, seed: int, res: int = RES, oracle: bool = True) -> dict:
+def run_seed(
+    pipe,
+    judge: Judge,
+    kinds: dict[str, dict[str, Direction]],
+    slopes: dict,
+    heads: int,
+    seed: int,
+    res: int = RES,
+    oracle: bool = True,
+) -> dict:
     """All metrics on ``heads`` held-out heads of ``seed``."""
     t0 = time.perf_counter()
     G = pipe.generator
@@ -361,13 +434,23 @@ def run_seed(pipe, judge: Judge, kinds: dict[str, dict[str, Direction]], slopes:
         table["none"][attr] = summarise(edit_scores(attr, base, target, r_base, r_base, tf, delta, judge))
         if oracle:  # the generator's own rendition of the exact target, at the true camera: the ceiling of any edit
             o = render_edit(G, latent_ws(G, target_z(z, tf, attr)), yaw, pitch, res)
-            table["oracle"][attr] = summarise(edit_scores(attr, o, target, judge(o["side"]), r_oracle, tf, delta, judge))
+            table["oracle"][attr] = summarise(
+                edit_scores(attr, o, target, judge(o["side"]), r_oracle, tf, delta, judge)
+            )
         for kind, dirs in kinds.items():
             s, clipped = strengths(delta, slopes[kind][attr], dirs[attr])
             edited = render_edit(G, edit_ws(ws, dirs[attr], s), yaw_e, pitch_e, res)
-            table[kind][attr] = summarise(edit_scores(attr, edited, target, judge(edited["side"]), r_base, tf, delta, judge), s, clipped)
-            table[kind][attr]["latent_step"] = table[kind][attr]["mean_abs_strength"] * float(dirs[attr].offset(G.num_ws).norm())
-        print(f"seed {seed} {attr}: " + "  ".join(f"{k} {table[k][attr]['src_mae']:.4f}/{table[k][attr]['hit']:.0f}%" for k in table), flush=True)
+            table[kind][attr] = summarise(
+                edit_scores(attr, edited, target, judge(edited["side"]), r_base, tf, delta, judge), s, clipped
+            )
+            table[kind][attr]["latent_step"] = table[kind][attr]["mean_abs_strength"] * float(
+                dirs[attr].offset(G.num_ws).norm()
+            )
+        print(
+            f"seed {seed} {attr}: "
+            + "  ".join(f"{k} {table[k][attr]['src_mae']:.4f}/{table[k][attr]['hit']:.0f}%" for k in table),
+            flush=True,
+        )
     for k in table:
         table[k]["mean"] = mean_row(table[k])
     return {"seed": seed, "heads": heads, "time_s": time.perf_counter() - t0, "table": table}
@@ -376,15 +459,21 @@ def run_seed(pipe, judge: Judge, kinds: dict[str, dict[str, Direction]], slopes:
 # ----------------------------------------------------------------------------- report
 def fmt_row(name: str, m: dict) -> str:
     """One Markdown table row."""
-    strength = f"{m['mean_abs_strength']:.2f} | {m['latent_step']:.2f} | {m['clip_pct']:.0f}" if "mean_abs_strength" in m else "- | - | -"
+    strength = (
+        f"{m['mean_abs_strength']:.2f} | {m['latent_step']:.2f} | {m['clip_pct']:.0f}"
+        if "mean_abs_strength" in m
+        else "- | - | -"
+    )
     return f"| {name} | {m['src_mae']:.4f} | {m['side_mae']:.4f} | {m['hit']:.0f} | {m['attr_err']:.3f} | {m['drift']:.4f} | {strength} |"
 
 
 def judge_table(info: dict) -> list[str]:
     """The judge's reliability on procedural renders and on the generator's own samples."""
     j, g = info["judge"], info["judge_on_generator"]
-    lines = [f"| factor | held-out R^2 (procedural, {j['val_heads']} heads) | R^2 on G(z) ({g['heads']} samples) | class acc. (procedural) | class acc. on G(z) |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"| factor | held-out R^2 (procedural, {j['val_heads']} heads) | R^2 on G(z) ({g['heads']} samples) | class acc. (procedural) | class acc. on G(z) |",
+        "|---|---|---|---|---|",
+    ]
     for a in TOY_ATTRIBUTES:
         i = FI[a]
         acc = f"{100 * j['class_accuracy'][a]:.0f} %" if a in j["class_accuracy"] else "-"
@@ -400,58 +489,92 @@ def findings(info: dict) -> list[str]:
         t = res["table"]
         kinds = [k for k in t if k not in ("none", "oracle")]
         best = lambda key, sign=1: min(kinds, key=lambda k: sign * t[k]["mean"][key])  # noqa: E731
-        lines.append(f"- seed {res['seed']}: lowest source MAE `{best('src_mae')}`, lowest +-30 MAE `{best('side_mae')}`, highest hit rate "
-                     f"`{best('hit', -1)}`, lowest drift `{best('drift')}`; mean source MAE of the unedited inversion {t['none']['mean']['src_mae']:.4f}.")  # fmt: skip
+        lines.append(
+            f"- seed {res['seed']}: lowest source MAE `{best('src_mae')}`, lowest +-30 MAE `{best('side_mae')}`, highest hit rate "
+            f"`{best('hit', -1)}`, lowest drift `{best('drift')}`; mean source MAE of the unedited inversion {t['none']['mean']['src_mae']:.4f}."
+        )
         if "w" in t and "preim3d" in t:
             wins = [a for a in TOY_ATTRIBUTES if t["preim3d"][a]["src_mae"] < t["w"][a]["src_mae"]]
             hits = [a for a in TOY_ATTRIBUTES if t["preim3d"][a]["hit"] > t["w"][a]["hit"]]
-            lines.append(f"  PREIM3D vs W: lower source MAE on {len(wins)}/5 attributes ({', '.join(wins) or 'none'}), higher hit rate on "
-                         f"{len(hits)}/5 ({', '.join(hits) or 'none'}).")  # fmt: skip
+            lines.append(
+                f"  PREIM3D vs W: lower source MAE on {len(wins)}/5 attributes ({', '.join(wins) or 'none'}), higher hit rate on "
+                f"{len(hits)}/5 ({', '.join(hits) or 'none'})."
+            )
         if "oracle" in t:
-            lines.append("  Oracle hit rate (the generator's own rendition of the exact target): "
-                         + ", ".join(f"{a} {t['oracle'][a]['hit']:.0f} %" for a in TOY_ATTRIBUTES) + ".")
+            lines.append(
+                "  Oracle hit rate (the generator's own rendition of the exact target): "
+                + ", ".join(f"{a} {t['oracle'][a]['hit']:.0f} %" for a in TOY_ATTRIBUTES)
+                + "."
+            )
     return lines
 
 
 def markdown(info: dict) -> str:
     """The whole report."""
-    lines = ["# Edit precision in the toy lab (held-out photo-like heads, exact target edits)", "",
-             "Reproduce: `PYTHONPATH=. python benchmarks/editing.py --heads 16 --seeds 7070 8181 --out benchmarks/results` (2 CPU threads). "
-             "The design (targets, strengths, the judge, metrics) is in the script's docstring.", "",
-             "Each held-out head is inverted by the toy E0, one attribute is edited, and the edited raw render (64 px) is compared with the procedural "
-             "photo render of the same head with only that factor changed. Targets: smile 0.2 <-> 0.8, glasses off <-> on, hair colour one palette step, "
-             "skin tone and head size +-0.3. Strength = desired factor change / slope calibrated on separate heads "
-             f"(seed {info['calibration']['seed']}, {info['calibration']['heads']} heads), clipped to the direction's validated range.", "",
-             "Columns: `src MAE` edited render at E0's camera vs target at the true camera; `+-30 MAE` the same at yaw +-30 deg (view consistency); "
-             "`hit %` judged class = target class (smile, glasses, hair) or judged factor moved >= half the desired change (skin, size); "
-             "`attr err` |judged - target| of the edited factor; `drift` mean |judged change| of the other reliably judged factors "
-             "vs the unedited inversion; `abs strength` mean |strength|, `latent step` mean ||strength * offset|| in W+ (a W direction moves all 10 rows, so "
-             "its unit step is sqrt(10) times a PREIM3D unit step), `clip %` how often the validated range clipped it. The oracle row renders the toy "
-             "generator at the target head's true latent (no inversion, true camera): the best any edit of this generator can do. "
-             "Images on the [0, 1] scale.", "",
-             "## The judge (factor regressor) and what the toy generator shows", "",
-             "Ridge regression on +-30 deg pixel pairs, trained on procedural renders. Left: its accuracy on held-out procedural photo renders "
-             "(blurred 1 px). Right: on the toy generator's own samples G(z), whose factors are known, so low numbers there mean the generator "
-             "does not render the factor (or renders it too softly to read).", ""]  # fmt: skip
+    lines = [
+        "# Edit precision in the toy lab (held-out photo-like heads, exact target edits)",
+        "",
+        "Reproduce: `PYTHONPATH=. python benchmarks/editing.py --heads 16 --seeds 7070 8181 --out benchmarks/results` (2 CPU threads). "
+        "The design (targets, strengths, the judge, metrics) is in the script's docstring.",
+        "",
+        "Each held-out head is inverted by the toy E0, one attribute is edited, and the edited raw render (64 px) is compared with the procedural "
+        "photo render of the same head with only that factor changed. Targets: smile 0.2 <-> 0.8, glasses off <-> on, hair colour one palette step, "
+        "skin tone and head size +-0.3. Strength = desired factor change / slope calibrated on separate heads "
+        f"(seed {info['calibration']['seed']}, {info['calibration']['heads']} heads), clipped to the direction's validated range.",
+        "",
+        "Columns: `src MAE` edited render at E0's camera vs target at the true camera; `+-30 MAE` the same at yaw +-30 deg (view consistency); "
+        "`hit %` judged class = target class (smile, glasses, hair) or judged factor moved >= half the desired change (skin, size); "
+        "`attr err` |judged - target| of the edited factor; `drift` mean |judged change| of the other reliably judged factors "
+        "vs the unedited inversion; `abs strength` mean |strength|, `latent step` mean ||strength * offset|| in W+ (a W direction moves all 10 rows, so "
+        "its unit step is sqrt(10) times a PREIM3D unit step), `clip %` how often the validated range clipped it. The oracle row renders the toy "
+        "generator at the target head's true latent (no inversion, true camera): the best any edit of this generator can do. "
+        "Images on the [0, 1] scale.",
+        "",
+        "## The judge (factor regressor) and what the toy generator shows",
+        "",
+        "Ridge regression on +-30 deg pixel pairs, trained on procedural renders. Left: its accuracy on held-out procedural photo renders "
+        "(blurred 1 px). Right: on the toy generator's own samples G(z), whose factors are known, so low numbers there mean the generator "
+        "does not render the factor (or renders it too softly to read).",
+        "",
+    ]
     lines += judge_table(info)
-    lines += ["", f"Drift is measured on the {len(info['judge']['reliable'])} factors with held-out R^2 >= {RELIABLE_R2}: "
-              f"{', '.join(info['judge']['reliable'])}.", "", "## Calibrated slopes (judged factor change per unit strength)", "",
-              "| kind | " + " | ".join(TOY_ATTRIBUTES) + " |", "|---|" + "---|" * len(TOY_ATTRIBUTES)]  # fmt: skip
+    lines += [
+        "",
+        f"Drift is measured on the {len(info['judge']['reliable'])} factors with held-out R^2 >= {RELIABLE_R2}: "
+        f"{', '.join(info['judge']['reliable'])}.",
+        "",
+        "## Calibrated slopes (judged factor change per unit strength)",
+        "",
+        "| kind | " + " | ".join(TOY_ATTRIBUTES) + " |",
+        "|---|" + "---|" * len(TOY_ATTRIBUTES),
+    ]
     for kind, sl in info["calibration"]["slopes"].items():
         lines.append(f"| {KIND_NAMES[kind]} | " + " | ".join(f"{sl[a]:.3f}" for a in TOY_ATTRIBUTES) + " |")
     for res in info["seeds"]:
         lines += ["", f"## seed {res['seed']} ({res['heads']} heads, {res['time_s']:.0f} s)", ""]
         for attr in (*TOY_ATTRIBUTES, "mean"):
-            lines += [f"### {attr}", "", "| direction | src MAE | +-30 MAE | hit % | attr err | drift | abs strength | latent step | clip % |", "|---|---|---|---|---|---|---|---|---|"]
+            lines += [
+                f"### {attr}",
+                "",
+                "| direction | src MAE | +-30 MAE | hit % | attr err | drift | abs strength | latent step | clip % |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
             lines += [fmt_row(KIND_NAMES[k], res["table"][k][attr]) for k in res["table"]]
             lines.append("")
     if info["seeds"]:
-        lines += ["## Summary (mean over attributes; one value per seed)", "", "| direction | src MAE | +-30 MAE | hit % | attr err | drift |", "|---|---|---|---|---|---|"]
+        lines += [
+            "## Summary (mean over attributes; one value per seed)",
+            "",
+            "| direction | src MAE | +-30 MAE | hit % | attr err | drift |",
+            "|---|---|---|---|---|---|",
+        ]
         for k in info["seeds"][0]["table"]:
             ms = [r["table"][k]["mean"] for r in info["seeds"]]
             cell = lambda key, f: " / ".join(f.format(m[key]) for m in ms)  # noqa: E731
-            lines.append(f"| {KIND_NAMES[k]} | {cell('src_mae', '{:.4f}')} | {cell('side_mae', '{:.4f}')} | {cell('hit', '{:.0f}')} | "
-                         f"{cell('attr_err', '{:.3f}')} | {cell('drift', '{:.4f}')} |")  # fmt: skip
+            lines.append(
+                f"| {KIND_NAMES[k]} | {cell('src_mae', '{:.4f}')} | {cell('side_mae', '{:.4f}')} | {cell('hit', '{:.0f}')} | "
+                f"{cell('attr_err', '{:.3f}')} | {cell('drift', '{:.4f}')} |"
+            )
         lines += ["", "## Findings (computed)", "", *findings(info)]
     if info.get("notes"):
         lines += ["", "## Notes", "", *[f"- {n}" for n in info["notes"]]]
@@ -462,11 +585,22 @@ def markdown(info: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--heads", type=int, default=16, help="held-out heads per seed")
-    p.add_argument("--seeds", type=int, nargs="+", default=[7070, 8181], help="held-out seeds (the first is the gate, the others checks)")
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[7070, 8181],
+        help="held-out seeds (the first is the gate, the others checks)",
+    )
     p.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     p.add_argument("--calibration-heads", type=int, default=6)
     p.add_argument("--judge-heads", type=int, default=1200, help="procedural training heads of the judge")
-    p.add_argument("--generator-check", type=int, default=48, help="G(z) samples the judge reads to show what the generator renders")
+    p.add_argument(
+        "--generator-check",
+        type=int,
+        default=48,
+        help="G(z) samples the judge reads to show what the generator renders",
+    )
     p.add_argument("--no-oracle", action="store_true", help="skip the oracle row (G at the target's true latent)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     a = p.parse_args()
@@ -483,10 +617,22 @@ def main() -> None:
     pixels = held_out_heads(a.calibration_heads, CALIBRATION_SEED)[0]
     slopes = calibrate(pipe.generator, judge, invert_all(pipe, pixels)[0], kinds)
     print("slopes:", json.dumps(slopes), flush=True)
-    info = {"resolution": RES, "side_yaw_rad": SIDE_YAW, "threads": 2, "judge": judge_info, "judge_on_generator": gen_info,
-            "calibration": {"seed": CALIBRATION_SEED, "heads": a.calibration_heads, "fraction_of_range": 0.5, "slopes": slopes},
-            "strength_ranges": {k: {at: list(d.strength_range) for at, d in dirs.items()} for k, dirs in kinds.items()},
-            "setup_time_s": time.perf_counter() - t0, "seeds": []}  # fmt: skip
+    info = {
+        "resolution": RES,
+        "side_yaw_rad": SIDE_YAW,
+        "threads": 2,
+        "judge": judge_info,
+        "judge_on_generator": gen_info,
+        "calibration": {
+            "seed": CALIBRATION_SEED,
+            "heads": a.calibration_heads,
+            "fraction_of_range": 0.5,
+            "slopes": slopes,
+        },
+        "strength_ranges": {k: {at: list(d.strength_range) for at, d in dirs.items()} for k, dirs in kinds.items()},
+        "setup_time_s": time.perf_counter() - t0,
+        "seeds": [],
+    }
     a.out.mkdir(parents=True, exist_ok=True)
     for seed in a.seeds:  # saved after each seed
         info["seeds"].append(run_seed(pipe, judge, kinds, slopes, a.heads, seed, oracle=not a.no_oracle))

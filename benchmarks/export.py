@@ -32,7 +32,12 @@ def true_surface(factors: torch.Tensor, photo: bool, resolution: int = 160) -> n
     """Vertices of the procedural head's zero level set (marching cubes on the exact SDF), a dense sample of the surface."""
     axis = torch.linspace(-0.5, 0.5, resolution)
     grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-    sdf = torch.cat([sdf_at(factors[None], grid[None, s : s + 500000], photo=photo).reshape(-1) for s in range(0, len(grid), 500000)])
+    sdf = torch.cat(
+        [
+            sdf_at(factors[None], grid[None, s : s + 500000], photo=photo).reshape(-1)
+            for s in range(0, len(grid), 500000)
+        ]
+    )
     verts, _ = mesh_from_grid((-sdf).reshape(resolution, resolution, resolution).numpy(), 0.5, 0.0)
     return verts
 
@@ -66,17 +71,26 @@ def run(heads: int, seed: int, resolution: int, steps: int) -> dict:
     z = fm.sample_z(heads, seed)
     pixels, photo_factors = photo_heads(fm, heads, seed + 1)
     options = MeshOptions(resolution=resolution)
-    rows: dict[str, list[dict]] = {k: [] for k in ("generator's own head (true code)", "mean face (w_avg)", "E0", "E0 + P + C")}
-    w_avg = G.backbone.mapping.w_avg[None, None].expand(1, G.num_ws, -1) if hasattr(G.backbone.mapping, "w_avg") else None
+    rows: dict[str, list[dict]] = {
+        k: [] for k in ("generator's own head (true code)", "mean face (w_avg)", "E0", "E0 + P + C")
+    }
+    w_avg = (
+        G.backbone.mapping.w_avg[None, None].expand(1, G.num_ws, -1) if hasattr(G.backbone.mapping, "w_avg") else None
+    )
     for i in range(heads):
         f_own = fm.factors(z[i : i + 1])[0]
         own = pipe.from_latent(G.mapping(z[i : i + 1], torch.zeros(1, G.c_dim)), yaw=0.2)
         t = time.perf_counter()
         mesh = extract_mesh(pipe, own, options=options)
-        rows["generator's own head (true code)"].append({**score(mesh.vertices, f_own, true_surface(f_own, False), False), "time_s": time.perf_counter() - t})
+        rows["generator's own head (true code)"].append(
+            {**score(mesh.vertices, f_own, true_surface(f_own, False), False), "time_s": time.perf_counter() - t}
+        )
         f_photo = photo_factors[i]
         truth = true_surface(f_photo, True)
-        candidates = {"E0": pipe.invert(pixels[i], align=False), "E0 + P + C": pipe.invert(pixels[i], align=False, refine="pose+code", steps=steps, progress=False)}
+        candidates = {
+            "E0": pipe.invert(pixels[i], align=False),
+            "E0 + P + C": pipe.invert(pixels[i], align=False, refine="pose+code", steps=steps, progress=False),
+        }
         if w_avg is not None:
             candidates["mean face (w_avg)"] = pipe.from_latent(w_avg.clone())
         for name, inv in candidates.items():
@@ -89,15 +103,25 @@ def run(heads: int, seed: int, resolution: int, steps: int) -> dict:
 
 
 def markdown(results: list[dict]) -> str:
-    lines = ["# Toy-lab mesh accuracy (exact procedural surfaces)", "",
-             "Reproduce: `PYTHONPATH=. python benchmarks/export.py` (2 CPU threads). Distances in world units (head about 0.4 wide);",
-             "accuracy = mean |SDF| at the mesh vertices, completeness = mean distance from the true surface to the mesh, Chamfer = their mean;",
-             "time = seconds per mesh (grid, marching cubes, clean-up, colours).", ""]  # fmt: skip
+    lines = [
+        "# Toy-lab mesh accuracy (exact procedural surfaces)",
+        "",
+        "Reproduce: `PYTHONPATH=. python benchmarks/export.py` (2 CPU threads). Distances in world units (head about 0.4 wide);",
+        "accuracy = mean |SDF| at the mesh vertices, completeness = mean distance from the true surface to the mesh, Chamfer = their mean;",
+        "time = seconds per mesh (grid, marching cubes, clean-up, colours).",
+        "",
+    ]
     for res in results:
-        lines += [f"## seed {res['seed']} ({res['heads']} heads, grid {res['grid']}^3, refinement {res['refine_steps']} steps)", "",
-                  "| mesh | heads | accuracy | completeness | Chamfer | time (s) |", "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"## seed {res['seed']} ({res['heads']} heads, grid {res['grid']}^3, refinement {res['refine_steps']} steps)",
+            "",
+            "| mesh | heads | accuracy | completeness | Chamfer | time (s) |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, m in res["rows"].items():
-            lines.append(f"| {name} | {m['heads']} | {m['accuracy']:.4f} | {m['completeness']:.4f} | {m['chamfer']:.4f} | {m['time_s']:.2f} |")
+            lines.append(
+                f"| {name} | {m['heads']} | {m['accuracy']:.4f} | {m['completeness']:.4f} | {m['chamfer']:.4f} | {m['time_s']:.2f} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -105,7 +129,9 @@ def markdown(results: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--heads", type=int, default=8)
-    p.add_argument("--seeds", type=int, nargs="+", default=[3131, 4141], help="held-out seeds (first: gate, second: check)")
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=[3131, 4141], help="held-out seeds (first: gate, second: check)"
+    )
     p.add_argument("--grid", type=int, default=128, help="marching-cubes grid points per side")
     p.add_argument("--steps", type=int, default=50, help="P+C refinement steps")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))

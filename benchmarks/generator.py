@@ -28,7 +28,9 @@ def presets() -> dict[str, dict]:
     return {"ffhq512-128 (official: 128^2 rays, 48+48 samples)": official, "fast (64^2 rays, 24+24 samples)": fast}
 
 
-def time_forward(G: TriPlaneGenerator, device: torch.device, repeats: int, autocast: torch.dtype | None = None) -> float:
+def time_forward(
+    G: TriPlaneGenerator, device: torch.device, repeats: int, autocast: torch.dtype | None = None
+) -> float:
     c = frontal_label(device=device)
     z = torch.randn(1, G.z_dim, device=device)
 
@@ -70,7 +72,15 @@ def main() -> None:
                     torch.cuda.reset_peak_memory_stats()
                 sec = time_forward(G, device, args.repeats, dtype)
                 peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
-                rows.append({"preset": name, "device": str(device), "precision": label, "seconds_per_image": sec, "peak_gib": peak})
+                rows.append(
+                    {
+                        "preset": name,
+                        "device": str(device),
+                        "precision": label,
+                        "seconds_per_image": sec,
+                        "peak_gib": peak,
+                    }
+                )
                 print(rows[-1])
     meta = {
         "torch": torch.__version__,
@@ -81,7 +91,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "generator.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     lines = [
-        f"# EG3D generator forward time (batch 1, random weights, deterministic rendering)\n",
+        "# EG3D generator forward time (batch 1, random weights, deterministic rendering)\n",
         f"torch {meta['torch']}, {meta['threads']} CPU threads, GPU: {meta['gpu']}\n",
         "| preset | device | precision | s / image | peak GiB |",
         "|---|---|---|---|---|",

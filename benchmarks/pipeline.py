@@ -20,8 +20,13 @@ from pathlib import Path
 
 import torch
 
-TARGETS = {"toy: invert (toy photo)": 0.5, "toy: invert (astronaut, with alignment)": 0.5, "toy: new view, cached planes (preview)": 0.15,
-           "toy: new view, cached planes (full)": 0.15, "ffhq512: new view, preview": 2.5}  # fmt: skip
+TARGETS = {
+    "toy: invert (toy photo)": 0.5,
+    "toy: invert (astronaut, with alignment)": 0.5,
+    "toy: new view, cached planes (preview)": 0.15,
+    "toy: new view, cached planes (full)": 0.15,
+    "ffhq512: new view, preview": 2.5,
+}
 
 
 def timed(fn, repeat: int = 5, warmup: int = 1) -> float:
@@ -48,16 +53,28 @@ def toy_rows() -> dict[str, float]:
     rows: dict[str, float] = {}
     astronaut = astronaut_example()
     yaws = iter([0.01 * i for i in range(1000)])  # a new angle each time
-    for tag, local in (("", False), (" + Stage II", True)):  # E0 alone (the targets), then with the bundle's local branch
+    for tag, local in (
+        ("", False),
+        (" + Stage II", True),
+    ):  # E0 alone (the targets), then with the bundle's local branch
         rows[f"toy{tag}: invert (toy photo)"] = timed(lambda: pipe.invert(photo, align=False, local=local))
         if astronaut is not None:
-            rows[f"toy{tag}: invert (astronaut, with alignment)"] = timed(lambda: pipe.invert(astronaut.pixels, local=local), repeat=3)
+            rows[f"toy{tag}: invert (astronaut, with alignment)"] = timed(
+                lambda: pipe.invert(astronaut.pixels, local=local), repeat=3
+            )
         inv = pipe.invert(photo, align=False, local=local)
-        rows[f"toy{tag}: new view, cached planes (preview)"] = timed(lambda: pipe.render(inv, yaw=next(yaws), quality="preview", local=local), repeat=10)
-        rows[f"toy{tag}: new view, cached planes (full)"] = timed(lambda: pipe.render(inv, yaw=next(yaws), quality="full", local=local), repeat=10)
+        rows[f"toy{tag}: new view, cached planes (preview)"] = timed(
+            lambda: pipe.render(inv, yaw=next(yaws), quality="preview", local=local), repeat=10
+        )
+        rows[f"toy{tag}: new view, cached planes (full)"] = timed(
+            lambda: pipe.render(inv, yaw=next(yaws), quality="full", local=local), repeat=10
+        )
     target = pipe.backbone.photo(photo)
     for mode in ("pose", "pose+code"):
-        t = timed(lambda: refine_latent(pipe.backbone, inv.ws, inv.yaw, inv.pitch, target, mode=mode, steps=5, patience=100), repeat=3)
+        t = timed(
+            lambda: refine_latent(pipe.backbone, inv.ws, inv.yaw, inv.pitch, target, mode=mode, steps=5, patience=100),
+            repeat=3,
+        )
         rows[f"toy: refine {mode}, per step"] = t / 5
     return rows
 
@@ -71,22 +88,34 @@ def ffhq_rows(device: str = "cpu") -> dict[str, float]:
         torch.manual_seed(0)
         G = TriPlaneGenerator(**eg3d_config("ffhq512-128")).to(device).eval().requires_grad_(False)
     pipe = InversionPipeline(G)
-    ws = G.mapping(torch.randn(1, G.z_dim, device=device), label_from_yaw_pitch(0.0, 0.0, device=device), truncation_psi=0.7)
+    ws = G.mapping(
+        torch.randn(1, G.z_dim, device=device), label_from_yaw_pitch(0.0, 0.0, device=device), truncation_psi=0.7
+    )
     c = label_from_yaw_pitch(0.3, 0.0, device=device)
     rows = {}
     with torch.no_grad():
-        rows["ffhq512: full render (backbone + rays + SR)"] = timed(lambda: G.synthesis(ws, c, deterministic=True), repeat=2)
+        rows["ffhq512: full render (backbone + rays + SR)"] = timed(
+            lambda: G.synthesis(ws, c, deterministic=True), repeat=2
+        )
     inv = pipe.from_latent(ws, yaw=0.0, pitch=0.0)
     yaws = iter([0.01 * i for i in range(1000)])
-    rows["ffhq512: new view, cached planes (full)"] = timed(lambda: pipe.render(inv, yaw=next(yaws), quality="full"), repeat=2)
+    rows["ffhq512: new view, cached planes (full)"] = timed(
+        lambda: pipe.render(inv, yaw=next(yaws), quality="full"), repeat=2
+    )
     rows["ffhq512: new view, preview"] = timed(lambda: pipe.render(inv, yaw=next(yaws), quality="preview"), repeat=3)
     return rows
 
 
 def markdown(result: dict) -> str:
-    lines = ["# Pipeline speed", "", f"Machine: {result['machine']}; torch {result['torch']}; {result['threads']} CPU threads.",
-             "Reproduce: `PYTHONPATH=. python benchmarks/pipeline.py`. Median seconds.", "",
-             "| what | seconds | target | |", "|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "# Pipeline speed",
+        "",
+        f"Machine: {result['machine']}; torch {result['torch']}; {result['threads']} CPU threads.",
+        "Reproduce: `PYTHONPATH=. python benchmarks/pipeline.py`. Median seconds.",
+        "",
+        "| what | seconds | target | |",
+        "|---|---|---|---|",
+    ]
     for name, sec in result["rows"].items():
         target = TARGETS.get(name)
         mark = "" if target is None else ("pass" if sec <= target else "MISS")
@@ -106,7 +135,12 @@ def main() -> None:
         rows.update(ffhq_rows())
     if torch.cuda.is_available():
         rows.update({f"cuda {k}": v for k, v in ffhq_rows("cuda").items()})
-    result = {"machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "torch": torch.__version__, "threads": a.threads, "rows": rows}
+    result = {
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torch": torch.__version__,
+        "threads": a.threads,
+        "rows": rows,
+    }
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "pipeline.json").write_text(json.dumps(result, indent=1))
     (a.out / "pipeline.md").write_text(markdown(result))

@@ -30,9 +30,20 @@ from e3dge.toy.evaluate import evaluate_toy_inversion
 from e3dge.training.sources import load_generator
 from e3dge.training.stage1 import train_stage1
 
-VARIANTS = {"with_geo": {}, "without_geo": {"weights.geo_surface_density": 0, "weights.geo_surface_depth": 0, "weights.geo_near_density": 0}}
+VARIANTS = {
+    "with_geo": {},
+    "without_geo": {"weights.geo_surface_density": 0, "weights.geo_surface_depth": 0, "weights.geo_near_density": 0},
+}
 RESULTS = Path(__file__).parent / "results"
-METRICS = ("source_mae", "source_ssim", "source_depth_pct", "novel_mae", "novel_ssim", "novel_depth_pct", "pose_error_deg")
+METRICS = (
+    "source_mae",
+    "source_ssim",
+    "source_depth_pct",
+    "novel_mae",
+    "novel_ssim",
+    "novel_depth_pct",
+    "pose_error_deg",
+)
 
 
 def run_dir(root: Path, variant: str, seed: int) -> Path:
@@ -40,8 +51,18 @@ def run_dir(root: Path, variant: str, seed: int) -> Path:
 
 
 def train(root: Path, variant: str, seed: int, steps: int, threads: int, generator: str) -> float:
-    cfg = load_stage1_config("toy", {"out_dir": str(run_dir(root, variant, seed)), "seed": seed, "steps": steps, "threads": threads, "generator": generator,
-                                     "sample_every": steps, **VARIANTS[variant]})  # fmt: skip
+    cfg = load_stage1_config(
+        "toy",
+        {
+            "out_dir": str(run_dir(root, variant, seed)),
+            "seed": seed,
+            "steps": steps,
+            "threads": threads,
+            "generator": generator,
+            "sample_every": steps,
+            **VARIANTS[variant],
+        },
+    )
     t0 = time.time()
     train_stage1(cfg)
     return time.time() - t0
@@ -71,19 +92,32 @@ def generator_digest(spec: str) -> str:
 
 def report(root: Path, seeds: list[int], steps: int, generator: str = "toy") -> dict:
     G = load_generator(generator)
-    table: dict = {"steps": steps, "seeds": seeds, "generator": generator, "generator_sha256_16": generator_digest(generator), "runs": {}, "summary": {}}
+    table: dict = {
+        "steps": steps,
+        "seeds": seeds,
+        "generator": generator,
+        "generator_sha256_16": generator_digest(generator),
+        "runs": {},
+        "summary": {},
+    }
     for variant in VARIANTS:
         for seed in seeds:
             d = run_dir(root, variant, seed)
             if not (d / "final").exists():
                 continue
-            scores = json.loads((d / "scores.json").read_text()) if (d / "scores.json").exists() else evaluate(root, variant, seed, G)
+            scores = (
+                json.loads((d / "scores.json").read_text())
+                if (d / "scores.json").exists()
+                else evaluate(root, variant, seed, G)
+            )
             table["runs"][f"{variant}/seed{seed}"] = scores
     for variant in VARIANTS:
         for kind in ("synthetic", "photo"):
             runs = [v[kind] for k, v in table["runs"].items() if k.startswith(variant + "/")]
             if runs:
-                table["summary"][f"{variant}/{kind}"] = {m: mean_std([r[m] for r in runs]) for m in METRICS} | {"n": len(runs)}
+                table["summary"][f"{variant}/{kind}"] = {m: mean_std([r[m] for r in runs]) for m in METRICS} | {
+                    "n": len(runs)
+                }
     s = table["summary"]
     for kind in ("synthetic", "photo"):
         a, b = s.get(f"with_geo/{kind}"), s.get(f"without_geo/{kind}")
@@ -91,7 +125,9 @@ def report(root: Path, seeds: list[int], steps: int, generator: str = "toy") -> 
             for view in ("source", "novel"):
                 m = f"{view}depth_error_pct"
                 table.setdefault("depth_reduction_pct", {})[f"{kind}/{view}"] = 100 * (1 - a[m][0] / b[m][0])
-    table["hardware"] = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, no GPU"
+    table["hardware"] = (
+        f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, no GPU"
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "stage1_geo_ablation.json").write_text(json.dumps(table, indent=2))
     (RESULTS / "stage1_geo_ablation.md").write_text(markdown(table))
@@ -99,21 +135,35 @@ def report(root: Path, seeds: list[int], steps: int, generator: str = "toy") -> 
 
 
 def markdown(t: dict) -> str:
-    lines = ["# Stage I science check: with vs without L_geo (toy lab)", "",
-             f"toy preset, {t['steps']} steps, batch 8, seeds {t['seeds']}; mean +- std over seeds. Images: raw render at 64x64, "
-             "[0,1] scale. Depth: mean |error| on the reference head mask, % of the ray range (1.05). "
-             "LPIPS: not reported (no AlexNet weights on this machine; a random-backbone score is not LPIPS).", "",
-             "| variant | inputs | src MAE | src SSIM | src depth % | novel MAE | novel SSIM | novel depth % | pose err deg | n |",
-             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "# Stage I science check: with vs without L_geo (toy lab)",
+        "",
+        f"toy preset, {t['steps']} steps, batch 8, seeds {t['seeds']}; mean +- std over seeds. Images: raw render at 64x64, "
+        "[0,1] scale. Depth: mean |error| on the reference head mask, % of the ray range (1.05). "
+        "LPIPS: not reported (no AlexNet weights on this machine; a random-backbone score is not LPIPS).",
+        "",
+        "| variant | inputs | src MAE | src SSIM | src depth % | novel MAE | novel SSIM | novel depth % | pose err deg | n |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for key, row in t["summary"].items():
         variant, kind = key.split("/")
-        cells = " | ".join(f"{row[m][0]:.4f} +- {row[m][1]:.4f}" if "ssim" in m or "mae" in m else f"{row[m][0]:.2f} +- {row[m][1]:.2f}" for m in METRICS)
+        cells = " | ".join(
+            f"{row[m][0]:.4f} +- {row[m][1]:.4f}"
+            if "ssim" in m or "mae" in m
+            else f"{row[m][0]:.2f} +- {row[m][1]:.2f}"
+            for m in METRICS
+        )
         lines.append(f"| {variant} | {kind} | {cells} | {row['n']} |")
     if "depth_reduction_pct" in t:
         lines += ["", "Depth error reduction with L_geo (target >= 30 %):", ""]
         lines += [f"- {k}: {v:.1f} %" for k, v in t["depth_reduction_pct"].items()]
     gen_name = "the shipped toy EG3D" if t.get("generator", "toy") == "toy" else f"toy EG3D from `{t['generator']}`"
-    lines += ["", f"Generator: {gen_name}, weights sha256 {t['generator_sha256_16']}... Hardware: {t['hardware']}.", "Reproduce: `PYTHONPATH=. python benchmarks/stage1_geo_ablation.py --seeds 0 1 2`", ""]
+    lines += [
+        "",
+        f"Generator: {gen_name}, weights sha256 {t['generator_sha256_16']}... Hardware: {t['hardware']}.",
+        "Reproduce: `PYTHONPATH=. python benchmarks/stage1_geo_ablation.py --seeds 0 1 2`",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -47,7 +47,11 @@ def stylesdf_rows(ref_dir: Path) -> dict[str, tuple[float, str]]:
     R = np.load(ref_dir / "stylesdf_ref.npz")
     t = lambda k: torch.from_numpy(R[k])  # noqa: E731
     G = load_official_stylesdf(ref_dir / "ffhq1024x1024.pt")
-    lat = G.mapping(t("z"), truncation=float(R["truncation"]), mean=StyleSDFLatents(t("mean_latent_renderer"), t("mean_latent_decoder")))
+    lat = G.mapping(
+        t("z"),
+        truncation=float(R["truncation"]),
+        mean=StyleSDFLatents(t("mean_latent_renderer"), t("mean_latent_decoder")),
+    )
     cam = G.camera(t("locations")[:, 0], t("locations")[:, 1])
     rgb, sdf, feats = G.renderer.network(t("net_points"), t("net_viewdir"), G.renderer_plus(t("net_latent")))
     vol = G.render_volume(t("renderer_latent"), cam)
@@ -73,7 +77,9 @@ def e3dge_rows(ref_dir: Path, bundle: Path) -> tuple[dict[str, tuple[float, str]
     timings = {}
     if not (bundle / "encoder").is_dir():
         t0 = time.perf_counter()
-        convert_stylesdf(ref_dir / "ffhq1024x1024.pt", ref_dir / "ffhq_vol_renderer.pt", bundle, mean_samples=1000, overwrite=True)
+        convert_stylesdf(
+            ref_dir / "ffhq1024x1024.pt", ref_dir / "ffhq_vol_renderer.pt", bundle, mean_samples=1000, overwrite=True
+        )
         timings["convert stylesdf (1000 mean samples)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         convert_e3dge(ref_dir / "E3DGE_Full_Runner.pt", bundle)
@@ -82,7 +88,9 @@ def e3dge_rows(ref_dir: Path, bundle: Path) -> tuple[dict[str, tuple[float, str]
     t = lambda k: torch.from_numpy(R[k])  # noqa: E731
     pipe = InversionPipeline.from_pretrained(bundle)
     m = pipe.flow.models
-    mean = StyleSDFLatents(t("mean_latent_renderer_wplus")[:, 0], t("mean_latent_decoder_wplus")[:, 0])  # rows are equal
+    mean = StyleSDFLatents(
+        t("mean_latent_renderer_wplus")[:, 0], t("mean_latent_decoder_wplus")[:, 0]
+    )  # rows are equal
     models = StyleSDFModels(m.generator, m.encoder, m.pose, mean, m.local_encoder, m.aligner_2d, m.fusion)
     noise = [torch.from_numpy(S[f"noise_{i}"]) for i in range(9)]
     face = encode_face(models, t("input_image"))
@@ -101,18 +109,29 @@ def e3dge_rows(ref_dir: Path, bundle: Path) -> tuple[dict[str, tuple[float, str]
         tr = render_query(models, face, ref, cam, noise=noise)
         sub = lambda x: x.reshape(1, 64, 64, 24, -1)[:, ::4, ::4]  # noqa: E731  (the reference keeps every 4th pixel)
         name = "source" if view == "src" else "novel (azimuth + 0.3)"
-        rows.update({
-            f"{name}: aligned residual (E_ADA)": (_diff(tr.aligned_residual, R[f"{view}_aligned_residual"]), "e3dge"),
-            f"{name}: E1 map of the aligned residual": (_diff(tr.feature_map, R[f"{view}_e1_que_featmap"]), "e3dge"),
-            f"{name}: f3d": (_diff(sub(tr.f3d), R[f"{view}_f3d_sub"]), "e3dge"),
-            f"{name}: f2d": (_diff(sub(tr.f2d), R[f"{view}_f2d_mask_sub"][..., :256]), "e3dge"),
-            f"{name}: visibility": (_diff(tr.visibility.reshape(1, 4096, 24)[..., 0], R[f"{view}_vis_mask"]), "e3dge"),
-            f"{name}: fused features": (_diff(sub(tr.fused), R[f"{view}_fused_sub"]), "e3dge"),
-            f"{name}: FiLM alpha": (_diff(sub(tr.alpha), R[f"{view}_film_alpha_sub"]), "e3dge"),
-            f"{name}: FiLM beta": (_diff(sub(tr.beta), R[f"{view}_film_beta_sub"]), "e3dge"),
-            f"{name}: final thumbnail": (_diff(tr.output.image_raw, R[f"{view}_final_thumb"]), "e3dge"),
-            f"{name}: final image 1024": (_diff(tr.output.image, R[f"{view}_final_image"]), "e3dge"),
-        })  # fmt: skip
+        rows.update(
+            {
+                f"{name}: aligned residual (E_ADA)": (
+                    _diff(tr.aligned_residual, R[f"{view}_aligned_residual"]),
+                    "e3dge",
+                ),
+                f"{name}: E1 map of the aligned residual": (
+                    _diff(tr.feature_map, R[f"{view}_e1_que_featmap"]),
+                    "e3dge",
+                ),
+                f"{name}: f3d": (_diff(sub(tr.f3d), R[f"{view}_f3d_sub"]), "e3dge"),
+                f"{name}: f2d": (_diff(sub(tr.f2d), R[f"{view}_f2d_mask_sub"][..., :256]), "e3dge"),
+                f"{name}: visibility": (
+                    _diff(tr.visibility.reshape(1, 4096, 24)[..., 0], R[f"{view}_vis_mask"]),
+                    "e3dge",
+                ),
+                f"{name}: fused features": (_diff(sub(tr.fused), R[f"{view}_fused_sub"]), "e3dge"),
+                f"{name}: FiLM alpha": (_diff(sub(tr.alpha), R[f"{view}_film_alpha_sub"]), "e3dge"),
+                f"{name}: FiLM beta": (_diff(sub(tr.beta), R[f"{view}_film_beta_sub"]), "e3dge"),
+                f"{name}: final thumbnail": (_diff(tr.output.image_raw, R[f"{view}_final_thumb"]), "e3dge"),
+                f"{name}: final image 1024": (_diff(tr.output.image, R[f"{view}_final_image"]), "e3dge"),
+            }
+        )
     photo = ((t("input_image").clamp(-1, 1)[0] + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
     pipe.invert(photo, align=False)  # warm-up
     t0 = time.perf_counter()
@@ -127,9 +146,20 @@ def e3dge_rows(ref_dir: Path, bundle: Path) -> tuple[dict[str, tuple[float, str]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reference", required=True, type=Path, nargs="+", help="folder(s) with the official-format files and reference .npz "
-                    "(one per independent draw of weights and inputs)")  # fmt: skip
-    ap.add_argument("--bundle", type=Path, default=Path("/tmp/e3dge-stylesdf-parity"), help="where to convert the official-format files")
+    ap.add_argument(
+        "--reference",
+        required=True,
+        type=Path,
+        nargs="+",
+        help="folder(s) with the official-format files and reference .npz "
+        "(one per independent draw of weights and inputs)",
+    )
+    ap.add_argument(
+        "--bundle",
+        type=Path,
+        default=Path("/tmp/e3dge-stylesdf-parity"),
+        help="where to convert the official-format files",
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
     sets = {}
@@ -137,23 +167,44 @@ def main() -> None:
         rows = stylesdf_rows(ref)
         e3, timings = e3dge_rows(ref, args.bundle.with_name(f"{args.bundle.name}-{i}"))
         rows.update(e3)
-        sets[str(ref)] = {"rows": {k: {"max_abs_diff": v, "target": TARGETS[g], "pass": v <= TARGETS[g]} for k, (v, g) in rows.items()},
-                          "timings": timings}  # fmt: skip
-    result = {"sets": sets, "threads": torch.get_num_threads(), "official": {"StyleSDF": "1c99510", "CVPR23-E3DGE": "7666d5b"}}
+        sets[str(ref)] = {
+            "rows": {
+                k: {"max_abs_diff": v, "target": TARGETS[g], "pass": v <= TARGETS[g]} for k, (v, g) in rows.items()
+            },
+            "timings": timings,
+        }
+    result = {
+        "sets": sets,
+        "threads": torch.get_num_threads(),
+        "official": {"StyleSDF": "1c99510", "CVPR23-E3DGE": "7666d5b"},
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "stylesdf_parity.json").write_text(json.dumps(result, indent=1))
     names = list(sets)
-    lines = ["# StyleSDF + official E3DGE flow: parity with the official code (random weights)", "",
-             "`PYTHONPATH=. python benchmarks/stylesdf_parity.py --reference DIR1 DIR2` (each DIR made by the official code outside the repo "
-             "from its own draw of weights and inputs; see the script).", "",
-             "| quantity | " + " | ".join(f"set {i + 1} max abs diff" for i in range(len(names))) + " | target | pass |",
-             "|---|" + "---|" * len(names) + "---|---|"]  # fmt: skip
+    lines = [
+        "# StyleSDF + official E3DGE flow: parity with the official code (random weights)",
+        "",
+        "`PYTHONPATH=. python benchmarks/stylesdf_parity.py --reference DIR1 DIR2` (each DIR made by the official code outside the repo "
+        "from its own draw of weights and inputs; see the script).",
+        "",
+        "| quantity | " + " | ".join(f"set {i + 1} max abs diff" for i in range(len(names))) + " | target | pass |",
+        "|---|" + "---|" * len(names) + "---|---|",
+    ]
     for k, first in sets[names[0]]["rows"].items():
         diffs = [sets[n]["rows"][k]["max_abs_diff"] for n in names]
         ok = all(sets[n]["rows"][k]["pass"] for n in names)
-        lines.append(f"| {k} | " + " | ".join(f"{d:.2e}" for d in diffs) + f" | {first['target']:.0e} | {'yes' if ok else 'NO'} |")
-    lines += ["", f"CPU timings, seconds ({result['threads']} threads, official sizes, converted bundle):", "",
-              "| step | " + " | ".join(f"set {i + 1}" for i in range(len(names))) + " |", "|---|" + "---|" * len(names)]  # fmt: skip
+        lines.append(
+            f"| {k} | "
+            + " | ".join(f"{d:.2e}" for d in diffs)
+            + f" | {first['target']:.0e} | {'yes' if ok else 'NO'} |"
+        )
+    lines += [
+        "",
+        f"CPU timings, seconds ({result['threads']} threads, official sizes, converted bundle):",
+        "",
+        "| step | " + " | ".join(f"set {i + 1}" for i in range(len(names))) + " |",
+        "|---|" + "---|" * len(names),
+    ]
     for k in sets[names[0]]["timings"]:
         lines.append(f"| {k} | " + " | ".join(f"{sets[n]['timings'].get(k, float('nan')):.2f}" for n in names) + " |")
     (args.out / "stylesdf_parity.md").write_text("\n".join(lines) + "\n")

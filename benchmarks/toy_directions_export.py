@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import torch
 
@@ -28,9 +27,13 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=8080)
     a = p.parse_args()
     torch.set_num_threads(2)
-    results = fit_toy_directions(load_toy_generator(), load_toy_encoder(), num=a.sampled, num_inverted=a.inverted, seed=a.seed)
+    results = fit_toy_directions(
+        load_toy_generator(), load_toy_encoder(), num=a.sampled, num_inverted=a.inverted, seed=a.seed
+    )
     for name, r in results.items():
-        print(f"{name:24s} train {r.train_accuracy:.3f}  held-out {r.val_accuracy:.3f}  range +-{r.direction.strength_range[1]:.2f}")
+        print(
+            f"{name:24s} train {r.train_accuracy:.3f}  held-out {r.val_accuracy:.3f}  range +-{r.direction.strength_range[1]:.2f}"
+        )
     save_directions(ASSETS / "directions", {k: r.direction for k, r in results.items()})
     spec_path = ASSETS / "pipeline.json"
     spec = json.loads(spec_path.read_text())

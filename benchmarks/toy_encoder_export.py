@@ -24,8 +24,12 @@ def main() -> None:
     p.add_argument("run")
     p.add_argument("--hardware", default="2 shared CPU cores (x86_64), no GPU")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
-                   help="storage type of the shipped weights (float16 halves the file; loads back as float32)")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float16"),
+        default="float32",
+        help="storage type of the shipped weights (float16 halves the file; loads back as float32)",
+    )
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     from e3dge.encoders import GlobalEncoder
@@ -39,8 +43,12 @@ def main() -> None:
     rows = read_log(run / LOG)
     minutes = float(rows[-1]["time_s"]) / 60
     ASSETS.mkdir(parents=True, exist_ok=True)
-    GlobalEncoder.from_pretrained(run / "final", local_files_only=True).save_pretrained(ASSETS, dtype=getattr(torch, a.dtype))
-    E = GlobalEncoder.from_pretrained(ASSETS, local_files_only=True).eval()  # scored as shipped (after any float16 rounding)
+    GlobalEncoder.from_pretrained(run / "final", local_files_only=True).save_pretrained(
+        ASSETS, dtype=getattr(torch, a.dtype)
+    )
+    E = GlobalEncoder.from_pretrained(
+        ASSETS, local_files_only=True
+    ).eval()  # scored as shipped (after any float16 rounding)
     G = load_toy_generator()
     scores = {kind: asdict(evaluate_toy_inversion(E, G, kind=kind)) for kind in ("synthetic", "photo")}
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
@@ -77,10 +85,16 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for kind, s in scores.items():
-        lines.append(f"| {kind} | {s['source_mae']:.4f} | {s['source_ssim']:.3f} | {s['source_depth_pct']:.2f} | {s['novel_mae']:.4f} | "
-                     f"{s['novel_ssim']:.3f} | {s['novel_depth_pct']:.2f} | {s['pose_error_deg']:.2f} |")
-    lines += ["", "`synthetic`: the generator's own renders (targets: its renders and depth for the true w); `photo`: the toy world's",
-              "photo-like heads (targets: procedural images and exact SDF depth). Novel view: yaw turned 0.5 rad across the front.", ""]
+        lines.append(
+            f"| {kind} | {s['source_mae']:.4f} | {s['source_ssim']:.3f} | {s['source_depth_pct']:.2f} | {s['novel_mae']:.4f} | "
+            f"{s['novel_ssim']:.3f} | {s['novel_depth_pct']:.2f} | {s['pose_error_deg']:.2f} |"
+        )
+    lines += [
+        "",
+        "`synthetic`: the generator's own renders (targets: its renders and depth for the true w); `photo`: the toy world's",
+        "photo-like heads (targets: procedural images and exact SDF depth). Novel view: yaw turned 0.5 rad across the front.",
+        "",
+    ]
     (ASSETS / "README.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

@@ -17,7 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "e3dge" / "toy" / "assets" / "toy-eg3d"
 
 
-_NOT_FLAGS = {"out_dir", "init_from", "threads", "device", "checkpoint_every"}  # no effect on the result (device: up to float noise)
+_NOT_FLAGS = {
+    "out_dir",
+    "init_from",
+    "threads",
+    "device",
+    "checkpoint_every",
+}  # no effect on the result (device: up to float noise)
 
 
 def train_command(cfg: dict, out: str) -> str:
@@ -26,8 +32,13 @@ def train_command(cfg: dict, out: str) -> str:
 
     from e3dge.toy.distill import DistillConfig
 
-    flags = [f"--{f.name.replace('_', '-')} {cfg[f.name]}" for f in fields(DistillConfig)
-             if f.name not in _NOT_FLAGS and f.name in cfg and (cfg[f.name] != f.default or f.name in ("steps", "batch_size", "seed"))]
+    flags = [
+        f"--{f.name.replace('_', '-')} {cfg[f.name]}"
+        for f in fields(DistillConfig)
+        if f.name not in _NOT_FLAGS
+        and f.name in cfg
+        and (cfg[f.name] != f.default or f.name in ("steps", "batch_size", "seed"))
+    ]
     init = f" --init-from {cfg['init_from']}" if cfg.get("init_from") else ""
     return f"e3dge toy train-generator --out {out}{init} " + " ".join(flags)
 
@@ -46,7 +57,10 @@ def reproduce_line(cfg: dict) -> str:
     if len(chain) == 1:
         return f"`{train_command(cfg, 'outputs/toy-eg3d')}` (resumes if interrupted)"
     outs = [f"outputs/toy-eg3d-phase{i + 1}" for i in range(len(chain) - 1)] + ["outputs/toy-eg3d"]
-    commands = [train_command(dict(phase, init_from=f"{outs[i - 1]}/final" if i else None), outs[i]) for i, phase in enumerate(chain)]
+    commands = [
+        train_command(dict(phase, init_from=f"{outs[i - 1]}/final" if i else None), outs[i])
+        for i, phase in enumerate(chain)
+    ]
     return ", then ".join(f"phase {i + 1} `{c}`" for i, c in enumerate(commands)) + " (each resumes if interrupted)"
 
 
@@ -64,8 +78,10 @@ def shipped_recipe(run: Path) -> dict:
 
 def _phase_summary(phase: dict) -> str:
     warmup = f", {phase['warmup_steps']}-step warm-up" if phase.get("warmup_steps") else ""
-    return (f"{phase['steps']} steps, batch {phase['batch_size']}, Adam lr {phase['lr']} (cosine to x{phase['lr_final_ratio']}{warmup}), "
-            f"seed {phase['seed']}")
+    return (
+        f"{phase['steps']} steps, batch {phase['batch_size']}, Adam lr {phase['lr']} (cosine to x{phase['lr_final_ratio']}{warmup}), "
+        f"seed {phase['seed']}"
+    )
 
 
 def write_card(run: Path, hardware: str, note: str = "") -> Path:

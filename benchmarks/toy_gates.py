@@ -1,8 +1,8 @@
 """Quality gates of the toy EG3D vs the procedural heads -> benchmarks/results/toy_gates.{json,md} + docs/toy grids.
 
-    PYTHONPATH=. python benchmarks/toy_gates.py                # the shipped weights
-    PYTHONPATH=. python benchmarks/toy_gates.py --model DIR    # any config.json + model.safetensors folder
-    PYTHONPATH=. python benchmarks/toy_gates.py --seed 20000 --heads 48 --out /tmp/val --docs /tmp/val   # a validation set for choices
+PYTHONPATH=. python benchmarks/toy_gates.py                # the shipped weights
+PYTHONPATH=. python benchmarks/toy_gates.py --model DIR    # any config.json + model.safetensors folder
+PYTHONPATH=. python benchmarks/toy_gates.py --seed 20000 --heads 48 --out /tmp/val --docs /tmp/val   # a validation set for choices
 """
 
 from __future__ import annotations
@@ -26,11 +26,18 @@ THRESHOLDS = {"psnr_db": 24.0, "depth_mae_fraction": 0.02, "separability": 0.95}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="folder with config.json + model.safetensors (default: shipped toy weights)")
+    parser.add_argument(
+        "--model", default=None, help="folder with config.json + model.safetensors (default: shipped toy weights)"
+    )
     parser.add_argument("--heads", type=int, default=64, help="held-out heads for PSNR / depth")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--docs", default=str(ROOT / "docs" / "toy"))
-    parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="latents of the held-out set; tune on another seed, keep the gate set untouched")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=HELD_OUT_SEED,
+        help="latents of the held-out set; tune on another seed, keep the gate set untouched",
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -74,7 +81,10 @@ def main() -> None:
         "|---|---|---|---|",
         f"| PSNR image_raw vs procedural, {render.resolution}x{render.resolution} ({render.num_heads} heads) | {render.psnr_db:.2f} dB | >= 24 dB | {mark[passed['psnr']]} |",
         f"| depth MAE on head mask / (ray_end - ray_start) | {100 * render.depth_mae_fraction:.2f} % ({render.depth_mae:.4f}) | <= 2 % | {mark[passed['depth']]} |",
-        *[f"| linear classifier on w: {g.attribute} (held-out {g.test_size}) | {100 * g.accuracy:.1f} % | >= 95 % | {mark[passed['separability_' + g.attribute]]} |" for g in sep],
+        *[
+            f"| linear classifier on w: {g.attribute} (held-out {g.test_size}) | {100 * g.accuracy:.1f} % | >= 95 % | {mark[passed['separability_' + g.attribute]]} |"
+            for g in sep
+        ],
         f"| PSNR super-resolved image pooled to {render.resolution}x{render.resolution} | {render.psnr_sr_db:.2f} dB | (info) | |",
         f"| mask IoU (opacity > 0.5) | {render.mask_iou:.3f} | (info) | |",
         "",

@@ -27,8 +27,14 @@ def load_branch(run: Path) -> dict[str, torch.nn.Module]:
     """The run's ``final/`` modules that exist (E1 always; E_ADA and fusion for 2d / hybrid runs)."""
     info = json.loads((run / "final" / "branch.json").read_text()) if (run / "final" / "branch.json").is_file() else {}
     if info.get("film_target", "colour") != "colour":
-        raise SystemExit(f"{run}: trained with film_target={info['film_target']!r}; bundles apply the FiLM to the colour features only")
-    return {slot: cls.from_pretrained(run / "final" / slot) for slot, cls in SLOTS.items() if (run / "final" / slot).is_dir()}
+        raise SystemExit(
+            f"{run}: trained with film_target={info['film_target']!r}; bundles apply the FiLM to the colour features only"
+        )
+    return {
+        slot: cls.from_pretrained(run / "final" / slot)
+        for slot, cls in SLOTS.items()
+        if (run / "final" / slot).is_dir()
+    }
 
 
 def main() -> None:
@@ -39,8 +45,13 @@ def main() -> None:
     modules = load_branch(a.run)
     if a.out is not None:
         toy = InversionPipeline.from_pretrained("toy")
-        InversionPipeline(toy.generator, toy.encoder, directions=toy.directions, description=toy.description + " + Stage II local branch",
-                          **modules).save_pretrained(a.out)  # fmt: skip
+        InversionPipeline(
+            toy.generator,
+            toy.encoder,
+            directions=toy.directions,
+            description=toy.description + " + Stage II local branch",
+            **modules,
+        ).save_pretrained(a.out)
         print(f"wrote {a.out}")
         return
     spec_path = ASSETS / "pipeline.json"
@@ -48,7 +59,9 @@ def main() -> None:
     for slot, module in modules.items():
         module.save_pretrained(ASSETS / "toy-stage2" / slot, dtype=torch.float16)
         spec["components"][slot] = {"class": type(module).__name__, "subfolder": f"toy-stage2/{slot}"}
-    spec["description"] = "toy lab: the toy EG3D distilled from procedural heads + its Stage I encoder E0 + a Stage II local branch (offline; it cannot look like a real person)"
+    spec["description"] = (
+        "toy lab: the toy EG3D distilled from procedural heads + its Stage I encoder E0 + a Stage II local branch (offline; it cannot look like a real person)"
+    )
     spec_path.write_text(json.dumps(spec, indent=2) + "\n")
     print(f"wrote {ASSETS / 'toy-stage2'} and {spec_path}")
 

@@ -265,28 +265,46 @@ def sphere_camera(
     azim, elev = torch.broadcast_tensors(azim, elev)
     if not (torch.isfinite(azim).all() and torch.isfinite(elev).all()):
         raise ValueError("camera azimuth/elevation must be finite numbers (radians)")
-    location = torch.stack((torch.cos(elev) * torch.sin(azim), torch.sin(elev), torch.cos(elev) * torch.cos(azim)), dim=-1)
+    location = torch.stack(
+        (torch.cos(elev) * torch.sin(azim), torch.sin(elev), torch.cos(elev) * torch.cos(azim)), dim=-1
+    )
     up = torch.zeros_like(location)
     up[:, 1] = 1.0
     z_axis = F.normalize(location, eps=1e-5)
     x_axis = F.normalize(torch.linalg.cross(up, z_axis, dim=-1), eps=1e-5)
     y_axis = F.normalize(torch.linalg.cross(z_axis, x_axis, dim=-1), eps=1e-5)
-    pole = torch.isclose(x_axis, torch.zeros_like(x_axis), atol=5e-3).all(dim=-1, keepdim=True)  # looking straight down/up
+    pole = torch.isclose(x_axis, torch.zeros_like(x_axis), atol=5e-3).all(
+        dim=-1, keepdim=True
+    )  # looking straight down/up
     x_axis = torch.where(pole, F.normalize(torch.linalg.cross(y_axis, z_axis, dim=-1), eps=1e-5), x_axis)
     n = azim.shape[0]
     cam2world = torch.eye(4, dtype=azim.dtype, device=azim.device).repeat(n, 1, 1)
     cam2world[:, :3, :3] = torch.stack((x_axis, y_axis, z_axis), dim=-1)
-    cam2world[:, :3, 3] = location  # StyleSDF's dist * direction with dist = 1 (not the normalised axis: they differ by an ulp)
+    cam2world[:, :3, 3] = (
+        location  # StyleSDF's dist * direction with dist = 1 (not the normalised axis: they differ by an ulp)
+    )
     focal = torch.full_like(azim, 0.5 * resolution / math.tan(math.radians(half_fov_degrees)))
-    return SphereCamera(cam2world, focal, torch.full_like(azim, 1 - dist_radius), torch.full_like(azim, 1 + dist_radius), azim, elev, resolution)
+    return SphereCamera(
+        cam2world,
+        focal,
+        torch.full_like(azim, 1 - dist_radius),
+        torch.full_like(azim, 1 + dist_radius),
+        azim,
+        elev,
+        resolution,
+    )
 
 
-def sphere_orbit(num_frames: int, azimuth_range: float = 0.45, elevation_range: float = 0.225, resolution: int = 64, device=None) -> SphereCamera:
+def sphere_orbit(
+    num_frames: int, azimuth_range: float = 0.45, elevation_range: float = 0.225, resolution: int = 64, device=None
+) -> SphereCamera:
     """E3DGE's elliptic video trajectory: ``azim = 0.45 cos(2 pi t)``, ``elev = 0.225 sin(2 pi t)`` over ``num_frames``."""
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     t = torch.arange(num_frames, dtype=torch.float32, device=device) * (2 * math.pi / num_frames)
-    return sphere_camera(azimuth_range * torch.cos(t), elevation_range * torch.sin(t), resolution=resolution, device=device)
+    return sphere_camera(
+        azimuth_range * torch.cos(t), elevation_range * torch.sin(t), resolution=resolution, device=device
+    )
 
 
 def sphere_to_label(camera: SphereCamera) -> torch.Tensor:
@@ -357,5 +375,7 @@ class Camera:
 
 def angle_tensors(yaw, pitch, device) -> tuple[torch.Tensor, torch.Tensor]:
     """(yaw, pitch) as float32 ``[N]`` tensors on ``device``; tensors that carry gradients keep them (refinement)."""
-    return (torch.as_tensor(yaw, dtype=torch.float32, device=device).reshape(-1),
-            torch.as_tensor(pitch, dtype=torch.float32, device=device).reshape(-1))  # fmt: skip
+    return (
+        torch.as_tensor(yaw, dtype=torch.float32, device=device).reshape(-1),
+        torch.as_tensor(pitch, dtype=torch.float32, device=device).reshape(-1),
+    )

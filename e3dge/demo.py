@@ -101,7 +101,13 @@ def orbit_options(G: torch.nn.Module, seed: int, num_frames: int, truncation_psi
     check_range("seed", seed, 0, MAX_SEED, integer=True)
     check_range("num_frames", num_frames, 1, MAX_FRAMES, integer=True)
     check_range("truncation_psi", truncation_psi, -2.0, 2.0)
-    return {"format": 1, "seed": seed, "num_frames": num_frames, "truncation_psi": truncation_psi, "generator": generator_fingerprint(G)}
+    return {
+        "format": 1,
+        "seed": seed,
+        "num_frames": num_frames,
+        "truncation_psi": truncation_psi,
+        "generator": generator_fingerprint(G),
+    }
 
 
 def _frame_paths(frames_dir: Path, i: int) -> tuple[Path, Path]:
@@ -142,10 +148,15 @@ def _prepare_frames(frames_dir: Path, options: dict) -> tuple[bool, str]:
         for i in range(min(old["num_frames"], MAX_FRAMES)):
             for path in _frame_paths(frames_dir, i):
                 path.unlink(missing_ok=True)
-        note = f"frames in {frames_dir} were made with other options ({_differences(old, options)}); rendered them again"
+        note = (
+            f"frames in {frames_dir} were made with other options ({_differences(old, options)}); rendered them again"
+        )
     if any(p.exists() for i in range(options["num_frames"]) for p in _frame_paths(frames_dir, i)):
         manifest.unlink(missing_ok=True)
-        return False, note or f"frames in {frames_dir} have no readable {MANIFEST} (older e3dge?); rendered them all again"
+        return (
+            False,
+            note or f"frames in {frames_dir} have no readable {MANIFEST} (older e3dge?); rendered them all again",
+        )
     _write_manifest(frames_dir, options)
     return True, note
 
@@ -194,5 +205,8 @@ def render_orbit(
     iio.imwrite(video, np.stack(rgb), fps=fps, codec="libx264", macro_block_size=1)
     iio.imwrite(depth_video, np.stack(depth), fps=fps, codec="libx264", macro_block_size=1)
     picks = np.linspace(0, num_frames - 1, min(6, num_frames)).round().astype(int)
-    iio.imwrite(sheet, np.concatenate([np.concatenate([rgb[i] for i in picks], 1), np.concatenate([depth[i] for i in picks], 1)], 0))
+    iio.imwrite(
+        sheet,
+        np.concatenate([np.concatenate([rgb[i] for i in picks], 1), np.concatenate([depth[i] for i in picks], 1)], 0),
+    )
     return OrbitResult(video, depth_video, sheet, num_frames, reused, note)

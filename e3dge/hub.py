@@ -54,7 +54,20 @@ __all__ = [
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 MAX_CONFIG_BYTES = 1 << 20  # a model config is a few KB; refuse megabytes of JSON
-_FILE_SUFFIXES = {".json", ".safetensors", ".pkl", ".pt", ".pth", ".ckpt", ".bin", ".zip", ".tar", ".gz", ".npz", ".onnx"}
+_FILE_SUFFIXES = {
+    ".json",
+    ".safetensors",
+    ".pkl",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".bin",
+    ".zip",
+    ".tar",
+    ".gz",
+    ".npz",
+    ".onnx",
+}
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
 
 T = TypeVar("T", bound="PretrainedMixin")
@@ -103,14 +116,18 @@ def _plausible_hub_id(text: str) -> bool:
 def _local_file(folder: Path, filename: str, shown: str) -> Path:
     if not folder.exists():
         what = "file" if folder.suffix.lower() in _FILE_SUFFIXES else "folder"
-        raise CheckpointNotFoundError(f"{shown}: no such {what} (a checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME})")
+        raise CheckpointNotFoundError(
+            f"{shown}: no such {what} (a checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME})"
+        )
     if not folder.is_dir():
         raise CheckpointNotFoundError(
             f"{shown}: is a file, not a checkpoint folder; give the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}"
         )
     path = folder / filename
     if not path.is_file():
-        raise CheckpointNotFoundError(f"{shown} has no {filename}; a checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+        raise CheckpointNotFoundError(
+            f"{shown} has no {filename}; a checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
     return path
 
 
@@ -136,16 +153,24 @@ def resolve_file(
 
     name = str(repo_id_or_path)
     try:
-        return Path(hf_hub_download(name, filename, revision=revision, cache_dir=cache_dir, local_files_only=bool(local_files_only)))
+        return Path(
+            hf_hub_download(
+                name, filename, revision=revision, cache_dir=cache_dir, local_files_only=bool(local_files_only)
+            )
+        )
     except HFValidationError as err:
-        raise CheckpointNotFoundError(f"{name}: no such folder, and not a Hub repo id of the form 'owner/name'") from err
+        raise CheckpointNotFoundError(
+            f"{name}: no such folder, and not a Hub repo id of the form 'owner/name'"
+        ) from err
     except LocalEntryNotFoundError as err:
         raise CheckpointNotFoundError(
             f"{filename} of {name} is not in the local Hub cache and the Hub cannot be reached "
             "(offline mode or no network). Download it once with network access, or pass a local folder."
         ) from err
     except (RepositoryNotFoundError, EntryNotFoundError) as err:
-        raise CheckpointNotFoundError(f"{name}: no such local folder, Hub repo or file {filename!r} ({err.__class__.__name__})") from err
+        raise CheckpointNotFoundError(
+            f"{name}: no such local folder, Hub repo or file {filename!r} ({err.__class__.__name__})"
+        ) from err
     except (HfHubHTTPError, OSError) as err:
         reason = f"{err.__class__.__name__}: {one_line(err)[:200]}"
         raise CheckpointNotFoundError(f"{name}: could not fetch {filename!r} from the Hub ({reason})") from err
@@ -167,11 +192,15 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     except UnicodeDecodeError as err:
         raise CheckpointFileError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except json.JSONDecodeError as err:
-        raise CheckpointFileError(f"{path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+        raise CheckpointFileError(
+            f"{path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})"
+        ) from None
     except (ValueError, RecursionError) as err:
         raise CheckpointFileError(f"{path}: not valid JSON ({one_line(err)[:120]})") from None
     if not isinstance(config, dict):
-        raise CheckpointFileError(f"{path}: expected a JSON object of constructor arguments, got a {type(config).__name__}")
+        raise CheckpointFileError(
+            f"{path}: expected a JSON object of constructor arguments, got a {type(config).__name__}"
+        )
     return config
 
 
@@ -194,7 +223,9 @@ def read_safetensors_header(path: str | os.PathLike) -> dict[str, tuple[list[int
     """``{name: (shape, dtype code)}`` from a safetensors header, without reading the tensors."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {name: (list(f.get_slice(name).get_shape()), str(f.get_slice(name).get_dtype())) for name in f.keys()}
+            return {
+                name: (list(f.get_slice(name).get_shape()), str(f.get_slice(name).get_dtype())) for name in f.keys()
+            }
     except SafetensorError as err:
         raise CheckpointFileError(f"{path}: not a valid safetensors file ({one_line(err)[:200]})") from None
 
@@ -213,16 +244,24 @@ def _examples(names: set[str]) -> str:
     return ", ".join(repr(n) for n in shown) + (", ..." if len(names) > 3 else "")
 
 
-def check_tensors(found: Mapping[str, tuple[Sequence[int], str]], expected: Mapping[str, torch.Tensor], where: str) -> None:
+def check_tensors(
+    found: Mapping[str, tuple[Sequence[int], str]], expected: Mapping[str, torch.Tensor], where: str
+) -> None:
     """Raise :class:`CheckpointFileError` unless ``found`` (name -> shape, dtype code) matches the model's tensors."""
     missing, unexpected = set(expected) - set(found), set(found) - set(expected)
     if missing or unexpected:
-        parts = [f"{len(names)} {what} ({_examples(names)})" for names, what in ((missing, "missing"), (unexpected, "unexpected")) if names]
+        parts = [
+            f"{len(names)} {what} ({_examples(names)})"
+            for names, what in ((missing, "missing"), (unexpected, "unexpected"))
+            if names
+        ]
         raise CheckpointFileError(f"{where}: tensors do not match the model its config describes: {'; '.join(parts)}")
     for name, tensor in expected.items():
         shape, code = found[name]
         if list(shape) != list(tensor.shape):
-            raise CheckpointFileError(f"{where}: tensor {name!r} has shape {list(shape)}, the config needs {list(tensor.shape)}")
+            raise CheckpointFileError(
+                f"{where}: tensor {name!r} has shape {list(shape)}, the config needs {list(tensor.shape)}"
+            )
         want = _dtype_code(tensor.dtype)
         if code != want and not (tensor.is_floating_point() and code in _FLOAT_CODES):
             raise CheckpointFileError(f"{where}: tensor {name!r} is stored as {code}, expected {want}")
@@ -281,7 +320,9 @@ class NumberField(ConfigField):
             return
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             null = " or null" if self.optional else ""
-            raise _fail(where, f"{name} must be a number between {self.lo:g} and {self.hi:g}{null}, got {_short(value)}")
+            raise _fail(
+                where, f"{name} must be a number between {self.lo:g} and {self.hi:g}{null}, got {_short(value)}"
+            )
         check_range(name, value, self.lo, self.hi, where=where)
 
 
@@ -305,7 +346,10 @@ class ChoiceField(ConfigField):
             return
         hint = closest(value, [c for c in self.choices if isinstance(c, str)]) if isinstance(value, str) else None
         suggestion = f"; did you mean {hint!r}?" if hint else ""
-        raise _fail(where, f"{name} must be one of {', '.join(_short(c) for c in self.choices)}, got {_short(value)}{suggestion}")
+        raise _fail(
+            where,
+            f"{name} must be one of {', '.join(_short(c) for c in self.choices)}, got {_short(value)}{suggestion}",
+        )
 
 
 @dataclass(frozen=True)
@@ -351,7 +395,9 @@ class DictField(ConfigField):
         check_fields(value, self.spec, where, prefix=f"{name}.", required=self.required)
 
 
-def check_fields(config: Mapping, spec: Mapping[str, ConfigField], where: str = "", prefix: str = "", required: Sequence[str] = ()) -> None:
+def check_fields(
+    config: Mapping, spec: Mapping[str, ConfigField], where: str = "", prefix: str = "", required: Sequence[str] = ()
+) -> None:
     """Check ``config``'s keys against ``spec`` (unknown -> closest valid name), required keys, then each value."""
     bad = [k for k in config if not isinstance(k, str)]
     if bad:
@@ -420,7 +466,9 @@ class PretrainedMixin:
         for k, v in self.state_dict().items():  # type: ignore[attr-defined]
             v = v.detach().contiguous().cpu()
             key = (v.untyped_storage().data_ptr(), v.storage_offset()) if v.numel() else None
-            state[k] = v.clone() if key in seen else v  # a module registered under two names (official layouts): stored twice
+            state[k] = (
+                v.clone() if key in seen else v
+            )  # a module registered under two names (official layouts): stored twice
             seen.add(key)
         if dtype is not None:
             params = {name for name, _ in self.named_parameters()}  # type: ignore[attr-defined]

@@ -32,7 +32,9 @@ def _bounds(lo: float | None, hi: float | None) -> str:
     return f">= {_num(lo)}" if lo is not None else f"<= {_num(hi)}"  # type: ignore[arg-type]
 
 
-def check_range(name: str, value, lo: float | None = None, hi: float | None = None, *, integer: bool = False, where: str = "") -> None:
+def check_range(
+    name: str, value, lo: float | None = None, hi: float | None = None, *, integer: bool = False, where: str = ""
+) -> None:
     """Raise :class:`OptionError` unless ``lo <= value <= hi`` (and an int when ``integer``); ``where`` names the file."""
     prefix = f"{where}: " if where else ""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
@@ -65,7 +67,9 @@ def _typed(parse: Callable[[str], float], lo: float | None, hi: float | None, in
         try:
             value = parse(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if integer else 'a number'} {_bounds(lo, hi)}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if integer else 'a number'} {_bounds(lo, hi)}, got {text!r}"
+            ) from None
         try:
             check_range("value", value, lo, hi, integer=integer)
         except OptionError:

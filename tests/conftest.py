@@ -39,5 +39,11 @@ def write_astronaut_clip(path, frames: int):
     photo = Image.fromarray(skdata.astronaut())
     with imageio.get_writer(str(path), fps=8, quality=9, macro_block_size=2) as writer:
         for i in range(frames):
-            writer.append_data(np.asarray(photo.rotate(0.5 * i, resample=Image.BICUBIC, translate=(2 * i, i)).resize((384, 384), Image.LANCZOS)))
+            writer.append_data(
+                np.asarray(
+                    photo.rotate(0.5 * i, resample=Image.BICUBIC, translate=(2 * i, i)).resize(
+                        (384, 384), Image.LANCZOS
+                    )
+                )
+            )
     return path

@@ -57,15 +57,24 @@ class RegressionTask:
 
     def finish(self, out_dir: Path) -> None:
         self.finished = True
-        (out_dir / "final.txt").write_text(" ".join(f"{v:.9e}" for v in torch.cat([p.flatten() for p in self.model.parameters()]).tolist()))
+        (out_dir / "final.txt").write_text(
+            " ".join(f"{v:.9e}" for v in torch.cat([p.flatten() for p in self.model.parameters()]).tolist())
+        )
 
 
-def run(out: str | Path, steps: int = 40, every: int = 4, resume: str = "auto", lr: float = 1e-2, **task_kw) -> tuple[RegressionTask, TrainingLoop]:
+def run(
+    out: str | Path, steps: int = 40, every: int = 4, resume: str = "auto", lr: float = 1e-2, **task_kw
+) -> tuple[RegressionTask, TrainingLoop]:
     """Build the task and the loop over ``out`` (resuming what is there), run it, return both."""
     task = RegressionTask(**task_kw)
     for group in task.opt.param_groups:
         group["lr"] = lr
-    loop = TrainingLoop(task, LoopOptions(out, steps, {"lr": lr, "steps": steps}, seed=7, checkpoint_every=every, resume=resume, progress=False))
+    loop = TrainingLoop(
+        task,
+        LoopOptions(
+            out, steps, {"lr": lr, "steps": steps}, seed=7, checkpoint_every=every, resume=resume, progress=False
+        ),
+    )
     loop.resume()
     loop.run()
     return task, loop

@@ -15,8 +15,8 @@ import types
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
+
 
 def _install_fake_nvidia_modules(marker: Path) -> types.ModuleType:
     """Register ``torch_utils.persistence`` and ``dnnlib.util`` so pickle can name their globals."""
@@ -113,7 +113,9 @@ def write_official_snapshot(G, path: Path, marker: Path, G_training=None) -> Pat
 
     snapshot = {
         "training_set_kwargs": EasyDict(resolution=G.img_resolution),
-        "G": _to_record(G_training or G, persistence._reconstruct_persistent_obj, module_src, EasyDict, top(G_training or G)),
+        "G": _to_record(
+            G_training or G, persistence._reconstruct_persistent_obj, module_src, EasyDict, top(G_training or G)
+        ),
         "D": None,
         "G_ema": _to_record(G, persistence._reconstruct_persistent_obj, module_src, EasyDict, top(G)),
         "augment_pipe": None,

@@ -53,8 +53,12 @@ def test_invert_view_edit_mesh_video_json(server, tmp_path):
 
     url, examples = server
     c = Client(url, verbose=False)
-    crop, info, (inp, recon), message, view, yaw, pitch = c.predict(handle_file(examples[0][0]), True, "toy", api_name="/invert")
-    assert message.startswith("e0+local: yaw") and _img(recon).shape == (384, 384, 3) and _img(inp).shape == (384, 384, 3)
+    crop, info, (inp, recon), message, view, yaw, pitch = c.predict(
+        handle_file(examples[0][0]), True, "toy", api_name="/invert"
+    )
+    assert (
+        message.startswith("e0+local: yaw") and _img(recon).shape == (384, 384, 3) and _img(inp).shape == (384, 384, 3)
+    )
     assert np.abs(_img(recon).astype(float) - _img(inp)).mean() / 255 < 0.12  # the reconstruction resembles the input
     front = _img(c.predict(0, 0, *NO_EDITS, api_name="/view"))
     turned = _img(c.predict(40, 0, *NO_EDITS, api_name="/view"))
@@ -70,9 +74,16 @@ def test_invert_view_edit_mesh_video_json(server, tmp_path):
     assert refined.startswith("refined (P+C): loss")
     first, last = (float(v) for v in refined.split("loss ")[1].split(" in ")[0].split(" -> "))
     assert last < first
-    assert np.abs(_img(recon2).astype(float) - _img(inp2)).mean() < np.abs(_img(recon).astype(float) - _img(inp)).mean()  # closer to the input
+    assert (
+        np.abs(_img(recon2).astype(float) - _img(inp2)).mean() < np.abs(_img(recon).astype(float) - _img(inp)).mean()
+    )  # closer to the input
     info = json.loads(open(c.predict(*_edits(glasses=1.5), api_name="/json")).read())
-    assert info["bundle"] == "toy" and info["edits"] == {"glasses": 1.5} and info["method"] == "e0+pose+code+local" and len(info["camera_label"]) == 25
+    assert (
+        info["bundle"] == "toy"
+        and info["edits"] == {"glasses": 1.5}
+        and info["method"] == "e0+pose+code+local"
+        and len(info["camera_label"]) == 25
+    )
 
 
 def test_bad_inputs_are_one_line_errors_and_the_app_stays_up(server, tmp_path):
@@ -106,7 +117,9 @@ def test_bad_inputs_are_one_line_errors_and_the_app_stays_up(server, tmp_path):
 def test_eight_clients_at_once_match_sequential_results(server):
     url, examples = server
     paths = [examples[k % 3][0] for k in range(8)]
-    sequential = [_img(Client(url, verbose=False).predict(handle_file(p), True, "toy", api_name="/invert")[4]) for p in paths[:3]]
+    sequential = [
+        _img(Client(url, verbose=False).predict(handle_file(p), True, "toy", api_name="/invert")[4]) for p in paths[:3]
+    ]
     results: dict[int, np.ndarray] = {}
 
     def one(k: int) -> None:
@@ -154,7 +167,9 @@ def test_output_pictures_are_written_once_and_whole(tmp_path):
     assert len(set(paths)) == 1
     first = os.stat(paths[0])
     again = _png_in_cache(picture, str(tmp_path))
-    assert again == paths[0] and os.stat(again).st_ino == first.st_ino and os.stat(again).st_mtime_ns == first.st_mtime_ns
+    assert (
+        again == paths[0] and os.stat(again).st_ino == first.st_ino and os.stat(again).st_mtime_ns == first.st_mtime_ns
+    )
     assert np.array_equal(np.asarray(Image.open(again)), picture)
     assert sorted(p.name for p in again.parent.iterdir()) == ["image.png"]
     other = _png_in_cache(picture[::-1].copy(), str(tmp_path))

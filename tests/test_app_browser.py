@@ -48,7 +48,9 @@ def test_upload_invert_turn_and_mesh_in_chromium(app_url):
     photo = example_files()[0][0]
     hosts: set[str] = set()
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"])
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+        )
         page = browser.new_page(viewport={"width": 1500, "height": 1500})
         page.on("request", lambda req: hosts.add(urlparse(req.url).hostname or req.url.split(":", 1)[0]))
         page.goto(app_url, wait_until="load", timeout=60000)
@@ -58,14 +60,20 @@ def test_upload_invert_turn_and_mesh_in_chromium(app_url):
         page.locator("#invert").click()
         view = page.locator("#view img")
         view.wait_for(state="visible", timeout=60000)
-        page.wait_for_function("document.querySelector('#status') && document.querySelector('#status').innerText.includes('yaw')", timeout=60000)
+        page.wait_for_function(
+            "document.querySelector('#status') && document.querySelector('#status').innerText.includes('yaw')",
+            timeout=60000,
+        )
         time.sleep(2.0)  # the view also refreshes once when invert resets the sliders
         before, src = _pixels(view.screenshot()), view.get_attribute("src")
         yaw = page.locator("#yaw input[type=number]")
         yaw.fill("45")
         yaw.press("Enter")
-        page.wait_for_function("(src) => document.querySelector('#view img') && document.querySelector('#view img').src !== src",
-                               arg=src, timeout=30000)  # fmt: skip
+        page.wait_for_function(
+            "(src) => document.querySelector('#view img') && document.querySelector('#view img').src !== src",
+            arg=src,
+            timeout=30000,
+        )
         time.sleep(0.5)
         after = _pixels(page.locator("#view img").screenshot())
         assert before.shape == after.shape and np.abs(before - after).mean() > 3.0  # the head turned

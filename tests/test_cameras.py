@@ -18,7 +18,9 @@ def test_lookat_matches_eg3d_sampler_formula():
     # LookAtPoseSampler: theta = h, phi = arccos(1 - 2 v / pi), origin = r (sin phi cos(pi - theta), cos phi, sin phi sin(pi - theta))
     h, v, r = math.pi / 2 + 0.3, math.pi / 2 - 0.1, 2.7
     phi = math.acos(1 - 2 * v / math.pi)
-    origin = torch.tensor([r * math.sin(phi) * math.cos(math.pi - h), r * math.cos(phi), r * math.sin(phi) * math.sin(math.pi - h)])
+    origin = torch.tensor(
+        [r * math.sin(phi) * math.cos(math.pi - h), r * math.cos(phi), r * math.sin(phi) * math.sin(math.pi - h)]
+    )
     cam2world = C.cam2world_from_yaw_pitch(0.3, -0.1)[0]
     torch.testing.assert_close(cam2world[:3, 3], origin, atol=1e-5, rtol=0)
     forward = torch.tensor(C.FFHQ_PIVOT) - origin

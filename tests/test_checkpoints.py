@@ -12,7 +12,12 @@ import pytest
 import torch
 
 from e3dge.backbones.eg3d import PRETRAINED_EG3D, TriPlaneGenerator, eg3d_config, load_official_pkl
-from e3dge.backbones.official_pickle import UnreadablePickleError, UnsafePickleError, read_official_pickle, safe_load_pickle
+from e3dge.backbones.official_pickle import (
+    UnreadablePickleError,
+    UnsafePickleError,
+    read_official_pickle,
+    safe_load_pickle,
+)
 from e3dge.cameras import label_from_yaw_pitch
 from e3dge.cli import main as cli_main
 from e3dge.errors import UserError
@@ -168,7 +173,9 @@ def test_registry_name_loads_official_pickle_from_cache(official_pkl, tiny_gener
     assert not marker.exists()
 
 
-def test_eg3d_pipeline_bundle_loads_the_official_pickle_on_the_asked_device(official_pkl, tiny_generator, tmp_path, monkeypatch):
+def test_eg3d_pipeline_bundle_loads_the_official_pickle_on_the_asked_device(
+    official_pkl, tiny_generator, tmp_path, monkeypatch
+):
     """Regression: the pipeline passes ``device=`` to every component; the official-pickle path must accept it."""
     import huggingface_hub.constants
 
@@ -221,12 +228,30 @@ def _tensor_blob_with_global() -> bytes:
         (_Evil(eval, "__import__('os').system('true')"), UnsafePickleError, "'builtins.eval'"),
         (_Evil(collections.OrderedDict, 42), UnreadablePickleError, "TypeError"),
         (_Evil(np.dtype, "O"), None, None),  # harmless alone; next case uses it
-        (_Evil(torch._utils._rebuild_tensor_v2, _Blob(_legacy_storage_blob(4)), 0, (2**40,), (1,), False, collections.OrderedDict()),
-         UnreadablePickleError, "RuntimeError"),
+        (
+            _Evil(
+                torch._utils._rebuild_tensor_v2,
+                _Blob(_legacy_storage_blob(4)),
+                0,
+                (2**40,),
+                (1,),
+                False,
+                collections.OrderedDict(),
+            ),
+            UnreadablePickleError,
+            "RuntimeError",
+        ),
         (_Blob(_legacy_storage_blob(2**31 - 1)), UnreadablePickleError, "storage has wrong byte size"),
         (_Blob(_tensor_blob_with_global()), UnsafePickleError, "a tensor storage references 'posix.system'"),
     ],
-    ids=["eval", "ordered-dict-hostile-args", "object-dtype", "huge-tensor-view", "huge-declared-storage", "nested-os-system"],
+    ids=[
+        "eval",
+        "ordered-dict-hostile-args",
+        "object-dtype",
+        "huge-tensor-view",
+        "huge-declared-storage",
+        "nested-os-system",
+    ],
 )
 def test_hostile_pickles_are_refused_in_one_line(tmp_path, payload, error, message):
     path = tmp_path / "evil.pkl"
@@ -248,7 +273,9 @@ def test_numpy_object_scalar_is_refused(tmp_path, args):
     scalar = pickle.loads(pickle.dumps(np.float32(1)))  # the numpy scalar rebuilder, as pickles name it
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"G_ema": _Evil(type(scalar).__reduce__(scalar)[0], *args)}))
-    with pytest.raises(UnreadablePickleError, match=r"cannot read it as an official snapshot pickle \(ValueError: ") as info:
+    with pytest.raises(
+        UnreadablePickleError, match=r"cannot read it as an official snapshot pickle \(ValueError: "
+    ) as info:
         load_official_pkl(path)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
 
@@ -284,5 +311,8 @@ def test_mismatched_tensors_in_a_snapshot_are_one_line(tmp_path, tiny_generator)
 
     tiny_generator.config["decoder_hidden"] = 9  # the constructor kwargs no longer match the stored tensors
     path = write_official_snapshot(tiny_generator, tmp_path / "s.pkl", tmp_path / "EXECUTED")
-    with pytest.raises(CheckpointFileError, match=r"\(G_ema\): tensor 'decoder.net.0.weight' has shape \[8, 4\], the config needs \[9, 4\]"):
+    with pytest.raises(
+        CheckpointFileError,
+        match=r"\(G_ema\): tensor 'decoder.net.0.weight' has shape \[8, 4\], the config needs \[9, 4\]",
+    ):
         load_official_pkl(path)

@@ -56,7 +56,11 @@ def test_other_options_render_again_and_never_reuse_frames(tiny_generator, tmp_p
     assert res.frames_reused == 0
     assert "were made with other options (seed: 1 -> 2; num_frames: 5 -> 3); rendered them again" in res.note
     got, want = _frames(tmp_path / "run"), _frames(tmp_path / "fresh")
-    assert sorted(got) == sorted(want) == ["depth_0000.png", "depth_0001.png", "depth_0002.png", "rgb_0000.png", "rgb_0001.png", "rgb_0002.png"]
+    assert (
+        sorted(got)
+        == sorted(want)
+        == ["depth_0000.png", "depth_0001.png", "depth_0002.png", "rgb_0000.png", "rgb_0001.png", "rgb_0002.png"]
+    )
     assert all(np.array_equal(got[k], want[k]) for k in want)
     assert (tmp_path / "run" / "frames" / "notes.txt").read_text() == "mine"
     manifest = json.loads((tmp_path / "run" / "frames" / "options.json").read_text())
@@ -67,7 +71,10 @@ def test_other_options_render_again_and_never_reuse_frames(tiny_generator, tmp_p
 
 def test_another_generator_or_truncation_renders_again(tiny_generator, tmp_path):
     render_orbit(tiny_generator, tmp_path, seed=0, num_frames=2, progress=False)
-    assert render_orbit(tiny_generator, tmp_path, seed=0, num_frames=2, truncation_psi=0.5, progress=False).frames_reused == 0
+    assert (
+        render_orbit(tiny_generator, tmp_path, seed=0, num_frames=2, truncation_psi=0.5, progress=False).frames_reused
+        == 0
+    )
     torch.manual_seed(5)
     other = TriPlaneGenerator(**eg3d_config("tiny")).eval()
     assert generator_fingerprint(other) != generator_fingerprint(tiny_generator)

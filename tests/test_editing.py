@@ -8,7 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from e3dge.editing import Direction, apply_edits, binarize, fit_direction, load_directions, load_goae, load_interfacegan, load_preim3d, project_out, save_directions
+from e3dge.editing import (
+    Direction,
+    apply_edits,
+    binarize,
+    fit_direction,
+    load_directions,
+    load_goae,
+    load_interfacegan,
+    load_preim3d,
+    project_out,
+    save_directions,
+)
 from e3dge.errors import UserError
 
 
@@ -121,7 +132,9 @@ def test_directions_round_trip_and_travel_with_the_bundle(tmp_path):
     (tmp_path / "d" / "directions.json").write_text('{"smile": {"rows": "all"}}')
     with pytest.raises(UserError, match="rows of 'smile' must be a list of integers"):
         load_directions(tmp_path / "d")
-    (tmp_path / "d" / "directions.safetensors").write_bytes(b"\x08" + b"\x00" * 7 + b"{}")  # a corrupt header: one line, not an internal error
+    (tmp_path / "d" / "directions.safetensors").write_bytes(
+        b"\x08" + b"\x00" * 7 + b"{}"
+    )  # a corrupt header: one line, not an internal error
     with pytest.raises(UserError, match="unreadable directions"):
         load_directions(tmp_path / "d")
 
@@ -143,7 +156,13 @@ def test_toy_directions_move_their_own_factor_most():
     scores = torch.special.ndtri(fm.factors(z).double().clamp(1e-6, 1 - 1e-6))  # factors before the normal CDF
     design = torch.cat([w, torch.ones(len(w), 1, dtype=w.dtype)], 1)
     readout = torch.linalg.lstsq(design, scores).solution[:-1]  # [w_dim, F]: w -> factor scores
-    index = {"smile": "smile", "glasses": "glasses", "hair_colour": "hair_colour", "skin_tone": "skin_tone", "head_size": "head_size"}
+    index = {
+        "smile": "smile",
+        "glasses": "glasses",
+        "hair_colour": "hair_colour",
+        "skin_tone": "skin_tone",
+        "head_size": "head_size",
+    }
     for attr, factor in index.items():
         move = (fits[attr].direction.vector.double() @ readout).abs()  # change of each factor score per unit strength
         assert int(move.argmax()) == FACTOR_NAMES.index(factor), (attr, move)

@@ -15,7 +15,9 @@ RES = 24  # small renders (the judge resamples them to 32 px): cheap
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_editing", Path(__file__).parents[1] / "benchmarks" / "editing.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_editing", Path(__file__).parents[1] / "benchmarks" / "editing.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
@@ -28,7 +30,9 @@ def setup(bench):
 
     pipe = InversionPipeline.from_pretrained("toy")
     judge, info = bench.train_judge(96, val=32, res=RES)
-    pixels, f, yaw, pitch, z = (v[[0, 2]] for v in bench.held_out_heads(3, 7070))  # a dark and a light skin: edits both ways
+    pixels, f, yaw, pitch, z = (
+        v[[0, 2]] for v in bench.held_out_heads(3, 7070)
+    )  # a dark and a light skin: edits both ways
     ws, yaw_e, pitch_e = bench.invert_all(pipe, pixels)
     return pipe, judge, info, (f, yaw, pitch, z), (ws, yaw_e, pitch_e)
 
@@ -44,7 +48,9 @@ def test_targets_change_only_the_edited_factor(bench):
         i = bench.FI[attr]
         others = [j for j in range(f.shape[1]) if j != i]
         assert torch.equal(tf[:, others], f[:, others])
-        assert (bench.target_class(tf[:, i].numpy(), attr) != bench.target_class(f[:, i].numpy(), attr)).all() or attr in ("skin_tone", "head_size")
+        assert (
+            bench.target_class(tf[:, i].numpy(), attr) != bench.target_class(f[:, i].numpy(), attr)
+        ).all() or attr in ("skin_tone", "head_size")
         assert ((tf[:, i] >= 0) & (tf[:, i] <= 1)).all() and (delta.abs() > 0.05).all()
         # the oracle latent has exactly the target's factors
         assert torch.allclose(fm.factors(bench.target_z(z, tf, attr)), tf, atol=1e-4)
@@ -57,7 +63,9 @@ def test_strength_zero_is_the_unedited_render(bench, setup):
     assert torch.equal(edited, ws)
     a, b = (bench.render_edit(pipe.generator, w[:1], yaw_e[:1], pitch_e[:1], RES) for w in (ws, edited))
     assert torch.equal(a["src"], b["src"]) and torch.equal(a["side"], b["side"])
-    s, clipped = bench.strengths(torch.tensor([0.3, -0.3]), 1e-6, d)  # an edit that does not show: the validated range's ends
+    s, clipped = bench.strengths(
+        torch.tensor([0.3, -0.3]), 1e-6, d
+    )  # an edit that does not show: the validated range's ends
     assert s.tolist() == pytest.approx([d.strength_range[1], d.strength_range[0]]) and clipped.all()
 
 

@@ -101,7 +101,9 @@ def test_colour_hook_changes_colour_but_not_geometry(tiny_generator):
         ws = G.mapping(torch.randn(1, G.z_dim), c)
         base = G.synthesis(ws, c, deterministic=True)
         ident = G.synthesis(ws, c, deterministic=True, colour_hook=lambda f, p: f)
-        mod = G.synthesis(ws, c, deterministic=True, colour_hook=lambda f, p: 1.5 * f + 0.1 * torch.tanh(p.sum(-1, keepdim=True)))
+        mod = G.synthesis(
+            ws, c, deterministic=True, colour_hook=lambda f, p: 1.5 * f + 0.1 * torch.tanh(p.sum(-1, keepdim=True))
+        )
         pts = torch.rand(1, 50, 3) - 0.5
         q0, q1 = G.query_points(ws, pts), G.query_points(ws, pts, colour_hook=lambda f, p: f + 1.0)
     torch.testing.assert_close(ident.image_raw, base.image_raw, atol=0, rtol=0)
@@ -176,7 +178,9 @@ def test_superresolution_module_names_e3dge_classes_and_accepts_official_ones():
     config = eg3d_config("tiny")
     assert config["rendering_kwargs"]["superresolution_module"] == "SuperresolutionHybrid2X"
     legacy = copy.deepcopy(config)
-    legacy["rendering_kwargs"]["superresolution_module"] = "training.superresolution.SuperresolutionHybrid2X"  # old folders, toy distill
+    legacy["rendering_kwargs"]["superresolution_module"] = (
+        "training.superresolution.SuperresolutionHybrid2X"  # old folders, toy distill
+    )
     torch.manual_seed(0)
     G = TriPlaneGenerator(**legacy)
     torch.manual_seed(0)
@@ -185,13 +189,23 @@ def test_superresolution_module_names_e3dge_classes_and_accepts_official_ones():
     assert type(G.superresolution).__name__ == "SuperresolutionHybrid2X"
     assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), H.state_dict().values()))
     with pytest.raises(ValueError, match="unknown superresolution_module 'training.superresolution.Nope'"):
-        TriPlaneGenerator(**dict(config, rendering_kwargs=dict(config["rendering_kwargs"], superresolution_module="training.superresolution.Nope")))
+        TriPlaneGenerator(
+            **dict(
+                config,
+                rendering_kwargs=dict(
+                    config["rendering_kwargs"], superresolution_module="training.superresolution.Nope"
+                ),
+            )
+        )
 
 
 def test_validate_config_is_cheap_and_names_the_source():
     config = eg3d_config("ffhq512-128")
     config["rendering_kwargs"]["depth_resolution_importance"] = -1
-    with pytest.raises(OptionError, match=r"^model.json: rendering_kwargs.depth_resolution_importance must be between 0 and 512, got -1$"):
+    with pytest.raises(
+        OptionError,
+        match=r"^model.json: rendering_kwargs.depth_resolution_importance must be between 0 and 512, got -1$",
+    ):
         TriPlaneGenerator.validate_config(config, "model.json")
     config = eg3d_config("ffhq512-128")
     config["mapping_kwargs"]["activation"] = "relu"

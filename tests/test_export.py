@@ -10,8 +10,20 @@ import pytest
 import torch
 
 from e3dge.errors import UserError
-from e3dge.export import (MESH_FORMATS, MeshOptions, field_grid, depth_points, depth_surface_figure, extract_mesh, mesh_bytes, mesh_figure,
-                          mesh_from_grid, point_cloud_figure, save_mesh, write_html)  # fmt: skip
+from e3dge.export import (
+    MESH_FORMATS,
+    MeshOptions,
+    field_grid,
+    depth_points,
+    depth_surface_figure,
+    extract_mesh,
+    mesh_bytes,
+    mesh_figure,
+    mesh_from_grid,
+    point_cloud_figure,
+    save_mesh,
+    write_html,
+)
 from e3dge.export.files import linear_to_srgb, srgb_to_linear
 from e3dge.pipelines import InversionPipeline
 from e3dge.toy import HeadFactorMap, sdf_at
@@ -44,7 +56,9 @@ def test_marching_cubes_of_a_sphere_lies_on_the_sphere_with_outward_faces():
     radius = np.linalg.norm(verts, axis=1)
     assert np.abs(radius - r).max() < 0.25 * (2 * half / (n - 1))  # within a quarter voxel
     tm = trimesh.Trimesh(verts, faces, process=True)
-    assert tm.is_watertight and tm.volume == pytest.approx(4 / 3 * np.pi * r**3, rel=0.03)  # positive volume: faces wind outwards
+    assert tm.is_watertight and tm.volume == pytest.approx(
+        4 / 3 * np.pi * r**3, rel=0.03
+    )  # positive volume: faces wind outwards
     with pytest.raises(UserError, match="outside the field's density range"):
         mesh_from_grid(sigma.astype(np.float32), half, level=1e6)
 
@@ -53,12 +67,16 @@ def test_toy_mesh_lies_on_the_procedural_surface(head):
     factors, _, mesh = head
     sdf = sdf_at(factors, torch.from_numpy(mesh.vertices)[None]).reshape(-1).abs()
     voxel = 1.0 / (80 - 1)
-    assert float(sdf.mean()) < 0.5 * voxel and float(sdf.quantile(0.95)) < 1.5 * voxel  # measured: mean 0.004, p95 0.011 (80^3)
+    assert (
+        float(sdf.mean()) < 0.5 * voxel and float(sdf.quantile(0.95)) < 1.5 * voxel
+    )  # measured: mean 0.004, p95 0.011 (80^3)
     tm = mesh.to_trimesh()
     assert tm.is_watertight and tm.volume > 0 and len(tm.split(only_watertight=False)) == 1
     centre = mesh.vertices.mean(0)
     assert ((mesh.vertices - centre) * mesh.normals).sum(1).__gt__(0).mean() > 0.95  # normals point out
-    assert mesh.colors.shape == (len(mesh.vertices), 3) and mesh.colors.dtype == np.uint8 and mesh.colors.std(0).min() > 5
+    assert (
+        mesh.colors.shape == (len(mesh.vertices), 3) and mesh.colors.dtype == np.uint8 and mesh.colors.std(0).min() > 5
+    )
 
 
 def test_vertex_colours_match_the_render_where_the_vertices_are_seen(pipe, head):
@@ -70,12 +88,19 @@ def test_vertex_colours_match_the_render_where_the_vertices_are_seen(pipe, head)
     cam2world, K = split_label(view.camera)
     world2cam = torch.linalg.inv(cam2world[0]).numpy()
     cam = mesh.vertices @ world2cam[:3, :3].T + world2cam[:3, 3]
-    facing = (mesh.normals * -(mesh.vertices - cam2world[0, :3, 3].numpy())).sum(1) > 0.5 * np.linalg.norm(mesh.vertices - cam2world[0, :3, 3].numpy(), axis=1)
+    facing = (mesh.normals * -(mesh.vertices - cam2world[0, :3, 3].numpy())).sum(1) > 0.5 * np.linalg.norm(
+        mesh.vertices - cam2world[0, :3, 3].numpy(), axis=1
+    )
     uv = cam[:, :2] / cam[:, 2:] * K[0, 0, 0].item() + 0.5
     size = view.image.shape[0]
     px = np.clip((uv * size).astype(int), 0, size - 1)
-    seen = facing & (view.mask[np.clip((uv[:, 1] * view.mask.shape[0]).astype(int), 0, view.mask.shape[0] - 1),
-                               np.clip((uv[:, 0] * view.mask.shape[0]).astype(int), 0, view.mask.shape[0] - 1)] > 0.9)  # fmt: skip
+    seen = facing & (
+        view.mask[
+            np.clip((uv[:, 1] * view.mask.shape[0]).astype(int), 0, view.mask.shape[0] - 1),
+            np.clip((uv[:, 0] * view.mask.shape[0]).astype(int), 0, view.mask.shape[0] - 1),
+        ]
+        > 0.9
+    )
     assert seen.sum() > 500
     render_rgb = view.image[px[seen, 1], px[seen, 0]].astype(np.float32)
     err = np.abs(render_rgb - mesh.colors[seen].astype(np.float32)).mean() / 255
@@ -99,7 +124,10 @@ def test_mesh_files_round_trip_with_colours_and_normals(head, tmp_path):
         assert np.allclose(back.vertices, mesh.vertices, atol=1e-6) and np.array_equal(back.faces, mesh.faces), fmt
         colors = np.asarray(back.visual.vertex_colors)[:, :3]
         if fmt == "glb":  # linear light in glTF: back to sRGB within the 8-bit rounding of dark values
-            assert np.array_equal(colors, srgb_to_linear(mesh.colors)) and np.abs(linear_to_srgb(colors).astype(int) - mesh.colors).max() <= 13
+            assert (
+                np.array_equal(colors, srgb_to_linear(mesh.colors))
+                and np.abs(linear_to_srgb(colors).astype(int) - mesh.colors).max() <= 13
+            )
         else:
             assert np.array_equal(colors, mesh.colors), fmt
         assert not list(tmp_path.glob(".*.tmp")), "no temporary files left behind"
@@ -113,12 +141,23 @@ def test_mesh_files_round_trip_with_colours_and_normals(head, tmp_path):
 def test_srgb_linear_round_trip():
     c = np.arange(256, dtype=np.uint8)[:, None].repeat(3, 1)
     lin = srgb_to_linear(c)
-    assert lin[0, 0] == 0 and lin[255, 0] == 255 and abs(int(lin[128, 0]) - 55) <= 1  # sRGB 0.5 is about 21.6 % linear light
-    assert np.abs(linear_to_srgb(lin).astype(int) - c).max() <= 13 and np.abs(linear_to_srgb(lin).astype(int) - c)[100:].max() <= 2
+    assert (
+        lin[0, 0] == 0 and lin[255, 0] == 255 and abs(int(lin[128, 0]) - 55) <= 1
+    )  # sRGB 0.5 is about 21.6 % linear light
+    assert (
+        np.abs(linear_to_srgb(lin).astype(int) - c).max() <= 13
+        and np.abs(linear_to_srgb(lin).astype(int) - c)[100:].max() <= 2
+    )
 
 
 def test_mesh_options_are_checked():
-    for bad in (dict(resolution=8), dict(resolution=4096), dict(level=float("nan")), dict(half_size=-1.0), dict(target_faces=3)):
+    for bad in (
+        dict(resolution=8),
+        dict(resolution=4096),
+        dict(level=float("nan")),
+        dict(half_size=-1.0),
+        dict(target_faces=3),
+    ):
         with pytest.raises(UserError):
             MeshOptions(**bad)
 
@@ -138,7 +177,9 @@ def test_figures_have_the_expected_traces(pipe, head, tmp_path):
     surface = depth_surface_figure(view.depth, view.mask, view.image)
     (trace,) = surface.data
     on = int((view.mask > 0.5).sum())
-    assert trace.type == "mesh3d" and trace.name == "depth surface" and 0.9 * on < len(trace.x) <= on  # background pixels hidden
+    assert (
+        trace.type == "mesh3d" and trace.name == "depth surface" and 0.9 * on < len(trace.x) <= on
+    )  # background pixels hidden
     assert len(trace.vertexcolor) == len(trace.x) and len(trace.i) > on  # about two triangles per pixel
     (m,) = mesh_figure(mesh).data
     assert m.type == "mesh3d" and len(m.vertexcolor) == len(mesh.vertices) and len(m.i) == len(mesh.faces)
@@ -169,14 +210,31 @@ def test_cli_writes_mesh_and_plots(tmp_path, capsys):
     from e3dge.pipelines.examples import toy_photo_examples
 
     Image.fromarray(toy_photo_examples(num=1, seed=99)[0].pixels).save(tmp_path / "a.png")
-    args = ["--no-align", "--views", "0", "--frames", "0", "--quiet", "--mesh", "glb", "--mesh-resolution", "48", "--plot", "html"]
+    args = [
+        "--no-align",
+        "--views",
+        "0",
+        "--frames",
+        "0",
+        "--quiet",
+        "--mesh",
+        "glb",
+        "--mesh-resolution",
+        "48",
+        "--plot",
+        "html",
+    ]
     assert main(["invert", str(tmp_path / "a.png"), str(tmp_path / "o"), *args, "--edit", "smile=1.5"]) == 0
     out = tmp_path / "o"
     mesh = trimesh.load(out / "mesh.glb", process=False, force="mesh")
     assert len(mesh.faces) > 1000 and np.asarray(mesh.visual.vertex_colors).shape[0] == len(mesh.vertices)
     assert (out / "view3d.html").read_text().count("Plotly.newPlot") == 3
     info = json.loads((out / "inversion.json").read_text())
-    assert info["options"]["mesh"] == "glb" and info["options"]["mesh_resolution"] == 48 and info["edits"] == {"smile": 1.5}
+    assert (
+        info["options"]["mesh"] == "glb"
+        and info["options"]["mesh_resolution"] == 48
+        and info["edits"] == {"smile": 1.5}
+    )
     (tmp_path / "clip.mp4").write_bytes(b"x")
     assert main(["invert", str(tmp_path / "clip.mp4"), str(tmp_path / "v"), "--mesh", "glb"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

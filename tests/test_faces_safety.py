@@ -113,14 +113,17 @@ def test_align_output_never_overwrites_inputs_and_same_stems_stay_apart(astronau
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before
 
 
-@pytest.mark.parametrize("option,value,message", [
-    ("--size", "100000", "argument --size: must be between 16 and 4096, got '100000'"),
-    ("--size", "0", "argument --size: must be between 16 and 4096, got '0'"),
-    ("--window", "0", "argument --window: must be between 1 and 301, got '0'"),
-    ("--min-face", "-5", "argument --min-face: must be between 8 and 10000, got '-5'"),
-    ("--min-face", "nan", "argument --min-face: must be between 8 and 10000, got 'nan'"),
-    ("--face-index", "-1", "argument --face-index: must be between 0 and 999, got '-1'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--size", "100000", "argument --size: must be between 16 and 4096, got '100000'"),
+        ("--size", "0", "argument --size: must be between 16 and 4096, got '0'"),
+        ("--window", "0", "argument --window: must be between 1 and 301, got '0'"),
+        ("--min-face", "-5", "argument --min-face: must be between 8 and 10000, got '-5'"),
+        ("--min-face", "nan", "argument --min-face: must be between 8 and 10000, got 'nan'"),
+        ("--face-index", "-1", "argument --face-index: must be between 0 and 999, got '-1'"),
+    ],
+)
 def test_align_options_are_range_checked(tmp_path, capsys, option, value, message):
     from e3dge.cli import main
 
@@ -143,7 +146,9 @@ def test_output_names_are_distinct_and_deterministic():
 
     from e3dge.cli.align import output_names
 
-    files = [Path(n) for n in ("a.jpg", "a.png", "a_jpg.png", "B.png", "b.PNG", "c.JPG", "c.jpg", "dataset.png", "solo.webp")]
+    files = [
+        Path(n) for n in ("a.jpg", "a.png", "a_jpg.png", "B.png", "b.PNG", "c.JPG", "c.jpg", "dataset.png", "solo.webp")
+    ]
     names = output_names(files)
     assert names == {
         Path("a.jpg"): "a_jpg.png",
@@ -216,7 +221,9 @@ def test_video_output_equal_to_the_input_is_refused_before_reading(tmp_path, cap
     assert main(["align", str(src), str(tmp_path / out_name)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is the input itself" in err[0]
-    assert src.read_bytes() == b"not decoded: refused first" and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+    assert src.read_bytes() == b"not decoded: refused first" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "clip.mp4"
+    ]
 
 
 def test_rerun_into_the_same_output_replaces_that_runs_files_only(astronaut, tmp_path, capsys):
@@ -241,18 +248,21 @@ def test_rerun_into_the_same_output_replaces_that_runs_files_only(astronaut, tmp
     assert _photo_bytes(src) == before
 
 
-@pytest.mark.parametrize("option,value,message", [
-    ("--size", "4097", "argument --size: must be between 16 and 4096, got '4097'"),
-    ("--size", "512.5", "argument --size: expected an integer between 16 and 4096, got '512.5'"),
-    ("--size", "1e9", "argument --size: expected an integer between 16 and 4096, got '1e9'"),
-    ("--window", "302", "argument --window: must be between 1 and 301, got '302'"),
-    ("--window", "-3", "argument --window: must be between 1 and 301, got '-3'"),
-    ("--min-face", "0", "argument --min-face: must be between 8 and 10000, got '0'"),
-    ("--min-face", "inf", "argument --min-face: must be between 8 and 10000, got 'inf'"),
-    ("--min-face", "1e300", "argument --min-face: must be between 8 and 10000, got '1e300'"),
-    ("--face-index", "1000", "argument --face-index: must be between 0 and 999, got '1000'"),
-    ("--face-index", "first", "argument --face-index: expected an integer between 0 and 999, got 'first'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--size", "4097", "argument --size: must be between 16 and 4096, got '4097'"),
+        ("--size", "512.5", "argument --size: expected an integer between 16 and 4096, got '512.5'"),
+        ("--size", "1e9", "argument --size: expected an integer between 16 and 4096, got '1e9'"),
+        ("--window", "302", "argument --window: must be between 1 and 301, got '302'"),
+        ("--window", "-3", "argument --window: must be between 1 and 301, got '-3'"),
+        ("--min-face", "0", "argument --min-face: must be between 8 and 10000, got '0'"),
+        ("--min-face", "inf", "argument --min-face: must be between 8 and 10000, got 'inf'"),
+        ("--min-face", "1e300", "argument --min-face: must be between 8 and 10000, got '1e300'"),
+        ("--face-index", "1000", "argument --face-index: must be between 0 and 999, got '1000'"),
+        ("--face-index", "first", "argument --face-index: expected an integer between 0 and 999, got 'first'"),
+    ],
+)
 def test_more_align_option_ranges_exit_2_in_one_line(tmp_path, capsys, option, value, message):
     from e3dge.cli import build_parser, main
 
@@ -274,18 +284,28 @@ def test_module_entry_point_checks_ranges_too(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         main([str(tmp_path / "x.png"), str(tmp_path / "y.png"), "--size", "100000"])
     err = capsys.readouterr().err
-    assert stop.value.code == 2 and "argument --size: must be between 16 and 4096, got '100000'" in err and "Traceback" not in err
+    assert (
+        stop.value.code == 2
+        and "argument --size: must be between 16 and 4096, got '100000'" in err
+        and "Traceback" not in err
+    )
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"convention": "bfm"}, "convention must be one of eg3d, ffhq, got 'bfm'"),
-    ({"detector": "mtcnn"}, "detector must be one of hog, cnn, got 'mtcnn'"),
-    ({"face_index": 1.5}, "face_index must be an integer (0 = the largest central face) or None, got 1.5"),
-    ({"min_face_size": -1}, "min_face_size (pixels) must be between 0 and 10000, got -1; the default is 64"),
-    ({"min_face_size": float("nan")}, "min_face_size (pixels) must be a finite number between 0 and 10000, got nan"),
-    ({"size": 100000}, "the aligned size (pixels) must be between 16 and 4096, got 100000; use e.g. 512"),
-    ({"max_pixels": 0}, "max_pixels must be >= 1, got 0"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"convention": "bfm"}, "convention must be one of eg3d, ffhq, got 'bfm'"),
+        ({"detector": "mtcnn"}, "detector must be one of hog, cnn, got 'mtcnn'"),
+        ({"face_index": 1.5}, "face_index must be an integer (0 = the largest central face) or None, got 1.5"),
+        ({"min_face_size": -1}, "min_face_size (pixels) must be between 0 and 10000, got -1; the default is 64"),
+        (
+            {"min_face_size": float("nan")},
+            "min_face_size (pixels) must be a finite number between 0 and 10000, got nan",
+        ),
+        ({"size": 100000}, "the aligned size (pixels) must be between 16 and 4096, got 100000; use e.g. 512"),
+        ({"max_pixels": 0}, "max_pixels must be >= 1, got 0"),
+    ],
+)
 def test_align_face_refuses_bad_arguments_before_opening_the_file(tmp_path, kwargs, message):
     from e3dge.faces import FaceOptionError, align_face
     from e3dge.options import OptionError
@@ -296,13 +316,19 @@ def test_align_face_refuses_bad_arguments_before_opening_the_file(tmp_path, kwar
     assert isinstance(err.value, OptionError)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"size": 100000}, "the aligned size (pixels) must be between 16 and 4096, got 100000"),
-    ({"window": 0}, "window (frames) must be between 1 and 301, got 0"),
-    ({"window": 2.5}, "window (frames) must be an integer between 1 and 301, got 2.5"),
-    ({"quality": 11}, "quality must be between 0 and 10, got 11"),
-    ({"min_face_size": float("inf")}, "min_face_size (pixels) must be a finite number between 0 and 10000, got inf"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"size": 100000}, "the aligned size (pixels) must be between 16 and 4096, got 100000"),
+        ({"window": 0}, "window (frames) must be between 1 and 301, got 0"),
+        ({"window": 2.5}, "window (frames) must be an integer between 1 and 301, got 2.5"),
+        ({"quality": 11}, "quality must be between 0 and 10, got 11"),
+        (
+            {"min_face_size": float("inf")},
+            "min_face_size (pixels) must be a finite number between 0 and 10000, got inf",
+        ),
+    ],
+)
 def test_align_video_refuses_bad_arguments_before_reading(tmp_path, kwargs, message):
     from e3dge.faces import FaceOptionError, align_video
 

@@ -30,7 +30,9 @@ def test_smooth_series_basics():
 def test_smoothing_reduces_jitter_of_a_shaky_sequence():
     rng = np.random.default_rng(0)
     t = np.linspace(0, 1, 90)
-    truth = np.stack([_similarity(2.0 + 0.2 * np.sin(3 * x), 0.1 * np.sin(2 * x), 40 * x - 500, -300 + 20 * x) for x in t])
+    truth = np.stack(
+        [_similarity(2.0 + 0.2 * np.sin(3 * x), 0.1 * np.sin(2 * x), 40 * x - 500, -300 + 20 * x) for x in t]
+    )
     noise = np.zeros_like(truth)
     noise[:, :2, :2] = rng.normal(0, 0.01, (90, 2, 2))
     noise[:, :2, 2] = rng.normal(0, 2.0, (90, 2))
@@ -53,7 +55,9 @@ def astronaut_video(tmp_path_factory):
     photo = Image.fromarray(skdata.astronaut())
     with imageio.get_writer(str(path), fps=10, quality=9, macro_block_size=2) as writer:
         for i in range(12):  # slow, smooth camera motion: any shake in the crop comes from landmark noise
-            frame = photo.rotate(0.4 * i, resample=Image.BICUBIC, translate=(2 * i, i)).resize((384, 384), Image.LANCZOS)
+            frame = photo.rotate(0.4 * i, resample=Image.BICUBIC, translate=(2 * i, i)).resize(
+                (384, 384), Image.LANCZOS
+            )
             writer.append_data(np.asarray(frame))
     return path
 
@@ -147,7 +151,9 @@ def test_a_sideways_video_is_aligned_upright(astronaut_video, tmp_path):
     upright = align_video(astronaut_video, tmp_path / "upright.mp4", window=1, progress=False)
     turned = align_video(sideways, tmp_path / "turned.mp4", window=1, progress=False)
     assert (upright.rotation_degrees, turned.rotation_degrees, turned.missing) == (0, 270, [])
-    np.testing.assert_allclose(turned.poses_deg, upright.poses_deg[:6], atol=3)  # re-encoded frames: landmark noise; roll not +-90
+    np.testing.assert_allclose(
+        turned.poses_deg, upright.poses_deg[:6], atol=3
+    )  # re-encoded frames: landmark noise; roll not +-90
     assert np.all(np.abs(turned.poses_deg[:, 2]) < 10)
     assert json.loads(turned.cameras_path.read_text())["frames_turned_deg"] == 270
     a, b = imageio.mimread(str(tmp_path / "upright.mp4"))[:6], imageio.mimread(str(tmp_path / "turned.mp4"))

@@ -29,9 +29,17 @@ def online(monkeypatch):
     calls: dict[str, dict] = {}
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_test_token")
-    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.setdefault("create_repo", {"repo_id": repo_id, **kw}))
-    monkeypatch.setattr(HfApi, "create_branch", lambda self, repo_id, **kw: calls.setdefault("create_branch", {"repo_id": repo_id, **kw}))
-    monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kw: calls.setdefault("upload_folder", kw) and "https://hub.test/commit/1")
+    monkeypatch.setattr(
+        HfApi, "create_repo", lambda self, repo_id, **kw: calls.setdefault("create_repo", {"repo_id": repo_id, **kw})
+    )
+    monkeypatch.setattr(
+        HfApi,
+        "create_branch",
+        lambda self, repo_id, **kw: calls.setdefault("create_branch", {"repo_id": repo_id, **kw}),
+    )
+    monkeypatch.setattr(
+        HfApi, "upload_folder", lambda self, **kw: calls.setdefault("upload_folder", kw) and "https://hub.test/commit/1"
+    )
     return calls
 
 
@@ -46,7 +54,13 @@ def _expected_metrics() -> set[tuple[str, str, float]]:
             out.add((f"seed {data['seed']}", f"{method}: source-view depth error %", round(row["source_depth_pct"], 4)))
     for run in json.loads((RESULTS_DIR / "export.json").read_text()):
         for method in ("E0", "E0 + P + C"):
-            out.add((f"seed {run['seed']}", f"{method}: mesh Chamfer distance (world units)", round(run["rows"][method]["chamfer"], 4)))
+            out.add(
+                (
+                    f"seed {run['seed']}",
+                    f"{method}: mesh Chamfer distance (world units)",
+                    round(run["rows"][method]["chamfer"], 4),
+                )
+            )
     return out
 
 
@@ -60,14 +74,23 @@ def _one_line_error(capsys, code: int, *needles: str) -> str:
 # ------------------------------------------------------------------ export
 def test_toy_export_is_a_hub_ready_folder(toy_export):
     spec = json.loads((toy_export / "pipeline.json").read_text())
-    assert spec["components"] == {"generator": {"class": "TriPlaneGenerator", "subfolder": "generator"},
-                                  "encoder": {"class": "GlobalEncoder", "subfolder": "encoder"},
-                                  "local_encoder": {"class": "LocalEncoder", "subfolder": "local_encoder"},
-                                  "aligner_2d": {"class": "ResidualAligner", "subfolder": "aligner_2d"},
-                                  "fusion": {"class": "FeatureFusion", "subfolder": "fusion"}}  # fmt: skip
+    assert spec["components"] == {
+        "generator": {"class": "TriPlaneGenerator", "subfolder": "generator"},
+        "encoder": {"class": "GlobalEncoder", "subfolder": "encoder"},
+        "local_encoder": {"class": "LocalEncoder", "subfolder": "local_encoder"},
+        "aligner_2d": {"class": "ResidualAligner", "subfolder": "aligner_2d"},
+        "fusion": {"class": "FeatureFusion", "subfolder": "fusion"},
+    }
     assert spec["directions"] == "directions"
-    for name in ("generator/config.json", "generator/model.safetensors", "generator/README.md", "encoder/model.safetensors",
-                 "directions/directions.json", "directions/directions.safetensors", "README.md"):  # fmt: skip
+    for name in (
+        "generator/config.json",
+        "generator/model.safetensors",
+        "generator/README.md",
+        "encoder/model.safetensors",
+        "directions/directions.json",
+        "directions/directions.safetensors",
+        "README.md",
+    ):
         assert (toy_export / name).is_file(), name
     from e3dge.toy import TOY_ENCODER_DIR
 
@@ -86,7 +109,10 @@ def test_toy_card_metadata_and_numbers_match_the_benchmarks(toy_export):
     assert quoted == _expected_metrics() and len(quoted) == 12
     assert all(r.task_type == "image-to-3d" for r in data.eval_results)
     text = card.text
-    assert 'InversionPipeline.from_pretrained("me/e3dge-toy")' in text and "e3dge invert photo.jpg out/ --model me/e3dge-toy" in text
+    assert (
+        'InversionPipeline.from_pretrained("me/e3dge-toy")' in text
+        and "e3dge invert photo.jpg out/ --model me/e3dge-toy" in text
+    )
     assert "cannot look like a real person" in text and "benchmarks/toy_inversion.py --seed 5150" in text
     assert "`generator/`" in text and "toy-eg3d/" not in text  # the table names the exported folders
 
@@ -121,8 +147,14 @@ def test_export_refuses_non_empty_folders_and_overwrite_replaces_a_bundle(toy_ex
 
 
 def test_export_never_writes_inside_the_source(toy_export, tmp_path, capsys):
-    _one_line_error(capsys, main(["hub", "export", str(toy_export), str(toy_export / "copy")]), "overlaps the source bundle")
-    _one_line_error(capsys, main(["hub", "export", str(toy_export), str(toy_export.parent), "--overwrite"]), "overlaps the source bundle")
+    _one_line_error(
+        capsys, main(["hub", "export", str(toy_export), str(toy_export / "copy")]), "overlaps the source bundle"
+    )
+    _one_line_error(
+        capsys,
+        main(["hub", "export", str(toy_export), str(toy_export.parent), "--overwrite"]),
+        "overlaps the source bundle",
+    )
     assert not (toy_export / "copy").exists()
     _one_line_error(capsys, main(["hub", "export", "toy", str(tmp_path / "x"), "--license", "other"]), "Hub licence id")
 
@@ -131,7 +163,11 @@ def test_a_non_toy_generator_is_carded_as_eg3d_non_commercial(tiny_generator, tm
     src = InversionPipeline(tiny_generator, description="converted EG3D").save_pretrained(tmp_path / "src")
     out = export_bundle(src, tmp_path / "out", repo_id="me/eg3d-bundle")
     data = ModelCard.load(out / "README.md").data
-    assert (data.license, data.license_name, data.license_link) == ("other", "nvidia-source-code-license-nc", EG3D_LICENCE.link)
+    assert (data.license, data.license_name, data.license_link) == (
+        "other",
+        "nvidia-source-code-license-nc",
+        EG3D_LICENCE.link,
+    )
     assert data.pipeline_tag == "image-to-3d" and "face" in data.tags and not data.eval_results
     with pytest.raises(UserError, match="LICENSE.txt before pushing"):  # EG3D weights travel only with their licence
         push_bundle(out, "me/eg3d-bundle")
@@ -160,12 +196,19 @@ def test_push_uploads_the_folder_to_the_repo(toy_export, online, capsys):
     assert online["create_repo"] == {"repo_id": "me/e3dge-toy", "private": True, "exist_ok": True, "repo_type": "model"}
     assert online["create_branch"]["repo_id"] == "me/e3dge-toy" and online["create_branch"]["branch"] == "v1"
     up = online["upload_folder"]
-    assert (up["repo_id"], Path(up["folder_path"]), up["revision"], up["repo_type"]) == ("me/e3dge-toy", toy_export, "v1", "model")
+    assert (up["repo_id"], Path(up["folder_path"]), up["revision"], up["repo_type"]) == (
+        "me/e3dge-toy",
+        toy_export,
+        "v1",
+        "model",
+    )
     assert "https://huggingface.co/me/e3dge-toy" in capsys.readouterr().out
 
 
 def test_push_refusals_are_one_line(toy_export, tmp_path, online, capsys):
-    _one_line_error(capsys, main(["hub", "push", str(toy_export), "someone/else"]), "re-export with --repo-id someone/else")
+    _one_line_error(
+        capsys, main(["hub", "push", str(toy_export), "someone/else"]), "re-export with --repo-id someone/else"
+    )
     _one_line_error(capsys, main(["hub", "push", str(tmp_path), "me/e3dge-toy"]), "not an exported bundle")
     _one_line_error(capsys, main(["hub", "push", str(toy_export), "not a repo"]), "not valid")
     assert not online
@@ -175,8 +218,13 @@ def test_referenced_upstream_weights_stay_references(tiny_generator, tmp_path, m
     from e3dge.backbones.eg3d import PRETRAINED_EG3D, TriPlaneGenerator
 
     real = TriPlaneGenerator.from_pretrained.__func__
-    monkeypatch.setattr(TriPlaneGenerator, "from_pretrained", classmethod(  # the official weights, without the download
-        lambda cls, name, **kw: tiny_generator if name == "eg3d-ffhqrebalanced512-128" else real(cls, name, **kw)))
+    monkeypatch.setattr(
+        TriPlaneGenerator,
+        "from_pretrained",
+        classmethod(  # the official weights, without the download
+            lambda cls, name, **kw: tiny_generator if name == "eg3d-ffhqrebalanced512-128" else real(cls, name, **kw)
+        ),
+    )
     src = tmp_path / "src"
     src.mkdir()
     generator = {"class": "TriPlaneGenerator", "source": "eg3d-ffhqrebalanced512-128"}
@@ -186,6 +234,9 @@ def test_referenced_upstream_weights_stay_references(tiny_generator, tmp_path, m
     assert spec["components"] == {"generator": {"class": "TriPlaneGenerator", "source": "eg3d-ffhqrebalanced512-128"}}
     assert spec["needs"] == ["network once"] and not (out / "generator").exists()  # NVIDIA's weights are not re-hosted
     data = ModelCard.load(out / "README.md").data
-    assert data.license_name == "nvidia-source-code-license-nc" and data.base_model == PRETRAINED_EG3D["eg3d-ffhqrebalanced512-128"].repo_id
+    assert (
+        data.license_name == "nvidia-source-code-license-nc"
+        and data.base_model == PRETRAINED_EG3D["eg3d-ffhqrebalanced512-128"].repo_id
+    )
     push_bundle(out, "me/eg3d-ref")  # nothing NC is uploaded, so no licence file is needed
     assert online["upload_folder"]["repo_id"] == "me/eg3d-ref"

@@ -30,14 +30,19 @@ from e3dge.metrics import (
 # get_blocks(50): per unit (in_channel, depth, stride); body indices run 0..23 across the four stages.
 UNITS = (
     [(64, 64, 2), (64, 64, 1), (64, 64, 1)]
-    + [(64, 128, 2)] + [(128, 128, 1)] * 3
-    + [(128, 256, 2)] + [(256, 256, 1)] * 13
-    + [(256, 512, 2)] + [(512, 512, 1)] * 2
+    + [(64, 128, 2)]
+    + [(128, 128, 1)] * 3
+    + [(128, 256, 2)]
+    + [(256, 256, 1)] * 13
+    + [(256, 512, 2)]
+    + [(512, 512, 1)] * 2
 )
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-INPUT_LAYER = [("input_layer.0.weight", (64, 3, 3, 3))] + [(f"input_layer.1.{b}", (64,)) for b in BN] + [
-    ("input_layer.2.weight", (64,))
-]
+INPUT_LAYER = (
+    [("input_layer.0.weight", (64, 3, 3, 3))]
+    + [(f"input_layer.1.{b}", (64,)) for b in BN]
+    + [("input_layer.2.weight", (64,))]
+)
 OUTPUT_LAYER = (
     [(f"output_layer.0.{b}", (512,)) for b in BN]
     + [("output_layer.3.weight", (512, 25088)), ("output_layer.3.bias", (512,))]

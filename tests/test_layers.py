@@ -63,8 +63,12 @@ def import_graph() -> dict[str, dict[str, int]]:
 
 
 def upward_imports(graph: dict[str, dict[str, int]]) -> list[str]:
-    return sorted(f"{m}:{line} imports {t} (layer {layer_of(t)} above {layer_of(m)})"
-                  for m, edges in graph.items() for t, line in edges.items() if layer_of(t) > layer_of(m))  # fmt: skip
+    return sorted(
+        f"{m}:{line} imports {t} (layer {layer_of(t)} above {layer_of(m)})"
+        for m, edges in graph.items()
+        for t, line in edges.items()
+        if layer_of(t) > layer_of(m)
+    )
 
 
 def find_cycles(graph: dict[str, dict[str, int]]) -> list[str]:
@@ -100,6 +104,10 @@ def test_no_module_import_cycles():
 
 
 def test_the_checks_catch_an_upward_import_and_a_cycle():
-    graph = {"e3dge.training.stage1": {"e3dge.toy.heads": 12, "e3dge.cameras": 3}, "e3dge.toy.heads": {"e3dge.training.stage1": 7}, "e3dge.cameras": {}}
+    graph = {
+        "e3dge.training.stage1": {"e3dge.toy.heads": 12, "e3dge.cameras": 3},
+        "e3dge.toy.heads": {"e3dge.training.stage1": 7},
+        "e3dge.cameras": {},
+    }
     assert upward_imports(graph) == ["e3dge.training.stage1:12 imports e3dge.toy.heads (layer 6 above 5)"]
     assert find_cycles(graph) == ["e3dge.training.stage1 -> e3dge.toy.heads -> e3dge.training.stage1"]

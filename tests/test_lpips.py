@@ -21,7 +21,8 @@ VGG_CONVS = dict(
     zip(
         (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28),
         ((64, 3), (64, 64), (128, 64), (128, 128), (256, 128), (256, 256), (256, 256))
-        + ((512, 256),) + ((512, 512),) * 5,
+        + ((512, 256),)
+        + ((512, 512),) * 5,
     )
 )
 ALEX_CH = (64, 192, 384, 256, 256)
@@ -152,7 +153,12 @@ def test_missing_weights_raise_clear_error(no_default_weights):
     with pytest.raises(LPIPSWeightsNotFoundError) as info:
         LPIPS("alex")
     msg = str(info.value)
-    for part in ("alexnet-owt-7be5be79.pth", str(no_default_weights / "checkpoints"), "alex.pth", "allow_random_backbone"):
+    for part in (
+        "alexnet-owt-7be5be79.pth",
+        str(no_default_weights / "checkpoints"),
+        "alex.pth",
+        "allow_random_backbone",
+    ):
         assert part in msg, part
     with pytest.raises(LPIPSWeightsNotFoundError, match="does not exist"):
         LPIPS("alex", backbone_weights=no_default_weights / "nope.pth")

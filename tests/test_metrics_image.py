@@ -17,7 +17,9 @@ def test_ssim_and_psnr_match_scikit_image():
     for i in range(2):
         a = ((x[i] + 1) / 2).permute(1, 2, 0).numpy()
         b = ((y[i] + 1) / 2).permute(1, 2, 0).numpy()
-        ref = metrics.structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1, channel_axis=-1)
+        ref = metrics.structural_similarity(
+            a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1, channel_axis=-1
+        )
         assert float(ssim(x, y)[i]) == pytest.approx(ref, abs=1e-10)
         assert float(psnr(x, y)[i]) == pytest.approx(metrics.peak_signal_noise_ratio(a, b, data_range=1), abs=1e-8)
         assert float(mae(x, y)[i]) == pytest.approx(np.abs(a - b).mean(), abs=1e-12)

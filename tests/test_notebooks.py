@@ -28,17 +28,23 @@ def test_the_four_tutorials_are_there():
 def test_twins_agree_and_outputs_are_stripped(path):
     nb = json.loads(path.read_text())
     py = jupytext.read(path.with_suffix(".py"))
-    cells = [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"]) for c in nb["cells"]]
+    cells = [
+        (c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"]) for c in nb["cells"]
+    ]
     assert cells == [(c.cell_type, c.source) for c in py.cells], "run: jupytext --sync notebooks/*.ipynb"
     for c in nb["cells"]:
         if c["cell_type"] == "code":
-            assert c.get("outputs") == [] and c.get("execution_count") is None, "strip outputs: jupytext --sync after clearing them"
+            assert c.get("outputs") == [] and c.get("execution_count") is None, (
+                "strip outputs: jupytext --sync after clearing them"
+            )
     meta = nb["metadata"]
     assert meta["accelerator"] == "GPU" and meta["colab"]["provenance"] == [] and "ci_parameters" in meta["e3dge"]
     code = [c for c in py.cells if c.cell_type == "code"]
     assert "pip" in code[0].source and "detect_runtime" in code[0].source  # Colab-ready first cell
     assert any("parameters" in c.metadata.get("tags", []) for c in code)
-    assert max(len(c.source.splitlines()) for c in code) <= 40, "no cell longer than a screen: move logic into e3dge.tutorials"
+    assert max(len(c.source.splitlines()) for c in code) <= 40, (
+        "no cell longer than a screen: move logic into e3dge.tutorials"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
@@ -49,8 +55,15 @@ def test_runs_on_the_ci_budget_and_its_exercises_pass(path, tmp_path):
     os.environ.setdefault("E3DGE_PLOTLY_RENDERER", "notebook_connected")
     # The kernel inherits this: OpenMP threads that spin-wait starve each other on a busy 2-core machine (20x slower renders).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    papermill.execute_notebook(str(path), str(out), parameters={**meta["ci_parameters"], "SHOW_SOLUTIONS": True}, cwd=str(tmp_path),
-                               kernel_name="python3", progress_bar=False, execution_timeout=600)  # fmt: skip
+    papermill.execute_notebook(
+        str(path),
+        str(out),
+        parameters={**meta["ci_parameters"], "SHOW_SOLUTIONS": True},
+        cwd=str(tmp_path),
+        kernel_name="python3",
+        progress_bar=False,
+        execution_timeout=600,
+    )
     executed = json.loads(out.read_text())
     text = []
     for c in executed["cells"]:

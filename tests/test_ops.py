@@ -31,7 +31,9 @@ def test_setup_filter_is_normalised_outer_product():
 @pytest.mark.parametrize("up,pad,gain", [(1, (1, 1, 1, 1), 4.0), (2, (2, 1, 2, 1), 4.0), (1, (0, 0, 0, 0), 1.0)])
 def test_upfirdn2d_matches_definition(up, pad, gain):
     x = torch.randn(2, 3, 5, 6, dtype=torch.float64)
-    f = torch.tensor([[1.0, 2.0, 0.5, 0.1], [0.3, 1.0, 2.0, 0.2], [0.0, 0.4, 1.0, 0.7], [1.0, 0.0, 0.2, 0.1]], dtype=torch.float64)
+    f = torch.tensor(
+        [[1.0, 2.0, 0.5, 0.1], [0.3, 1.0, 2.0, 0.2], [0.0, 0.4, 1.0, 0.7], [1.0, 0.0, 0.2, 0.1]], dtype=torch.float64
+    )
     ref = _naive_upfirdn(x.numpy(), f.numpy(), up, pad, gain)
     np.testing.assert_allclose(upfirdn2d(x, f, up=up, padding=pad, gain=gain).numpy(), ref, atol=1e-12)
 
@@ -54,7 +56,12 @@ def test_modulated_conv_equals_per_sample_convolution():
         ref = F.conv2d(x[i : i + 1], w, padding=1) + noise
         torch.testing.assert_close(out[i : i + 1], ref, atol=1e-5, rtol=1e-5)
     # demodulation makes every output channel unit-norm per sample, so style scale is irrelevant
-    torch.testing.assert_close(modulated_conv2d(x, weight, styles * 7.0, padding=1), modulated_conv2d(x, weight, styles, padding=1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        modulated_conv2d(x, weight, styles * 7.0, padding=1),
+        modulated_conv2d(x, weight, styles, padding=1),
+        atol=1e-5,
+        rtol=1e-5,
+    )
 
 
 def test_modulated_conv_upsampling_shape_and_linearity():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,11 +38,13 @@ def mae(a: np.ndarray, b: np.ndarray) -> float:
 def test_toy_bundle_round_trips_through_save_pretrained(pipe, toy_photos, tmp_path):
     pipe.save_pretrained(tmp_path / "bundle")
     spec = json.loads((tmp_path / "bundle" / "pipeline.json").read_text())
-    assert spec["components"] == {"generator": {"class": "TriPlaneGenerator", "subfolder": "generator"},
-                                  "encoder": {"class": "GlobalEncoder", "subfolder": "encoder"},
-                                  "local_encoder": {"class": "LocalEncoder", "subfolder": "local_encoder"},
-                                  "aligner_2d": {"class": "ResidualAligner", "subfolder": "aligner_2d"},
-                                  "fusion": {"class": "FeatureFusion", "subfolder": "fusion"}}  # fmt: skip
+    assert spec["components"] == {
+        "generator": {"class": "TriPlaneGenerator", "subfolder": "generator"},
+        "encoder": {"class": "GlobalEncoder", "subfolder": "encoder"},
+        "local_encoder": {"class": "LocalEncoder", "subfolder": "local_encoder"},
+        "aligner_2d": {"class": "ResidualAligner", "subfolder": "aligner_2d"},
+        "fusion": {"class": "FeatureFusion", "subfolder": "fusion"},
+    }
     again = InversionPipeline.from_pretrained(tmp_path / "bundle", local_files_only=True)
     for slot, module in pipe.components.items():
         other = again.components[slot].state_dict()
@@ -101,7 +102,10 @@ def test_invert_recovers_a_toy_head_better_than_the_mean_face(pipe, toy_photos):
         errors.append(mae(inv.reconstruction, ex.pixels))
         mean_errors.append(mae(pipe.render(mean_inv, quality="full", local=False).image, ex.pixels))
     assert np.mean(errors) < 0.8 * np.mean(mean_errors), (errors, mean_errors)
-    assert np.mean(errors) < 0.95 * np.mean(e0_errors), (errors, e0_errors)  # the shipped Stage II branch adds what E0 misses
+    assert np.mean(errors) < 0.95 * np.mean(e0_errors), (
+        errors,
+        e0_errors,
+    )  # the shipped Stage II branch adds what E0 misses
 
 
 def test_refinement_lowers_the_loss_and_the_error(pipe, toy_photos):
@@ -227,7 +231,15 @@ def test_cli_writes_every_output_and_refuses_unsafe_locations(tmp_path, toy_phot
     args = ["--no-align", "--views", "2", "--frames", "4", "--quiet"]
     assert main(["invert", str(src / "a.png"), str(out / "single"), *args]) == 0
     names = sorted(p.name for p in (out / "single").iterdir())
-    assert names == ["aligned.png", "depth.png", "inversion.json", "orbit.mp4", "reconstruction.png", "view_00.png", "view_01.png"]
+    assert names == [
+        "aligned.png",
+        "depth.png",
+        "inversion.json",
+        "orbit.mp4",
+        "reconstruction.png",
+        "view_00.png",
+        "view_01.png",
+    ]
     info = json.loads((out / "single" / "inversion.json").read_text())
     assert info["method"] == "e0+local" and len(info["camera_label"]) == 25 and info["options"]["views"] == 2
     import imageio.v3 as iio
@@ -275,7 +287,10 @@ def test_video_inversion_writes_a_side_by_side_video_and_resumes(pipe, tmp_path)
     assert result.num_frames == 5 and result.frames_reused == 0 and len(frames) == 5
     assert frames[0].shape == (size, 3 * size, 3)  # input | reconstruction | novel view
     codes = sorted((out / "frames").glob("ws_*.npy"))
-    assert len(codes) == 5 and np.load(codes[0], allow_pickle=False).shape == (pipe.generator.num_ws, pipe.generator.w_dim)
+    assert len(codes) == 5 and np.load(codes[0], allow_pickle=False).shape == (
+        pipe.generator.num_ws,
+        pipe.generator.w_dim,
+    )
     again = invert_video(pipe, clip, out, progress=False)
     assert again.frames_reused == 5
     changed = invert_video(pipe, clip, out, smooth_window=1, progress=False)  # other options: frames are redone
@@ -289,7 +304,21 @@ def test_cli_edits_use_the_bundles_directions(tmp_path, toy_photos, capsys):
 
     Image.fromarray(toy_photos[0].pixels).save(tmp_path / "a.png")
     args = ["--no-align", "--views", "1", "--frames", "0", "--quiet"]
-    assert main(["invert", str(tmp_path / "a.png"), str(tmp_path / "o"), *args, "--edit", "smile=1.5", "--edit", "glasses=2"]) == 0
+    assert (
+        main(
+            [
+                "invert",
+                str(tmp_path / "a.png"),
+                str(tmp_path / "o"),
+                *args,
+                "--edit",
+                "smile=1.5",
+                "--edit",
+                "glasses=2",
+            ]
+        )
+        == 0
+    )
     info = json.loads((tmp_path / "o" / "inversion.json").read_text())
     assert info["edits"] == {"smile": 1.5, "glasses": 2.0}
     edited, recon = (np.asarray(Image.open(tmp_path / "o" / n)) for n in ("edited.png", "reconstruction.png"))
@@ -321,7 +350,9 @@ def test_refinement_uses_lpips_only_with_real_weights(pipe, toy_photos):
     target = torch.ones(1, 3, 8, 8)
     base = float(reconstruction_loss(out, target))
     assert base == pytest.approx(2.0)
-    with_terms = reconstruction_loss(out, target, Criteria(lpips=lambda a, b: torch.full((1,), 0.5), identity=lambda a, b: torch.tensor(0.3)))
+    with_terms = reconstruction_loss(
+        out, target, Criteria(lpips=lambda a, b: torch.full((1,), 0.5), identity=lambda a, b: torch.tensor(0.3))
+    )
     assert float(with_terms) == pytest.approx(base + 0.8 * 0.5 + 0.1 * 0.3)
 
 

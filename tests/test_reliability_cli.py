@@ -72,6 +72,7 @@ def test_user_errors_from_loaders_are_one_line_exit_2(tmp_path, monkeypatch, cap
         FileNotFoundError(2, "No such file or directory", "/missing/weights.pth"),
     ]
     for err in raised:
+
         def boom(seed=0, err=err):
             raise err
 
@@ -89,7 +90,9 @@ def test_internal_errors_say_so_and_debug_shows_the_traceback(tmp_path, monkeypa
     monkeypatch.setattr(e3dge.demo, "default_offline_generator", bug)
     assert main(["orbit", "--out", str(tmp_path)]) == 1
     line = _err_line(capsys)
-    assert line.startswith("e3dge orbit: internal error (RuntimeError: tensor sizes do not match (second line)); this is a bug")
+    assert line.startswith(
+        "e3dge orbit: internal error (RuntimeError: tensor sizes do not match (second line)); this is a bug"
+    )
     assert "rerun as 'e3dge --debug orbit ...'" in line
     with pytest.raises(RuntimeError, match="tensor sizes"):
         main(["--debug", "orbit", "--out", str(tmp_path)])
@@ -133,7 +136,10 @@ def _write(path: Path, obj) -> Path:
         (lambda p: _raw(p, pickle.dumps({"G_ema": [1, 2, 3]})[:-7]), "cannot read it as an official snapshot pickle"),
         (lambda p: _raw(p, os.urandom(64)), "cannot read it"),
         (lambda p: _raw(p, b""), "cannot read it as an official snapshot pickle (EOFError"),
-        (lambda p: _write(p, {"G_ema": _Reduce(collections_ordered_dict(), 42)}), "cannot read it as an official snapshot pickle (TypeError"),
+        (
+            lambda p: _write(p, {"G_ema": _Reduce(collections_ordered_dict(), 42)}),
+            "cannot read it as an official snapshot pickle (TypeError",
+        ),
         (lambda p: _write(p, [1, 2]), "not an official snapshot with a 'G_ema' entry (found list)"),
     ],
     ids=["eval", "truncated", "random", "empty", "hostile-args", "list"],
@@ -175,7 +181,9 @@ _OPTION_VALUES = st.one_of(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(frames=_OPTION_VALUES, fps=_OPTION_VALUES, seed=_OPTION_VALUES)
 @example(frames=2, fps=24, seed=7)  # always exercise one successful run
 @example(frames=1, fps=1, seed=0)

@@ -25,7 +25,11 @@ from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 from e3dge.backbones.eg3d import CONFIG_NAMES, FFHQ_RENDERING_KWARGS, TriPlaneGenerator, eg3d_config
-from e3dge.backbones.superresolution import OFFICIAL_SUPERRESOLUTION_NAMES, SUPERRESOLUTION_MODULES, superresolution_name
+from e3dge.backbones.superresolution import (
+    OFFICIAL_SUPERRESOLUTION_NAMES,
+    SUPERRESOLUTION_MODULES,
+    superresolution_name,
+)
 from e3dge.encoders import GlobalEncoder, encoder_config
 from e3dge.errors import UserError
 from e3dge.hub import CheckpointFileError, CheckpointNotFoundError, read_config
@@ -98,7 +102,11 @@ def test_config_spec_describes_every_constructor_argument():
 
 
 def test_superresolution_names_are_e3dge_classes():
-    assert set(SUPERRESOLUTION_MODULES) == {"SuperresolutionHybrid2X", "SuperresolutionHybrid4X", "SuperresolutionHybrid8XDC"}
+    assert set(SUPERRESOLUTION_MODULES) == {
+        "SuperresolutionHybrid2X",
+        "SuperresolutionHybrid4X",
+        "SuperresolutionHybrid8XDC",
+    }
     assert FFHQ_RENDERING_KWARGS["superresolution_module"] == "SuperresolutionHybrid8XDC"
     assert superresolution_name("training.superresolution.SuperresolutionHybrid2X") == "SuperresolutionHybrid2X"
     assert superresolution_name("SuperresolutionHybrid4X") == "SuperresolutionHybrid4X"
@@ -118,7 +126,12 @@ def test_shipped_toy_assets_use_e3dge_names_and_unchanged_weights():
 def test_toy_generator_loads_identically_from_legacy_and_new_names(tmp_path):
     G = TriPlaneGenerator.from_pretrained(TOY_WEIGHTS_DIR, local_files_only=True)
     legacy = Path(shutil.copytree(TOY_WEIGHTS_DIR, tmp_path / "legacy"))
-    _edit_config(legacy, lambda c: c["rendering_kwargs"].update(superresolution_module="training.superresolution.SuperresolutionHybrid2X"))
+    _edit_config(
+        legacy,
+        lambda c: c["rendering_kwargs"].update(
+            superresolution_module="training.superresolution.SuperresolutionHybrid2X"
+        ),
+    )
     old = TriPlaneGenerator.from_pretrained(legacy)
     assert old.config == G.config and old.rendering_kwargs["superresolution_module"] == "SuperresolutionHybrid2X"
     for (k, a), (k2, b) in zip(G.state_dict().items(), old.state_dict().items()):
@@ -127,7 +140,10 @@ def test_toy_generator_loads_identically_from_legacy_and_new_names(tmp_path):
     for key in ("image", "image_raw", "depth"):
         assert torch.equal(getattr(new, key), getattr(ref, key))
     resaved = old.save_pretrained(tmp_path / "resaved")
-    assert json.loads((resaved / "config.json").read_text())["rendering_kwargs"]["superresolution_module"] == "SuperresolutionHybrid2X"
+    assert (
+        json.loads((resaved / "config.json").read_text())["rendering_kwargs"]["superresolution_module"]
+        == "SuperresolutionHybrid2X"
+    )
     assert GlobalEncoder.from_pretrained(TOY_ENCODER_DIR, local_files_only=True).config == {
         k: v for k, v in read_config(TOY_ENCODER_DIR / "config.json").items() if k != "_class_name"
     }
@@ -139,10 +155,16 @@ def test_toy_generator_loads_identically_from_legacy_and_new_names(tmp_path):
     [
         (lambda c: c.update(z_dmi=c.pop("z_dim")), "did you mean 'z_dim'?"),
         (lambda c: c.update(plane_resolutoin=c.pop("plane_resolution")), "did you mean 'plane_resolution'?"),
-        (lambda c: c["rendering_kwargs"].update(ray_strat=c["rendering_kwargs"].pop("ray_start")), "did you mean 'ray_start'?"),
+        (
+            lambda c: c["rendering_kwargs"].update(ray_strat=c["rendering_kwargs"].pop("ray_start")),
+            "did you mean 'ray_start'?",
+        ),
         (lambda c: c["mapping_kwargs"].update(num_layer=2), "did you mean 'num_layers'?"),
         (lambda c: c["sr_kwargs"].update(widht=8), "did you mean 'width'?"),
-        (lambda c: c["rendering_kwargs"].update(superresolution_module="SuperresolutionHybrid2x"), "did you mean 'SuperresolutionHybrid2X'?"),
+        (
+            lambda c: c["rendering_kwargs"].update(superresolution_module="SuperresolutionHybrid2x"),
+            "did you mean 'SuperresolutionHybrid2X'?",
+        ),
     ],
 )
 def test_misspelled_keys_are_refused_with_the_closest_name(folder, monkeypatch, edit, suggested):
@@ -170,7 +192,11 @@ HUGE = [
     ("plane_channels", lambda c: c.update(plane_channels=10**6), "plane_channels must be"),
     ("mapping", lambda c: c["mapping_kwargs"].update(num_layers=10**6), "mapping_kwargs.num_layers must be"),
     ("sr width", lambda c: c["sr_kwargs"].update(width=10**7), "sr_kwargs.width must be"),
-    ("depth", lambda c: c["rendering_kwargs"].update(depth_resolution=10**6), "rendering_kwargs.depth_resolution must be"),
+    (
+        "depth",
+        lambda c: c["rendering_kwargs"].update(depth_resolution=10**6),
+        "rendering_kwargs.depth_resolution must be",
+    ),
     ("huge int", lambda c: c.update(w_dim=10**300), "w_dim must be"),
 ]
 
@@ -198,7 +224,15 @@ def test_huge_encoder_is_refused_by_its_size(tmp_path, monkeypatch):
 
 def test_largest_accepted_generator_is_bounded():
     big = eg3d_config("ffhq512-128")
-    big.update(z_dim=2048, w_dim=2048, channel_base=1 << 20, channel_max=1024, plane_resolution=512, plane_channels=128, decoder_hidden=1024)
+    big.update(
+        z_dim=2048,
+        w_dim=2048,
+        channel_base=1 << 20,
+        channel_max=1024,
+        plane_resolution=512,
+        plane_channels=128,
+        decoder_hidden=1024,
+    )
     big["mapping_kwargs"] = {"num_layers": 16, "layer_features": 2048, "embed_features": 2048}
     big["sr_kwargs"] = {"width": 1024}
     TriPlaneGenerator.validate_config(big)
@@ -216,12 +250,18 @@ def test_largest_accepted_generator_is_bounded():
         (lambda c: c.update(img_channels=4), "img_channels must be one of 3, got 4"),
         (lambda c: c.update(c_dim=True), "c_dim must be one of 0, 25, got True"),
         (lambda c: c["rendering_kwargs"].update(ray_start=3.5), "ray_start (3.5) must be less than ray_end (3.3)"),
-        (lambda c: c["rendering_kwargs"].update(sr_antialias=1), "rendering_kwargs.sr_antialias must be true or false, got 1"),
+        (
+            lambda c: c["rendering_kwargs"].update(sr_antialias=1),
+            "rendering_kwargs.sr_antialias must be true or false, got 1",
+        ),
         (lambda c: c["rendering_kwargs"].update(avg_camera_pivot=[0, 0]), "avg_camera_pivot must be a list of 3 items"),
         (lambda c: c["rendering_kwargs"].pop("box_warp"), "missing config key 'rendering_kwargs.box_warp'"),
         (lambda c: c.pop("w_dim"), "missing config key 'w_dim'"),
         (lambda c: c.update(rendering_kwargs=[1, 2]), "rendering_kwargs must be an object"),
-        (lambda c: c.update(img_resolution=512), "SuperresolutionHybrid2X makes 128x128 images, but img_resolution is 512"),
+        (
+            lambda c: c.update(img_resolution=512),
+            "SuperresolutionHybrid2X makes 128x128 images, but img_resolution is 512",
+        ),
         (lambda c: c.update(plane_resolution=512), "channel_base (256) must be >= plane_resolution (512)"),
         (lambda c: c.update(plane_resolution=24), "plane_resolution must be a power of two"),
         (lambda c: c.update(_class_name="GlobalEncoder"), "holds a 'GlobalEncoder', not a TriPlaneGenerator"),
@@ -241,7 +281,9 @@ def test_nan_is_refused_in_files_and_in_dicts(folder):
     with pytest.raises(CheckpointFileError, match="not valid JSON .NaN is not a JSON number"):
         TriPlaneGenerator.from_pretrained(folder)
     (folder / "config.json").write_text(text.replace('"ray_start": NaN', '"ray_start": 1e400'))  # parses as inf
-    with pytest.raises(OptionError, match="rendering_kwargs.ray_start must be a finite number between 0 and 10000, got inf"):
+    with pytest.raises(
+        OptionError, match="rendering_kwargs.ray_start must be a finite number between 0 and 10000, got inf"
+    ):
         TriPlaneGenerator.from_pretrained(folder)
     config = eg3d_config("tiny")
     config["rendering_kwargs"]["box_warp"] = math.nan
@@ -344,7 +386,10 @@ def test_missing_local_paths_say_no_such_folder(tmp_path, monkeypatch):
     for name in (str(tmp_path / "nope"), "./nope", "~/e3dge-no-such-folder-4f2a", "runs/exp1/final", tmp_path / "nope"):
         with pytest.raises(CheckpointNotFoundError) as info:
             TriPlaneGenerator.from_pretrained(name)
-        assert _one_line(info.value) == f"{name}: no such folder (a checkpoint folder holds config.json and model.safetensors)"
+        assert (
+            _one_line(info.value)
+            == f"{name}: no such folder (a checkpoint folder holds config.json and model.safetensors)"
+        )
         assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, UserError)
     with pytest.raises(CheckpointNotFoundError, match=r"^weights\.safetensors: no such file"):
         GlobalEncoder.from_pretrained("weights.safetensors")
@@ -373,7 +418,9 @@ _VALUES = st.one_of(
     st.text(max_size=12),
     st.lists(st.integers(-3, 300), max_size=4),
     st.dictionaries(st.text(max_size=6), st.integers(), max_size=2),
-    st.sampled_from(["SuperresolutionHybrid2X", "training.superresolution.SuperresolutionHybrid4X", "orthogonal", "softplus"]),
+    st.sampled_from(
+        ["SuperresolutionHybrid2X", "training.superresolution.SuperresolutionHybrid4X", "orthogonal", "softplus"]
+    ),
 )
 
 
@@ -469,5 +516,7 @@ def test_every_torch_load_in_loaders_is_weights_only():
             if isinstance(node, ast.Call) and ast.unparse(node.func) == "torch.load":
                 calls += 1
                 flags = {k.arg: k.value for k in node.keywords}
-                assert isinstance(flags.get("weights_only"), ast.Constant) and flags["weights_only"].value is True, f"{path}:{node.lineno}"
+                assert isinstance(flags.get("weights_only"), ast.Constant) and flags["weights_only"].value is True, (
+                    f"{path}:{node.lineno}"
+                )
     assert calls >= 2  # lpips.read_state_dict and the nested storages of official pickles

@@ -8,7 +8,6 @@ import random
 import struct
 import zlib
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -48,8 +47,12 @@ def _flip(data: bytes, at: int) -> bytes:
 def _png_with_declared_size(w: int, h: int) -> bytes:
     """A tiny PNG whose header claims ``w x h`` (a decompression bomb's header)."""
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    chunk = lambda tag, data: struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    chunk = lambda tag, data: (
+        struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+    )
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+    )
 
 
 photo_bytes = st.one_of(
@@ -62,7 +65,9 @@ photo_bytes = st.one_of(
     # mid sizes (e.g. 5000x5000) decode to 25 MP of gray and are correctly "no face", but take seconds: left out for speed
     st.builds(_jpeg_with_declared_size, st.integers(1, 96), st.integers(1, 96)),
     st.builds(_jpeg_with_declared_size, st.integers(7100, 65535), st.integers(7100, 65535)),
-    st.builds(_flip, st.sampled_from([_png_bytes(40, 30), _jpeg_bytes(48, 40)]), st.integers(0, 10**6)),  # one corrupt byte
+    st.builds(
+        _flip, st.sampled_from([_png_bytes(40, 30), _jpeg_bytes(48, 40)]), st.integers(0, 10**6)
+    ),  # one corrupt byte
 )
 
 
@@ -144,12 +149,19 @@ def test_align_numeric_options_in_range_or_exit_2(tmp_path_factory, capsys, valu
         assert code == 2 and option in err[0]
 
 
-batch_files = st.dictionaries(st.sampled_from(["a.png", "a.jpg", "A.PNG", "a_jpg.png", "b.gif", "dataset.png"]), photo_bytes, min_size=1, max_size=4)
+batch_files = st.dictionaries(
+    st.sampled_from(["a.png", "a.jpg", "A.PNG", "a_jpg.png", "b.gif", "dataset.png"]),
+    photo_bytes,
+    min_size=1,
+    max_size=4,
+)
 
 
 @FUZZ
 @given(batch_files)
-def test_align_batch_on_any_folder_writes_one_row_per_success_and_never_into_inputs(tmp_path_factory, capsys, monkeypatch, files):
+def test_align_batch_on_any_folder_writes_one_row_per_success_and_never_into_inputs(
+    tmp_path_factory, capsys, monkeypatch, files
+):
     pytest.importorskip("dlib")
     from e3dge.cli import main
 

@@ -9,15 +9,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from e3dge.errors import UserError
 from e3dge.options import OptionError
 from e3dge.toy.distill import DistillConfig
-from e3dge.training.config import STAGE1_PRESETS, Stage1Config, load_stage1_config
+from e3dge.training.config import Stage1Config, load_stage1_config
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-values = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
-                   st.text(string.printable, max_size=12), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))  # fmt: skip
-stage1_keys = st.sampled_from(sorted(Stage1Config.__dataclass_fields__) + ["stpes", "weights.code", "weights.geo", "lr_rate", "preset"])
+values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(string.printable, max_size=12),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+stage1_keys = st.sampled_from(
+    sorted(Stage1Config.__dataclass_fields__) + ["stpes", "weights.code", "weights.geo", "lr_rate", "preset"]
+)
 
 
 def _one_line(err: Exception) -> str:
@@ -30,18 +38,37 @@ def _one_line(err: Exception) -> str:
 @given(st.dictionaries(stage1_keys, values, max_size=4))
 def test_stage1_config_dicts_load_or_fail_with_one_line(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("cfg") / "config.json"
-    path.write_text(json.dumps({"preset": "tiny-test", **{k: v for k, v in data.items() if k != "preset"}}, allow_nan=True))
+    path.write_text(
+        json.dumps({"preset": "tiny-test", **{k: v for k, v in data.items() if k != "preset"}}, allow_nan=True)
+    )
     try:
         cfg = load_stage1_config(str(path))
     except OptionError as err:
         assert str(path) in _one_line(err)
         return
-    assert isinstance(cfg, Stage1Config) and cfg.steps >= 1 and cfg.batch_size >= 1 and 8 <= cfg.neural_rendering_resolution <= 512
+    assert (
+        isinstance(cfg, Stage1Config)
+        and cfg.steps >= 1
+        and cfg.batch_size >= 1
+        and 8 <= cfg.neural_rendering_resolution <= 512
+    )
 
 
 @FUZZ
-@given(st.sampled_from(["steps", "batch_size", "lr", "neural_rendering_resolution", "num_surface_points", "checkpoint_every", "weights.code"]),
-       st.one_of(st.integers(-(2**40), 2**40), st.floats(allow_nan=True), st.text(string.printable, max_size=8)))  # fmt: skip
+@given(
+    st.sampled_from(
+        [
+            "steps",
+            "batch_size",
+            "lr",
+            "neural_rendering_resolution",
+            "num_surface_points",
+            "checkpoint_every",
+            "weights.code",
+        ]
+    ),
+    st.one_of(st.integers(-(2**40), 2**40), st.floats(allow_nan=True), st.text(string.printable, max_size=8)),
+)
 def test_stage1_overrides_are_range_checked(key, value):
     try:
         cfg = load_stage1_config("tiny-test", {key: value})
@@ -58,7 +85,10 @@ CONFIG_FILE_ERRORS = [
     ("{steps: 3", r"c.json: not valid JSON"),
     ('{"preset": "toyy"}', "unknown preset 'toyy'; did you mean 'toy'"),
     ("[1, 2]", "must hold a mapping"),
-    ('{"preset": "toy", "neural_rendering_resolution": 100000}', "neural_rendering_resolution must be between 8 and 512, got 100000"),
+    (
+        '{"preset": "toy", "neural_rendering_resolution": 100000}',
+        "neural_rendering_resolution must be between 8 and 512, got 100000",
+    ),
     ('{"preset": "toy", "render_with_predicted_pose": "yes"}', "render_with_predicted_pose must be true or false"),
 ]
 
@@ -72,8 +102,22 @@ def test_stage1_config_errors_name_the_file_and_suggest_the_key(tmp_path, text, 
 
 
 @FUZZ
-@given(st.sampled_from(["steps", "batch_size", "lr", "train_resolution", "target_resolution", "points_per_head", "checkpoint_every", "threads", "seed"]),
-       st.one_of(st.integers(-(2**40), 2**40), st.floats(allow_nan=True)))  # fmt: skip
+@given(
+    st.sampled_from(
+        [
+            "steps",
+            "batch_size",
+            "lr",
+            "train_resolution",
+            "target_resolution",
+            "points_per_head",
+            "checkpoint_every",
+            "threads",
+            "seed",
+        ]
+    ),
+    st.one_of(st.integers(-(2**40), 2**40), st.floats(allow_nan=True)),
+)
 def test_distill_options_are_range_checked(key, value):
     try:
         cfg = DistillConfig(**{key: value})
@@ -84,8 +128,21 @@ def test_distill_options_are_range_checked(key, value):
 
 
 @FUZZ
-@given(st.sampled_from(["--steps", "--seed", "--batch-size", "--lr", "--train-resolution", "--threads", "--checkpoint-every", "--average-every"]),
-       st.one_of(st.integers(-(2**40), 2**40).map(str), st.sampled_from(["0", "-1", "nan", "inf", "1e9", "", "x", "3.5"])))  # fmt: skip
+@given(
+    st.sampled_from(
+        [
+            "--steps",
+            "--seed",
+            "--batch-size",
+            "--lr",
+            "--train-resolution",
+            "--threads",
+            "--checkpoint-every",
+            "--average-every",
+        ]
+    ),
+    st.one_of(st.integers(-(2**40), 2**40).map(str), st.sampled_from(["0", "-1", "nan", "inf", "1e9", "", "x", "3.5"])),
+)
 def test_toy_cli_numbers_give_exit_2_with_one_line_or_train(monkeypatch, capsys, flag, text):
     """Every numeric option: a valid value reaches the trainer; anything else is exit 2 and one line, no traceback."""
     import e3dge.toy.distill as distill
@@ -102,11 +159,19 @@ def test_toy_cli_numbers_give_exit_2_with_one_line_or_train(monkeypatch, capsys,
     if code == 0:
         assert len(seen) == 1
     else:
-        assert code == 2 and not seen and err.strip().splitlines()[-1].startswith(("e3dge", "usage")) or "error:" in err.strip().splitlines()[-1]
+        assert (
+            code == 2
+            and not seen
+            and err.strip().splitlines()[-1].startswith(("e3dge", "usage"))
+            or "error:" in err.strip().splitlines()[-1]
+        )
 
 
 @FUZZ
-@given(st.sampled_from(["--steps", "--seed"]), st.one_of(st.integers(-(2**40), 2**40).map(str), st.sampled_from(["0", "-5", "nan", "x", ""])))
+@given(
+    st.sampled_from(["--steps", "--seed"]),
+    st.one_of(st.integers(-(2**40), 2**40).map(str), st.sampled_from(["0", "-5", "nan", "x", ""])),
+)
 def test_stage1_cli_numbers_give_exit_2_with_one_line_or_train(monkeypatch, capsys, flag, text):
     import e3dge.training.stage1 as stage1
     from e3dge.cli import main
@@ -114,7 +179,9 @@ def test_stage1_cli_numbers_give_exit_2_with_one_line_or_train(monkeypatch, caps
     seen = []
     monkeypatch.setattr(stage1, "train_stage1", lambda cfg, progress=True, resume="auto": seen.append(cfg))
     try:
-        code = main(["train", "stage1", "--config", "tiny-test", "--out", "/nonexistent-e3dge-out", flag, text, "--quiet"])
+        code = main(
+            ["train", "stage1", "--config", "tiny-test", "--out", "/nonexistent-e3dge-out", flag, text, "--quiet"]
+        )
     except SystemExit as exit_:
         code = exit_.code
     err = capsys.readouterr().err
@@ -130,7 +197,9 @@ def test_train_cli_refuses_a_changed_run_with_one_line(tmp_path, capsys):
     assert main(["train", "stage1", "--config", "tiny-test", "--out", out, "--steps", "3", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("e3dge train: error: ") and "steps: 2 -> 3" in err[-1] and "--override" in err[-1]
-    assert main(["train", "stage1", "--config", "tiny-test", "--out", out, "--steps", "3", "--quiet", "--override"]) == 0
+    assert (
+        main(["train", "stage1", "--config", "tiny-test", "--out", out, "--steps", "3", "--quiet", "--override"]) == 0
+    )
     from e3dge.training.loop import read_log
 
     assert [r["step"] for r in read_log(tmp_path / "run" / "log.jsonl")] == [1, 2, 3]
@@ -149,7 +218,9 @@ def test_training_leaves_the_callers_global_state_alone(tmp_path):
 
     torch.manual_seed(99)
     rng, threads = torch.get_rng_state(), torch.get_num_threads()
-    train_stage1(load_stage1_config("tiny-test", {"out_dir": str(tmp_path / "s1"), "steps": 1, "threads": 1}), progress=False)
+    train_stage1(
+        load_stage1_config("tiny-test", {"out_dir": str(tmp_path / "s1"), "steps": 1, "threads": 1}), progress=False
+    )
     small = dict(batch_size=1, train_resolution=8, depth_samples=4, importance_samples=4, points_per_head=16, threads=1)
     train_generator(DistillConfig(out_dir=str(tmp_path / "d"), steps=1, **small), progress=False)
     assert torch.equal(torch.get_rng_state(), rng) and torch.get_num_threads() == threads

@@ -12,7 +12,14 @@ import pytest
 import torch
 
 from e3dge.training.config import STAGE1_PRESETS, Stage1Config, load_stage1_config
-from e3dge.training.losses import ReconstructionLoss, Stage1LossWeights, code_loss, delta_regularization, geometry_loss, pose_loss
+from e3dge.training.losses import (
+    ReconstructionLoss,
+    Stage1LossWeights,
+    code_loss,
+    delta_regularization,
+    geometry_loss,
+    pose_loss,
+)
 from e3dge.backbones.eg3d import estimate_w_avg
 from e3dge.backbones.registry import backbone_for
 from e3dge.training.pseudo_pairs import PosePrior, PseudoPairSampler, back_project, ensure_w_avg
@@ -29,13 +36,26 @@ def tiny_cfg(tmp_path: Path, **kw) -> Stage1Config:
 def toy_sampler():
     from e3dge.training.sources import load_backbone
 
-    return PseudoPairSampler(load_backbone("toy"), PosePrior(), 0.7, neural_rendering_resolution=16, num_surface_points=96, num_near_points=64, view_pairs=True)
+    return PseudoPairSampler(
+        load_backbone("toy"),
+        PosePrior(),
+        0.7,
+        neural_rendering_resolution=16,
+        num_surface_points=96,
+        num_near_points=64,
+        view_pairs=True,
+    )
 
 
 def test_pseudo_pair_shapes_and_geometry(toy_sampler):
     b = toy_sampler.sample(3, torch.Generator().manual_seed(0))
     G = toy_sampler.backbone.generator
-    assert b.z.shape == (3, 32) and b.ws.shape == (3, G.num_ws, G.w_dim) and b.c.shape == (3, 25) and b.pose.shape == (3, 2)
+    assert (
+        b.z.shape == (3, 32)
+        and b.ws.shape == (3, G.num_ws, G.w_dim)
+        and b.c.shape == (3, 25)
+        and b.pose.shape == (3, 2)
+    )
     assert b.image.shape == (3, 3, 128, 128) and b.image_raw.shape == (3, 3, 16, 16) and b.depth.shape == (3, 1, 16, 16)
     assert b.surface_points.shape == (3, 96, 3) and b.surface_occupancy.shape == (3, 96)
     assert b.near_points.shape == (3, 64, 3) and b.near_occupancy.shape == (3, 64)
@@ -56,7 +76,9 @@ def test_pseudo_pairs_reproducible_and_prior(toy_sampler):
     b = toy_sampler.sample(2, torch.Generator().manual_seed(5))
     torch.testing.assert_close(a.image, b.image)
     torch.testing.assert_close(a.surface_points, b.surface_points)
-    pose = PosePrior(yaw_std=0.3, pitch_std=0.15, yaw_max=0.8, pitch_max=0.4).sample(20000, torch.Generator().manual_seed(0))
+    pose = PosePrior(yaw_std=0.3, pitch_std=0.15, yaw_max=0.8, pitch_max=0.4).sample(
+        20000, torch.Generator().manual_seed(0)
+    )
     assert abs(pose[:, 0].std() - 0.3) < 0.01 and abs(pose[:, 1].std() - 0.15) < 0.01
     assert pose[:, 0].abs().max() <= 0.8 and pose[:, 1].abs().max() <= 0.4
 
@@ -68,7 +90,9 @@ def test_w_avg_is_estimated_when_untracked_on_a_copy(tiny_generator):
     G.backbone.mapping.w_avg.zero_()
     withavg = ensure_w_avg(G, num_samples=2000)
     torch.testing.assert_close(withavg.backbone.mapping.w_avg, estimate_w_avg(G, 2000))
-    assert withavg is not G and torch.count_nonzero(G.backbone.mapping.w_avg) == 0  # the caller's generator is untouched
+    assert (
+        withavg is not G and torch.count_nonzero(G.backbone.mapping.w_avg) == 0
+    )  # the caller's generator is untouched
     assert ensure_w_avg(withavg) is withavg
 
 
@@ -141,7 +165,11 @@ def test_progressive_ws():
 # ------------------------------------------------------------------ config
 def test_config_presets_overrides_and_errors(tmp_path):
     cfg = load_stage1_config("toy", {"weights.geo_surface_depth": 0, "steps": 7})
-    assert cfg.steps == 7 and cfg.weights.geo_surface_depth == 0 and cfg.weights.code == STAGE1_PRESETS["toy"]["weights"]["code"]
+    assert (
+        cfg.steps == 7
+        and cfg.weights.geo_surface_depth == 0
+        and cfg.weights.code == STAGE1_PRESETS["toy"]["weights"]["code"]
+    )
     assert STAGE1_PRESETS["toy"]["weights"]["geo_surface_depth"] == 10.0  # presets are not mutated
     f = tmp_path / "c.json"
     f.write_text(json.dumps({"preset": "toy", "method": "psp2d", "weights": {"l2": 2.0}}))
@@ -163,8 +191,19 @@ def test_config_presets_overrides_and_errors(tmp_path):
 # ------------------------------------------------------------------ training
 def test_a_few_steps_reduce_code_and_geometry_losses(tmp_path):
     """On one fixed pseudo-pair batch of the toy generator, 12 steps lower L_code and L_geo."""
-    cfg = load_stage1_config("toy", {"out_dir": str(tmp_path / "fit"), "batch_size": 4, "neural_rendering_resolution": 16, "lr": 2e-3,
-                                     "num_surface_points": 128, "num_near_points": 128, "checkpoint_every": 1000, "sample_every": 1000})  # fmt: skip
+    cfg = load_stage1_config(
+        "toy",
+        {
+            "out_dir": str(tmp_path / "fit"),
+            "batch_size": 4,
+            "neural_rendering_resolution": 16,
+            "lr": 2e-3,
+            "num_surface_points": 128,
+            "num_near_points": 128,
+            "checkpoint_every": 1000,
+            "sample_every": 1000,
+        },
+    )
     tr = Stage1Trainer(cfg)
     batch = tr.sampler.sample(4, torch.Generator().manual_seed(1))
     tr.sampler.sample = lambda n, gen: batch
@@ -199,7 +238,10 @@ def test_resume_gives_the_same_next_loss(tmp_path):
 
     saved = GlobalEncoder.from_pretrained(tmp_path / "b" / "run" / "final", local_files_only=True)
     torch.testing.assert_close(saved.w_avg, full.backbone.generator.backbone.mapping.w_avg)
-    assert sorted(p.name for p in (tmp_path / "b" / "run" / "samples").iterdir()) == ["step_000002.png", "step_000004.png"]
+    assert sorted(p.name for p in (tmp_path / "b" / "run" / "samples").iterdir()) == [
+        "step_000002.png",
+        "step_000004.png",
+    ]
 
 
 def test_baselines_switch_terms(tmp_path):
@@ -229,7 +271,11 @@ def test_real_batches_alternate(tmp_path):
     assert kinds == ["synthetic", "real", "synthetic", "real"]
     toy = Stage1Trainer(tiny_cfg(tmp_path / "t", real_data="toy-photos"))
     imgs = toy.real.sample(2, torch.Generator().manual_seed(0))
-    assert imgs.shape == (2, 3, toy.backbone.image_resolution, toy.backbone.image_resolution) and imgs.min() >= -1 and imgs.max() <= 1
+    assert (
+        imgs.shape == (2, 3, toy.backbone.image_resolution, toy.backbone.image_resolution)
+        and imgs.min() >= -1
+        and imgs.max() <= 1
+    )
     with pytest.raises(FileNotFoundError, match="e3dge align"):
         Stage1Trainer(tiny_cfg(tmp_path / "m", real_data=str(tmp_path / "missing")))
 
@@ -238,11 +284,33 @@ def test_cli_trains_and_reports_errors(tmp_path):
     from e3dge.cli import main
 
     out = tmp_path / "cli"
-    assert main(["train", "stage1", "--config", "tiny-test", "--out", str(out), "--steps", "2", "--quiet", "--set", "weights.code=0.5"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "stage1",
+                "--config",
+                "tiny-test",
+                "--out",
+                str(out),
+                "--steps",
+                "2",
+                "--quiet",
+                "--set",
+                "weights.code=0.5",
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "config.json").read_text())["weights"]["code"] == 0.5
     assert (out / "final" / "model.safetensors").exists()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    r = subprocess.run([sys.executable, "-m", "e3dge.cli", "train", "stage1", "--config", "nope"], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-m", "e3dge.cli", "train", "stage1", "--config", "nope"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 2 and "neither a preset" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -256,7 +324,19 @@ def test_two_processes_keep_parameters_in_sync(tmp_path):
     with socket.socket() as s:  # a free port for the rendezvous
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port), str(worker), str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        str(worker),
+        str(out),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     ranks = [(out / f"params_rank{i}.txt").read_text().split() for i in (0, 1)]
@@ -282,7 +362,12 @@ def test_stylesdf_pseudo_pairs_sit_on_its_own_surface_and_sdf(stylesdf_backbone)
     sampler = PseudoPairSampler(bb, PosePrior(), 0.7, num_surface_points=40, num_near_points=24, deterministic=True)
     b = sampler.sample(2, torch.Generator().manual_seed(3))
     r = bb.neural_resolution
-    assert b.ws.shape == (2, bb.layout.num_ws, bb.layout.w_dim) and b.image.shape == (2, 3, bb.image_resolution, bb.image_resolution)
+    assert b.ws.shape == (2, bb.layout.num_ws, bb.layout.w_dim) and b.image.shape == (
+        2,
+        3,
+        bb.image_resolution,
+        bb.image_resolution,
+    )
     assert b.depth.shape == (2, 1, r, r) and b.surface_occupancy.shape == (2, 40) and b.near_occupancy.shape == (2, 24)
     view = bb.render(b.ws, None, b.camera, "full")
     xyz = view.trace.xyz.flatten(2).transpose(1, 2)  # sum of weights x sample points, what the depth map integrates
@@ -292,15 +377,19 @@ def test_stylesdf_pseudo_pairs_sit_on_its_own_surface_and_sdf(stylesdf_backbone)
     assert b.near_points.abs().max() <= bb.rig.field_half_size
     mean = bb.mean_latents()
     w = bb.generator.style(b.z)
-    torch.testing.assert_close(bb.latents(b.ws).renderer[:, 0], mean.renderer + 0.7 * (w - mean.renderer), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        bb.latents(b.ws).renderer[:, 0], mean.renderer + 0.7 * (w - mean.renderer), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_stylesdf_stage1_lowers_its_losses_and_resumes_exactly(tmp_path):
     """The tiny StyleSDF preset: a few steps on one batch lower L_code and L_geo; an interrupted run resumes to the same losses and weights."""
     from e3dge.encoders import StyleSDFGlobalEncoder
 
-    cfg = load_stage1_config("tiny-test-stylesdf", {"out_dir": str(tmp_path / "fit"), "batch_size": 4, "lr": 2e-3, "checkpoint_every": 1000,
-                                                    "sample_every": 1000})  # fmt: skip
+    cfg = load_stage1_config(
+        "tiny-test-stylesdf",
+        {"out_dir": str(tmp_path / "fit"), "batch_size": 4, "lr": 2e-3, "checkpoint_every": 1000, "sample_every": 1000},
+    )
     tr = Stage1Trainer(cfg)
     batch = tr.sampler.sample(4, torch.Generator().manual_seed(1))
     tr.sampler.sample = lambda n, gen: batch
@@ -319,16 +408,27 @@ def test_stylesdf_stage1_lowers_its_losses_and_resumes_exactly(tmp_path):
     full = run("a")
     run("b", stop_at=2)
     resumed = run("b")
-    assert [(r["step"], r["total"]) for r in read_log(tmp_path / "a" / "log.jsonl")] == [(r["step"], r["total"]) for r in read_log(tmp_path / "b" / "log.jsonl")]
+    assert [(r["step"], r["total"]) for r in read_log(tmp_path / "a" / "log.jsonl")] == [
+        (r["step"], r["total"]) for r in read_log(tmp_path / "b" / "log.jsonl")
+    ]
     flat = lambda t: torch.cat([p.detach().flatten() for p in t.acc.unwrap_model(t.E).parameters()])  # noqa: E731
     torch.testing.assert_close(flat(full), flat(resumed), rtol=0, atol=0)
-    saved = StyleSDFGlobalEncoder.from_pretrained(tmp_path / "b" / "final", local_files_only=True)  # the bundle's encoder slot
-    assert saved.config["renderer_ws"] == full.backbone.generator.num_renderer_ws and saved.config["renderer_dim"] == full.backbone.generator.style_dim
+    saved = StyleSDFGlobalEncoder.from_pretrained(
+        tmp_path / "b" / "final", local_files_only=True
+    )  # the bundle's encoder slot
+    assert (
+        saved.config["renderer_ws"] == full.backbone.generator.num_renderer_ws
+        and saved.config["renderer_dim"] == full.backbone.generator.style_dim
+    )
 
 
 def test_stylesdf_stage1_refuses_what_needs_a_pose_head(tmp_path):
     with pytest.raises(ValueError, match="predicts no pose"):
-        Stage1Trainer(load_stage1_config("tiny-test-stylesdf", {"out_dir": str(tmp_path / "x"), "render_with_predicted_pose": True}))
+        Stage1Trainer(
+            load_stage1_config(
+                "tiny-test-stylesdf", {"out_dir": str(tmp_path / "x"), "render_with_predicted_pose": True}
+            )
+        )
 
 
 # ------------------------------------------------------------------ evaluation

@@ -18,7 +18,9 @@ def test_a_few_steps_lower_the_query_loss_below_e0(tmp_path):
     tr = _trainer(tmp_path, "fit", alignment="hybrid")
     batch = tr.sample(2)
     first = tr.losses(batch)
-    assert float(first["mse"].detach()) == pytest.approx(float(first["mse_e0"]), abs=1e-7)  # zero-initialised FiLM: E0's render
+    assert float(first["mse"].detach()) == pytest.approx(
+        float(first["mse_e0"]), abs=1e-7
+    )  # zero-initialised FiLM: E0's render
     for _ in range(12):
         terms = tr.losses(batch)
         tr.opt.zero_grad(set_to_none=True)
@@ -53,9 +55,15 @@ def test_pipeline_uses_the_local_branch_from_the_bundle(tmp_path):
     toy = InversionPipeline.from_pretrained("toy")
     cfg = load_stage2_config("tiny-test")
     branch = build_branch(cfg, toy.generator.decoder.net[-1].weight.shape[0] - 1)  # zero-initialised FiLM
-    InversionPipeline(toy.generator, toy.encoder, branch.local_encoder, branch.aligner, branch.fusion, directions=toy.directions).save_pretrained(tmp_path / "b")
+    InversionPipeline(
+        toy.generator, toy.encoder, branch.local_encoder, branch.aligner, branch.fusion, directions=toy.directions
+    ).save_pretrained(tmp_path / "b")
     pipe = InversionPipeline.from_pretrained(tmp_path / "b")
-    assert pipe.local_branch is not None and pipe.local_branch.default_alignment == "hybrid" and pipe.local_branch.resolution == 32
+    assert (
+        pipe.local_branch is not None
+        and pipe.local_branch.default_alignment == "hybrid"
+        and pipe.local_branch.resolution == 32
+    )
     photo = toy_photo_examples(1)[0].pixels
     inv, plain = pipe.invert(photo, align=False), pipe.invert(photo, align=False, local=False)
     assert inv.method == "e0+local" and plain.method == "e0"
@@ -69,7 +77,10 @@ def test_cli_refusals_are_one_line(tmp_path, capsys):
     assert main(["train", "stage2", "--config", "tiny-test", "--out", str(tmp_path / "x"), "--set", "bogus=1"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "unknown stage2 option(s) bogus" in err
-    assert main(["train", "stage2", "--config", "tiny-test", "--out", str(tmp_path / "x"), "--set", "novel_view_prob=2"]) == 2
+    assert (
+        main(["train", "stage2", "--config", "tiny-test", "--out", str(tmp_path / "x"), "--set", "novel_view_prob=2"])
+        == 2
+    )
     assert "novel_view_prob must be in [0, 1]" in capsys.readouterr().err
     assert main(["train", "stage2", "--config", str(tmp_path / "missing.json")]) == 2
     assert "not a preset" in capsys.readouterr().err
@@ -94,7 +105,9 @@ def test_discriminator_losses_have_their_textbook_values():
     lin = Linear()
     assert float(r1_penalty(lin, torch.randn(4, 3, 8, 8))) == pytest.approx(float(lin.w.square().sum()), rel=1e-5)
     D = Discriminator(16, width=8, max_width=16)
-    assert D(torch.randn(6, 3, 16, 16)).shape == (6,) and D(torch.randn(2, 3, 32, 32)).shape == (2,)  # other sizes are resized
+    assert D(torch.randn(6, 3, 16, 16)).shape == (6,) and D(torch.randn(2, 3, 32, 32)).shape == (
+        2,
+    )  # other sizes are resized
     with pytest.raises(ValueError, match="power of two"):
         Discriminator(24)
 
@@ -102,7 +115,11 @@ def test_discriminator_losses_have_their_textbook_values():
 def test_stage_21_trains_the_2d_branch_then_22_freezes_e_ada_and_adds_the_adversary(tmp_path):
     tr = _trainer(tmp_path, "stages", steps=4, stage21_steps=2, r1_every=2)
     cfg = tr.cfg
-    assert [cfg.stage_at(s) for s in range(4)] == ["2.1", "2.1", "2.2", "2.2"] and cfg.alignment_at(0) == "2d" and cfg.alignment_at(2) == "hybrid"
+    assert (
+        [cfg.stage_at(s) for s in range(4)] == ["2.1", "2.1", "2.2", "2.2"]
+        and cfg.alignment_at(0) == "2d"
+        and cfg.alignment_at(2) == "hybrid"
+    )
     snap = lambda m: [p.detach().clone() for p in m.parameters()]  # noqa: E731
     changed = lambda a, m: any(not torch.equal(x, y) for x, y in zip(a, m.parameters()))  # noqa: E731
     rows = []
@@ -132,7 +149,12 @@ def test_synthetic_pairs_are_the_generators_own_renders(tmp_path):
         target = tr.render(ws, batch["query_label"], None).image_raw.clamp(-1, 1)
         photo = tr.G.synthesis(ws, label, deterministic=True).image.clamp(-1, 1)
     assert torch.allclose(batch["target"], target, atol=1e-6) and torch.allclose(batch["photo"], photo, atol=1e-6)
-    assert batch["photo"].shape == (2, 3, tr.G.img_resolution, tr.G.img_resolution) and batch["target"].shape == (2, 3, 16, 16)
+    assert batch["photo"].shape == (2, 3, tr.G.img_resolution, tr.G.img_resolution) and batch["target"].shape == (
+        2,
+        3,
+        16,
+        16,
+    )
     assert torch.isfinite(torch.tensor(tr.train_step()["total"]))
 
 
@@ -150,9 +172,25 @@ def test_config_refusals_and_the_ffhq_preset():
     ffhq = load_stage2_config("ffhq-eg3d")
     official = LocalEncoderConfig.official()
     assert (ffhq.stem_width, ffhq.width, ffhq.num_stack, ffhq.depth, ffhq.groups, ffhq.local_resolution) == (
-        official.stem_width, official.width, official.num_stack, official.depth, official.groups, official.input_size)  # fmt: skip
-    assert ffhq.aligner_widths == AlignerConfig.official().widths and ffhq.data == "synthetic" and ffhq.truncation == 0.55
-    assert (ffhq.lr_local, ffhq.lr_aligner, ffhq.lr_fusion, ffhq.lr_d, ffhq.adv_weight, ffhq.r1_gamma, ffhq.r1_every) == (5e-5, 1e-4, 1e-4, 5e-5, 0.01, 10.0, 16)
+        official.stem_width,
+        official.width,
+        official.num_stack,
+        official.depth,
+        official.groups,
+        official.input_size,
+    )
+    assert (
+        ffhq.aligner_widths == AlignerConfig.official().widths and ffhq.data == "synthetic" and ffhq.truncation == 0.55
+    )
+    assert (
+        ffhq.lr_local,
+        ffhq.lr_aligner,
+        ffhq.lr_fusion,
+        ffhq.lr_d,
+        ffhq.adv_weight,
+        ffhq.r1_gamma,
+        ffhq.r1_every,
+    ) == (5e-5, 1e-4, 1e-4, 5e-5, 0.01, 10.0, 16)
 
 
 def test_sample_grid_is_written(tmp_path):
@@ -178,8 +216,19 @@ def test_two_processes_keep_the_branch_and_discriminator_in_sync(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(port),
-           str(Path(__file__).with_name("stage2_ddp_worker.py")), str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        str(Path(__file__).with_name("stage2_ddp_worker.py")),
+        str(out),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     ranks = [(out / f"params_rank{i}.txt").read_text().split() for i in (0, 1)]
@@ -192,10 +241,16 @@ def test_film_on_triplane_features_starts_as_e0_and_can_move_the_geometry(tmp_pa
     from e3dge.training.stage2 import film_width
 
     tr = _trainer(tmp_path, "feat", film_target="features", adv_weight=0.0)
-    assert tr.branch.local_encoder.config["film_channels"] == film_width(tr.G, "features") == tr.G.decoder.net[0].weight.shape[1]
+    assert (
+        tr.branch.local_encoder.config["film_channels"]
+        == film_width(tr.G, "features")
+        == tr.G.decoder.net[0].weight.shape[1]
+    )
     batch = tr.sample(2)
     first = tr.losses(batch)
-    assert float(first["mse"].detach()) == pytest.approx(float(first["mse_e0"]), abs=1e-7)  # zero-initialised FiLM: E0's render
+    assert float(first["mse"].detach()) == pytest.approx(
+        float(first["mse_e0"]), abs=1e-7
+    )  # zero-initialised FiLM: E0's render
     for _ in range(3):
         tr.train_step()
     ws, planes, ref, q = tr.views(batch["photo"], batch["query_label"])

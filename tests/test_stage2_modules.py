@@ -59,7 +59,9 @@ def test_official_configurations_have_the_official_state_dict(section, build, ke
     assert {k: tuple(v.shape) for k, v in state.items()} == expected
     assert sum(v.numel() for v in state.values()) == numel
     official = {k: torch.randn(s) if s else torch.zeros((), dtype=torch.long) for k, s in expected.items()}
-    for k in [k for k in official if ".downsample.0." in k]:  # one module under two names: the official tensors are equal
+    for k in [
+        k for k in official if ".downsample.0." in k
+    ]:  # one module under two names: the official tensors are equal
         official[k] = official[k.replace("downsample.0", "bn4")]
     module = build()
     module.load_state_dict(official, strict=True)
@@ -88,7 +90,11 @@ def test_official_shapes():
 
 
 def test_tiny_shapes():
-    E1, ada, fuse = LocalEncoderConfig.tiny().build().eval(), AlignerConfig.tiny().build().eval(), FeatureFusion(channels=16)
+    E1, ada, fuse = (
+        LocalEncoderConfig.tiny().build().eval(),
+        AlignerConfig.tiny().build().eval(),
+        FeatureFusion(channels=16),
+    )
     res, depth, recon = torch.randn(2, 3, 64, 64), torch.rand(2, 1, 64, 64), torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         fmap = E1(res, depth)
@@ -168,9 +174,15 @@ def test_film_with_zero_modulations_is_the_identity():
     f = torch.randn(3, 7, 5)
     assert torch.equal(apply_film(f, torch.zeros_like(f), torch.zeros_like(f)), f)
     head = FilmHead(feature_channels=8, channels=5)
-    torch.nn.init.zeros_(head.fc_1.weight), torch.nn.init.zeros_(head.fc_1.bias), torch.nn.init.zeros_(head.shortcut.weight)
+    (
+        torch.nn.init.zeros_(head.fc_1.weight),
+        torch.nn.init.zeros_(head.fc_1.bias),
+        torch.nn.init.zeros_(head.shortcut.weight),
+    )
     assert torch.equal(head.modulate(f, torch.randn(3, 7, 8), torch.randn(3, 7, 3)), f)
-    with torch.no_grad():  # out = shortcut(x) = [0, features[:5]]: alpha (first half) = 0, beta (second half) = features
+    with (
+        torch.no_grad()
+    ):  # out = shortcut(x) = [0, features[:5]]: alpha (first half) = 0, beta (second half) = features
         head.shortcut.weight[5:, :5] = torch.eye(5)
     features = torch.randn(3, 7, 8)
     torch.testing.assert_close(head.modulate(f, features, torch.randn(3, 7, 3)), f + features[..., :5])
@@ -227,7 +239,9 @@ def test_visibility_in_image_and_occlusion_aware():
     z_surface = surface * float(d @ cam2world[:3, 2])  # the same surface as a camera-z map
     assert visibility(points, "occlusion", z_surface, label=label, depth_kind="z")[0, :, 0].tolist() == [1, 0, 0, 0]
     proj = project(points, label)  # a Projection computed once gives the same masks
-    assert torch.equal(visibility(proj, "occlusion", depth=surface), visibility(points, "occlusion", depth=surface, label=label))
+    assert torch.equal(
+        visibility(proj, "occlusion", depth=surface), visibility(points, "occlusion", depth=surface, label=label)
+    )
     assert visibility(proj).shape == (1, 4, 1)
     with pytest.raises(ValueError, match="needs the reference view's depth"):
         visibility(proj, "occlusion")

@@ -74,9 +74,13 @@ def test_sphere_camera_sits_at_the_official_unnormalised_location():
     """StyleSDF places the camera at ``dist * (cos e sin a, sin e, cos e cos a)`` (dist 1), not at the normalised axis (they can differ by an ulp)."""
     azim, elev = torch.linspace(-0.6, 0.6, 97), torch.linspace(-0.3, 0.4, 97)
     cam = sphere_camera(azim, elev)
-    location = torch.stack((torch.cos(elev) * torch.sin(azim), torch.sin(elev), torch.cos(elev) * torch.cos(azim)), dim=-1)
+    location = torch.stack(
+        (torch.cos(elev) * torch.sin(azim), torch.sin(elev), torch.cos(elev) * torch.cos(azim)), dim=-1
+    )
     assert torch.equal(cam.cam2world[:, :3, 3], location)
-    assert not torch.equal(cam.cam2world[:, :3, 2], location)  # the normalised axis differs in the last bit for some of these poses
+    assert not torch.equal(
+        cam.cam2world[:, :3, 2], location
+    )  # the normalised axis differs in the last bit for some of these poses
 
 
 def test_rays_samples_and_compositing_by_hand():
@@ -86,7 +90,9 @@ def test_rays_samples_and_compositing_by_hand():
     assert torch.allclose(cam_dirs[0, 0], torch.tensor([-1.5 / f, 1.5 / f, -1.0]))  # top-left pixel centre: left, up
     assert torch.allclose(dirs, cam_dirs) and torch.allclose(origins[0, 0], torch.tensor([0.0, 0.0, 1.0]))
     depths = sample_fixed_depths(cam.near, cam.far, 16, 24)
-    assert depths.shape == (1, 16, 24, 1) and torch.allclose(depths[0, 0, :, 0], 0.88 + 0.01 * torch.arange(24.0), atol=1e-6)
+    assert depths.shape == (1, 16, 24, 1) and torch.allclose(
+        depths[0, 0, :, 0], 0.88 + 0.01 * torch.arange(24.0), atol=1e-6
+    )
     # two samples on one ray: alpha_0 = 1 - exp(-sigma_0 * dz * |d|), the forced background takes the rest
     samples = RaySamples(torch.zeros(1, 1, 3), torch.tensor([[[0.0, 0.0, -2.0]]]), torch.tensor([[[[0.5], [0.75]]]]))
     sdf = torch.tensor([[[[0.1], [-0.3]]]])
@@ -104,7 +110,9 @@ def test_truncation_and_latent_layouts(tiny):
     full = tiny.mapping(z)
     assert torch.allclose(full.decoder, tiny.decoder.style(full.renderer))
     zero = tiny.mapping(z, truncation=0.0, mean=mean)
-    assert torch.allclose(zero.renderer, mean.renderer.expand(2, -1)) and torch.allclose(zero.decoder, mean.decoder.expand(2, -1))
+    assert torch.allclose(zero.renderer, mean.renderer.expand(2, -1)) and torch.allclose(
+        zero.decoder, mean.decoder.expand(2, -1)
+    )
     half = tiny.mapping(z, truncation=0.5, mean=mean)
     w = mean.renderer + 0.5 * (full.renderer - mean.renderer)
     assert torch.allclose(half.renderer, w, atol=1e-6)
@@ -128,14 +136,20 @@ def test_texture_hook_changes_colour_not_geometry_and_chunks_are_exact(tiny):
         base = tiny.render_volume(lat.renderer, cam)
         chunked = tiny.render_volume(lat.renderer, cam, chunk_rays=5)
         hooked = tiny.render_volume(lat.renderer, cam, texture_hook=lambda h, p: 2 * h + p[..., :1])
-    assert torch.allclose(base.features, chunked.features, atol=1e-6) and torch.allclose(base.depth, chunked.depth, atol=1e-6)
+    assert torch.allclose(base.features, chunked.features, atol=1e-6) and torch.allclose(
+        base.depth, chunked.depth, atol=1e-6
+    )
     assert torch.equal(hooked.depth, base.depth) and torch.equal(hooked.sdf, base.sdf)
     assert (hooked.features - base.features).abs().max() > 1e-3
     with torch.no_grad():  # the geometry layers computed once, re-textured: identical to a render from scratch
         kept = tiny.render_volume(lat.renderer, cam, keep_trunk=True)
         again = tiny.render_volume(lat.renderer, cam, texture_hook=lambda h, p: 2 * h + p[..., :1], trunk=kept.trunk)
     assert base.trunk is None and kept.trunk.h.shape == (1, 8 * 8 * 6, 16)
-    assert torch.equal(again.features, hooked.features) and torch.equal(again.rgb, hooked.rgb) and torch.equal(again.depth, hooked.depth)
+    assert (
+        torch.equal(again.features, hooked.features)
+        and torch.equal(again.rgb, hooked.rgb)
+        and torch.equal(again.depth, hooked.depth)
+    )
     with pytest.raises(ValueError, match="one chunk"):
         tiny.render_volume(lat.renderer, cam, keep_trunk=True, chunk_rays=5)
 
@@ -149,8 +163,14 @@ def test_sdf_normals_match_finite_differences(tiny):
     q = G.query_sdf(lat.renderer, pts, normals=True)
     assert torch.allclose(q.normals.norm(dim=-1), torch.ones(1, 5, dtype=torch.float64), atol=1e-9)
     eps = 1e-6
-    grad = torch.stack([(G.query_sdf(lat.renderer, pts + eps * e).sdf - G.query_sdf(lat.renderer, pts - eps * e).sdf)[..., 0] / (2 * eps)
-                        for e in torch.eye(3, dtype=torch.float64)], -1).detach()  # fmt: skip
+    grad = torch.stack(
+        [
+            (G.query_sdf(lat.renderer, pts + eps * e).sdf - G.query_sdf(lat.renderer, pts - eps * e).sdf)[..., 0]
+            / (2 * eps)
+            for e in torch.eye(3, dtype=torch.float64)
+        ],
+        -1,
+    ).detach()
     assert torch.allclose(q.normals, torch.nn.functional.normalize(grad, dim=-1), atol=1e-5)
 
 
@@ -187,7 +207,9 @@ def _official_file(G: StyleSDFGenerator, path: Path, **extra) -> Path:
 
 
 def test_official_file_loads_strict_and_reports_what_it_ignored(tiny, tmp_path):
-    path = _official_file(tiny, tmp_path / "ffhq_tiny.pt", g_optim={"state": {}, "param_groups": [{"lr": 0.002}]}, iter=1200)
+    path = _official_file(
+        tiny, tmp_path / "ffhq_tiny.pt", g_optim={"state": {}, "param_groups": [{"lr": 0.002}]}, iter=1200
+    )
     ckpt = read_torch_checkpoint(path, ["g_ema"])
     assert ckpt.ignored == ["d", "g", "g_optim", "iter"] and ckpt.scalars == {"iter": 1200}
     G = load_official_stylesdf(path, overrides={"n_samples": 6})  # the only option a state dict cannot tell

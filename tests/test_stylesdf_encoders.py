@@ -187,7 +187,9 @@ def test_e0_config_errors_are_one_line(tmp_path):
     StyleSDFEncoderConfig.tiny().build().save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**config, "decoder_spatials": [4]}))
-    with pytest.raises(UserError, match=r"config.json: decoder_spatials\[0\] \(4\) must be >= the p128 map side \(16\)") as info:
+    with pytest.raises(
+        UserError, match=r"config.json: decoder_spatials\[0\] \(4\) must be >= the p128 map side \(16\)"
+    ) as info:
         StyleSDFGlobalEncoder.from_pretrained(tmp_path)
     assert "\n" not in str(info.value)
     (tmp_path / "config.json").write_text(json.dumps({**config, "widths": [2048] * 4, "units": [8] * 4}))
@@ -245,7 +247,9 @@ def test_pose_pools_to_input_size_and_round_trips(tiny_pose, tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(tiny_pose.state_dict().values(), loaded.state_dict().values()))
     with torch.no_grad():
         assert torch.equal(loaded(x).viewpoint, tiny_pose(x).viewpoint)
-    (tmp_path / "config.json").write_text(json.dumps({"_class_name": "VolumePoseEstimator", "input_size": 16, "widths": [4, 8]}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"_class_name": "VolumePoseEstimator", "input_size": 16, "widths": [4, 8]})
+    )
     with pytest.raises(UserError, match=r"widths needs log2\(input_size\) = 4 values") as info:
         VolumePoseEstimator.from_pretrained(tmp_path)
     assert "\n" not in str(info.value)

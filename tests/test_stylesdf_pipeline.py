@@ -21,10 +21,19 @@ from e3dge.pipelines import InversionPipeline
 from e3dge.pipelines.convert_official import LICENCE_NOTE, convert_e3dge, convert_stylesdf
 from e3dge.encoders.stylesdf_flow import encode_face, reference_view, render_query
 
-E0_TINY = dataclasses.replace(StyleSDFEncoderConfig.tiny(), renderer_ws=4, renderer_dim=16, decoder_dim=32, decoder_spatials=(16,) * 6)
+E0_TINY = dataclasses.replace(
+    StyleSDFEncoderConfig.tiny(), renderer_ws=4, renderer_dim=16, decoder_dim=32, decoder_spatials=(16,) * 6
+)
 """E0 sized for the tiny StyleSDF: 3 SIREN layers + the view layer, 16-d renderer w, 6 decoder rows of 32."""
-TINY = {"generator": {"n_samples": 6}, "pose_estimator": VolumePoseConfig.tiny(), "encoder": E0_TINY,
-        "local_encoder": LocalEncoderConfig.tiny(), "aligner_2d": AlignerConfig.tiny(), "fusion": 16, "toonify_generator": {"n_samples": 6}}  # fmt: skip
+TINY = {
+    "generator": {"n_samples": 6},
+    "pose_estimator": VolumePoseConfig.tiny(),
+    "encoder": E0_TINY,
+    "local_encoder": LocalEncoderConfig.tiny(),
+    "aligner_2d": AlignerConfig.tiny(),
+    "fusion": 16,
+    "toonify_generator": {"n_samples": 6},
+}
 
 
 def _perturbed(module: torch.nn.Module, seed: int) -> dict[str, torch.Tensor]:
@@ -53,9 +62,14 @@ def official(tmp_path_factory) -> dict[str, Path]:
     torch.save({"g": g, "d": {"convs.0.conv.weight": torch.zeros(1)}, "g_ema": g}, root / "ffhq1024x1024.pt")
     torch.save({"g": vol_g, "d": vol_d, "g_ema": vol_g}, root / "ffhq_vol_renderer.pt")
     enc = {"module." + k: v for k, v in _perturbed(E0_TINY.build(), 3).items()}  # DDP prefix, as some runners
-    runner = {"iter": 434000, "encoder": enc, "netLocal": _perturbed(LocalEncoderConfig.tiny().build(), 4),
-              "grid_align": _perturbed(AlignerConfig.tiny().build(), 5), "Fuse_sft_block": _perturbed(FeatureFusion(16), 6),
-              "encoder_optimizer": {"state": {}, "param_groups": [{"lr": 1e-4}]}}  # fmt: skip
+    runner = {
+        "iter": 434000,
+        "encoder": enc,
+        "netLocal": _perturbed(LocalEncoderConfig.tiny().build(), 4),
+        "grid_align": _perturbed(AlignerConfig.tiny().build(), 5),
+        "Fuse_sft_block": _perturbed(FeatureFusion(16), 6),
+        "encoder_optimizer": {"state": {}, "param_groups": [{"lr": 1e-4}]},
+    }
     torch.save(runner, root / "E3DGE_Full_Runner.pt")
     toon = _perturbed(G, 7)
     assert not torch.equal(toon["style.0.weight"], g_base["style.0.weight"])
@@ -66,8 +80,15 @@ def official(tmp_path_factory) -> dict[str, Path]:
         (b / f"{part}_Smiling").mkdir(parents=True)
         v = np.random.default_rng(9 if part == "renderer" else 10).normal(size=(1, dim)).astype(np.float32)
         np.save(b / f"{part}_Smiling" / "boundary.npy", v / np.linalg.norm(v))
-    return {"root": root, "full": root / "ffhq1024x1024.pt", "vol": root / "ffhq_vol_renderer.pt", "runner": root / "E3DGE_Full_Runner.pt",
-            "toon": root / "Toonify400_1024x1024.pt", "toon_enc": root / "no_local_basic_trainer.pt", "boundaries": b}  # fmt: skip
+    return {
+        "root": root,
+        "full": root / "ffhq1024x1024.pt",
+        "vol": root / "ffhq_vol_renderer.pt",
+        "runner": root / "E3DGE_Full_Runner.pt",
+        "toon": root / "Toonify400_1024x1024.pt",
+        "toon_enc": root / "no_local_basic_trainer.pt",
+        "boundaries": b,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +97,19 @@ def bundle(official, tmp_path_factory) -> Path:
     report = convert_stylesdf(official["full"], official["vol"], out, mean_samples=256, seed=2, configs=TINY)
     assert set(report.components) == {"generator", "pose_estimator", "latent_mean"}
     assert report.ignored[str(official["full"])] == ["d", "g"] and "differ by at most 0" in report.notes[0]
-    report = convert_e3dge(official["runner"], out, official["boundaries"], official["toon"], official["toon_enc"], mean_samples=256, configs=TINY)
-    assert report.ignored[str(official["runner"])] == ["encoder_optimizer", "iter"] and "iteration 434000" in report.notes[0]
+    report = convert_e3dge(
+        official["runner"],
+        out,
+        official["boundaries"],
+        official["toon"],
+        official["toon_enc"],
+        mean_samples=256,
+        configs=TINY,
+    )
+    assert (
+        report.ignored[str(official["runner"])] == ["encoder_optimizer", "iter"]
+        and "iteration 434000" in report.notes[0]
+    )
     return out
 
 
@@ -106,7 +138,12 @@ def test_bundle_holds_the_official_weights_and_the_licence(official, bundle, pip
     runner = torch.load(official["runner"], weights_only=True)
     assert all(torch.equal(pipe.encoder.state_dict()[k[7:]], v) for k, v in runner["encoder"].items())
     assert all(torch.equal(pipe.local_encoder.state_dict()[k], v) for k, v in runner["netLocal"].items())
-    assert isinstance(pipe, InversionPipeline) and pipe.backbone.name == "stylesdf" and pipe.generators == ("default", "toonify") and sorted(pipe.directions) == ["smiling"]
+    assert (
+        isinstance(pipe, InversionPipeline)
+        and pipe.backbone.name == "stylesdf"
+        and pipe.generators == ("default", "toonify")
+        and sorted(pipe.directions) == ["smiling"]
+    )
     assert pipe.directions["smiling"].strength_range == (-1.4, 1.5)
 
 
@@ -120,7 +157,11 @@ def test_invert_follows_the_official_flow(pipe, photo):
         ref = reference_view(models, face)
         trace = render_query(models, face, ref, ref.camera)  # reuses G0's render of the input view ...
         fresh = render_query(models, face, ref.without_base(), ref.camera)  # ... which is exactly a render from scratch
-    assert ref.base is not None and torch.equal(fresh.output.image, trace.output.image) and torch.equal(fresh.alpha, trace.alpha)
+    assert (
+        ref.base is not None
+        and torch.equal(fresh.output.image, trace.output.image)
+        and torch.equal(fresh.alpha, trace.alpha)
+    )
     lat = pipe.backbone.latents(inv.ws)  # the packed W+: renderer rows in columns :16, decoder rows after them
     assert inv.ws.shape == (1, 6, 48) and torch.equal(inv.ws[:, 4:, :16], torch.zeros(1, 2, 16))
     assert torch.allclose(lat.renderer, models.mean.renderer[:, None] + enc.renderer_offsets, atol=1e-6)
@@ -136,7 +177,12 @@ def test_invert_follows_the_official_flow(pipe, photo):
     assert set(trace.visibility.unique().tolist()) <= {0.0, 1.0}
     assert torch.equal(trace.output.depth, trace.depth)  # geometry is G0's
     s = inv.summary()
-    assert s["backbone"] == "stylesdf" and s["generator"] == "default" and s["ws_shape"] == [1, 6, 48] and len(s["camera_label"]) == 25
+    assert (
+        s["backbone"] == "stylesdf"
+        and s["generator"] == "default"
+        and s["ws_shape"] == [1, 6, 48]
+        and len(s["camera_label"]) == 25
+    )
 
 
 def test_render_views_edits_and_local_branch(pipe, photo):
@@ -150,7 +196,9 @@ def test_render_views_edits_and_local_branch(pipe, photo):
     preview = pipe.render(inv, yaw=0.3, quality="preview", resolution=48)
     assert preview.image.shape == (48, 48, 3)
     lat, plain = pipe.backbone.latents(pipe.edited_latent(inv, {"smiling": 1.2})), pipe.backbone.latents(inv.ws)
-    v = pipe.directions["smiling"].vector  # the official boundary: renderer + decoder values, added to every row of both
+    v = pipe.directions[
+        "smiling"
+    ].vector  # the official boundary: renderer + decoder values, added to every row of both
     assert torch.allclose(lat.renderer, plain.renderer + 1.2 * v[:16], atol=1e-6)
     assert torch.allclose(lat.decoder, plain.decoder + 1.2 * v[16:], atol=1e-6)
     edited = pipe.render(inv, edits={"smiling": 1.2}, quality="full")
@@ -202,8 +250,14 @@ def test_outputs_and_mesh_of_a_stylesdf_inversion(pipe, photo, tmp_path):
     grid = torch.linspace(-0.12, 0.12, 9)
     pts = torch.stack(torch.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(1, -1, 3)
     level = float(backbone.field(ws, scene, pts).occupancy.median())  # a level the random field certainly crosses
-    mesh = extract_mesh(pipe, inv, options=MeshOptions(resolution=24, level=level, smooth_iterations=0, target_faces=None))
-    assert len(mesh.faces) > 0 and np.abs(mesh.vertices).max() <= 0.12 + 0.24 / 23 and mesh.info["field"] == "stylesdf -sdf"
+    mesh = extract_mesh(
+        pipe, inv, options=MeshOptions(resolution=24, level=level, smooth_iterations=0, target_faces=None)
+    )
+    assert (
+        len(mesh.faces) > 0
+        and np.abs(mesh.vertices).max() <= 0.12 + 0.24 / 23
+        and mesh.info["field"] == "stylesdf -sdf"
+    )
 
 
 def test_sdf_mesh_vertices_lie_on_the_surface():
@@ -225,14 +279,24 @@ def test_sdf_mesh_vertices_lie_on_the_surface():
 
     f = Field()
     axis = torch.linspace(-0.12, 0.12, 32)
-    grid = -f.G.query_sdf(f.w, torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(1, -1, 3)).sdf.detach()
+    grid = -f.G.query_sdf(
+        f.w, torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(1, -1, 3)
+    ).sdf.detach()
     level = float(grid.median())
-    mesh = extract_mesh(f, None, options=MeshOptions(resolution=32, level=level, smooth_iterations=0, target_faces=None, largest_component=False))
+    mesh = extract_mesh(
+        f,
+        None,
+        options=MeshOptions(
+            resolution=32, level=level, smooth_iterations=0, target_faces=None, largest_component=False
+        ),
+    )
     inner = mesh.vertices[np.abs(mesh.vertices).max(1) < 0.12 - 2 * 0.24 / 31]  # not the caps that close the cube
     on_mesh = (-f.G.query_sdf(f.w, torch.from_numpy(inner[None])).sdf.detach() - level).abs().median()
     assert len(inner) > 100 and float(on_mesh) < 0.2 * float((grid - level).abs().median())
     rgb = torch.sigmoid(f.G.query_sdf(f.w, torch.from_numpy(mesh.vertices[None])).rgb[0]).detach()
-    assert np.abs(mesh.colors.astype(np.float32) - (rgb.numpy() * 255)).max() <= 1.0  # colours are the field's at each vertex
+    assert (
+        np.abs(mesh.colors.astype(np.float32) - (rgb.numpy() * 255)).max() <= 1.0
+    )  # colours are the field's at each vertex
 
 
 def test_cli_convert_and_invert_with_a_stylesdf_bundle(official, bundle, photo, tmp_path, capsys):
@@ -244,23 +308,70 @@ def test_cli_convert_and_invert_with_a_stylesdf_bundle(official, bundle, photo, 
     vol["d"] = VolumePoseConfig.official().build().state_dict()  # the CLI builds the released sizes
     torch.save(vol, tmp_path / "vol.pt")
     out = tmp_path / "cli-bundle"
-    assert main(["convert", "stylesdf", str(official["full"]), str(tmp_path / "vol.pt"), str(out), "--mean-samples", "100"]) == 0
+    assert (
+        main(
+            ["convert", "stylesdf", str(official["full"]), str(tmp_path / "vol.pt"), str(out), "--mean-samples", "100"]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
-    assert "pose_estimator: 12.10 M parameters" in text and "next: e3dge convert e3dge" in text and "non-commercial" in text
-    assert main(["convert", "stylesdf", str(official["full"]), str(tmp_path / "vol.pt"), str(out)]) == 2  # never overwrites silently
+    assert (
+        "pose_estimator: 12.10 M parameters" in text
+        and "next: e3dge convert e3dge" in text
+        and "non-commercial" in text
+    )
+    assert (
+        main(["convert", "stylesdf", str(official["full"]), str(tmp_path / "vol.pt"), str(out)]) == 2
+    )  # never overwrites silently
     assert "is not empty" in capsys.readouterr().err
-    assert main(["convert", "e3dge", str(official["runner"]), str(out)]) == 2  # tiny E0 tensors vs the released sizes: one line
+    assert (
+        main(["convert", "e3dge", str(official["runner"]), str(out)]) == 2
+    )  # tiny E0 tensors vs the released sizes: one line
     err = capsys.readouterr().err
     assert "['encoder']: tensors do not match" in err and err.count("\n") == 1
     assert main(["convert", "stylesdf", str(tmp_path / "nope.pt"), str(tmp_path / "vol.pt"), str(tmp_path / "o2")]) == 2
     assert "no such file" in capsys.readouterr().err
     Image.fromarray(photo).save(tmp_path / "face.png")
     res = tmp_path / "inverted"
-    assert main(["invert", str(tmp_path / "face.png"), str(res), "--model", str(bundle), "--no-align", "--views", "1", "--frames", "2",
-                 "--edit", "smiling=1", "--generator", "toonify", "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "invert",
+                str(tmp_path / "face.png"),
+                str(res),
+                "--model",
+                str(bundle),
+                "--no-align",
+                "--views",
+                "1",
+                "--frames",
+                "2",
+                "--edit",
+                "smiling=1",
+                "--generator",
+                "toonify",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     data = json.loads((res / "inversion.json").read_text())
     assert data["generator"] == "toonify" and data["edits"] == {"smiling": 1.0} and (res / "orbit.mp4").is_file()
-    assert main(["invert", str(tmp_path / "face.png"), str(tmp_path / "r2"), "--model", str(bundle), "--no-align", "--edit", "age=1"]) == 2
+    assert (
+        main(
+            [
+                "invert",
+                str(tmp_path / "face.png"),
+                str(tmp_path / "r2"),
+                "--model",
+                str(bundle),
+                "--no-align",
+                "--edit",
+                "age=1",
+            ]
+        )
+        == 2
+    )
     assert "unknown editing direction(s) ['age']; available: smiling" in capsys.readouterr().err
 
 
@@ -300,7 +411,9 @@ def test_converted_official_weights_are_never_exported_or_pushed(bundle, tmp_pat
 
 def test_a_netlocal_in_the_training_layout_is_refused_with_the_reason(official, bundle, tmp_path):
     runner = torch.load(official["runner"], weights_only=True)
-    runner["netLocal"] = {k.replace("residual_conv", "residual_conv_bn"): v for k, v in runner["netLocal"].items()}  # renamed tensors
+    runner["netLocal"] = {
+        k.replace("residual_conv", "residual_conv_bn"): v for k, v in runner["netLocal"].items()
+    }  # renamed tensors
     torch.save(runner, tmp_path / "other.pt")
     with pytest.raises(UserError, match="inference layout HGPIFuNetGANResidualResnetFC, 456 tensors"):
         convert_e3dge(tmp_path / "other.pt", bundle, configs=TINY)
@@ -316,7 +429,9 @@ def test_a_2d_alignment_only_runner(official, tmp_path, photo):
     out = tmp_path / "b2d"
     convert_stylesdf(official["full"], official["vol"], out, mean_samples=64, configs=TINY)
     convert_e3dge(official["runner"], out, configs=TINY)  # a full conversion first ...
-    report = convert_e3dge(tmp_path / "E3DGE_2DAlignOnly_Runner.pt", out, configs=TINY)  # ... then replaced by the 2D-only one
+    report = convert_e3dge(
+        tmp_path / "E3DGE_2DAlignOnly_Runner.pt", out, configs=TINY
+    )  # ... then replaced by the 2D-only one
     assert any("2D alignment only" in n for n in report.notes) and not (out / "fusion").exists()
     pipe = InversionPipeline.from_pretrained(out)
     assert pipe.fusion is None and "2D alignment" in pipe.description
@@ -344,8 +459,12 @@ def test_renders_follow_the_inversions_own_latents_and_given_cameras(pipe, photo
     assert np.abs(a.image.astype(int) - b.image.astype(int)).max() > 0
     G = pipe.generator
     with torch.no_grad():
-        out = G.synthesis(pipe.backbone.latents(moved.ws), G.camera(moved.yaw, -moved.pitch))  # StyleSDF's azimuth = yaw, elevation = -pitch
-    assert np.array_equal(a.image, ((out.image[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy())
+        out = G.synthesis(
+            pipe.backbone.latents(moved.ws), G.camera(moved.yaw, -moved.pitch)
+        )  # StyleSDF's azimuth = yaw, elevation = -pitch
+    assert np.array_equal(
+        a.image, ((out.image[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    )
 
 
 def test_app_toonify_option(bundle, photo, tmp_path):
@@ -361,7 +480,12 @@ def test_app_toonify_option(bundle, photo, tmp_path):
     assert toon.state.inversion.variant == "toonify" and plain.state.inversion.variant == "default"
     assert not np.array_equal(toon.reconstruction, plain.reconstruction)
     with pytest.raises(UserError, match="no Toonify generator"):
-        h.invert_photo(h.AppState("toy"), h.align_photo(str(tmp_path / "crop.png"), "toy", skip_alignment=True), "toy", toonify=True)
+        h.invert_photo(
+            h.AppState("toy"),
+            h.align_photo(str(tmp_path / "crop.png"), "toy", skip_alignment=True),
+            "toy",
+            toonify=True,
+        )
 
 
 def test_demo_runs_a_stylesdf_bundle_with_refinement(bundle, tmp_path):
@@ -370,7 +494,11 @@ def test_demo_runs_a_stylesdf_bundle_with_refinement(bundle, tmp_path):
     result = run_demo(tmp_path / "demo", model=str(bundle), steps=2, frames=0, views=1, num_toy=1, progress=False)
     assert not result.failed and result.sheet.is_file()
     data = json.loads((result.folders["astronaut"] / "inversion.json").read_text())
-    assert data["backbone"] == "stylesdf" and data["options"]["refine"] == "pose+code" and data["method"] == "e0+pose+code+local"
+    assert (
+        data["backbone"] == "stylesdf"
+        and data["options"]["refine"] == "pose+code"
+        and data["method"] == "e0+pose+code+local"
+    )
 
 
 def test_video_inversion_with_a_stylesdf_bundle(pipe, tmp_path):
@@ -383,8 +511,13 @@ def test_video_inversion_with_a_stylesdf_bundle(pipe, tmp_path):
 
     result = invert_video(pipe, write_astronaut_clip(tmp_path / "clip.mp4", 3), tmp_path / "out", progress=False)
     frames = imageio.mimread(str(result.video))
-    assert result.num_frames == 3 and len(frames) == 3 and frames[0].shape == (32, 96, 3)  # input | reconstruction | novel view
-    assert np.load(tmp_path / "out" / "frames" / "ws_00000.npy", allow_pickle=False).shape == (6, 48)  # the packed W+ (renderer | decoder)
+    assert (
+        result.num_frames == 3 and len(frames) == 3 and frames[0].shape == (32, 96, 3)
+    )  # input | reconstruction | novel view
+    assert np.load(tmp_path / "out" / "frames" / "ws_00000.npy", allow_pickle=False).shape == (
+        6,
+        48,
+    )  # the packed W+ (renderer | decoder)
 
 
 def test_refinement_on_stylesdf_lowers_the_loss_and_keeps_the_models(pipe, photo):
@@ -395,7 +528,9 @@ def test_refinement_on_stylesdf_lowers_the_loss_and_keeps_the_models(pipe, photo
     pc = pipe.invert(photo, align=False, refine="pose+code", steps=8)
     assert p.method == "e0+pose+local" and pc.method == "e0+pose+code+local"
     assert torch.equal(p.ws, e0.ws) and (p.yaw, p.pitch) != (e0.yaw, e0.pitch)
-    assert not torch.equal(pc.ws, e0.ws) and torch.equal(pc.ws[:, 4:, :16], e0.ws[:, 4:, :16])  # unused cells get no gradient
+    assert not torch.equal(pc.ws, e0.ws) and torch.equal(
+        pc.ws[:, 4:, :16], e0.ws[:, 4:, :16]
+    )  # unused cells get no gradient
     for inv in (p, pc):
         assert min(inv.loss_curve[1:]) < inv.loss_curve[0]
     assert all(torch.equal(v, pipe.generator.state_dict()[k]) for k, v in before.items())
@@ -409,7 +544,10 @@ def test_optimisation_then_pti_on_a_private_stylesdf_copy(pipe, photo):
     assert all(torch.equal(v, pipe.generator.state_dict()[k]) for k, v in before.items())  # PTI tuned a copy
     tuned = dict(inv.tuned.generator.named_parameters())
     assert torch.equal(tuned["style.0.weight"], pipe.generator.state_dict()["style.0.weight"])  # the mapping stays
-    assert not torch.equal(tuned["renderer.network.pts_linears.0.weight"], pipe.generator.state_dict()["renderer.network.pts_linears.0.weight"])
+    assert not torch.equal(
+        tuned["renderer.network.pts_linears.0.weight"],
+        pipe.generator.state_dict()["renderer.network.pts_linears.0.weight"],
+    )
     assert inv.loss_curve[-1] < inv.loss_curve[0]
     view = pipe.render(inv, quality="full")  # renders through the tuned copy
     assert np.array_equal(view.image, inv.reconstruction)

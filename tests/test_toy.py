@@ -196,8 +196,16 @@ def test_shipped_generator_depth_is_multiview_consistent(toy_generator):
 def test_train_generator_resumes_exactly(tmp_path):
     from e3dge.toy.distill import DistillConfig, train_generator
 
-    small = dict(batch_size=2, train_resolution=16, target_resolution=32, depth_samples=6, importance_samples=6,
-                 points_per_head=64, checkpoint_every=1, threads=1)
+    small = dict(
+        batch_size=2,
+        train_resolution=16,
+        target_resolution=32,
+        depth_samples=6,
+        importance_samples=6,
+        points_per_head=64,
+        checkpoint_every=1,
+        threads=1,
+    )
     straight = train_generator(DistillConfig(out_dir=str(tmp_path / "a"), steps=3, **small), progress=False)
     train_generator(DistillConfig(out_dir=str(tmp_path / "b"), steps=3, **small), progress=False, stop_at=2)
     assert not (tmp_path / "b" / "final").exists()
@@ -247,8 +255,17 @@ def test_toy_sizes_change_widths_only():
     from e3dge.toy.distill import TOY_SIZES, toy_eg3d_config
 
     small, wide = toy_eg3d_config(32, "small"), toy_eg3d_config(32, "wide")
-    assert (small["w_dim"], small["channel_max"], small["decoder_hidden"], small["mapping_kwargs"]["num_layers"]) == TOY_SIZES["small"] == (64, 64, 32, 2)
-    assert (wide["w_dim"], wide["channel_max"], wide["decoder_hidden"], wide["mapping_kwargs"]["num_layers"]) == (128, 128, 64, 4)
+    assert (
+        (small["w_dim"], small["channel_max"], small["decoder_hidden"], small["mapping_kwargs"]["num_layers"])
+        == TOY_SIZES["small"]
+        == (64, 64, 32, 2)
+    )
+    assert (wide["w_dim"], wide["channel_max"], wide["decoder_hidden"], wide["mapping_kwargs"]["num_layers"]) == (
+        128,
+        128,
+        64,
+        4,
+    )
     same = {k for k in small if small[k] == wide[k]}
     assert same == set(small) - {"w_dim", "channel_max", "decoder_hidden", "mapping_kwargs"}
     with pytest.raises(ValueError, match="unknown toy EG3D size 'huge'.*'small', 'wide'"):
@@ -269,22 +286,40 @@ def test_train_generator_cli_refuses_a_checkpoint_of_another_size_and_a_missing_
     assert main(["toy", "train-generator", "--out", str(tmp_path), "--steps", "2", "--override", *tiny]) == 2
     err = capsys.readouterr().err
     assert "holds a 'wide' generator but size='small' was asked; use the same --size or another --out folder" in err
-    assert main(["toy", "train-generator", "--out", str(tmp_path / "p"), "--steps", "0", "--average-every", "0", *tiny]) == 2
+    assert (
+        main(["toy", "train-generator", "--out", str(tmp_path / "p"), "--steps", "0", "--average-every", "0", *tiny])
+        == 2
+    )
     assert "average_every must be >= 1" in capsys.readouterr().err
     if not torch.cuda.is_available():
-        assert main(["toy", "train-generator", "--out", str(tmp_path / "g"), "--steps", "1", "--device", "cuda", *tiny]) == 2
+        assert (
+            main(["toy", "train-generator", "--out", str(tmp_path / "g"), "--steps", "1", "--device", "cuda", *tiny])
+            == 2
+        )
         assert "no CUDA device; use --device cpu (or auto)" in capsys.readouterr().err
 
 
 def test_weight_averaging_exports_the_mean_of_the_last_steps(tmp_path):
     from e3dge.toy.distill import DistillConfig, train_generator
 
-    small = dict(batch_size=1, train_resolution=8, depth_samples=4, importance_samples=4, points_per_head=16, checkpoint_every=1, threads=1)
+    small = dict(
+        batch_size=1,
+        train_resolution=8,
+        depth_samples=4,
+        importance_samples=4,
+        points_per_head=16,
+        checkpoint_every=1,
+        threads=1,
+    )
     snapshots = []
     for stop in (2, 3, 4):  # the plain run, paused after steps 2, 3 and 4
-        G = train_generator(DistillConfig(out_dir=str(tmp_path / "plain"), steps=4, **small), progress=False, stop_at=stop)
+        G = train_generator(
+            DistillConfig(out_dir=str(tmp_path / "plain"), steps=4, **small), progress=False, stop_at=stop
+        )
         snapshots.append({k: v.clone() for k, v in G.state_dict().items()})
-    averaged = train_generator(DistillConfig(out_dir=str(tmp_path / "avg"), steps=4, average_from=2, average_every=1, **small), progress=False)
+    averaged = train_generator(
+        DistillConfig(out_dir=str(tmp_path / "avg"), steps=4, average_from=2, average_every=1, **small), progress=False
+    )
     state = averaged.state_dict()
     moved = 0
     for name, last in snapshots[-1].items():
@@ -336,16 +371,31 @@ def test_fine_tune_records_its_parent_recipe_and_the_card_chains_the_phases(tmp_
     train_generator(DistillConfig(out_dir=str(tmp_path / "p1"), steps=2, seed=3, **small), progress=False)
     parent = json.loads((tmp_path / "p1" / "final" / "train_config.json").read_text())
     assert parent["steps"] == 2 and parent["seed"] == 3 and "parent" not in parent
-    train_generator(DistillConfig(out_dir=str(tmp_path / "p2"), steps=1, lr=1e-3, warmup_steps=1, init_from=str(tmp_path / "p1" / "final"), **small),
-                    progress=False)
+    train_generator(
+        DistillConfig(
+            out_dir=str(tmp_path / "p2"),
+            steps=1,
+            lr=1e-3,
+            warmup_steps=1,
+            init_from=str(tmp_path / "p1" / "final"),
+            **small,
+        ),
+        progress=False,
+    )
     recipe = json.loads((tmp_path / "p2" / "final" / "train_config.json").read_text())
     assert recipe["parent"] == parent and recipe["warmup_steps"] == 1
 
-    spec = importlib.util.spec_from_file_location("toy_export", Path(__file__).parents[1] / "benchmarks" / "toy_export.py")
+    spec = importlib.util.spec_from_file_location(
+        "toy_export", Path(__file__).parents[1] / "benchmarks" / "toy_export.py"
+    )
     toy_export = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(toy_export)
     line = toy_export.reproduce_line(recipe)
-    assert line.startswith("phase 1 `e3dge toy train-generator --out outputs/toy-eg3d-phase1 --steps 2 --batch-size 1 --seed 3 ")
-    assert ("then phase 2 `e3dge toy train-generator --out outputs/toy-eg3d --init-from outputs/toy-eg3d-phase1/final --steps 1 "
-            "--batch-size 1 --lr 0.001 --seed 0 ") in line and "--warmup-steps 1" in line
+    assert line.startswith(
+        "phase 1 `e3dge toy train-generator --out outputs/toy-eg3d-phase1 --steps 2 --batch-size 1 --seed 3 "
+    )
+    assert (
+        "then phase 2 `e3dge toy train-generator --out outputs/toy-eg3d --init-from outputs/toy-eg3d-phase1/final --steps 1 "
+        "--batch-size 1 --lr 0.001 --seed 0 "
+    ) in line and "--warmup-steps 1" in line
     assert str(tmp_path) not in line  # no machine-specific paths in a card

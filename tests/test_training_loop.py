@@ -39,8 +39,13 @@ def test_checkpoint_round_trips_nested_state_without_pickle(tmp_path):
     opt = torch.optim.Adam(model.parameters(), betas=(0.8, 0.95))
     model(torch.randn(4, 3)).sum().backward()
     opt.step()
-    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": 3, "rng": torch.Generator().manual_seed(5).get_state(),
-             "nested": {"t": (1, 2.5, None, "x"), 4: [torch.zeros(0), True]}}  # fmt: skip
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "step": 3,
+        "rng": torch.Generator().manual_seed(5).get_state(),
+        "nested": {"t": (1, 2.5, None, "x"), 4: [torch.zeros(0), True]},
+    }
     save_checkpoint(tmp_path / "c.safetensors", state)
     back = load_checkpoint(tmp_path / "c.safetensors")
     assert back["step"] == 3 and back["nested"]["t"] == (1, 2.5, None, "x") and back["nested"][4][1] is True
@@ -48,14 +53,18 @@ def test_checkpoint_round_trips_nested_state_without_pickle(tmp_path):
     assert sorted(back["optimizer"]["state"]) == [0, 1]  # int keys survive JSON
     for k, v in state["model"].items():
         assert torch.equal(back["model"][k], v)
-    torch.testing.assert_close(back["optimizer"]["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"], rtol=0, atol=0)
+    torch.testing.assert_close(
+        back["optimizer"]["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"], rtol=0, atol=0
+    )
     assert torch.equal(back["rng"], state["rng"])
     opt2 = torch.optim.Adam(torch.nn.Linear(3, 2).parameters())
     opt2.load_state_dict(back["optimizer"])  # loads into a real optimizer
     assert not any(p.name.endswith(".tmp") or ".tmp" in p.name for p in tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "huge_header", "not_e3dge", "missing_tensor", "metadata_not_json"])
+@pytest.mark.parametrize(
+    "damage", ["truncated", "garbage", "huge_header", "not_e3dge", "missing_tensor", "metadata_not_json"]
+)
 def test_damaged_or_hostile_checkpoints_are_one_line_errors(tmp_path, damage):
     path = tmp_path / "checkpoint.safetensors"
     save_checkpoint(path, {"w": torch.ones(4), "step": 1})
@@ -69,9 +78,15 @@ def test_damaged_or_hostile_checkpoints_are_one_line_errors(tmp_path, damage):
     else:
         from safetensors.torch import save_file
 
-        meta = {"not_e3dge": {"format": "pt"},
-                "missing_tensor": {"format": "pt", "e3dge": "e3dge-checkpoint-1", "state": json.dumps({"w": {"__tensor__": "nope"}})},
-                "metadata_not_json": {"format": "pt", "e3dge": "e3dge-checkpoint-1", "state": "{not json"}}[damage]  # fmt: skip
+        meta = {
+            "not_e3dge": {"format": "pt"},
+            "missing_tensor": {
+                "format": "pt",
+                "e3dge": "e3dge-checkpoint-1",
+                "state": json.dumps({"w": {"__tensor__": "nope"}}),
+            },
+            "metadata_not_json": {"format": "pt", "e3dge": "e3dge-checkpoint-1", "state": "{not json"},
+        }[damage]
         save_file({"w": torch.ones(2)}, str(path), metadata=meta)
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(path)
@@ -119,7 +134,9 @@ def test_sigkill_of_a_real_process_resumes_exactly(tmp_path, straight):
     """A process killed with SIGKILL mid-run (possibly mid-write) resumes to the same weights."""
     ref_task, ref_rows = straight
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("loop_task.py")), str(tmp_path), "0.05"], env=env)
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("loop_task.py")), str(tmp_path), "0.05"], env=env
+    )
     deadline = time.time() + 120
     while len(read_log(tmp_path / LOG)) < 10 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -185,7 +202,10 @@ def test_resume_with_other_options_is_refused_with_a_diff_then_override_or_resta
 
 
 def test_options_diff_flattens_nested_values():
-    assert options_diff({"a": 1, "w": {"x": 1.0}}, {"a": 1, "w": {"x": 2.0}, "b": True}) == ["b: (unset) -> True", "w.x: 1.0 -> 2.0"]
+    assert options_diff({"a": 1, "w": {"x": 1.0}}, {"a": 1, "w": {"x": 2.0}, "b": True}) == [
+        "b: (unset) -> True",
+        "w.x: 1.0 -> 2.0",
+    ]
     assert options_diff({"t": (1, 2)}, {"t": [1, 2]}) == []
 
 

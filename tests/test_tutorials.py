@@ -17,7 +17,9 @@ def test_checks_pass_solutions_fail_wrong_answers_and_wait_for_missing_ones(caps
     assert X.check_visibility(X.in_image_visibility_solution).passed
     wrong = T.check_surface_depth_term(lambda p, d, m: (p - d).abs().mean())  # forgot the mask
     assert not wrong.passed and "off by" in wrong.message
-    assert not T.check_depth_error_pct(lambda p, r, m: T.depth_error_pct_solution(p, r, m).mean()).passed  # one value, not one per image
+    assert not T.check_depth_error_pct(
+        lambda p, r, m: T.depth_error_pct_solution(p, r, m).mean()
+    ).passed  # one value, not one per image
 
     def unanswered(*args):
         raise NotImplementedError
@@ -86,7 +88,14 @@ def test_inversion_and_depth_helpers():
     assert 0 < e0.source_mae < 0.2 and "E0" in I.table_text([e0])
     assert I.side_by_side(heads.pixels[0], inv.reconstruction, size=40).shape == (2, 40, 40, 3)
     ch = D.depth_change(pipe, inv, "head_size", 2.0)
-    assert D.check_back_project(D.back_project_solution, ch.before).passed and D.check_moved_fraction(D.moved_fraction_solution, ch).passed
-    assert not D.check_moved_fraction(lambda b, a, mb, ma, t: float((abs(a - b) > t).mean()), ch).passed  # background pixels counted
+    assert (
+        D.check_back_project(D.back_project_solution, ch.before).passed
+        and D.check_moved_fraction(D.moved_fraction_solution, ch).passed
+    )
+    assert not D.check_moved_fraction(
+        lambda b, a, mb, ma, t: float((abs(a - b) > t).mean()), ch
+    ).passed  # background pixels counted
     none = D.depth_change(pipe, inv, "head_size", 0.0)
-    assert none.moved_fraction == 0.0 and ch.moved_fraction > 0.3  # no edit moves nothing; a bigger head moves most of the face
+    assert (
+        none.moved_fraction == 0.0 and ch.moved_fraction > 0.3
+    )  # no edit moves nothing; a bigger head moves most of the face

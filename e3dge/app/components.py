@@ -58,7 +58,9 @@ class PhotoInput(gr.Image):
         try:
             return super().preprocess(payload)
         except Exception as err:  # noqa: BLE001 - a webcam/clipboard frame Gradio cannot decode
-            raise gr.Error(f"the image could not be read ({type(err).__name__}); upload a JPEG, PNG or WebP photo") from None
+            raise gr.Error(
+                f"the image could not be read ({type(err).__name__}); upload a JPEG, PNG or WebP photo"
+            ) from None
 
 
 class ImageOutput(gr.Image):

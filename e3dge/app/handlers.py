@@ -19,8 +19,23 @@ import numpy as np
 from e3dge.app.models import get_pipeline
 from e3dge.errors import UserError
 
-__all__ = ["AppState", "Alignment", "InversionResult", "align_photo", "has_toonify", "invert_photo", "refine", "render_view", "mesh_file", "depth_figure",
-           "orbit_video", "result_json", "direction_sliders", "SMALL_FACE_PX", "MAX_SLIDERS"]  # fmt: skip
+__all__ = [
+    "AppState",
+    "Alignment",
+    "InversionResult",
+    "align_photo",
+    "has_toonify",
+    "invert_photo",
+    "refine",
+    "render_view",
+    "mesh_file",
+    "depth_figure",
+    "orbit_video",
+    "result_json",
+    "direction_sliders",
+    "SMALL_FACE_PX",
+    "MAX_SLIDERS",
+]
 
 SMALL_FACE_PX = 128
 """Faces narrower than this in the photo are upscaled a lot: the app warns that details will be invented."""
@@ -81,15 +96,21 @@ def align_photo(photo: str | Path | np.ndarray, bundle: str, skip_alignment: boo
         loaded = load_image(photo)
         h, w = loaded.pixels.shape[:2]
         if h != w:
-            raise UserError(f"an aligned crop must be square, this image is {w}x{h}: untick 'already aligned' to crop the face")
+            raise UserError(
+                f"an aligned crop must be square, this image is {w}x{h}: untick 'already aligned' to crop the face"
+            )
         return Alignment(None, loaded.pixels, None, None, list(loaded.notes))
     from e3dge.faces import align_face
 
-    face = align_face(photo, convention=pipe.aligner.get("convention", "eg3d"), detector=pipe.aligner.get("detector", "hog"))
+    face = align_face(
+        photo, convention=pipe.aligner.get("convention", "eg3d"), detector=pipe.aligner.get("detector", "hog")
+    )
     yaw, pitch, roll = face.pose.degrees
     warnings = list(face.notes)
     if face.face.size < SMALL_FACE_PX:
-        warnings.append(f"the face is small ({face.face.size:.0f} px wide): the crop is upscaled, so fine detail will be invented")
+        warnings.append(
+            f"the face is small ({face.face.size:.0f} px wide): the crop is upscaled, so fine detail will be invented"
+        )
     if abs(roll) > ROLL_WARN_DEG:
         warnings.append(f"the head is tilted by {roll:.0f} degrees: the crop straightens it")
     return Alignment(face, _draw_landmarks(face.image, face.landmarks), float(yaw), float(pitch), warnings)
@@ -114,7 +135,9 @@ def invert_photo(state: AppState, alignment: Alignment, bundle: str, toonify: bo
     image = alignment.face if alignment.face is not None else alignment.preview
     extra = {"generator": "toonify"} if toonify else {}
     if toonify and "toonify" not in pipe.generators:
-        raise UserError("this model has no Toonify generator; convert one into a StyleSDF bundle (e3dge convert e3dge --toonify ...)")
+        raise UserError(
+            "this model has no Toonify generator; convert one into a StyleSDF bundle (e3dge convert e3dge --toonify ...)"
+        )
     inv = pipe.invert(image, align=False, optimize=pipe.encoder is None, **extra)
     yaw, pitch = inv.degrees
     total = sum(inv.timings.values())
@@ -129,8 +152,17 @@ def refine(state: AppState, steps: int = 50, progress: bool = True) -> Inversion
     camera = (inv.yaw, inv.pitch) if inv.camera_source in ("aligner", "given") else None
     new = pipe.invert(inv.aligned, align=False, camera=camera, refine="pose+code", steps=steps, progress=progress)
     new = _with_transform(new, inv)
-    loss = f"loss {new.loss_curve[0]:.4f} -> {new.loss_curve[-1]:.4f} in {len(new.loss_curve)} steps" if new.loss_curve else ""
-    return InversionResult(AppState(state.bundle, new), new.aligned, new.reconstruction, f"refined (P+C): {loss}, {sum(new.timings.values()):.1f} s")
+    loss = (
+        f"loss {new.loss_curve[0]:.4f} -> {new.loss_curve[-1]:.4f} in {len(new.loss_curve)} steps"
+        if new.loss_curve
+        else ""
+    )
+    return InversionResult(
+        AppState(state.bundle, new),
+        new.aligned,
+        new.reconstruction,
+        f"refined (P+C): {loss}, {sum(new.timings.values()):.1f} s",
+    )
 
 
 def _with_transform(new, old):
@@ -159,15 +191,22 @@ def edits_from_sliders(bundle: str, strengths: list[float]) -> dict[str, float]:
     return {n: float(s) for n, s in zip(names, strengths) if s is not None and float(s) != 0.0}
 
 
-def render_view(state: AppState, yaw_deg: float, pitch_deg: float, strengths: list[float], quality: str = "preview") -> np.ndarray:
+def render_view(
+    state: AppState, yaw_deg: float, pitch_deg: float, strengths: list[float], quality: str = "preview"
+) -> np.ndarray:
     """Step 3: the (edited) face at (yaw, pitch) degrees; tri-planes come from the cache, so this is cheap."""
     inv = _inversion(state)
     for name, value in (("yaw", yaw_deg), ("pitch", pitch_deg)):
         if value is None or not math.isfinite(float(value)) or abs(float(value)) > 90:
             raise UserError(f"{name} must be between -90 and 90 degrees, got {value!r}")
     pipe = get_pipeline(state.bundle)
-    view = pipe.render(inv, yaw=math.radians(float(yaw_deg)), pitch=math.radians(float(pitch_deg)),
-                       edits=edits_from_sliders(state.bundle, strengths), quality=quality)  # fmt: skip
+    view = pipe.render(
+        inv,
+        yaw=math.radians(float(yaw_deg)),
+        pitch=math.radians(float(pitch_deg)),
+        edits=edits_from_sliders(state.bundle, strengths),
+        quality=quality,
+    )
     return view.image
 
 
@@ -181,7 +220,12 @@ def mesh_file(state: AppState, strengths: list[float], resolution: int = 128) ->
     from e3dge.export import MeshOptions, extract_mesh, save_mesh
 
     inv = _inversion(state)
-    mesh = extract_mesh(get_pipeline(state.bundle), inv, edits=edits_from_sliders(state.bundle, strengths), options=MeshOptions(resolution=resolution))
+    mesh = extract_mesh(
+        get_pipeline(state.bundle),
+        inv,
+        edits=edits_from_sliders(state.bundle, strengths),
+        options=MeshOptions(resolution=resolution),
+    )
     return str(save_mesh(mesh, _fresh_folder() / "face.glb"))
 
 
@@ -191,8 +235,13 @@ def depth_figure(state: AppState, yaw_deg: float, pitch_deg: float, strengths: l
 
     inv = _inversion(state)
     pipe = get_pipeline(state.bundle)
-    view = pipe.render(inv, yaw=math.radians(float(yaw_deg)), pitch=math.radians(float(pitch_deg)),
-                       edits=edits_from_sliders(state.bundle, strengths), quality="full")  # fmt: skip
+    view = pipe.render(
+        inv,
+        yaw=math.radians(float(yaw_deg)),
+        pitch=math.radians(float(pitch_deg)),
+        edits=edits_from_sliders(state.bundle, strengths),
+        quality="full",
+    )
     return depth_surface_figure(view.depth, view.mask, view.image, title="depth (drag to turn)")
 
 
@@ -205,7 +254,10 @@ def orbit_video(state: AppState, strengths: list[float], frames: int = 48, fps: 
     inv = _inversion(state)
     pipe = get_pipeline(state.bundle)
     edits = edits_from_sliders(state.bundle, strengths)
-    images = [pipe.render(inv, yaw=y, pitch=p, edits=edits, quality="full").image for y, p in tqdm(orbit_angles(frames), desc="orbit", disable=not progress)]
+    images = [
+        pipe.render(inv, yaw=y, pitch=p, edits=edits, quality="full").image
+        for y, p in tqdm(orbit_angles(frames), desc="orbit", disable=not progress)
+    ]
     return str(write_video(_fresh_folder() / "orbit.mp4", images, fps))
 
 
@@ -213,5 +265,9 @@ def result_json(state: AppState, strengths: list[float]) -> str:
     """The inversion's camera, pose, timings, edits and latent as a JSON file."""
     inv = _inversion(state)
     path = _fresh_folder() / "inversion.json"
-    path.write_text(json.dumps({**inv.summary(), "bundle": state.bundle, "edits": edits_from_sliders(state.bundle, strengths)}, indent=1))
+    path.write_text(
+        json.dumps(
+            {**inv.summary(), "bundle": state.bundle, "edits": edits_from_sliders(state.bundle, strengths)}, indent=1
+        )
+    )
     return str(path)

@@ -51,7 +51,9 @@ def _messages(fn):
             raise gr.Error(str(err).splitlines()[0][:400] or type(err).__name__, duration=12) from None
         except Exception as err:  # noqa: BLE001 - the app must stay up; the log has the traceback
             log.exception("callback %s failed", fn.__name__)
-            raise gr.Error(f"internal error ({type(err).__name__}); the server log has the details", duration=12) from None
+            raise gr.Error(
+                f"internal error ({type(err).__name__}); the server log has the details", duration=12
+            ) from None
 
     return wrapped
 
@@ -100,7 +102,11 @@ def _slider_updates(bundle: str) -> list:
     for k in range(h.MAX_SLIDERS):
         if k < len(dirs):
             name, lo, hi = dirs[k]
-            ups.append(gr.update(visible=True, label=name.replace("_", " "), minimum=round(lo, 2), maximum=round(hi, 2), value=0))
+            ups.append(
+                gr.update(
+                    visible=True, label=name.replace("_", " "), minimum=round(lo, 2), maximum=round(hi, 2), value=0
+                )
+            )
         else:
             ups.append(gr.update(visible=False, value=0))
     return ups
@@ -119,21 +125,38 @@ def build_demo(default_bundle: str | None = None):
     with gr.Blocks(title=TITLE, fill_width=True, analytics_enabled=False) as demo:
         state = gr.State(h.AppState(bundle0))
         alignment = gr.State(None)
-        gr.Markdown(f"## {TITLE}\nUpload a face, see it in 3D, turn it, edit it, download it. The default *toy* model runs offline "
-                    "and only knows procedural toy heads: it cannot look like a real person (real faces need real weights).")  # fmt: skip
+        gr.Markdown(
+            f"## {TITLE}\nUpload a face, see it in 3D, turn it, edit it, download it. The default *toy* model runs offline "
+            "and only knows procedural toy heads: it cannot look like a real person (real faces need real weights)."
+        )
         with gr.Row():
             with gr.Column(scale=1):
-                photo = PhotoInput(type="filepath", label="photo", sources=["upload", "webcam", "clipboard"], height=300, elem_id="photo")
+                photo = PhotoInput(
+                    type="filepath",
+                    label="photo",
+                    sources=["upload", "webcam", "clipboard"],
+                    height=300,
+                    elem_id="photo",
+                )
                 skip_align = gr.Checkbox(label="already an aligned crop (skip face alignment)", value=False)
                 model = gr.Dropdown([(c.label, c.source) for c in choices], value=bundle0, label="model")
-                toonify = gr.Checkbox(label="toonify (the bundle's Toonify generator)", value=False, visible=h.has_toonify(bundle0), elem_id="toonify")
+                toonify = gr.Checkbox(
+                    label="toonify (the bundle's Toonify generator)",
+                    value=False,
+                    visible=h.has_toonify(bundle0),
+                    elem_id="toonify",
+                )
                 go_btn = gr.Button("1-2. align and invert", variant="primary", elem_id="invert")
                 gr.Examples([[p, a] for p, a in examples], inputs=[photo, skip_align], label="examples")
             with gr.Column(scale=1):
-                crop = ImageOutput(format="png", interactive=False, label="1. aligned crop with landmarks", height=300, elem_id="crop")
+                crop = ImageOutput(
+                    format="png", interactive=False, label="1. aligned crop with landmarks", height=300, elem_id="crop"
+                )
                 align_info = gr.Markdown()
             with gr.Column(scale=1):
-                compare = ImageSliderOutput(format="png", interactive=False, label="2. input | reconstruction", height=300, elem_id="compare")
+                compare = ImageSliderOutput(
+                    format="png", interactive=False, label="2. input | reconstruction", height=300, elem_id="compare"
+                )
                 status = gr.Markdown(elem_id="status")
                 refine_btn = gr.Button("refine (pose + code, 50 steps)")
         gr.Markdown("### 3. turn and edit")
@@ -142,9 +165,14 @@ def build_demo(default_bundle: str | None = None):
                 yaw = gr.Slider(-60, 60, value=0, step=1, label="yaw (degrees)", elem_id="yaw")
                 pitch = gr.Slider(-30, 30, value=0, step=1, label="pitch (degrees)", elem_id="pitch")
                 with gr.Accordion("edits", open=True):
-                    sliders = [gr.Slider(-3, 3, value=0, step=0.05, label=f"direction {k}", visible=False) for k in range(h.MAX_SLIDERS)]
+                    sliders = [
+                        gr.Slider(-3, 3, value=0, step=0.05, label=f"direction {k}", visible=False)
+                        for k in range(h.MAX_SLIDERS)
+                    ]
             with gr.Column(scale=1):
-                view = ImageOutput(format="png", interactive=False, label="edited novel view", height=320, elem_id="view")
+                view = ImageOutput(
+                    format="png", interactive=False, label="edited novel view", height=320, elem_id="view"
+                )
             with gr.Column(scale=1):
                 depth = gr.Plot(label="depth (3D surface)", elem_id="depth")
         with gr.Row():
@@ -161,12 +189,25 @@ def build_demo(default_bundle: str | None = None):
         def on_invert(photo_path, skip, bundle, st, toon=False):
             a = h.align_photo(photo_path, bundle, skip_alignment=bool(skip))
             res = h.invert_photo(st, a, bundle, toonify=bool(toon))
-            pose = f"yaw {a.yaw_deg:+.1f} deg, pitch {a.pitch_deg:+.1f} deg (aligner)" if a.yaw_deg is not None else "aligned crop given; camera from the encoder"
+            pose = (
+                f"yaw {a.yaw_deg:+.1f} deg, pitch {a.pitch_deg:+.1f} deg (aligner)"
+                if a.yaw_deg is not None
+                else "aligned crop given; camera from the encoder"
+            )
             info = pose + "".join(f"\n\n**warning:** {w}" for w in a.warnings)
             for w in a.warnings:
                 gr.Warning(w)
-            return (_display(a.preview), info, (_display(res.aligned), _display(res.reconstruction)), res.message, res.state, a,
-                    _display(res.reconstruction), 0, 0)  # fmt: skip
+            return (
+                _display(a.preview),
+                info,
+                (_display(res.aligned), _display(res.reconstruction)),
+                res.message,
+                res.state,
+                a,
+                _display(res.reconstruction),
+                0,
+                0,
+            )
 
         @_messages
         def on_refine(st, progress=gr.Progress(track_tqdm=True)):
@@ -199,17 +240,34 @@ def build_demo(default_bundle: str | None = None):
 
         @_messages
         def on_model(bundle):
-            return [h.AppState(bundle), None, None, "", None, gr.update(visible=h.has_toonify(bundle), value=False), *_slider_updates(bundle)]
+            return [
+                h.AppState(bundle),
+                None,
+                None,
+                "",
+                None,
+                gr.update(visible=h.has_toonify(bundle), value=False),
+                *_slider_updates(bundle),
+            ]
 
         view_inputs = [state, yaw, pitch, *sliders]
-        go_btn.click(_gpu(on_invert), [photo, skip_align, model, state, toonify], [crop, align_info, compare, status, state, alignment, view, yaw, pitch],
-                     api_name="invert").then(on_depth, view_inputs, depth, api_name=False)  # fmt: skip
+        go_btn.click(
+            _gpu(on_invert),
+            [photo, skip_align, model, state, toonify],
+            [crop, align_info, compare, status, state, alignment, view, yaw, pitch],
+            api_name="invert",
+        ).then(on_depth, view_inputs, depth, api_name=False)
         refine_btn.click(_gpu(on_refine), [state], [compare, status, state], api_name="refine").then(
-            on_view, view_inputs, view, api_name=False).then(on_depth, view_inputs, depth, api_name=False)  # fmt: skip
+            on_view, view_inputs, view, api_name=False
+        ).then(on_depth, view_inputs, depth, api_name=False)
         for control in (yaw, pitch, *sliders):
-            control.change(_gpu(on_view), view_inputs, view, show_progress="hidden", api_name=False, trigger_mode="always_last")
+            control.change(
+                _gpu(on_view), view_inputs, view, show_progress="hidden", api_name=False, trigger_mode="always_last"
+            )
             control.release(on_depth, view_inputs, depth, show_progress="hidden", api_name=False)
-        gr.Button(visible=False).click(_gpu(on_view), view_inputs, view, api_name="view")  # a stable API for clients and tests
+        gr.Button(visible=False).click(
+            _gpu(on_view), view_inputs, view, api_name="view"
+        )  # a stable API for clients and tests
         gr.Button(visible=False).click(on_depth, view_inputs, depth, api_name="depth")
         mesh_btn.click(_gpu(on_mesh), [state, *sliders], mesh, api_name="mesh")
         video_btn.click(_gpu(on_video), [state, *sliders], video, api_name="video")
@@ -221,4 +279,9 @@ def build_demo(default_bundle: str | None = None):
 
 def launch_kwargs(port: int | None = None) -> dict:
     """What ``launch`` gets: loopback only unless ``GRADIO_SERVER_NAME`` says otherwise, the upload limit, errors shown."""
-    return dict(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), server_port=port, max_file_size=MAX_FILE_SIZE, show_error=True)
+    return dict(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=port,
+        max_file_size=MAX_FILE_SIZE,
+        show_error=True,
+    )

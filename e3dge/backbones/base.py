@@ -27,8 +27,21 @@ import torch
 
 from e3dge.cameras import Camera
 
-__all__ = ["Quality", "FieldKind", "LatentPart", "LatentLayout", "CameraRig", "View", "ViewRender", "FieldSample", "Encoded", "Backbone", "QUALITIES",
-           "content_hash", "module_hash"]  # fmt: skip
+__all__ = [
+    "Quality",
+    "FieldKind",
+    "LatentPart",
+    "LatentLayout",
+    "CameraRig",
+    "View",
+    "ViewRender",
+    "FieldSample",
+    "Encoded",
+    "Backbone",
+    "QUALITIES",
+    "content_hash",
+    "module_hash",
+]
 
 Quality = Literal["preview", "full"]
 """``preview``: the raw volume render (fewer samples where the backbone can), upsampled; ``full``: the model's own image."""
@@ -71,7 +84,9 @@ class LatentLayout:
     def check(self, ws: Any, what: str = "ws") -> torch.Tensor:
         """``ws`` itself when it is a float tensor ``[N, num_ws, w_dim]``; else a ValueError naming the expected shape."""
         if not isinstance(ws, torch.Tensor) or ws.ndim != 3 or tuple(ws.shape[1:]) != (self.num_ws, self.w_dim):
-            raise ValueError(f"{what} must be a tensor [N, {self.num_ws}, {self.w_dim}], got {list(getattr(ws, 'shape', [])) or type(ws).__name__}")
+            raise ValueError(
+                f"{what} must be a tensor [N, {self.num_ws}, {self.w_dim}], got {list(getattr(ws, 'shape', [])) or type(ws).__name__}"
+            )
         return ws
 
 
@@ -85,7 +100,9 @@ class CameraRig:
     ray_end: float
     field_half_size: float  # the field lives in the cube [-h, h]^3 (meshes are extracted there)
     depth_range: tuple[float, float]  # distances along the ray shown white .. black in depth images
-    depth: Literal["distance"] = "distance"  # depth maps hold the distance from the camera centre along each pixel's ray
+    depth: Literal["distance"] = (
+        "distance"  # depth maps hold the distance from the camera centre along each pixel's ray
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,8 +177,18 @@ class Backbone(Protocol):
 
     def scene(self, ws: torch.Tensor) -> Any: ...
 
-    def render(self, ws: torch.Tensor, scene: Any, camera: Camera, quality: Quality = "full", *, decode: bool = True,
-               neural_resolution: int | None = None, colour_hook: Callable | None = None, jitter: torch.Generator | None = None) -> View: ...  # fmt: skip
+    def render(
+        self,
+        ws: torch.Tensor,
+        scene: Any,
+        camera: Camera,
+        quality: Quality = "full",
+        *,
+        decode: bool = True,
+        neural_resolution: int | None = None,
+        colour_hook: Callable | None = None,
+        jitter: torch.Generator | None = None,
+    ) -> View: ...
 
     def field(self, ws: torch.Tensor, scene: Any, points: torch.Tensor) -> FieldSample: ...
 
@@ -192,4 +219,6 @@ def content_hash(*parts: Any) -> str:
 def module_hash(module: torch.nn.Module) -> str:
     """:func:`content_hash` of a module's class, configuration and every tensor of its state dict."""
     state = module.state_dict()
-    return content_hash(type(module).__name__, repr(getattr(module, "config", None)), *(x for k in sorted(state) for x in (k, state[k])))
+    return content_hash(
+        type(module).__name__, repr(getattr(module, "config", None)), *(x for k in sorted(state) for x in (k, state[k]))
+    )

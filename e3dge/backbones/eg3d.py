@@ -28,7 +28,11 @@ from e3dge.backbones.output import GeneratorOutput, PointQuery
 from e3dge.backbones.official_pickle import OfficialCheckpoint, UnreadablePickleError, read_official_pickle
 from e3dge.backbones.rendering import PLANE_PROJECTIONS, plane_axes, render_rays, sample_from_planes, sample_rays
 from e3dge.backbones.stylegan2 import FullyConnectedLayer, StyleGAN2Backbone
-from e3dge.backbones.superresolution import OFFICIAL_SUPERRESOLUTION_NAMES, SUPERRESOLUTION_MODULES, superresolution_name
+from e3dge.backbones.superresolution import (
+    OFFICIAL_SUPERRESOLUTION_NAMES,
+    SUPERRESOLUTION_MODULES,
+    superresolution_name,
+)
 from e3dge.cameras import check_label, frontal_label
 from e3dge.hub import (
     BoolField,
@@ -91,7 +95,9 @@ FFHQ_RENDERING_KWARGS: dict = {
 """``rendering_kwargs`` of the official FFHQ 512 models (train.py, ``--cfg=ffhq``), with e3dge's module name."""
 
 
-def _official_kwargs(img_resolution: int, rendering_kwargs: dict, neural_rendering_resolution: int, **overrides) -> dict:
+def _official_kwargs(
+    img_resolution: int, rendering_kwargs: dict, neural_rendering_resolution: int, **overrides
+) -> dict:
     kwargs = {
         "z_dim": 512,
         "w_dim": 512,
@@ -346,11 +352,17 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         sr = SUPERRESOLUTION_MODULES[superresolution_name(rk["superresolution_module"])]
         prefix = f"{where}: " if where else ""
         if sr.output_resolution != res:
-            raise OptionError(f"{prefix}{sr.__name__} makes {sr.output_resolution}x{sr.output_resolution} images, but img_resolution is {res}")
+            raise OptionError(
+                f"{prefix}{sr.__name__} makes {sr.output_resolution}x{sr.output_resolution} images, but img_resolution is {res}"
+            )
         if rk.get("image_resolution", res) != res:
-            raise OptionError(f"{prefix}rendering_kwargs.image_resolution ({rk['image_resolution']}) must equal img_resolution ({res})")
+            raise OptionError(
+                f"{prefix}rendering_kwargs.image_resolution ({rk['image_resolution']}) must equal img_resolution ({res})"
+            )
         if rk["ray_start"] >= rk["ray_end"]:
-            raise OptionError(f"{prefix}rendering_kwargs.ray_start ({rk['ray_start']}) must be less than ray_end ({rk['ray_end']})")
+            raise OptionError(
+                f"{prefix}rendering_kwargs.ray_start ({rk['ray_start']}) must be less than ray_end ({rk['ray_end']})"
+            )
         base, planes = config.get("channel_base", 32768), config.get("plane_resolution", 256)
         if base < planes:
             raise OptionError(
@@ -375,10 +387,14 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         if self.rendering_kwargs.get("c_gen_conditioning_zero", False):
             c = torch.zeros_like(c)
         c = c * self.rendering_kwargs.get("c_scale", 0)
-        return self.backbone.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas)
+        return self.backbone.mapping(
+            z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff, update_emas=update_emas
+        )
 
     # ---------------------------------------------------------------- tri-planes and point queries
-    def planes(self, ws: torch.Tensor, noise_mode: str = "const", generator: torch.Generator | None = None) -> torch.Tensor:
+    def planes(
+        self, ws: torch.Tensor, noise_mode: str = "const", generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Tri-plane features ``[N, 3, C, H, W]`` from ``ws``."""
         planes = self.backbone.synthesis(ws, noise_mode=noise_mode, generator=generator)
         return planes.view(len(planes), 3, self.plane_channels, planes.shape[-2], planes.shape[-1])
@@ -446,9 +462,13 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
             planes = self.planes(ws, noise_mode=noise_mode, generator=generator)
         rendering_kwargs = self.rendering_kwargs
         if rendering_overrides:
-            unknown = sorted(set(rendering_overrides) - {"depth_resolution", "depth_resolution_importance", "ray_start", "ray_end"})
+            unknown = sorted(
+                set(rendering_overrides) - {"depth_resolution", "depth_resolution_importance", "ray_start", "ray_end"}
+            )
             if unknown:
-                raise ValueError(f"rendering_overrides may set depth_resolution, depth_resolution_importance, ray_start, ray_end; got {unknown}")
+                raise ValueError(
+                    f"rendering_overrides may set depth_resolution, depth_resolution_importance, ray_start, ray_end; got {unknown}"
+                )
             rendering_kwargs = {**rendering_kwargs, **rendering_overrides}
         out = render_rays(
             self._field(planes, feature_hook, colour_hook),
@@ -466,11 +486,19 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
         rgb_image = feature_image[:, :3]
         if superresolution:
             image = self.superresolution(
-                rgb_image, feature_image, ws, noise_mode=self.rendering_kwargs["superresolution_noise_mode"], generator=generator
+                rgb_image,
+                feature_image,
+                ws,
+                noise_mode=self.rendering_kwargs["superresolution_noise_mode"],
+                generator=generator,
             )
         else:
-            image = torch.nn.functional.interpolate(rgb_image, size=(self.img_resolution, self.img_resolution), mode="bilinear", align_corners=False)
-        return GeneratorOutput(image=image, image_raw=rgb_image, depth=depth_image, mask=mask_image, features=feature_image, planes=planes)
+            image = torch.nn.functional.interpolate(
+                rgb_image, size=(self.img_resolution, self.img_resolution), mode="bilinear", align_corners=False
+            )
+        return GeneratorOutput(
+            image=image, image_raw=rgb_image, depth=depth_image, mask=mask_image, features=feature_image, planes=planes
+        )
 
     def forward(
         self,
@@ -492,7 +520,9 @@ class TriPlaneGenerator(PretrainedMixin, nn.Module):
 
     # ---------------------------------------------------------------- checkpoints
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, revision: str | None = None, **hub_kwargs) -> "TriPlaneGenerator":
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike, revision: str | None = None, **hub_kwargs
+    ) -> "TriPlaneGenerator":
         """Load from a known name (:data:`PRETRAINED_EG3D`), an official ``.pkl``, a local folder or a Hub repo.
 
         Folders and Hub repos hold ``config.json`` + ``model.safetensors``. Hub downloads are cached
@@ -533,7 +563,9 @@ def official_config(ckpt: OfficialCheckpoint) -> dict:
     return kwargs
 
 
-def load_official_pkl(path: str | os.PathLike, key: str = "G_ema", device: str | torch.device = "cpu") -> TriPlaneGenerator:
+def load_official_pkl(
+    path: str | os.PathLike, key: str = "G_ema", device: str | torch.device = "cpu"
+) -> TriPlaneGenerator:
     """Build an e3dge :class:`TriPlaneGenerator` from an official EG3D ``.pkl`` without executing it.
 
     Reads ``G_ema`` (the generator for inference) by default; the file's embedded source code is
@@ -545,7 +577,9 @@ def load_official_pkl(path: str | os.PathLike, key: str = "G_ema", device: str |
     if ckpt.class_name != "TriPlaneGenerator":  # persistence records the bare class name
         raise UnreadablePickleError(f"{path}: {key} is a {ckpt.class_name}, not an EG3D TriPlaneGenerator")
     if ckpt.init_args:
-        raise UnreadablePickleError(f"{path}: unexpected positional constructor arguments {one_line(ckpt.init_args)[:80]}")
+        raise UnreadablePickleError(
+            f"{path}: unexpected positional constructor arguments {one_line(ckpt.init_args)[:80]}"
+        )
     G = TriPlaneGenerator.build_checked(official_config(ckpt), where)
     state = dict(ckpt.state_dict)
     if "dataset_label_std" not in state:  # only snapshots written by the training loop have it

@@ -35,10 +35,18 @@ class EG3DBackbone:
     def __init__(self, generator: TriPlaneGenerator, identity: str | None = None) -> None:
         self.generator = generator
         G = generator
-        self.layout = LatentLayout(num_ws=G.num_ws, w_dim=G.w_dim, parts=(LatentPart(name="ws", rows=G.num_ws, start=0, stop=G.w_dim),))
+        self.layout = LatentLayout(
+            num_ws=G.num_ws, w_dim=G.w_dim, parts=(LatentPart(name="ws", rows=G.num_ws, start=0, stop=G.w_dim),)
+        )
         rk = G.rendering_kwargs
-        self.rig = CameraRig(radius=FFHQ_RADIUS, fov_degrees=2 * math.degrees(math.atan(0.5 / FFHQ_FOCAL)), ray_start=float(rk["ray_start"]),
-                             ray_end=float(rk["ray_end"]), field_half_size=float(rk["box_warp"]) / 2, depth_range=(2.25, 3.3))  # fmt: skip
+        self.rig = CameraRig(
+            radius=FFHQ_RADIUS,
+            fov_degrees=2 * math.degrees(math.atan(0.5 / FFHQ_FOCAL)),
+            ray_start=float(rk["ray_start"]),
+            ray_end=float(rk["ray_end"]),
+            field_half_size=float(rk["box_warp"]) / 2,
+            depth_range=(2.25, 3.3),
+        )
         self.identity = identity or module_hash(G)
 
     @property
@@ -87,16 +95,36 @@ class EG3DBackbone:
         if quality == "full":
             return None
         rk = self.generator.rendering_kwargs
-        return {"depth_resolution": max(8, rk["depth_resolution"] // 2), "depth_resolution_importance": max(0, rk["depth_resolution_importance"] // 2)}
+        return {
+            "depth_resolution": max(8, rk["depth_resolution"] // 2),
+            "depth_resolution_importance": max(0, rk["depth_resolution_importance"] // 2),
+        }
 
-    def render(self, ws: torch.Tensor, scene: torch.Tensor | None, camera: Camera, quality: Quality = "full", *, decode: bool = True,
-               neural_resolution: int | None = None, colour_hook: Callable | None = None, jitter: torch.Generator | None = None) -> View:  # fmt: skip
+    def render(
+        self,
+        ws: torch.Tensor,
+        scene: torch.Tensor | None,
+        camera: Camera,
+        quality: Quality = "full",
+        *,
+        decode: bool = True,
+        neural_resolution: int | None = None,
+        colour_hook: Callable | None = None,
+        jitter: torch.Generator | None = None,
+    ) -> View:
         """A render (deterministic unless ``jitter`` draws the ray samples' stratified jitter, as EG3D trains);
         ``decode=False`` (and every preview) skips super-resolution: ``image`` is the raw render upsampled."""
-        out = self.generator.synthesis(ws.to(self.device), camera.label, planes=scene, deterministic=jitter is None, generator=jitter,
-                                       neural_rendering_resolution=neural_resolution,
-                                       rendering_overrides=self._overrides(quality), superresolution=decode and quality == "full",
-                                       colour_hook=colour_hook)  # fmt: skip
+        out = self.generator.synthesis(
+            ws.to(self.device),
+            camera.label,
+            planes=scene,
+            deterministic=jitter is None,
+            generator=jitter,
+            neural_rendering_resolution=neural_resolution,
+            rendering_overrides=self._overrides(quality),
+            superresolution=decode and quality == "full",
+            colour_hook=colour_hook,
+        )
         return View(image=out.image, image_raw=out.image_raw, depth=out.depth, mask=out.mask, trace=out.planes)
 
     # ------------------------------------------------------------------ fields, meshes, PTI
@@ -111,7 +139,9 @@ class EG3DBackbone:
         view = self.render(ws, scene, camera, "full", decode=False)
         on = view.mask.reshape(-1) > 0.5
         if int(on.sum()) < 16:
-            raise UserError("the render is almost empty (fewer than 16 opaque pixels), so there is no surface to mesh; pass a numeric level")
+            raise UserError(
+                "the render is almost empty (fewer than 16 opaque pixels), so there is no surface to mesh; pass a numeric level"
+            )
         cam2world, intrinsics = split_label(camera.label)
         origins, directions = sample_rays(cam2world, intrinsics, view.depth.shape[-1])
         points = (origins[0] + directions[0] * view.depth.reshape(-1, 1))[on]

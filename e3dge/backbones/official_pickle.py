@@ -243,7 +243,9 @@ def read_official_pickle(path: str | os.PathLike, key: str = "G_ema") -> Officia
     try:
         return _checkpoint(record)
     except Exception as err:  # a hostile structure: non-dict state, non-tensor parameters, cycles
-        raise UnreadablePickleError(f"{path}: {key} is not a well-formed network record ({type(err).__name__}: {_first_line(err)})") from None
+        raise UnreadablePickleError(
+            f"{path}: {key} is not a well-formed network record ({type(err).__name__}: {_first_line(err)})"
+        ) from None
 
 
 def _checkpoint(record: PersistentRecord) -> OfficialCheckpoint:

@@ -46,11 +46,15 @@ def _load(path: Path) -> object:
     except pickle.UnpicklingError as err:
         name = refused_global(err)
         if name:
-            raise OfficialTorchFileError(f"{path}: refused to load: it names {name!r}, which a weights file has no reason to contain "
-                                         "(nothing was executed)") from None  # fmt: skip
+            raise OfficialTorchFileError(
+                f"{path}: refused to load: it names {name!r}, which a weights file has no reason to contain "
+                "(nothing was executed)"
+            ) from None
         raise OfficialTorchFileError(f"{path}: not a readable torch checkpoint ({one_line(err)[:160]})") from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as err:
-        raise OfficialTorchFileError(f"{path}: not a readable torch checkpoint ({one_line(err)[:160]}); is the download complete?") from None
+        raise OfficialTorchFileError(
+            f"{path}: not a readable torch checkpoint ({one_line(err)[:160]}); is the download complete?"
+        ) from None
 
 
 def _tensor_section(value: object, where: str) -> dict[str, torch.Tensor]:
@@ -62,23 +66,33 @@ def _tensor_section(value: object, where: str) -> dict[str, torch.Tensor]:
     return dict(value)
 
 
-def read_torch_checkpoint(path: str | os.PathLike, sections: Sequence[str], optional: Sequence[str] = ()) -> TorchCheckpoint:
+def read_torch_checkpoint(
+    path: str | os.PathLike, sections: Sequence[str], optional: Sequence[str] = ()
+) -> TorchCheckpoint:
     """Read ``sections`` (each a state dict) from an official checkpoint; ``optional`` ones may be absent."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise OfficialTorchFileError(f"{path}: no such file; download the official checkpoint first (see the model card)")
+        raise OfficialTorchFileError(
+            f"{path}: no such file; download the official checkpoint first (see the model card)"
+        )
     size = path.stat().st_size
     if size > MAX_CHECKPOINT_BYTES:
-        raise OfficialTorchFileError(f"{path}: {size / 2**30:.1f} GiB is larger than any official checkpoint ({MAX_CHECKPOINT_BYTES >> 30} GiB); wrong file?")
+        raise OfficialTorchFileError(
+            f"{path}: {size / 2**30:.1f} GiB is larger than any official checkpoint ({MAX_CHECKPOINT_BYTES >> 30} GiB); wrong file?"
+        )
     data = _load(path)
     if not isinstance(data, Mapping):
         raise OfficialTorchFileError(f"{path}: expected a dict of state dicts, got {type(data).__name__}")
     missing = [s for s in sections if s not in data]
     if missing:
         found = ", ".join(sorted(map(str, data))[:8]) or "nothing"
-        raise OfficialTorchFileError(f"{path}: has no {', '.join(repr(m) for m in missing)} (it holds {found}); is it the right file?")
+        raise OfficialTorchFileError(
+            f"{path}: has no {', '.join(repr(m) for m in missing)} (it holds {found}); is it the right file?"
+        )
     wanted = list(sections) + [s for s in optional if s in data]
     kept = {s: _tensor_section(data[s], f"{path} [{s!r}]") for s in wanted}
-    scalars = {str(k): v for k, v in data.items() if k not in kept and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    scalars = {
+        str(k): v for k, v in data.items() if k not in kept and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     ignored = sorted(str(k) for k in data if k not in kept)
     return TorchCheckpoint(path, kept, ignored, scalars)

@@ -18,7 +18,9 @@ class GeneratorOutput:
     depth: torch.Tensor  # [N, 1, r, r] EG3D: expected distance along the ray; StyleSDF: expected camera-space depth
     mask: torch.Tensor  # [N, 1, r, r] accumulated opacity
     features: torch.Tensor  # [N, C, r, r] volume-rendered features (the SR input)
-    planes: torch.Tensor | None  # [N, 3, C, H, W] EG3D tri-planes (pass back as ``planes=`` to skip the backbone); None for StyleSDF
+    planes: (
+        torch.Tensor | None
+    )  # [N, 3, C, H, W] EG3D tri-planes (pass back as ``planes=`` to skip the backbone); None for StyleSDF
     xyz: torch.Tensor | None = None  # [N, 3, r, r] expected world surface point per pixel (StyleSDF)
 
 

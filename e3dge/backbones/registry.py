@@ -30,6 +30,8 @@ def backbone_for(generator: torch.nn.Module, latent_mean: StyleSDFMeanLatents | 
         return StyleSDFBackbone(generator, latent_mean)
     if isinstance(generator, TriPlaneGenerator):
         if latent_mean is not None:
-            raise UserError("a latent_mean component belongs to StyleSDF bundles; EG3D keeps w_avg in its mapping network")
+            raise UserError(
+                "a latent_mean component belongs to StyleSDF bundles; EG3D keeps w_avg in its mapping network"
+            )
         return EG3DBackbone(generator)
     raise UserError(f"no backbone adapter for a {type(generator).__name__}; e3dge serves {', '.join(sorted(ADAPTERS))}")

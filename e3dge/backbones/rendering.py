@@ -76,16 +76,19 @@ def sample_from_planes(
     m = points.shape[1]
     coords = project_onto_planes(axes, (2.0 / box_warp) * points)  # [N, 3, M, 2]
     grid = coords.reshape(n * n_planes, 1, m, 2).to(planes.dtype)
-    feats = F.grid_sample(planes.reshape(n * n_planes, c, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    feats = F.grid_sample(
+        planes.reshape(n * n_planes, c, h, w), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
     return feats.permute(0, 3, 2, 1).reshape(n, n_planes, m, c)
 
 
-def sample_rays(cam2world: torch.Tensor, intrinsics: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_rays(
+    cam2world: torch.Tensor, intrinsics: torch.Tensor, resolution: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Ray origins and unit directions ``[N, res*res, 3]`` through pixel centres, row-major.
 
     ``cam2world [N, 4, 4]`` is OpenCV (+z forward); ``intrinsics [N, 3, 3]`` are normalised by image size.
     """
-    n = cam2world.shape[0]
     dev, dt = cam2world.device, cam2world.dtype
     ij = torch.arange(resolution, dtype=dt, device=dev) * (1.0 / resolution) + (0.5 / resolution)
     y_cam, x_cam = torch.meshgrid(ij, ij, indexing="ij")
@@ -114,7 +117,9 @@ def sample_stratified(
 ) -> torch.Tensor:
     """Depths ``[N, R, D, 1]``: evenly spaced in ``[ray_start, ray_end]``, jittered by up to one step unless deterministic."""
     n, r = num_rays_shape
-    depths = torch.linspace(ray_start, ray_end, num_samples, device=device).reshape(1, 1, num_samples, 1).repeat(n, r, 1, 1)
+    depths = (
+        torch.linspace(ray_start, ray_end, num_samples, device=device).reshape(1, 1, num_samples, 1).repeat(n, r, 1, 1)
+    )
     if not deterministic:
         delta = (ray_end - ray_start) / (num_samples - 1)
         depths = depths + torch.rand(depths.shape, device=device, generator=generator) * delta
@@ -230,7 +235,9 @@ class RaySamples:
         return self.origins.unsqueeze(-2) + self.depths * self.directions.unsqueeze(-2)
 
 
-def pinhole_rays(cam2world: torch.Tensor, focal: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pinhole_rays(
+    cam2world: torch.Tensor, focal: torch.Tensor, resolution: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """OpenGL pinhole rays through pixel centres, row-major: origins, world directions, camera directions ``[N, res*res, 3]``.
 
     Directions are not normalised: their camera-space z is -1, so a depth along them is the camera-space depth
@@ -240,7 +247,9 @@ def pinhole_rays(cam2world: torch.Tensor, focal: torch.Tensor, resolution: int) 
     centres = torch.arange(resolution, dtype=cam2world.dtype, device=cam2world.device) + 0.5 - 0.5 * resolution
     rows, cols = torch.meshgrid(centres, centres, indexing="ij")
     f = focal.reshape(n, 1, 1).to(cam2world.dtype)
-    cam_dirs = torch.stack((cols.expand(n, -1, -1) / f, -rows.expand(n, -1, -1) / f, -torch.ones_like(rows).expand(n, -1, -1)), dim=-1)
+    cam_dirs = torch.stack(
+        (cols.expand(n, -1, -1) / f, -rows.expand(n, -1, -1) / f, -torch.ones_like(rows).expand(n, -1, -1)), dim=-1
+    )
     cam_dirs = cam_dirs.reshape(n, -1, 3)
     world_dirs = (cam_dirs[:, :, None, :] * cam2world[:, None, :3, :3]).sum(-1)  # R @ d per ray
     origins = cam2world[:, None, :3, 3].expand_as(world_dirs)
@@ -279,7 +288,9 @@ def composite_samples(
     dz = depths[:, :, 1:] - depths[:, :, :-1]
     deltas = torch.cat([dz, torch.full_like(depths[:, :, :1], 1e10)], dim=2) * norm
     alpha = 1 - torch.exp(-density_fn(raw_density) * deltas)
-    transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :, :1]), 1 - alpha + 1e-10], dim=2), dim=2)[:, :, :-1]
+    transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :, :1]), 1 - alpha + 1e-10], dim=2), dim=2)[
+        :, :, :-1
+    ]
     weights = alpha * transmittance
     if force_background:
         weights = torch.cat([weights[:, :, :-1], 1 - weights[:, :, :-1].sum(2, keepdim=True)], dim=2)
@@ -308,7 +319,9 @@ def _render_chunk(
     generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     n, r, _ = origins.shape
-    depths = sample_stratified((n, r), opts["ray_start"], opts["ray_end"], opts["depth_resolution"], deterministic, origins.device, generator)
+    depths = sample_stratified(
+        (n, r), opts["ray_start"], opts["ray_end"], opts["depth_resolution"], deterministic, origins.device, generator
+    )
 
     def query(d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k = d.shape[2]

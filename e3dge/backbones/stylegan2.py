@@ -96,7 +96,9 @@ class MappingNetwork(nn.Module):
         if c_dim > 0:
             self.embed = FullyConnectedLayer(c_dim, embed_features)
         for i in range(num_layers):
-            layer = FullyConnectedLayer(features[i], features[i + 1], activation=activation, lr_multiplier=lr_multiplier)
+            layer = FullyConnectedLayer(
+                features[i], features[i + 1], activation=activation, lr_multiplier=lr_multiplier
+            )
             setattr(self, f"fc{i}", layer)
         self.register_buffer("w_avg", torch.zeros([w_dim]))
 
@@ -238,7 +240,9 @@ class SynthesisBlock(nn.Module):
                 in_channels, out_channels, w_dim, resolution, up=up, conv_clamp=conv_clamp, use_noise=use_noise
             )
             self.num_conv += 1
-        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, conv_clamp=conv_clamp, use_noise=use_noise)
+        self.conv1 = SynthesisLayer(
+            out_channels, out_channels, w_dim, resolution, conv_clamp=conv_clamp, use_noise=use_noise
+        )
         self.num_conv += 1
         self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
 

@@ -27,7 +27,16 @@ from e3dge.backbones.rendering import RaySamples, composite_samples, pinhole_ray
 from e3dge.cameras import STYLESDF_DIST_RADIUS, STYLESDF_HALF_FOV, SphereCamera, sphere_camera
 from e3dge.hub import BoolField, IntField, NumberField, PretrainedMixin
 
-__all__ = ["StyleSDFGenerator", "StyleSDFMeanLatents", "StyleSDFLatents", "SirenTrunk", "VolumeRender", "SDFQuery", "TextureHook", "stylesdf_config"]
+__all__ = [
+    "StyleSDFGenerator",
+    "StyleSDFMeanLatents",
+    "StyleSDFLatents",
+    "SirenTrunk",
+    "VolumeRender",
+    "SDFQuery",
+    "TextureHook",
+    "stylesdf_config",
+]
 
 NOISE_MODES = ("const", "random", "none")
 
@@ -73,7 +82,9 @@ class VolumeRender:
     opacity: torch.Tensor  # [N, 1, r, r] 1 - background weight
     sdf: torch.Tensor  # [N, r, r, D, 1] at every sample
     points: torch.Tensor  # [N, r, r, D, 3] world sample points
-    trunk: SirenTrunk | None = None  # the geometry layers' output at the samples (keep_trunk=True), to re-texture the view
+    trunk: SirenTrunk | None = (
+        None  # the geometry layers' output at the samples (keep_trunk=True), to re-texture the view
+    )
 
 
 @dataclass
@@ -135,7 +146,10 @@ class SirenNetwork(nn.Module):
 
     def __init__(self, depth: int, width: int, style_dim: int):
         super().__init__()
-        self.pts_linears = nn.ModuleList([FiLMSiren(3, width, style_dim, first=True)] + [FiLMSiren(width, width, style_dim) for _ in range(depth - 1)])
+        self.pts_linears = nn.ModuleList(
+            [FiLMSiren(3, width, style_dim, first=True)]
+            + [FiLMSiren(width, width, style_dim) for _ in range(depth - 1)]
+        )
         self.views_linears = FiLMSiren(width + 3, width, style_dim)
         self.rgb_linear = SirenLinear(width, 3, small_init=True)
         self.sigma_linear = SirenLinear(width, 1, small_init=True)
@@ -147,8 +161,14 @@ class SirenNetwork(nn.Module):
             h = layer(h, ws[:, i])
         return h, self.sigma_linear(h)
 
-    def texture(self, h: torch.Tensor, view_dirs: torch.Tensor, ws: torch.Tensor, texture_hook: TextureHook | None = None,
-                world: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def texture(
+        self,
+        h: torch.Tensor,
+        view_dirs: torch.Tensor,
+        ws: torch.Tensor,
+        texture_hook: TextureHook | None = None,
+        world: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(rgb logits, features)`` from the trunk's ``h``; ``texture_hook`` may modulate ``h`` first (E3DGE's local branch)."""
         if texture_hook is not None:
             h = texture_hook(h, world)
@@ -156,7 +176,12 @@ class SirenNetwork(nn.Module):
         return self.rgb_linear(features), features
 
     def forward(
-        self, x: torch.Tensor, view_dirs: torch.Tensor, ws: torch.Tensor, texture_hook: TextureHook | None = None, world: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        view_dirs: torch.Tensor,
+        ws: torch.Tensor,
+        texture_hook: TextureHook | None = None,
+        world: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(rgb logits, sdf, features)`` at normalised points ``x [N, M, 3]``; ``ws [N, depth + 1, style_dim]``."""
         h, sdf = self.trunk(x, ws)
@@ -212,13 +237,20 @@ class FilterKernel(nn.Module):
 class ModulatedConv(nn.Module):
     """Modulated (and demodulated) conv; ``upsample``: stride-2 transposed conv then the stored blur (pad 1, 1)."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, style_dim: int, demodulate: bool = True, upsample: bool = False):
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel: int, style_dim: int, demodulate: bool = True, upsample: bool = False
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel, kernel))
         self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
         if upsample:
             self.blur = FilterKernel((1, 1))
-        self.scale, self.demodulate, self.upsample, self.padding = 1 / math.sqrt(in_ch * kernel**2), demodulate, upsample, kernel // 2
+        self.scale, self.demodulate, self.upsample, self.padding = (
+            1 / math.sqrt(in_ch * kernel**2),
+            demodulate,
+            upsample,
+            kernel // 2,
+        )
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         n, in_ch, h, wd = x.shape
@@ -297,11 +329,23 @@ def decoder_channels(size: int, channel_multiplier: int, channel_max: int) -> di
 class Decoder(nn.Module):
     """``decoder.*``: mapping (PixelNorm + 5 EqualLinear, lr 0.01) and the StyleGAN2 synthesis from the feature map."""
 
-    def __init__(self, size: int, in_resolution: int, in_channels: int, style_dim: int, channel_multiplier: int, channel_max: int, lr_mapping: float):
+    def __init__(
+        self,
+        size: int,
+        in_resolution: int,
+        in_channels: int,
+        style_dim: int,
+        channel_multiplier: int,
+        channel_max: int,
+        lr_mapping: float,
+    ):
         super().__init__()
         w_dim = 2 * style_dim
-        self.style = nn.Sequential(PixelNorm(), EqualLinear(style_dim, w_dim, lr_mapping, activate=True),
-                                   *[EqualLinear(w_dim, w_dim, lr_mapping, activate=True) for _ in range(4)])  # fmt: skip
+        self.style = nn.Sequential(
+            PixelNorm(),
+            EqualLinear(style_dim, w_dim, lr_mapping, activate=True),
+            *[EqualLinear(w_dim, w_dim, lr_mapping, activate=True) for _ in range(4)],
+        )
         channels = decoder_channels(size, channel_multiplier, channel_max)
         self.conv1 = StyledConv(in_channels, channels[in_resolution], w_dim)
         self.to_rgb1 = ToRGB(channels[in_resolution], w_dim, upsample=False)
@@ -335,7 +379,9 @@ class Decoder(nn.Module):
         out = self.conv1(features, ws[:, 0], noise[0])
         skip = self.to_rgb1(out, ws[:, 1])
         i = 1
-        for conv_up, conv, to_rgb, n1, n2 in zip(self.convs[::2], self.convs[1::2], self.to_rgbs, noise[1::2], noise[2::2]):
+        for conv_up, conv, to_rgb, n1, n2 in zip(
+            self.convs[::2], self.convs[1::2], self.to_rgbs, noise[1::2], noise[2::2]
+        ):
             out = conv(conv_up(out, ws[:, i], n1), ws[:, i + 1], n2)
             skip = to_rgb(out, ws[:, i + 2], skip)
             i += 2
@@ -380,16 +426,34 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
         super().__init__()
         if full_pipeline and size < renderer_resolution:
             raise ValueError(f"size ({size}) must be >= renderer_resolution ({renderer_resolution})")
-        self.config = dict(size=size, style_dim=style_dim, channel_multiplier=channel_multiplier, channel_max=channel_max, depth=depth,
-                           width=width, n_samples=n_samples, renderer_resolution=renderer_resolution, half_fov_degrees=half_fov_degrees,
-                           dist_radius=dist_radius, lr_mapping=lr_mapping, full_pipeline=full_pipeline)  # fmt: skip
-        self.size, self.style_dim, self.n_samples, self.renderer_resolution = size, style_dim, n_samples, renderer_resolution
+        self.config = dict(
+            size=size,
+            style_dim=style_dim,
+            channel_multiplier=channel_multiplier,
+            channel_max=channel_max,
+            depth=depth,
+            width=width,
+            n_samples=n_samples,
+            renderer_resolution=renderer_resolution,
+            half_fov_degrees=half_fov_degrees,
+            dist_radius=dist_radius,
+            lr_mapping=lr_mapping,
+            full_pipeline=full_pipeline,
+        )
+        self.size, self.style_dim, self.n_samples, self.renderer_resolution = (
+            size,
+            style_dim,
+            n_samples,
+            renderer_resolution,
+        )
         self.half_fov_degrees, self.dist_radius, self.full_pipeline = half_fov_degrees, dist_radius, full_pipeline
         self.img_resolution = size if full_pipeline else renderer_resolution
         self.style = nn.Sequential(*[MappingLinear(style_dim) for _ in range(3)])
         self.renderer = VolumeRenderer(depth, width, style_dim)
         if full_pipeline:
-            self.decoder = Decoder(size, renderer_resolution, width, style_dim, channel_multiplier, channel_max, lr_mapping)
+            self.decoder = Decoder(
+                size, renderer_resolution, width, style_dim, channel_multiplier, channel_max, lr_mapping
+            )
 
     @property
     def num_renderer_ws(self) -> int:
@@ -403,8 +467,14 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
 
     def camera(self, azimuth, elevation, resolution: int | None = None) -> SphereCamera:
         """This model's cameras at azimuth / elevation (radians) for the volume renderer's resolution."""
-        return sphere_camera(azimuth, elevation, resolution or self.renderer_resolution, self.half_fov_degrees, self.dist_radius,
-                             device=self.renderer.sigmoid_beta.device)  # fmt: skip
+        return sphere_camera(
+            azimuth,
+            elevation,
+            resolution or self.renderer_resolution,
+            self.half_fov_degrees,
+            self.dist_radius,
+            device=self.renderer.sigmoid_beta.device,
+        )
 
     # ---------------------------------------------------------------- latents
     def mapping(self, z: torch.Tensor, truncation: float = 1.0, mean: StyleSDFLatents | None = None) -> StyleSDFLatents:
@@ -433,7 +503,9 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
             if self.full_pipeline:
                 sums[1] += self.decoder.style(w).double().sum(0).cpu()
             done += n
-        return StyleSDFLatents((sums[0] / num_samples).float()[None].to(dev), (sums[1] / num_samples).float()[None].to(dev))
+        return StyleSDFLatents(
+            (sums[0] / num_samples).float()[None].to(dev), (sums[1] / num_samples).float()[None].to(dev)
+        )
 
     def renderer_plus(self, w: torch.Tensor) -> torch.Tensor:
         """``[N, style_dim]`` or ``[N, rows, style_dim]`` -> the renderer W+ ``[N, depth + 1, style_dim]``."""
@@ -441,7 +513,9 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
         if w.ndim == 2:
             return w[:, None].expand(-1, rows, -1)
         if w.ndim != 3 or w.shape[1:] != (rows, self.style_dim):
-            raise ValueError(f"renderer latent must be [N, {self.style_dim}] or [N, {rows}, {self.style_dim}], got {list(w.shape)}")
+            raise ValueError(
+                f"renderer latent must be [N, {self.style_dim}] or [N, {rows}, {self.style_dim}], got {list(w.shape)}"
+            )
         return w
 
     def decoder_plus(self, w: torch.Tensor) -> torch.Tensor:
@@ -457,7 +531,9 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
     def _normalise(self, points: torch.Tensor) -> torch.Tensor:
         return points * (1.0 / self.dist_radius)  # StyleSDF: pts * 2 / (far - near)
 
-    def query_sdf(self, w: torch.Tensor, points: torch.Tensor, normals: bool = False, texture_hook: TextureHook | None = None) -> SDFQuery:
+    def query_sdf(
+        self, w: torch.Tensor, points: torch.Tensor, normals: bool = False, texture_hook: TextureHook | None = None
+    ) -> SDFQuery:
         """SDF, colour logits and features at world ``points [N, M, 3]`` (viewed from the front); optional normals."""
         ws = self.renderer_plus(w)
         view = torch.zeros_like(points)
@@ -472,8 +548,15 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
             (grad,) = torch.autograd.grad(sdf.sum(), pts)
         return SDFQuery(sdf.detach(), rgb.detach(), feats.detach(), F.normalize(grad, dim=-1))
 
-    def render_volume(self, w: torch.Tensor, camera: SphereCamera, texture_hook: TextureHook | None = None, chunk_rays: int | None = None,
-                      keep_trunk: bool = False, trunk: SirenTrunk | None = None) -> VolumeRender:  # fmt: skip
+    def render_volume(
+        self,
+        w: torch.Tensor,
+        camera: SphereCamera,
+        texture_hook: TextureHook | None = None,
+        chunk_rays: int | None = None,
+        keep_trunk: bool = False,
+        trunk: SirenTrunk | None = None,
+    ) -> VolumeRender:
         """Volume-render the renderer latent from ``camera`` (inference mode: no jitter, static view dirs, forced background).
 
         ``keep_trunk`` returns the SIREN trunk's output; passing it back as ``trunk`` (same latent and camera) skips the
@@ -484,7 +567,9 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
         if (keep_trunk or trunk is not None) and chunk_rays is not None:
             raise ValueError("keep_trunk / trunk need the whole view in one chunk (chunk_rays=None)")
         if trunk is not None and tuple(trunk.h.shape[:2]) != (n, res * res * self.n_samples):
-            raise ValueError(f"trunk must hold [N, {res * res * self.n_samples}, width] from the same view, got {list(trunk.h.shape)}")
+            raise ValueError(
+                f"trunk must hold [N, {res * res * self.n_samples}, width] from the same view, got {list(trunk.h.shape)}"
+            )
         if len(camera) != n:
             raise ValueError(f"{len(camera)} cameras for {n} latents; give one camera per latent")
         origins, directions, cam_dirs = pinhole_rays(camera.cam2world.to(ws), camera.focal.to(ws), res)
@@ -514,19 +599,39 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
 
         width = values.shape[-1] - 6
         return VolumeRender(
-            rgb=image(values[..., :3]) * 2 - 1, features=image(values[..., 3 : 3 + width]), depth=image(depth), xyz=image(values[..., 3 + width :]),
-            opacity=image(opacity), sdf=sdf.reshape(n, res, res, -1, 1), points=pts.reshape(n, res, res, -1, 3), trunk=kept,
-        )  # fmt: skip
+            rgb=image(values[..., :3]) * 2 - 1,
+            features=image(values[..., 3 : 3 + width]),
+            depth=image(depth),
+            xyz=image(values[..., 3 + width :]),
+            opacity=image(opacity),
+            sdf=sdf.reshape(n, res, res, -1, 1),
+            points=pts.reshape(n, res, res, -1, 3),
+            trunk=kept,
+        )
 
-    def decode(self, features: torch.Tensor, decoder_w: torch.Tensor, noise_mode: str = "const", generator: torch.Generator | None = None,
-               noise: list[torch.Tensor] | None = None) -> torch.Tensor:  # fmt: skip
+    def decode(
+        self,
+        features: torch.Tensor,
+        decoder_w: torch.Tensor,
+        noise_mode: str = "const",
+        generator: torch.Generator | None = None,
+        noise: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """The StyleGAN2 decoder: feature map + decoder W+ -> ``[N, 3, size, size]``; ``noise`` (one map per layer) overrides ``noise_mode``."""
         if not self.full_pipeline:
-            raise ValueError("this StyleSDF model is a volume renderer only (no decoder); convert ffhq1024x1024.pt for 1024 images")
+            raise ValueError(
+                "this StyleSDF model is a volume renderer only (no decoder); convert ffhq1024x1024.pt for 1024 images"
+            )
         ws = self.decoder_plus(decoder_w)
         if noise is not None and len(noise) != self.decoder.num_layers:
-            raise ValueError(f"noise must hold {self.decoder.num_layers} maps (one per decoder layer), got {len(noise)}")
-        maps = list(noise) if noise is not None else self.decoder.noise_maps(ws.shape[0], noise_mode, generator, features.device)
+            raise ValueError(
+                f"noise must hold {self.decoder.num_layers} maps (one per decoder layer), got {len(noise)}"
+            )
+        maps = (
+            list(noise)
+            if noise is not None
+            else self.decoder.noise_maps(ws.shape[0], noise_mode, generator, features.device)
+        )
         return self.decoder(features, ws, maps)
 
     def synthesis(
@@ -546,16 +651,35 @@ class StyleSDFGenerator(PretrainedMixin, nn.Module):
         if decode and self.full_pipeline:
             image = self.decode(vol.features, latents.decoder, noise_mode, generator, noise)
         else:
-            image = F.interpolate(vol.rgb, size=(self.img_resolution, self.img_resolution), mode="bilinear", align_corners=False)
-        return GeneratorOutput(image=image, image_raw=vol.rgb, depth=vol.depth, mask=vol.opacity, features=vol.features, planes=None, xyz=vol.xyz)
+            image = F.interpolate(
+                vol.rgb, size=(self.img_resolution, self.img_resolution), mode="bilinear", align_corners=False
+            )
+        return GeneratorOutput(
+            image=image,
+            image_raw=vol.rgb,
+            depth=vol.depth,
+            mask=vol.opacity,
+            features=vol.features,
+            planes=None,
+            xyz=vol.xyz,
+        )
 
-    def forward(self, z: torch.Tensor, camera: SphereCamera, truncation: float = 1.0, mean: StyleSDFLatents | None = None, **kwargs) -> GeneratorOutput:
+    def forward(
+        self,
+        z: torch.Tensor,
+        camera: SphereCamera,
+        truncation: float = 1.0,
+        mean: StyleSDFLatents | None = None,
+        **kwargs,
+    ) -> GeneratorOutput:
         """``synthesis(mapping(z), camera)``."""
         return self.synthesis(self.mapping(z, truncation, mean), camera, **kwargs)
 
     def extra_repr(self) -> str:
-        return (f"size={self.size}, style_dim={self.style_dim}, renderer_resolution={self.renderer_resolution}, n_samples={self.n_samples}, "
-                f"full_pipeline={self.full_pipeline}")  # fmt: skip
+        return (
+            f"size={self.size}, style_dim={self.style_dim}, renderer_resolution={self.renderer_resolution}, n_samples={self.n_samples}, "
+            f"full_pipeline={self.full_pipeline}"
+        )
 
 
 class StyleSDFMeanLatents(PretrainedMixin, nn.Module):
@@ -565,7 +689,11 @@ class StyleSDFMeanLatents(PretrainedMixin, nn.Module):
     every run, machine and user gets the same result.
     """
 
-    CONFIG_SPEC = {"style_dim": IntField(1, 1024), "num_samples": IntField(1, 10_000_000), "seed": IntField(0, 2**63 - 1)}
+    CONFIG_SPEC = {
+        "style_dim": IntField(1, 1024),
+        "num_samples": IntField(1, 10_000_000),
+        "seed": IntField(0, 2**63 - 1),
+    }
 
     def __init__(self, style_dim: int = 256, num_samples: int = 10000, seed: int = 2):
         super().__init__()

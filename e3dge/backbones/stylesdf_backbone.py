@@ -37,10 +37,22 @@ class StyleSDFBackbone:
 
     name = "stylesdf"
     field_kind = "sdf"
-    bundle_slots = ("generator", "encoder", "pose_estimator", "latent_mean", "local_encoder", "aligner_2d", "fusion", "toonify_generator",
-                    "toonify_encoder", "toonify_latent_mean")  # fmt: skip
+    bundle_slots = (
+        "generator",
+        "encoder",
+        "pose_estimator",
+        "latent_mean",
+        "local_encoder",
+        "aligner_2d",
+        "fusion",
+        "toonify_generator",
+        "toonify_encoder",
+        "toonify_latent_mean",
+    )
 
-    def __init__(self, generator: StyleSDFGenerator, mean: StyleSDFMeanLatents | None = None, identity: str | None = None) -> None:
+    def __init__(
+        self, generator: StyleSDFGenerator, mean: StyleSDFMeanLatents | None = None, identity: str | None = None
+    ) -> None:
         self.generator, self.mean = generator, mean
         G = generator
         s, rows_r, rows_d = G.style_dim, G.num_renderer_ws, G.num_decoder_ws
@@ -49,7 +61,14 @@ class StyleSDFBackbone:
             parts += (LatentPart(name="decoder", rows=rows_d, start=s, stop=3 * s),)
         self.layout = LatentLayout(num_ws=max(rows_r, rows_d), w_dim=parts[-1].stop, parts=parts)
         r = G.dist_radius
-        self.rig = CameraRig(radius=1.0, fov_degrees=2 * G.half_fov_degrees, ray_start=1 - r, ray_end=1 + r, field_half_size=r, depth_range=(0.9, 1.1))
+        self.rig = CameraRig(
+            radius=1.0,
+            fov_degrees=2 * G.half_fov_degrees,
+            ray_start=1 - r,
+            ray_end=1 + r,
+            field_half_size=r,
+            depth_range=(0.9, 1.1),
+        )
         self.identity = identity or module_hash(G) + (module_hash(mean) if mean is not None else "")
 
     @property
@@ -116,21 +135,39 @@ class StyleSDFBackbone:
     def scene(self, ws: torch.Tensor) -> StyleSDFLatents:
         return self.latents(ws)
 
-    def render(self, ws: torch.Tensor, scene: StyleSDFLatents | None, camera: Camera, quality: Quality = "full", *, decode: bool = True,
-               neural_resolution: int | None = None, colour_hook: Callable | None = None, jitter: torch.Generator | None = None,
-               trunk: SirenTrunk | None = None) -> View:  # fmt: skip
+    def render(
+        self,
+        ws: torch.Tensor,
+        scene: StyleSDFLatents | None,
+        camera: Camera,
+        quality: Quality = "full",
+        *,
+        decode: bool = True,
+        neural_resolution: int | None = None,
+        colour_hook: Callable | None = None,
+        jitter: torch.Generator | None = None,
+        trunk: SirenTrunk | None = None,
+    ) -> View:
         """A render at ``camera``; ``trunk`` (from the same latent and view) skips the SIREN's geometry layers.
 
         Rays are always sampled at fixed depths, also in training (``jitter`` is accepted and unused: the official
         E3DGE trains with StyleSDF's perturbation off)."""
         latents = scene if scene is not None else self.latents(ws)
         sphere = self.sphere(camera.yaw, camera.pitch, neural_resolution)
-        out = self.generator.synthesis(latents, sphere, texture_hook=colour_hook, decode=decode and quality == "full", trunk=trunk)
+        out = self.generator.synthesis(
+            latents, sphere, texture_hook=colour_hook, decode=decode and quality == "full", trunk=trunk
+        )
         return self.view(out, sphere)
 
     def view(self, out, sphere: SphereCamera) -> View:
         """A :class:`View` of a StyleSDF output (camera-space depth turned into the distance along each ray)."""
-        return View(image=out.image, image_raw=out.image_raw, depth=out.depth * ray_lengths(sphere, out.depth.shape[-1]), mask=out.mask, trace=out)
+        return View(
+            image=out.image,
+            image_raw=out.image_raw,
+            depth=out.depth * ray_lengths(sphere, out.depth.shape[-1]),
+            mask=out.mask,
+            trace=out,
+        )
 
     # ------------------------------------------------------------------ fields, meshes, PTI
     def field(self, ws: torch.Tensor, scene: StyleSDFLatents | None, points: torch.Tensor) -> FieldSample:
@@ -155,4 +192,3 @@ class StyleSDFBackbone:
         """This backbone read-only again (after PTI), with an identity of its new weights."""
         self.generator.eval().requires_grad_(False)
         return StyleSDFBackbone(self.generator, self.mean)
-

@@ -40,7 +40,9 @@ def stylesdf_config_from_state(state: Mapping[str, torch.Tensor], where: str) ->
         if size < 8 or size > 2048 or size & (size - 1):
             raise OfficialTorchFileError(f"{where}: decoder noise of size {size} is not a power of two in 8..2048")
         first = int(noises[0].shape[-1])
-        config.update(full_pipeline=True, size=size, renderer_resolution=first, **_channel_options(state, size, first, where))
+        config.update(
+            full_pipeline=True, size=size, renderer_resolution=first, **_channel_options(state, size, first, where)
+        )
     return config
 
 
@@ -48,7 +50,9 @@ def _channel_options(state: Mapping[str, torch.Tensor], size: int, first: int, w
     """The (channel_multiplier, channel_max) whose StyleGAN2 channel table gives the stored decoder widths."""
     steps = int(math.log2(size // first))
     try:
-        widths = [int(state["decoder.conv1.conv.weight"].shape[1])] + [int(state[f"decoder.convs.{2 * j}.conv.weight"].shape[1]) for j in range(steps)]
+        widths = [int(state["decoder.conv1.conv.weight"].shape[1])] + [
+            int(state[f"decoder.convs.{2 * j}.conv.weight"].shape[1]) for j in range(steps)
+        ]
     except KeyError as err:
         raise OfficialTorchFileError(f"{where}: the decoder is incomplete (no {err.args[0]!r})") from None
     for multiplier in (2, 1, 3, 4):
@@ -59,7 +63,9 @@ def _channel_options(state: Mapping[str, torch.Tensor], size: int, first: int, w
     raise OfficialTorchFileError(f"{where}: decoder widths {widths} are not a StyleGAN2 channel table")
 
 
-def stylesdf_from_state(state: Mapping[str, torch.Tensor], where: str, overrides: Mapping | None = None) -> StyleSDFGenerator:
+def stylesdf_from_state(
+    state: Mapping[str, torch.Tensor], where: str, overrides: Mapping | None = None
+) -> StyleSDFGenerator:
     """Build the generator a state dict describes (``overrides``: rendering options not stored) and load it strictly."""
     G = StyleSDFGenerator.build_checked({**stylesdf_config_from_state(state, where), **(overrides or {})}, where)
     check_tensors(tensor_specs(state), G.state_dict(), where)
@@ -67,7 +73,9 @@ def stylesdf_from_state(state: Mapping[str, torch.Tensor], where: str, overrides
     return G.eval().requires_grad_(False)
 
 
-def load_official_stylesdf(path: str | os.PathLike, key: str = "g_ema", overrides: Mapping | None = None) -> StyleSDFGenerator:
+def load_official_stylesdf(
+    path: str | os.PathLike, key: str = "g_ema", overrides: Mapping | None = None
+) -> StyleSDFGenerator:
     """Read ``key`` (``g_ema`` for inference) of an official StyleSDF ``.pt`` without unpickling any object.
 
     ``overrides`` sets options the file does not store (``n_samples``, ``half_fov_degrees``...; the released values by default).

@@ -63,9 +63,17 @@ class SuperResolution(nn.Module):
         self.img_resolution = img_resolution
         width = width or self.default_width
         res0 = self.input_resolution * self.entry_up
-        block_kwargs = {k: v for k, v in block_kwargs.items() if k not in ("channel_base", "channel_max", "num_fp16_res", "conv_clamp")}
-        self.block0 = SynthesisBlock(channels, width, w_dim, res0, 3, is_last=False, up=self.entry_up, conv_clamp=clamp, **block_kwargs)
-        self.block1 = SynthesisBlock(width, width // 2, w_dim, res0 * 2, 3, is_last=True, conv_clamp=clamp, **block_kwargs)
+        block_kwargs = {
+            k: v
+            for k, v in block_kwargs.items()
+            if k not in ("channel_base", "channel_max", "num_fp16_res", "conv_clamp")
+        }
+        self.block0 = SynthesisBlock(
+            channels, width, w_dim, res0, 3, is_last=False, up=self.entry_up, conv_clamp=clamp, **block_kwargs
+        )
+        self.block1 = SynthesisBlock(
+            width, width // 2, w_dim, res0 * 2, 3, is_last=True, conv_clamp=clamp, **block_kwargs
+        )
         if self.has_filter_buffer:
             self.register_buffer("resample_filter", setup_filter())
 
@@ -111,7 +119,9 @@ SUPERRESOLUTION_MODULES: dict[str, type[SuperResolution]] = {
 }
 """e3dge's ``rendering_kwargs['superresolution_module']`` names -> classes."""
 
-OFFICIAL_SUPERRESOLUTION_NAMES: dict[str, str] = {f"training.superresolution.{name}": name for name in SUPERRESOLUTION_MODULES}
+OFFICIAL_SUPERRESOLUTION_NAMES: dict[str, str] = {
+    f"training.superresolution.{name}": name for name in SUPERRESOLUTION_MODULES
+}
 """Official EG3D dotted names (pickles; e3dge folders saved before the rename) -> e3dge names."""
 
 

@@ -67,17 +67,37 @@ def configure_align_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="photo, folder of photos, or video")
     parser.add_argument("output", type=Path, help="aligned image (folder in batch mode, video for a video)")
     parser.add_argument("--convention", choices=CONVENTIONS, default="eg3d", help="crop convention (default eg3d)")
-    parser.add_argument("--size", type=int_in(MIN_OUTPUT_SIZE, MAX_OUTPUT_SIZE), default=None,
-                        help=f"output size in pixels, {MIN_OUTPUT_SIZE}..{MAX_OUTPUT_SIZE} (default 512)")
-    parser.add_argument("--detector", choices=("hog", "cnn"), default="hog", help="dlib detector (cnn: slower, handles pose)")
-    parser.add_argument("--face-index", type=int_in(0, MAX_FACE_INDEX), default=None,
-                        help=f"face to use when several are found, 0..{MAX_FACE_INDEX} (0 = largest central)")
-    parser.add_argument("--min-face", type=float_in(8, MAX_MIN_FACE_SIZE), default=MIN_FACE_SIZE,
-                        help=f"smallest face accepted, in pixels (8..{MAX_MIN_FACE_SIZE}, default {MIN_FACE_SIZE})")
-    parser.add_argument("--window", type=int_in(1, MAX_WINDOW), default=5,
-                        help=f"video: frames in the smoothing mean filter, 1..{MAX_WINDOW} (1 = off, default 5)")
+    parser.add_argument(
+        "--size",
+        type=int_in(MIN_OUTPUT_SIZE, MAX_OUTPUT_SIZE),
+        default=None,
+        help=f"output size in pixels, {MIN_OUTPUT_SIZE}..{MAX_OUTPUT_SIZE} (default 512)",
+    )
+    parser.add_argument(
+        "--detector", choices=("hog", "cnn"), default="hog", help="dlib detector (cnn: slower, handles pose)"
+    )
+    parser.add_argument(
+        "--face-index",
+        type=int_in(0, MAX_FACE_INDEX),
+        default=None,
+        help=f"face to use when several are found, 0..{MAX_FACE_INDEX} (0 = largest central)",
+    )
+    parser.add_argument(
+        "--min-face",
+        type=float_in(8, MAX_MIN_FACE_SIZE),
+        default=MIN_FACE_SIZE,
+        help=f"smallest face accepted, in pixels (8..{MAX_MIN_FACE_SIZE}, default {MIN_FACE_SIZE})",
+    )
+    parser.add_argument(
+        "--window",
+        type=int_in(1, MAX_WINDOW),
+        default=5,
+        help=f"video: frames in the smoothing mean filter, 1..{MAX_WINDOW} (1 = off, default 5)",
+    )
     parser.add_argument("--no-roll", action="store_true", help="leave head roll out of the camera label")
-    parser.add_argument("--json", action="store_true", help="single photo: also write OUT.json (label, pose, transform)")
+    parser.add_argument(
+        "--json", action="store_true", help="single photo: also write OUT.json (label, pose, transform)"
+    )
     parser.add_argument("--quiet", action="store_true", help="print only labels and errors")
     parser.set_defaults(func=run_align)
 
@@ -85,7 +105,9 @@ def configure_align_parser(parser: argparse.ArgumentParser) -> None:
 def add_align_command(subparsers) -> None:
     """Register ``align`` on an argparse ``subparsers`` object (from ``parser.add_subparsers()``)."""
     parser = subparsers.add_parser(
-        "align", help="crop a face photo/folder/video for EG3D or FFHQ and print its camera label", description=_DESCRIPTION
+        "align",
+        help="crop a face photo/folder/video for EG3D or FFHQ and print its camera label",
+        description=_DESCRIPTION,
     )
     configure_align_parser(parser)
 
@@ -156,9 +178,13 @@ def check_output(inp: Path, out: Path) -> None:
     """Refuse an output that is the input, or a folder inside the input folder (inputs are never overwritten)."""
     i, o = inp.resolve(), out.resolve()
     if _same_file(inp, out):
-        raise FaceError(f"the output {out} is the input itself; choose another output path (inputs are never overwritten)")
+        raise FaceError(
+            f"the output {out} is the input itself; choose another output path (inputs are never overwritten)"
+        )
     if inp.is_dir() and (i in o.parents):
-        raise FaceError(f"the output folder {out} is inside the input folder {inp}; choose a folder outside it (inputs are never overwritten)")
+        raise FaceError(
+            f"the output folder {out} is inside the input folder {inp}; choose a folder outside it (inputs are never overwritten)"
+        )
     if inp.is_dir() and o.exists() and not o.is_dir():
         raise FaceError(f"the output {out} is a file; a folder input needs an output folder")
 
@@ -239,7 +265,11 @@ def _run_batch(args) -> int:
         if not args.quiet:
             yaw, pitch, roll = result.pose.degrees
             extra = f" ({len(result.faces)} faces, used #{result.index})" if len(result.faces) > 1 else ""
-            extra += f" (photo turned {result.rotation_degrees} deg to make the face upright)" if result.rotation_degrees else ""
+            extra += (
+                f" (photo turned {result.rotation_degrees} deg to make the face upright)"
+                if result.rotation_degrees
+                else ""
+            )
             print(f"ok {path.name} -> {name}: yaw {yaw:+.1f}, pitch {pitch:+.1f}, roll {roll:+.1f}{extra}")
     _save_text(json.dumps({"labels": labels}), args.output / "dataset.json")
     print(
@@ -261,7 +291,9 @@ def _run_video(args) -> int:
     missing = f"; no face in {len(result.missing)} frame(s), interpolated" if result.missing else ""
     if result.rotation_degrees:
         turn = result.rotation_degrees
-        print(f"note: {args.input.name} is turned: every frame is turned {turn} degrees counter-clockwise to make the face upright")
+        print(
+            f"note: {args.input.name} is turned: every frame is turned {turn} degrees counter-clockwise to make the face upright"
+        )
     print(f"saved {out} ({result.num_frames} frames at {result.fps:g} fps{missing}); labels in {result.cameras_path}")
     return 0
 

@@ -66,7 +66,9 @@ def _float(value: str, where: str) -> float:
     try:
         number = float(value)
     except ValueError:
-        raise UserError(f"{where}: {value!r} is not a number; labels are 0/1 or numbers (leave a cell empty for no label)") from None
+        raise UserError(
+            f"{where}: {value!r} is not a number; labels are 0/1 or numbers (leave a cell empty for no label)"
+        ) from None
     if not math.isfinite(number):
         raise UserError(f"{where}: {value!r} is not a finite number")
     return number
@@ -76,7 +78,9 @@ def read_labels(csv_path: str | os.PathLike, images: str | os.PathLike) -> Label
     """Read ``file,attr1,attr2,...``; every file must lie inside ``images`` and exist; each row checked, one line per problem."""
     path, folder = Path(csv_path), Path(images)
     if not path.is_file():
-        raise UserError(f"{path}: no such labels file (a CSV with a '{FILE_COLUMN}' column and one column per attribute)")
+        raise UserError(
+            f"{path}: no such labels file (a CSV with a '{FILE_COLUMN}' column and one column per attribute)"
+        )
     if path.stat().st_size > MAX_CSV_BYTES:
         raise UserError(f"{path}: larger than {MAX_CSV_BYTES // 2**20} MB; a labels CSV is one short line per image")
     if not folder.is_dir():
@@ -92,7 +96,9 @@ def read_labels(csv_path: str | os.PathLike, images: str | os.PathLike) -> Label
     header = [h.strip() for h in rows[0]]
     attrs = [h for h in header if h != FILE_COLUMN]
     if not attrs or any(not h for h in attrs) or len(set(header)) != len(header):
-        raise UserError(f"{path}: the header needs one named, distinct column per attribute besides '{FILE_COLUMN}', got {header}")
+        raise UserError(
+            f"{path}: the header needs one named, distinct column per attribute besides '{FILE_COLUMN}', got {header}"
+        )
     body = [r for r in rows[1:] if any(c.strip() for c in r)]
     if len(body) > MAX_LABEL_ROWS:
         raise UserError(f"{path}: more than {MAX_LABEL_ROWS} rows")
@@ -130,7 +136,9 @@ def parse_conditions(items: list[str] | None, names: list[str]) -> dict[str, lis
             raise UserError(f"--condition expects NAME:OTHER[,OTHER...] (e.g. smile:age,glasses), got {item!r}")
         unknown = [n for n in (name.strip(), *others) if n not in names]
         if unknown:
-            raise UserError(f"--condition {item!r}: {', '.join(unknown)} not among the fitted attributes ({', '.join(names)})")
+            raise UserError(
+                f"--condition {item!r}: {', '.join(unknown)} not among the fitted attributes ({', '.join(names)})"
+            )
         if name.strip() in others:
             raise UserError(f"--condition {item!r}: a direction cannot be conditioned on itself")
         out[name.strip()] = others
@@ -147,25 +155,43 @@ def _labels_for_fit(values: np.ndarray, tail: float) -> tuple[np.ndarray, np.nda
     return rows[idx], y, f"lowest / highest {tail:g} of the values"
 
 
-def fit_from_codes(codes: torch.Tensor, columns: dict[str, np.ndarray], tail: float = 0.5, C: float = 0.01, seed: int = 0,
-                   conditions: dict[str, list[str]] | None = None, source: str = "inversion manifold") -> dict[str, FitResult]:  # fmt: skip
+def fit_from_codes(
+    codes: torch.Tensor,
+    columns: dict[str, np.ndarray],
+    tail: float = 0.5,
+    C: float = 0.01,
+    seed: int = 0,
+    conditions: dict[str, list[str]] | None = None,
+    source: str = "inversion manifold",
+) -> dict[str, FitResult]:
     """One direction per label column on codes ``[N, num_ws, w_dim]`` (or ``[N, w_dim]``); conditional ones project others out."""
     out: dict[str, FitResult] = {}
     for name, values in columns.items():
         rows, y, how = _labels_for_fit(values, tail)
         counts = np.bincount(y, minlength=2)
         if counts.min() < MIN_PER_CLASS:
-            raise UserError(f"attribute {name!r}: {counts[0]} negative and {counts[1]} positive examples; each class needs at least {MIN_PER_CLASS}")
+            raise UserError(
+                f"attribute {name!r}: {counts[0]} negative and {counts[1]} positive examples; each class needs at least {MIN_PER_CLASS}"
+            )
         res = fit_direction(name, codes[rows], y, source=source, C=C, seed=seed)
         proj = (codes.flatten(1).double() @ res.direction.vector.flatten().double()).numpy()
         spread = max(3 * float(proj.std()), 1e-3)
         d = res.direction
-        res.direction = Direction(d.name, d.vector, d.rows, d.source, (-spread, spread), {**d.info, "label": how, "used": int(len(rows))})
+        res.direction = Direction(
+            d.name, d.vector, d.rows, d.source, (-spread, spread), {**d.info, "label": how, "used": int(len(rows))}
+        )
         out[name] = res
     for name, others in (conditions or {}).items():
         base = out[name].direction
         vector = project_out(base.vector, [out[o].direction.vector for o in others])
-        out[name].direction = Direction(base.name, vector, base.rows, base.source + " (conditional)", base.strength_range, {**base.info, "conditions": others})
+        out[name].direction = Direction(
+            base.name,
+            vector,
+            base.rows,
+            base.source + " (conditional)",
+            base.strength_range,
+            {**base.info, "conditions": others},
+        )
     return out
 
 
@@ -187,17 +213,28 @@ def _load_cache(out: Path, key: dict, discard_other: bool = False) -> dict[str, 
     except (OSError, ValueError, RuntimeError, SafetensorError):
         if discard_other:
             return {}
-        raise UserError(f"{out}: the code cache ({CODES_INFO}, {CODES_WEIGHTS}) is unreadable; delete both files or pass --overwrite") from None
-    if not isinstance(info, dict) or info.get("key") != key or not isinstance(info.get("names"), list) or "codes" not in tensors:
+        raise UserError(
+            f"{out}: the code cache ({CODES_INFO}, {CODES_WEIGHTS}) is unreadable; delete both files or pass --overwrite"
+        ) from None
+    if (
+        not isinstance(info, dict)
+        or info.get("key") != key
+        or not isinstance(info.get("names"), list)
+        or "codes" not in tensors
+    ):
         if discard_other:
             return {}
-        raise UserError(f"{out}: its cached codes were made with other options ({json.dumps(info.get('key') if isinstance(info, dict) else None)}); "
-                        "use a new OUT folder or pass --overwrite")  # fmt: skip
+        raise UserError(
+            f"{out}: its cached codes were made with other options ({json.dumps(info.get('key') if isinstance(info, dict) else None)}); "
+            "use a new OUT folder or pass --overwrite"
+        )
     codes = tensors["codes"]
     if codes.ndim != 3 or codes.shape[0] != len(info["names"]):
         if discard_other:
             return {}
-        raise UserError(f"{out}: the code cache does not match its index; delete {CODES_INFO} and {CODES_WEIGHTS} or pass --overwrite")
+        raise UserError(
+            f"{out}: the code cache does not match its index; delete {CODES_INFO} and {CODES_WEIGHTS} or pass --overwrite"
+        )
     return {str(n): codes[i] for i, n in enumerate(info["names"])}
 
 
@@ -214,7 +251,9 @@ def _save_cache(out: Path, key: dict, cache: dict[str, torch.Tensor], failed: di
     os.replace(tmp, out / CODES_INFO)
 
 
-def invert_codes(pipe, table: LabelTable, out: Path, key: dict, align: bool, progress: bool = True, discard_other: bool = False) -> tuple[torch.Tensor, list[int], dict[str, str]]:
+def invert_codes(
+    pipe, table: LabelTable, out: Path, key: dict, align: bool, progress: bool = True, discard_other: bool = False
+) -> tuple[torch.Tensor, list[int], dict[str, str]]:
     """W+ codes of every listed image (cached, resumable): (codes ``[M, num_ws, w_dim]``, their rows in ``table``, failures by name)."""
     from e3dge.faces.errors import FaceError
 
@@ -260,7 +299,9 @@ def _write_bundle(pipe, directions: dict[str, Direction], bundle_out: Path) -> N
     from e3dge.pipelines import InversionPipeline
 
     merged = {**pipe.directions, **directions}
-    InversionPipeline(**pipe.components, aligner=pipe.aligner, directions=merged, description=pipe.description).save_pretrained(bundle_out)
+    InversionPipeline(
+        **pipe.components, aligner=pipe.aligner, directions=merged, description=pipe.description
+    ).save_pretrained(bundle_out)
 
 
 def _check_out(out: Path, overwrite: bool, protected: list[Path]) -> None:
@@ -275,15 +316,23 @@ def _check_out(out: Path, overwrite: bool, protected: list[Path]) -> None:
     if any(p.resolve() in outputs for p in protected):
         raise UserError(f"OUT ({out}) would overwrite an input file; choose another folder")
     if (out / DIRECTIONS_INFO).exists() and not overwrite:
-        raise UserError(f"{out} already holds directions; pass --overwrite to replace them (cached codes are reused when the options match)")
+        raise UserError(
+            f"{out} already holds directions; pass --overwrite to replace them (cached codes are reused when the options match)"
+        )
 
 
 def _report(results: dict[str, FitResult]) -> None:
     for name, r in results.items():
         lo, hi = r.direction.strength_range
-        cond = f", conditioned on {', '.join(r.direction.info['conditions'])}" if r.direction.info.get("conditions") else ""
+        cond = (
+            f", conditioned on {', '.join(r.direction.info['conditions'])}"
+            if r.direction.info.get("conditions")
+            else ""
+        )
         val = "n/a" if math.isnan(r.val_accuracy) else f"{r.val_accuracy:.3f}"
-        print(f"{name:24s} {r.direction.info.get('used', r.num_samples):5d} codes  train acc {r.train_accuracy:.3f}  held-out acc {val}  range [{lo:.2f}, {hi:.2f}]{cond}")
+        print(
+            f"{name:24s} {r.direction.info.get('used', r.num_samples):5d} codes  train acc {r.train_accuracy:.3f}  held-out acc {val}  range [{lo:.2f}, {hi:.2f}]{cond}"
+        )
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
@@ -297,14 +346,20 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.bundle_out:
         b = Path(args.bundle_out)
         if b.exists() and (not b.is_dir() or any(b.iterdir())):
-            raise UserError(f"--bundle-out {b} exists and is not an empty folder; choose a new folder (bundles are never overwritten)")
+            raise UserError(
+                f"--bundle-out {b} exists and is not an empty folder; choose a new folder (bundles are never overwritten)"
+            )
     if args.toy:
         if args.images or args.labels:
-            raise UserError("--toy fits on the toy lab's ground truth; drop --images/--labels (or drop --toy to fit on your photos)")
+            raise UserError(
+                "--toy fits on the toy lab's ground truth; drop --images/--labels (or drop --toy to fit on your photos)"
+            )
         if args.model != "toy":
             raise UserError("--toy needs --model toy (the procedural heads' labels only describe the toy generator)")
     elif not (args.images and args.labels):
-        raise UserError("give --images FOLDER and --labels CSV (a 'file' column + one column per attribute), or --toy for the toy lab")
+        raise UserError(
+            "give --images FOLDER and --labels CSV (a 'file' column + one column per attribute), or --toy for the toy lab"
+        )
     table = None if args.toy else read_labels(args.labels, args.images)
     if table is not None:
         parse_conditions(args.condition, list(table.columns))  # bad conditions fail before any inversion
@@ -315,53 +370,111 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
         if pipe.encoder is None:
             raise UserError("this toy bundle has no encoder; the inversion-manifold fits need E0")
-        results = fit_toy_directions(pipe.generator, pipe.encoder, num=args.sampled, num_inverted=args.inverted, seed=args.seed)
+        results = fit_toy_directions(
+            pipe.generator, pipe.encoder, num=args.sampled, num_inverted=args.inverted, seed=args.seed
+        )
         from e3dge.editing.toy import TOY_ATTRIBUTES
 
         for name, others in parse_conditions(args.condition, list(TOY_ATTRIBUTES)).items():
             for suffix in ("", "_preim3d"):  # each kind is conditioned on the same kind's directions
                 base = results[name + suffix].direction
                 vector = project_out(base.vector, [results[o + suffix].direction.vector for o in others])
-                results[name + suffix].direction = Direction(base.name, vector, base.rows, base.source + " (conditional)", base.strength_range,
-                                                             {**base.info, "conditions": [o + suffix for o in others]})  # fmt: skip
+                results[name + suffix].direction = Direction(
+                    base.name,
+                    vector,
+                    base.rows,
+                    base.source + " (conditional)",
+                    base.strength_range,
+                    {**base.info, "conditions": [o + suffix for o in others]},
+                )
     else:
         key = _cache_key(args)
-        codes, rows, failed = invert_codes(pipe, table, out, key, align=not args.no_align, progress=not args.quiet, discard_other=args.overwrite)
+        codes, rows, failed = invert_codes(
+            pipe, table, out, key, align=not args.no_align, progress=not args.quiet, discard_other=args.overwrite
+        )
         columns = {a: v[rows] for a, v in table.columns.items()}
-        results = fit_from_codes(codes, columns, tail=args.tail, C=args.C, seed=args.seed, conditions=parse_conditions(args.condition, list(columns)),
-                                 source=f"inversion manifold: {len(rows)} photos inverted by {args.model}")  # fmt: skip
+        results = fit_from_codes(
+            codes,
+            columns,
+            tail=args.tail,
+            C=args.C,
+            seed=args.seed,
+            conditions=parse_conditions(args.condition, list(columns)),
+            source=f"inversion manifold: {len(rows)} photos inverted by {args.model}",
+        )
         if failed:
-            print(f"{len(failed)} of {len(table.names)} images could not be inverted and were left out: {', '.join(list(failed)[:5])}"
-                  + (" ..." if len(failed) > 5 else ""), file=sys.stderr)  # fmt: skip
+            print(
+                f"{len(failed)} of {len(table.names)} images could not be inverted and were left out: {', '.join(list(failed)[:5])}"
+                + (" ..." if len(failed) > 5 else ""),
+                file=sys.stderr,
+            )
     directions = {n: r.direction for n, r in results.items()}
     _report(results)
     _write_directions(out, directions)
     print(f"wrote {out / DIRECTIONS_WEIGHTS} and {out / DIRECTIONS_INFO} ({len(directions)} directions)")
     if args.bundle_out:
         _write_bundle(pipe, directions, Path(args.bundle_out))
-        print(f"wrote the bundle {args.bundle_out} with them: e3dge invert PHOTO OUT/ --model {args.bundle_out} --edit {next(iter(directions))}=1.5")
+        print(
+            f"wrote the bundle {args.bundle_out} with them: e3dge invert PHOTO OUT/ --model {args.bundle_out} --edit {next(iter(directions))}=1.5"
+        )
     return 0
 
 
 def add_directions_command(subparsers) -> argparse.ArgumentParser:
     """Register ``directions fit`` on the e3dge sub-command parser."""
-    p = subparsers.add_parser("directions", help="editing directions: fit them from photos + labels (or the toy lab's ground truth)")
+    p = subparsers.add_parser(
+        "directions", help="editing directions: fit them from photos + labels (or the toy lab's ground truth)"
+    )
     sub = p.add_subparsers(dest="directions_command", required=True)
-    f = sub.add_parser("fit", help="fit one direction per label column (InterfaceGAN SVM on inverted W+ codes, PREIM3D's inversion manifold)")
+    f = sub.add_parser(
+        "fit",
+        help="fit one direction per label column (InterfaceGAN SVM on inverted W+ codes, PREIM3D's inversion manifold)",
+    )
     f.add_argument("output", help="folder for directions.{safetensors,json} and the resumable code cache")
     f.add_argument("--images", help="folder of face photos")
-    f.add_argument("--labels", help="CSV: a 'file' column (names inside --images) and one column per attribute (0/1 or numbers; empty = unknown)")
-    f.add_argument("--toy", action="store_true", help="toy lab: fit every toy attribute from ground truth, on sampled W and on inverted heads")
-    f.add_argument("--model", default="toy", help="bundle that inverts the photos (toy, eg3d-ffhq, a folder or a Hub id)")
+    f.add_argument(
+        "--labels",
+        help="CSV: a 'file' column (names inside --images) and one column per attribute (0/1 or numbers; empty = unknown)",
+    )
+    f.add_argument(
+        "--toy",
+        action="store_true",
+        help="toy lab: fit every toy attribute from ground truth, on sampled W and on inverted heads",
+    )
+    f.add_argument(
+        "--model", default="toy", help="bundle that inverts the photos (toy, eg3d-ffhq, a folder or a Hub id)"
+    )
     f.add_argument("--no-align", action="store_true", help="the photos are already aligned square crops")
-    f.add_argument("--condition", action="append", metavar="NAME:OTHER[,OTHER]", help="project the others' directions out of NAME's (repeatable)")
-    f.add_argument("--tail", type=float_in(0.001, 0.5), default=0.5, help="numeric labels: fit on the lowest and highest fraction (0.5 = median split)")
-    f.add_argument("--C", type=float_in(1e-6, 1e6), default=0.01, help="SVM regularisation (smaller = smoother; W+ codes have many dimensions)")
+    f.add_argument(
+        "--condition",
+        action="append",
+        metavar="NAME:OTHER[,OTHER]",
+        help="project the others' directions out of NAME's (repeatable)",
+    )
+    f.add_argument(
+        "--tail",
+        type=float_in(0.001, 0.5),
+        default=0.5,
+        help="numeric labels: fit on the lowest and highest fraction (0.5 = median split)",
+    )
+    f.add_argument(
+        "--C",
+        type=float_in(1e-6, 1e6),
+        default=0.01,
+        help="SVM regularisation (smaller = smoother; W+ codes have many dimensions)",
+    )
     f.add_argument("--seed", type=int_in(0, 2**31 - 1), default=0)
     f.add_argument("--sampled", type=int_in(10, 100_000), default=4000, help="--toy: sampled W codes")
     f.add_argument("--inverted", type=int_in(10, 100_000), default=1500, help="--toy: inverted photo-like heads")
-    f.add_argument("--bundle-out", help="also write the model bundle with these directions added (for e3dge invert --edit and the app)")
-    f.add_argument("--overwrite", action="store_true", help="replace the directions already in OUT (its code cache is kept when model, alignment and images match, else started afresh)")
+    f.add_argument(
+        "--bundle-out",
+        help="also write the model bundle with these directions added (for e3dge invert --edit and the app)",
+    )
+    f.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the directions already in OUT (its code cache is kept when model, alignment and images match, else started afresh)",
+    )
     f.add_argument("--quiet", action="store_true", help="no progress bars")
     f.set_defaults(func=_cmd_fit)
     return p

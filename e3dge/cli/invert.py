@@ -44,9 +44,19 @@ def check_output_location(inp: Path, out: Path) -> None:
 
 
 def _options(args: argparse.Namespace) -> dict:
-    return {"model": args.model, "refine": args.refine, "steps": args.steps, "optimize": args.optimize, "align": not args.no_align,
-            "views": args.views, "frames": args.frames, "edits": parse_edits(args.edit), "mesh": args.mesh,
-            "mesh_resolution": args.mesh_resolution, "plot": args.plot}  # fmt: skip
+    return {
+        "model": args.model,
+        "refine": args.refine,
+        "steps": args.steps,
+        "optimize": args.optimize,
+        "align": not args.no_align,
+        "views": args.views,
+        "frames": args.frames,
+        "edits": parse_edits(args.edit),
+        "mesh": args.mesh,
+        "mesh_resolution": args.mesh_resolution,
+        "plot": args.plot,
+    }
 
 
 def parse_edits(items: list[str] | None) -> dict[str, float]:
@@ -61,7 +71,9 @@ def parse_edits(items: list[str] | None) -> dict[str, float]:
         except ValueError:
             strength = float("nan")
         if not sep or not name or not math.isfinite(strength) or abs(strength) > 100:
-            raise UserError(f"--edit expects NAME=STRENGTH with a number between -100 and 100 (e.g. smile=1.5), got {item!r}")
+            raise UserError(
+                f"--edit expects NAME=STRENGTH with a number between -100 and 100 (e.g. smile=1.5), got {item!r}"
+            )
         edits[name.strip()] = strength
     return edits
 
@@ -71,17 +83,40 @@ def _invert_one(pipe, path: Path, folder: Path, args: argparse.Namespace) -> str
 
     extra = {} if args.generator == "default" else {"generator": args.generator}
     if args.generator not in pipe.generators:
-        raise UserError(f"--generator {args.generator} needs a bundle with the Toonify pair (e3dge convert e3dge --toonify ...); this one has "
-                        f"{', '.join(pipe.generators)}")
-    inv = pipe.invert(path, align=not args.no_align, refine=args.refine, steps=args.steps, optimize=args.optimize, progress=not args.quiet, **extra)
+        raise UserError(
+            f"--generator {args.generator} needs a bundle with the Toonify pair (e3dge convert e3dge --toonify ...); this one has "
+            f"{', '.join(pipe.generators)}"
+        )
+    inv = pipe.invert(
+        path,
+        align=not args.no_align,
+        refine=args.refine,
+        steps=args.steps,
+        optimize=args.optimize,
+        progress=not args.quiet,
+        **extra,
+    )
     edits = parse_edits(args.edit)
     unknown = sorted(set(edits) - set(pipe.directions or {}))
     if unknown:  # one line listing the bundle's directions, before any file is written
-        raise UserError(f"unknown editing direction(s) {unknown}; available: {', '.join(sorted(pipe.directions or {})) or 'none'}")
+        raise UserError(
+            f"unknown editing direction(s) {unknown}; available: {', '.join(sorted(pipe.directions or {})) or 'none'}"
+        )
     from e3dge.export import MeshOptions
 
-    write_inversion(pipe, inv, folder, views=args.views, orbit_frames=args.frames, fps=args.fps, options=_options(args), edits=edits,
-                    mesh=args.mesh, mesh_options=MeshOptions(resolution=args.mesh_resolution), plots=args.plot == "html")  # fmt: skip
+    write_inversion(
+        pipe,
+        inv,
+        folder,
+        views=args.views,
+        orbit_frames=args.frames,
+        fps=args.fps,
+        options=_options(args),
+        edits=edits,
+        mesh=args.mesh,
+        mesh_options=MeshOptions(resolution=args.mesh_resolution),
+        plots=args.plot == "html",
+    )
     yaw, pitch = inv.degrees
     return f"{inv.method}, yaw {yaw:+.1f} deg, pitch {pitch:+.1f} deg ({inv.camera_source} camera), {sum(inv.timings.values()):.2f} s"
 
@@ -103,18 +138,28 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     parse_edits(args.edit)  # malformed edits fail before any work
     unused = [flag for flag, value in (("--edit", args.edit), ("--mesh", args.mesh), ("--plot", args.plot)) if value]
     if inp.suffix.lower() in VIDEO_SUFFIXES and inp.is_file() and unused:
-        raise UserError(f"{' and '.join(unused)} apply to photos and folders of photos, not to a video; invert the video without them")
+        raise UserError(
+            f"{' and '.join(unused)} apply to photos and folders of photos, not to a video; invert the video without them"
+        )
     pipe = InversionPipeline.from_pretrained(args.model)
     if inp.is_dir():
         return _batch(pipe, inp, out, args)
     if inp.suffix.lower() in VIDEO_SUFFIXES:
         from e3dge.pipelines.video import invert_video
 
-        result = invert_video(pipe, inp, out, refine=args.refine, steps=args.steps, fps=args.fps, progress=not args.quiet)
-        print(f"wrote {result.video} ({result.num_frames} frames; resumed {result.frames_reused}); per-frame results in {result.frames_dir}")
+        result = invert_video(
+            pipe, inp, out, refine=args.refine, steps=args.steps, fps=args.fps, progress=not args.quiet
+        )
+        print(
+            f"wrote {result.video} ({result.num_frames} frames; resumed {result.frames_reused}); per-frame results in {result.frames_dir}"
+        )
         return 0
     print(f"{inp.name}: {_invert_one(pipe, inp, out, args)}")
-    extras = (", orbit.mp4" if args.frames else "") + (f", mesh.{args.mesh}" if args.mesh else "") + (", view3d.html" if args.plot else "")
+    extras = (
+        (", orbit.mp4" if args.frames else "")
+        + (f", mesh.{args.mesh}" if args.mesh else "")
+        + (", view3d.html" if args.plot else "")
+    )
     print(f"wrote {out}/ (aligned.png, reconstruction.png, depth.png, view_*.png{extras}, inversion.json)")
     return 0
 
@@ -137,28 +182,71 @@ def _batch(pipe, inp: Path, out: Path, args: argparse.Namespace) -> int:
             failed.append(path.name)
             print(f"FAILED {path.name}: {err}", file=sys.stderr)
     done = len(files) - len(failed)
-    print(f"inverted {done}/{len(files)} images into {out}" + (f" ({skipped} already done)" if skipped else "") + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(
+        f"inverted {done}/{len(files)} images into {out}"
+        + (f" ({skipped} already done)" if skipped else "")
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
     return 1 if failed else 0
 
 
 def add_invert_command(subparsers) -> argparse.ArgumentParser:
     """Register ``invert`` on the e3dge sub-command parser."""
-    p = subparsers.add_parser("invert", help="invert a photo, a folder of photos or a video into 3D (aligned crop, views, depth, orbit, JSON)")
+    p = subparsers.add_parser(
+        "invert", help="invert a photo, a folder of photos or a video into 3D (aligned crop, views, depth, orbit, JSON)"
+    )
     p.add_argument("input", help="photo, folder of photos, or video")
     p.add_argument("output", help="output folder (must not be the input or inside the input folder)")
-    p.add_argument("--model", default="toy", help="bundle: toy (offline, default), eg3d-ffhq, a bundle folder (e.g. one 'e3dge convert stylesdf/e3dge' made) or a Hub id")
-    p.add_argument("--refine", choices=["pose", "pose+code"], default=None, help="test-time refinement: camera (P) or camera + code (P+C)")
-    p.add_argument("--steps", type=int_in(1, 10000), default=None, help="refinement / optimisation steps (default 50 / 200)")
-    p.add_argument("--optimize", action="store_true", help="optimisation baseline (W/W+ then PTI) instead of the encoder")
-    p.add_argument("--generator", choices=["default", "toonify"], default="default", help="StyleSDF bundles: invert with the Toonify pair")
-    p.add_argument("--no-align", action="store_true", help="the input is already an aligned square crop (e.g. toy-lab renders)")
+    p.add_argument(
+        "--model",
+        default="toy",
+        help="bundle: toy (offline, default), eg3d-ffhq, a bundle folder (e.g. one 'e3dge convert stylesdf/e3dge' made) or a Hub id",
+    )
+    p.add_argument(
+        "--refine",
+        choices=["pose", "pose+code"],
+        default=None,
+        help="test-time refinement: camera (P) or camera + code (P+C)",
+    )
+    p.add_argument(
+        "--steps", type=int_in(1, 10000), default=None, help="refinement / optimisation steps (default 50 / 200)"
+    )
+    p.add_argument(
+        "--optimize", action="store_true", help="optimisation baseline (W/W+ then PTI) instead of the encoder"
+    )
+    p.add_argument(
+        "--generator",
+        choices=["default", "toonify"],
+        default="default",
+        help="StyleSDF bundles: invert with the Toonify pair",
+    )
+    p.add_argument(
+        "--no-align", action="store_true", help="the input is already an aligned square crop (e.g. toy-lab renders)"
+    )
     p.add_argument("--views", type=int_in(0, 32), default=3, help="novel views to write (0-32)")
     p.add_argument("--frames", type=int_in(0, 1000), default=48, help="orbit video frames (0 = no video)")
     p.add_argument("--fps", type=int_in(1, 120), default=24)
-    p.add_argument("--edit", action="append", metavar="NAME=STRENGTH", help="edit the views and orbit along a bundle direction, e.g. --edit smile=1.5 (repeatable)")
-    p.add_argument("--mesh", choices=["glb", "ply", "obj"], default=None, help="also write mesh.<fmt> of the (edited) face (vertex colours, normals)")
-    p.add_argument("--mesh-resolution", type=int_in(16, 512), default=128, help="marching-cubes grid points per side (16-512)")
-    p.add_argument("--plot", choices=["html"], default=None, help="also write view3d.html: depth surface, mesh and point cloud (Plotly, offline)")
+    p.add_argument(
+        "--edit",
+        action="append",
+        metavar="NAME=STRENGTH",
+        help="edit the views and orbit along a bundle direction, e.g. --edit smile=1.5 (repeatable)",
+    )
+    p.add_argument(
+        "--mesh",
+        choices=["glb", "ply", "obj"],
+        default=None,
+        help="also write mesh.<fmt> of the (edited) face (vertex colours, normals)",
+    )
+    p.add_argument(
+        "--mesh-resolution", type=int_in(16, 512), default=128, help="marching-cubes grid points per side (16-512)"
+    )
+    p.add_argument(
+        "--plot",
+        choices=["html"],
+        default=None,
+        help="also write view3d.html: depth surface, mesh and point cloud (Plotly, offline)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_invert)
     return p

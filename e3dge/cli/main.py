@@ -34,10 +34,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     if args.model == "toy":
         print(TOY_NOTICE)
-    result = run_demo(args.out, model=args.model, refine=None if args.refine == "none" else args.refine, steps=args.steps, frames=args.frames,
-                      views=args.views, num_toy=args.toy_heads, progress=not args.quiet)  # fmt: skip
+    result = run_demo(
+        args.out,
+        model=args.model,
+        refine=None if args.refine == "none" else args.refine,
+        steps=args.steps,
+        frames=args.frames,
+        views=args.views,
+        num_toy=args.toy_heads,
+        progress=not args.quiet,
+    )
     for name, folder in result.folders.items():
-        state = "failed: " + result.failed[name] if name in result.failed else "already done (resumed)" if name in result.skipped else "done"
+        state = (
+            "failed: " + result.failed[name]
+            if name in result.failed
+            else "already done (resumed)"
+            if name in result.skipped
+            else "done"
+        )
         print(f"{name}: {folder}/ {state}")
     print(f"wrote {result.sheet} (rows: aligned input | reconstruction | depth | novel views)")
     return 1 if result.failed and len(result.failed) == len(result.folders) else 0
@@ -84,17 +98,27 @@ def _print_report(title: str, lines: list[str]) -> None:
 def _cmd_convert_stylesdf(args: argparse.Namespace) -> int:
     from e3dge.pipelines.convert_official import convert_stylesdf
 
-    report = convert_stylesdf(args.full, args.vol, args.output, mean_samples=args.mean_samples, seed=args.seed, overwrite=args.overwrite)
+    report = convert_stylesdf(
+        args.full, args.vol, args.output, mean_samples=args.mean_samples, seed=args.seed, overwrite=args.overwrite
+    )
     _print_report(f"converted {Path(args.full).name} + {Path(args.vol).name} -> {report.out}/", report.lines())
-    print(f"next: e3dge convert e3dge E3DGE_Full_Runner.pt {report.out}  (weights under CC BY-NC-SA 4.0: non-commercial; do not re-host)")
+    print(
+        f"next: e3dge convert e3dge E3DGE_Full_Runner.pt {report.out}  (weights under CC BY-NC-SA 4.0: non-commercial; do not re-host)"
+    )
     return 0
 
 
 def _cmd_convert_e3dge(args: argparse.Namespace) -> int:
     from e3dge.pipelines.convert_official import convert_e3dge
 
-    report = convert_e3dge(args.runner, args.bundle, boundaries=args.boundaries, toonify=args.toonify, toonify_encoder=args.toonify_encoder,
-                           mean_samples=args.mean_samples)  # fmt: skip
+    report = convert_e3dge(
+        args.runner,
+        args.bundle,
+        boundaries=args.boundaries,
+        toonify=args.toonify,
+        toonify_encoder=args.toonify_encoder,
+        mean_samples=args.mean_samples,
+    )
     _print_report(f"converted {Path(args.runner).name} into {report.out}/", report.lines())
     print(f"use it: e3dge invert PHOTO OUT --model {report.out}  (or E3DGE_MODEL={report.out} python spaces_app.py)")
     return 0
@@ -103,10 +127,22 @@ def _cmd_convert_e3dge(args: argparse.Namespace) -> int:
 def _add_demo_command(sub: argparse._SubParsersAction) -> None:
     from e3dge.demo import MAX_FPS, MAX_FRAMES, MAX_SEED
 
-    demo = sub.add_parser("demo", help="the main job, offline: invert the bundled example photos into 3D (views, depth, orbit video, sheet)")
-    demo.add_argument("--out", default="outputs/demo", help="output folder (finished examples are kept when rerun with the same options)")
+    demo = sub.add_parser(
+        "demo",
+        help="the main job, offline: invert the bundled example photos into 3D (views, depth, orbit video, sheet)",
+    )
+    demo.add_argument(
+        "--out",
+        default="outputs/demo",
+        help="output folder (finished examples are kept when rerun with the same options)",
+    )
     demo.add_argument("--model", default="toy", help="bundle: toy (offline, default), a bundle folder or a Hub id")
-    demo.add_argument("--refine", choices=["none", "pose", "pose+code"], default="pose+code", help="test-time refinement (default P+C)")
+    demo.add_argument(
+        "--refine",
+        choices=["none", "pose", "pose+code"],
+        default="pose+code",
+        help="test-time refinement (default P+C)",
+    )
     demo.add_argument("--steps", type=int_in(1, 10000), default=30, help="refinement steps")
     demo.add_argument("--frames", type=int_in(0, 1000), default=24, help="orbit video frames per example (0 = none)")
     demo.add_argument("--views", type=int_in(0, 32), default=3, help="novel views per example")
@@ -115,7 +151,9 @@ def _add_demo_command(sub: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=_cmd_demo)
 
     orbit = sub.add_parser("orbit", help="render a seeded random face's orbit video and depth maps offline")
-    orbit.add_argument("--out", default="outputs/orbit", help="output folder (resumes if its frames were made with the same options)")
+    orbit.add_argument(
+        "--out", default="outputs/orbit", help="output folder (resumes if its frames were made with the same options)"
+    )
     orbit.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help=f"latent seed, 0..{MAX_SEED}")
     orbit.add_argument("--frames", type=int_in(1, MAX_FRAMES), default=48, help=f"orbit frames, 1..{MAX_FRAMES}")
     orbit.add_argument("--fps", type=int_in(1, MAX_FPS), default=24, help=f"video frame rate, 1..{MAX_FPS}")
@@ -128,27 +166,50 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_demo_command(sub)
 
-    convert = sub.add_parser("convert", help="convert official checkpoints (EG3D .pkl, StyleSDF / E3DGE .pt) to safetensors, loading nothing unsafely")
+    convert = sub.add_parser(
+        "convert",
+        help="convert official checkpoints (EG3D .pkl, StyleSDF / E3DGE .pt) to safetensors, loading nothing unsafely",
+    )
     families = convert.add_subparsers(dest="family", required=True, parser_class=OneLineParser)
-    eg3d = families.add_parser("eg3d", help="an official EG3D .pkl -> a generator folder (config.json + model.safetensors)")
+    eg3d = families.add_parser(
+        "eg3d", help="an official EG3D .pkl -> a generator folder (config.json + model.safetensors)"
+    )
     eg3d.add_argument("input", help="official .pkl snapshot (loaded without executing it)")
     eg3d.add_argument("output", help="output folder")
     eg3d.set_defaults(func=_cmd_convert)
-    sdf = families.add_parser("stylesdf", help="StyleSDF ffhq1024x1024.pt + ffhq_vol_renderer.pt -> a new pipeline bundle (generator, pose, mean latents)")
+    sdf = families.add_parser(
+        "stylesdf",
+        help="StyleSDF ffhq1024x1024.pt + ffhq_vol_renderer.pt -> a new pipeline bundle (generator, pose, mean latents)",
+    )
     sdf.add_argument("full", help="ffhq1024x1024.pt (the full StyleSDF model)")
     sdf.add_argument("vol", help="ffhq_vol_renderer.pt (its volume renderer; its discriminator estimates the pose)")
     sdf.add_argument("output", help="bundle folder to create (must be new or empty)")
-    sdf.add_argument("--mean-samples", type=int_in(100, 1_000_000), default=10000, help="z samples for the fixed mean latents (official: 10000)")
+    sdf.add_argument(
+        "--mean-samples",
+        type=int_in(100, 1_000_000),
+        default=10000,
+        help="z samples for the fixed mean latents (official: 10000)",
+    )
     sdf.add_argument("--seed", type=int_in(0, 2**31 - 1), default=2, help="seed of those samples")
     sdf.add_argument("--overwrite", action="store_true", help="replace a previous conversion in OUTPUT")
     sdf.set_defaults(func=_cmd_convert_stylesdf)
-    e3 = families.add_parser("e3dge", help="an official E3DGE runner (E3DGE_Full_Runner.pt, ...) into a bundle made by 'convert stylesdf'")
+    e3 = families.add_parser(
+        "e3dge", help="an official E3DGE runner (E3DGE_Full_Runner.pt, ...) into a bundle made by 'convert stylesdf'"
+    )
     e3.add_argument("runner", help="E3DGE_Full_Runner.pt or E3DGE_2DAlignOnly_Runner.pt")
     e3.add_argument("bundle", help="the bundle folder 'e3dge convert stylesdf' wrote")
-    e3.add_argument("--boundaries", help="the official editing boundaries folder (assets/editing_boundaries/stylesdf in the E3DGE repo)")
+    e3.add_argument(
+        "--boundaries",
+        help="the official editing boundaries folder (assets/editing_boundaries/stylesdf in the E3DGE repo)",
+    )
     e3.add_argument("--toonify", help="Toonify400_1024x1024.pt (a second StyleSDF generator)")
     e3.add_argument("--toonify-encoder", help="no_local_basic_trainer.pt (the Toonify encoder)")
-    e3.add_argument("--mean-samples", type=int_in(100, 1_000_000), default=10000, help="z samples for the Toonify generator's mean latents")
+    e3.add_argument(
+        "--mean-samples",
+        type=int_in(100, 1_000_000),
+        default=10000,
+        help="z samples for the Toonify generator's mean latents",
+    )
     e3.set_defaults(func=_cmd_convert_e3dge)
 
     try:

@@ -29,10 +29,14 @@ class Direction:
 
     def __post_init__(self) -> None:
         if self.vector.ndim not in (1, 2) or not torch.isfinite(self.vector).all():
-            raise UserError(f"direction {self.name!r}: vector must be finite [w_dim] or [num_ws, w_dim], got shape {list(self.vector.shape)}")
+            raise UserError(
+                f"direction {self.name!r}: vector must be finite [w_dim] or [num_ws, w_dim], got shape {list(self.vector.shape)}"
+            )
         lo, hi = self.strength_range
         if not lo < hi:
-            raise UserError(f"direction {self.name!r}: strength_range must be (low, high) with low < high, got {self.strength_range}")
+            raise UserError(
+                f"direction {self.name!r}: strength_range must be (low, high) with low < high, got {self.strength_range}"
+            )
 
     @property
     def w_dim(self) -> int:
@@ -41,7 +45,9 @@ class Direction:
     def offset(self, num_ws: int) -> torch.Tensor:
         """The ``[num_ws, w_dim]`` offset of strength 1 (zero on rows the direction does not touch)."""
         if self.vector.ndim == 2 and self.vector.shape[0] != num_ws:
-            raise UserError(f"direction {self.name!r} has {self.vector.shape[0]} W+ rows but the generator has {num_ws}")
+            raise UserError(
+                f"direction {self.name!r} has {self.vector.shape[0]} W+ rows but the generator has {num_ws}"
+            )
         full = self.vector.expand(num_ws, -1) if self.vector.ndim == 1 else self.vector
         if self.rows is None:
             return full

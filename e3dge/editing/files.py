@@ -23,7 +23,15 @@ from safetensors.torch import load_file, save_file
 from e3dge.editing.direction import Direction
 from e3dge.errors import UserError, one_line, refused_global
 
-__all__ = ["DIRECTIONS_WEIGHTS", "DIRECTIONS_INFO", "save_directions", "load_directions", "load_preim3d", "load_goae", "load_interfacegan"]
+__all__ = [
+    "DIRECTIONS_WEIGHTS",
+    "DIRECTIONS_INFO",
+    "save_directions",
+    "load_directions",
+    "load_preim3d",
+    "load_goae",
+    "load_interfacegan",
+]
 
 DIRECTIONS_WEIGHTS = "directions.safetensors"
 DIRECTIONS_INFO = "directions.json"
@@ -34,9 +42,19 @@ def save_directions(folder: str | os.PathLike, directions: dict[str, Direction])
     """Write ``directions.safetensors`` (vectors) and ``directions.json`` (rows, source, validated range)."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    save_file({name: d.vector.detach().float().contiguous().cpu() for name, d in directions.items()}, str(out / DIRECTIONS_WEIGHTS))
-    info = {name: {"rows": list(d.rows) if d.rows is not None else None, "source": d.source, "strength_range": list(d.strength_range), "info": d.info}
-            for name, d in directions.items()}  # fmt: skip
+    save_file(
+        {name: d.vector.detach().float().contiguous().cpu() for name, d in directions.items()},
+        str(out / DIRECTIONS_WEIGHTS),
+    )
+    info = {
+        name: {
+            "rows": list(d.rows) if d.rows is not None else None,
+            "source": d.source,
+            "strength_range": list(d.strength_range),
+            "info": d.info,
+        }
+        for name, d in directions.items()
+    }
     (out / DIRECTIONS_INFO).write_text(json.dumps(info, indent=1, sort_keys=True))
     return out
 
@@ -49,20 +67,36 @@ def load_directions(folder: str | os.PathLike) -> dict[str, Direction]:
         info = json.loads(info_path.read_text())
         vectors = load_file(str(weights_path))
     except (OSError, ValueError, RuntimeError, SafetensorError) as err:
-        raise UserError(f"{folder}: unreadable directions ({one_line(err)[:200]}); it needs {DIRECTIONS_INFO} and {DIRECTIONS_WEIGHTS}") from None
+        raise UserError(
+            f"{folder}: unreadable directions ({one_line(err)[:200]}); it needs {DIRECTIONS_INFO} and {DIRECTIONS_WEIGHTS}"
+        ) from None
     if not isinstance(info, dict) or set(info) != set(vectors):
-        raise UserError(f"{info_path}: must map exactly the names in {DIRECTIONS_WEIGHTS} ({sorted(vectors)}) to their settings")
+        raise UserError(
+            f"{info_path}: must map exactly the names in {DIRECTIONS_WEIGHTS} ({sorted(vectors)}) to their settings"
+        )
     out = {}
     for name, entry in info.items():
         if not isinstance(entry, dict) or set(entry) - _INFO_KEYS:
             raise UserError(f"{info_path}: entry {name!r} must be a mapping with keys among {sorted(_INFO_KEYS)}")
         rows, rng = entry.get("rows"), entry.get("strength_range", [-3.0, 3.0])
-        if rows is not None and not (isinstance(rows, list) and all(isinstance(r, int) and not isinstance(r, bool) for r in rows)):
+        if rows is not None and not (
+            isinstance(rows, list) and all(isinstance(r, int) and not isinstance(r, bool) for r in rows)
+        ):
             raise UserError(f"{info_path}: rows of {name!r} must be a list of integers or null")
-        if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rng)):
+        if not (
+            isinstance(rng, list)
+            and len(rng) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rng)
+        ):
             raise UserError(f"{info_path}: strength_range of {name!r} must be [low, high]")
-        out[name] = Direction(name, vectors[name], tuple(rows) if rows is not None else None, str(entry.get("source", "")),
-                              (float(rng[0]), float(rng[1])), dict(entry.get("info") or {}))  # fmt: skip
+        out[name] = Direction(
+            name,
+            vectors[name],
+            tuple(rows) if rows is not None else None,
+            str(entry.get("source", "")),
+            (float(rng[0]), float(rng[1])),
+            dict(entry.get("info") or {}),
+        )
     return out
 
 
@@ -85,7 +119,11 @@ def load_preim3d(path: str | os.PathLike, name: str, num_ws: int = 14, w_dim: in
         t = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure to read is the file's problem, reported in one line
         bad = refused_global(err)
-        reason = f"it references {bad!r}, which a direction never needs; nothing in it was executed" if bad else one_line(err)[:200]
+        reason = (
+            f"it references {bad!r}, which a direction never needs; nothing in it was executed"
+            if bad
+            else one_line(err)[:200]
+        )
         raise UserError(f"{path}: not a readable PREIM3D direction ({reason})") from None
     if not isinstance(t, torch.Tensor):
         raise UserError(f"{path}: a PREIM3D direction is one tensor, this file holds a {type(t).__name__}")
@@ -108,9 +146,13 @@ def load_goae(path: str | os.PathLike, name: str, num_ws: int = 14, w_dim: int =
     return Direction(name, torch.from_numpy(a[0].astype(np.float32)), source=f"GOAE {path.name}")
 
 
-def load_interfacegan(path: str | os.PathLike, name: str, w_dim: int = 512, rows: tuple[int, ...] | None = None) -> Direction:
+def load_interfacegan(
+    path: str | os.PathLike, name: str, w_dim: int = 512, rows: tuple[int, ...] | None = None
+) -> Direction:
     """InterfaceGAN / official E3DGE ``boundary.npy`` ``(1, w_dim)`` -> a unit direction added to ``rows`` (all by default)."""
     path = Path(path)
     a = _load_npy(path)
     _check_shape(path, a, (1, w_dim), "InterfaceGAN boundary")
-    return Direction(name, _unit(path, torch.from_numpy(a[0].astype(np.float32))), rows, source=f"InterfaceGAN {path.name}")
+    return Direction(
+        name, _unit(path, torch.from_numpy(a[0].astype(np.float32))), rows, source=f"InterfaceGAN {path.name}"
+    )

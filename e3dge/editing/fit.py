@@ -73,12 +73,20 @@ def fit_direction(
     """Fit a linear SVM on ``latents`` (``[N, D]`` or ``[N, num_ws, D]``) vs 0/1 ``labels``; return the unit normal."""
     from sklearn.svm import LinearSVC
 
-    x = latents.detach().cpu().double().numpy() if isinstance(latents, torch.Tensor) else np.asarray(latents, dtype=np.float64)
+    x = (
+        latents.detach().cpu().double().numpy()
+        if isinstance(latents, torch.Tensor)
+        else np.asarray(latents, dtype=np.float64)
+    )
     y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if x.ndim not in (2, 3) or len(x) != len(y):
-        raise UserError(f"latents must be [N, w_dim] or [N, num_ws, w_dim] with one label each; got {list(x.shape)} and {len(y)} labels")
+        raise UserError(
+            f"latents must be [N, w_dim] or [N, num_ws, w_dim] with one label each; got {list(x.shape)} and {len(y)} labels"
+        )
     if not set(np.unique(y).tolist()) <= {0, 1} or len(np.unique(y)) < 2:
-        raise UserError(f"labels must be 0/1 with both classes present (binarize ordinal scores first), got values {sorted(set(np.unique(y).tolist()))[:5]}")
+        raise UserError(
+            f"labels must be 0/1 with both classes present (binarize ordinal scores first), got values {sorted(set(np.unique(y).tolist()))[:5]}"
+        )
     if not np.isfinite(x).all():
         raise UserError("latents must be finite")
     shape = x.shape[1:]
@@ -92,9 +100,15 @@ def fit_direction(
     normal = torch.from_numpy(svm.coef_[0].reshape(shape)).float()
     normal = normal / normal.norm()
     if conditions:
-        normal = project_out(normal, [c.vector.expand(*shape) if c.vector.ndim < len(shape) else c.vector for c in conditions])
+        normal = project_out(
+            normal, [c.vector.expand(*shape) if c.vector.ndim < len(shape) else c.vector for c in conditions]
+        )
     acc = lambda idx: float((svm.predict(flat[idx] - mean) == y[idx]).mean()) if len(idx) else float("nan")
-    info = {"train_accuracy": acc(train), "val_accuracy": acc(val), "num_samples": int(len(flat)),
-            "conditions": [c.name for c in conditions or []]}  # fmt: skip
+    info = {
+        "train_accuracy": acc(train),
+        "val_accuracy": acc(val),
+        "num_samples": int(len(flat)),
+        "conditions": [c.name for c in conditions or []],
+    }
     direction = Direction(name, normal, rows, source, strength_range, info)
     return FitResult(direction, info["train_accuracy"], info["val_accuracy"], int(len(flat)))

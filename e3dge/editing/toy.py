@@ -29,8 +29,13 @@ def toy_attribute_labels(factors: torch.Tensor) -> dict[str, np.ndarray]:
 
     lab = HeadFactorMap.labels(factors)
     f = {name: factors[:, i].numpy() for i, name in enumerate(FACTOR_NAMES)}
-    return {"smile": lab.is_smiling.long().numpy(), "glasses": lab.glasses.long().numpy(), "hair_colour": f["hair_colour"],
-            "skin_tone": f["skin_tone"], "head_size": f["head_size"]}  # fmt: skip
+    return {
+        "smile": lab.is_smiling.long().numpy(),
+        "glasses": lab.glasses.long().numpy(),
+        "hair_colour": f["hair_colour"],
+        "skin_tone": f["skin_tone"],
+        "head_size": f["head_size"],
+    }
 
 
 def _fit(name: str, codes: torch.Tensor, scores: np.ndarray, source: str, seed: int, C: float) -> FitResult:
@@ -40,12 +45,21 @@ def _fit(name: str, codes: torch.Tensor, scores: np.ndarray, source: str, seed: 
     proj = (codes.flatten(1).double() @ res.direction.vector.flatten().double()).numpy()
     spread = 3 * float(proj.std())
     d = res.direction
-    res.direction = Direction(d.name, d.vector, d.rows, d.source, (-spread, spread), {**d.info, "label": "binary" if binary else "top/bottom thirds"})
+    res.direction = Direction(
+        d.name,
+        d.vector,
+        d.rows,
+        d.source,
+        (-spread, spread),
+        {**d.info, "label": "binary" if binary else "top/bottom thirds"},
+    )
     return res
 
 
 @torch.no_grad()
-def fit_toy_directions(G, E=None, num: int = 4000, num_inverted: int = 1500, seed: int = 8080, batch: int = 100, inverted_C: float = 0.01) -> dict[str, FitResult]:
+def fit_toy_directions(
+    G, E=None, num: int = 4000, num_inverted: int = 1500, seed: int = 8080, batch: int = 100, inverted_C: float = 0.01
+) -> dict[str, FitResult]:
     """Fit every toy attribute on sampled W codes, and (with the toy E0 ``E``) on inverted photo-like heads.
 
     W+ codes have ``num_ws`` times more dimensions than samples allow to fit freely, so their SVM is
@@ -68,10 +82,17 @@ def fit_toy_directions(G, E=None, num: int = 4000, num_inverted: int = 1500, see
     factors = fm.factors(z)
     codes = []
     for s in range(0, num_inverted, batch):
-        photos = render_heads(factors[s : s + batch], label_from_yaw_pitch(yaw[s : s + batch], pitch[s : s + batch]), G.img_resolution, photo=True).image
+        photos = render_heads(
+            factors[s : s + batch],
+            label_from_yaw_pitch(yaw[s : s + batch], pitch[s : s + batch]),
+            G.img_resolution,
+            photo=True,
+        ).image
         codes.append(E(photos).ws)
     ws = torch.cat(codes)
     labels = toy_attribute_labels(factors)
     for a in TOY_ATTRIBUTES:
-        out[f"{a}_preim3d"] = _fit(f"{a}_preim3d", ws, labels[a], "PREIM3D inversion manifold: toy E0 on photo-like heads", seed, C=inverted_C)
+        out[f"{a}_preim3d"] = _fit(
+            f"{a}_preim3d", ws, labels[a], "PREIM3D inversion manifold: toy E0 on photo-like heads", seed, C=inverted_C
+        )
     return out

@@ -37,5 +37,3 @@ def positional_encoding(x: torch.Tensor, num_frequencies: int = 7) -> torch.Tens
 def pe_dim(num_frequencies: int = 7, dims: int = 3) -> int:
     """Width of :func:`positional_encoding` of ``dims``-D points."""
     return dims * (1 + 2 * num_frequencies)
-
-

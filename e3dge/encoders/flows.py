@@ -26,10 +26,26 @@ from e3dge.cameras import Camera
 from e3dge.encoders.global_encoder import GlobalEncoder, encoder_config
 from e3dge.encoders.hybrid import LocalBranch
 from e3dge.encoders.stylesdf_encoder import StyleSDFEncoderConfig
-from e3dge.encoders.stylesdf_flow import PackedLatentEncoder, StyleSDFModels, encode_face, face_from_latents, reference_view, render_query
+from e3dge.encoders.stylesdf_flow import (
+    PackedLatentEncoder,
+    StyleSDFModels,
+    encode_face,
+    face_from_latents,
+    reference_view,
+    render_query,
+)
 from e3dge.errors import UserError
 
-__all__ = ["EncoderFlow", "EG3DFlow", "StyleSDFFlow", "encoder_flow", "trainable_encoder", "LocalSlots", "PREVIEW_ALIGNMENT", "ENCODER_SIZES"]
+__all__ = [
+    "EncoderFlow",
+    "EG3DFlow",
+    "StyleSDFFlow",
+    "encoder_flow",
+    "trainable_encoder",
+    "LocalSlots",
+    "PREVIEW_ALIGNMENT",
+    "ENCODER_SIZES",
+]
 
 EncoderSize = Literal["tiny", "ir_se50"]
 ENCODER_SIZES: tuple[EncoderSize, ...] = ("tiny", "ir_se50")
@@ -54,17 +70,34 @@ class EncoderFlow(Protocol):
     has_encoder: bool
     has_local: bool
     edits_move_reference: bool  # an edit changes the reference view (the key of its cache must include the edits)
-    camera_prior: Literal["aligner", "encoder"]  # the default camera of a photo: the aligner's, or the pose estimator's (official)
+    camera_prior: Literal[
+        "aligner", "encoder"
+    ]  # the default camera of a photo: the aligner's, or the pose estimator's (official)
     branch: Any  # the local-branch modules as this flow runs them (None without Stage II)
 
     def encode(self, photo: torch.Tensor) -> Encoded: ...
 
     def uses_local(self, quality: Quality) -> bool: ...
 
-    def reference(self, photo: torch.Tensor, ws: torch.Tensor, camera: Camera, quality: Quality, edited_ws: torch.Tensor | None = None) -> Any: ...
+    def reference(
+        self,
+        photo: torch.Tensor,
+        ws: torch.Tensor,
+        camera: Camera,
+        quality: Quality,
+        edited_ws: torch.Tensor | None = None,
+    ) -> Any: ...
 
-    def render(self, reference: Any, photo: torch.Tensor, ws: torch.Tensor, scene: Any, camera: Camera, quality: Quality,
-               decode: bool = True) -> View: ...  # fmt: skip
+    def render(
+        self,
+        reference: Any,
+        photo: torch.Tensor,
+        ws: torch.Tensor,
+        scene: Any,
+        camera: Camera,
+        quality: Quality,
+        decode: bool = True,
+    ) -> View: ...
 
     def without_cache_payload(self, reference: Any) -> Any: ...
 
@@ -77,7 +110,11 @@ class EG3DFlow:
 
     def __init__(self, backbone: EG3DBackbone, encoder: torch.nn.Module | None, local: LocalSlots) -> None:
         self.backbone, self.encoder = backbone, encoder
-        self.branch = LocalBranch(local.local_encoder, local.aligner_2d, local.fusion) if local.local_encoder is not None else None
+        self.branch = (
+            LocalBranch(local.local_encoder, local.aligner_2d, local.fusion)
+            if local.local_encoder is not None
+            else None
+        )
 
     @property
     def has_encoder(self) -> bool:
@@ -94,16 +131,33 @@ class EG3DFlow:
     def uses_local(self, quality: Quality) -> bool:
         return self.branch is not None
 
-    def reference(self, photo: torch.Tensor, ws: torch.Tensor, camera: Camera, quality: Quality, edited_ws: torch.Tensor | None = None) -> ViewRender:
+    def reference(
+        self,
+        photo: torch.Tensor,
+        ws: torch.Tensor,
+        camera: Camera,
+        quality: Quality,
+        edited_ws: torch.Tensor | None = None,
+    ) -> ViewRender:
         """E0's raw render of the input view from the unedited code (its residual is the photo's detail)."""
         view = self.backbone.render(ws, self.backbone.scene(ws), camera, quality, decode=False)
         return ViewRender(view.image_raw, view.depth, camera.label)
 
-    def render(self, reference: ViewRender, photo: torch.Tensor, ws: torch.Tensor, scene: Any, camera: Camera, quality: Quality,
-               decode: bool = True) -> View:  # fmt: skip
+    def render(
+        self,
+        reference: ViewRender,
+        photo: torch.Tensor,
+        ws: torch.Tensor,
+        scene: Any,
+        camera: Camera,
+        quality: Quality,
+        decode: bool = True,
+    ) -> View:
         """The view with the colour FiLM: hybrid at full quality (E_ADA reads E0's raw render of this view), 3D in previews."""
         alignment = self.branch.default_alignment if quality == "full" else PREVIEW_ALIGNMENT
-        if alignment in ("2d", "hybrid") and camera.label is reference.label:  # the input view itself: its render is the reference
+        if (
+            alignment in ("2d", "hybrid") and camera.label is reference.label
+        ):  # the input view itself: its render is the reference
             query = reference
         elif alignment in ("2d", "hybrid"):
             g0 = self.backbone.render(ws, scene, camera, quality, decode=False)
@@ -123,18 +177,32 @@ class StyleSDFFlow:
     edits_move_reference = True
     camera_prior = "encoder"  # the released flow takes the volume discriminator's pose
 
-    def __init__(self, backbone: StyleSDFBackbone, encoder: torch.nn.Module | None, pose_estimator: torch.nn.Module | None, local: LocalSlots) -> None:
+    def __init__(
+        self,
+        backbone: StyleSDFBackbone,
+        encoder: torch.nn.Module | None,
+        pose_estimator: torch.nn.Module | None,
+        local: LocalSlots,
+    ) -> None:
         self.backbone, self.encoder, self.pose_estimator = backbone, encoder, pose_estimator
         mean = backbone.mean_latents()
-        self.models = StyleSDFModels(backbone.generator, encoder, pose_estimator, mean, local.local_encoder, local.aligner_2d, local.fusion)
+        self.models = StyleSDFModels(
+            backbone.generator, encoder, pose_estimator, mean, local.local_encoder, local.aligner_2d, local.fusion
+        )
         self.branch = self.models if self.models.has_local else None
         sizes = getattr(encoder, "sizes", None)
         G = backbone.generator
         if sizes is not None and (sizes.renderer_ws, sizes.renderer_dim, sizes.decoder_ws, sizes.decoder_dim) != (
-                G.num_renderer_ws, G.style_dim, G.num_decoder_ws, 2 * G.style_dim):  # fmt: skip
-            raise UserError(f"the encoder predicts renderer {sizes.renderer_ws}x{sizes.renderer_dim} and decoder {sizes.decoder_ws}x{sizes.decoder_dim} "
-                            f"latents, the generator takes {G.num_renderer_ws}x{G.style_dim} and {G.num_decoder_ws}x{2 * G.style_dim}: "
-                            "the bundle mixes models of different sizes")  # fmt: skip
+            G.num_renderer_ws,
+            G.style_dim,
+            G.num_decoder_ws,
+            2 * G.style_dim,
+        ):
+            raise UserError(
+                f"the encoder predicts renderer {sizes.renderer_ws}x{sizes.renderer_dim} and decoder {sizes.decoder_ws}x{sizes.decoder_dim} "
+                f"latents, the generator takes {G.num_renderer_ws}x{G.style_dim} and {G.num_decoder_ws}x{2 * G.style_dim}: "
+                "the bundle mixes models of different sizes"
+            )
 
     @property
     def has_encoder(self) -> bool:
@@ -154,20 +222,42 @@ class StyleSDFFlow:
     def _face(self, photo: torch.Tensor, ws: torch.Tensor, camera: Camera):
         return face_from_latents(self.models, photo, self.backbone.latents(ws), camera.yaw, -camera.pitch)
 
-    def reference(self, photo: torch.Tensor, ws: torch.Tensor, camera: Camera, quality: Quality, edited_ws: torch.Tensor | None = None):
+    def reference(
+        self,
+        photo: torch.Tensor,
+        ws: torch.Tensor,
+        camera: Camera,
+        quality: Quality,
+        edited_ws: torch.Tensor | None = None,
+    ):
         """G0 at the input view, its residual and E1 map (re-aligned to the edited render when ``edited_ws`` is given)."""
         face = self._face(photo, ws, camera)
         edited = self.backbone.latents(edited_ws) if edited_ws is not None else None
         return face, reference_view(self.models, face, edited)
 
-    def render(self, reference, photo: torch.Tensor, ws: torch.Tensor, scene: Any, camera: Camera, quality: Quality, decode: bool = True) -> View:
+    def render(
+        self,
+        reference,
+        photo: torch.Tensor,
+        ws: torch.Tensor,
+        scene: Any,
+        camera: Camera,
+        quality: Quality,
+        decode: bool = True,
+    ) -> View:
         """The official query render at ``camera`` (G0 there, f2d / f3d, fusion, FiLM on the texture path, decode)."""
         face, ref = reference
-        same_view = ref.base is not None and torch.equal(camera.label, self.backbone.camera(face.azimuth, -face.elevation).label)
+        same_view = ref.base is not None and torch.equal(
+            camera.label, self.backbone.camera(face.azimuth, -face.elevation).label
+        )
         sphere = ref.camera if same_view else self.backbone.sphere(camera.yaw, camera.pitch)
         latents = scene if scene is not None else self.backbone.latents(ws)
-        unedited = torch.equal(latents.renderer, face.latents.renderer) and torch.equal(latents.decoder, face.latents.decoder)
-        trace = render_query(self.models, face, ref, sphere, face.latents if unedited else latents, decode=decode and quality == "full")
+        unedited = torch.equal(latents.renderer, face.latents.renderer) and torch.equal(
+            latents.decoder, face.latents.decoder
+        )
+        trace = render_query(
+            self.models, face, ref, sphere, face.latents if unedited else latents, decode=decode and quality == "full"
+        )
         view = self.backbone.view(trace.output, sphere)
         return View(image=view.image, image_raw=view.image_raw, depth=view.depth, mask=view.mask, trace=trace)
 
@@ -176,7 +266,9 @@ class StyleSDFFlow:
         return face, ref.without_base()
 
 
-def encoder_flow(backbone: Backbone, encoder: torch.nn.Module | None, pose_estimator: torch.nn.Module | None, local: LocalSlots) -> EncoderFlow:
+def encoder_flow(
+    backbone: Backbone, encoder: torch.nn.Module | None, pose_estimator: torch.nn.Module | None, local: LocalSlots
+) -> EncoderFlow:
     """The flow that attaches E0 and the local branch to ``backbone``."""
     if isinstance(backbone, StyleSDFBackbone):
         return StyleSDFFlow(backbone, encoder, pose_estimator, local)
@@ -199,8 +291,13 @@ def trainable_encoder(backbone: Backbone, size: EncoderSize) -> torch.nn.Module:
     if isinstance(backbone, StyleSDFBackbone):
         G = backbone.generator
         base = StyleSDFEncoderConfig.official() if size == "ir_se50" else StyleSDFEncoderConfig.tiny()
-        config = dataclasses.replace(base, renderer_ws=G.num_renderer_ws, renderer_dim=G.style_dim, decoder_dim=2 * G.style_dim,
-                                     decoder_spatials=(max(base.decoder_spatials[0], base.p128_size),) * max(1, G.num_decoder_ws))  # fmt: skip
+        config = dataclasses.replace(
+            base,
+            renderer_ws=G.num_renderer_ws,
+            renderer_dim=G.style_dim,
+            decoder_dim=2 * G.style_dim,
+            decoder_spatials=(max(base.decoder_spatials[0], base.p128_size),) * max(1, G.num_decoder_ws),
+        )
         return PackedLatentEncoder(config.build(), backbone.mean_latents(), backbone.pack)
     if isinstance(backbone, EG3DBackbone):
         G = backbone.generator

@@ -41,18 +41,28 @@ class EncoderOutput:
 
     ws_offset: torch.Tensor  # [N, num_ws, w_dim]: residual predicted by the network
     ws: torch.Tensor  # [N, num_ws, w_dim]: w_avg + ws_offset, ready for G.synthesis
-    pose: torch.Tensor | None  # [N, 2]: (yaw, pitch) offsets from frontal, radians (None: the backbone's own pose estimator)
+    pose: (
+        torch.Tensor | None
+    )  # [N, 2]: (yaw, pitch) offsets from frontal, radians (None: the backbone's own pose estimator)
     features: dict[str, torch.Tensor] = field(default_factory=dict)  # c1, c2, c3, p2, p1, pooled
 
 
 def encoder_config(name: str, num_ws: int = 14, w_dim: int = 512) -> dict[str, Any]:
     """Constructor kwargs of a named size: ``ir_se50`` (pSp / E3DGE, 256^2 input) or ``tiny`` (tests, 64^2)."""
     if name == "ir_se50":
-        return dict(num_ws=num_ws, w_dim=w_dim, input_size=256, stem_width=64, widths=(64, 128, 256, 512), units=IRSE_DEPTHS[50])
+        return dict(
+            num_ws=num_ws, w_dim=w_dim, input_size=256, stem_width=64, widths=(64, 128, 256, 512), units=IRSE_DEPTHS[50]
+        )
     if name == "tiny":
         return dict(
-            num_ws=num_ws, w_dim=w_dim, input_size=64, stem_width=16, widths=(16, 32, 64, 128), units=(1, 1, 1, 1), pose_hidden=32
-        )  # fmt: skip
+            num_ws=num_ws,
+            w_dim=w_dim,
+            input_size=64,
+            stem_width=16,
+            widths=(16, 32, 64, 128),
+            units=(1, 1, 1, 1),
+            pose_hidden=32,
+        )
     raise ValueError(f"unknown encoder config {name!r}; choose 'ir_se50' or 'tiny'")
 
 
@@ -75,7 +85,9 @@ def approx_num_parameters(config: dict[str, Any]) -> int:
         body += 9 * (in_ch * width + width * width) + (n - 1) * 18 * width * width
         in_ch = width
     num_ws, coarse, medium = config.get("num_ws", 14), config.get("coarse_ws", 3), config.get("medium_ws", 4)
-    convs = sum(k * max(int(math.log2(size // d)), 1) for k, d in ((coarse, 16), (medium, 8), (num_ws - coarse - medium, 4)))
+    convs = sum(
+        k * max(int(math.log2(size // d)), 1) for k, d in ((coarse, 16), (medium, 8), (num_ws - coarse - medium, 4))
+    )
     w_dim, fpn = config.get("w_dim", 512), widths[-1]
     return body + 9 * convs * w_dim * max(w_dim, fpn)
 
@@ -119,17 +131,27 @@ class GlobalEncoder(PretrainedMixin, nn.Module):
         if len(widths) != 4 or len(units) != 4:
             raise ValueError(f"the FPN taps need exactly 4 stages, got widths={widths}, units={units}")
         if input_size < 32 or input_size & (input_size - 1):
-            raise ValueError(f"input_size must be a power of two >= 32 (the deepest map is input_size/16), got {input_size}")
+            raise ValueError(
+                f"input_size must be a power of two >= 32 (the deepest map is input_size/16), got {input_size}"
+            )
         fine_ws = num_ws - coarse_ws - medium_ws
         if coarse_ws < 1 or medium_ws < 0 or fine_ws < 0:
             raise ValueError(
                 f"need coarse_ws >= 1, medium_ws >= 0, coarse_ws + medium_ws <= num_ws; got {coarse_ws}, {medium_ws}, {num_ws}"
             )
         self.config: dict[str, Any] = dict(
-            num_ws=num_ws, w_dim=w_dim, input_size=input_size, in_channels=in_channels, stem_width=stem_width,
-            widths=list(widths), units=list(units), use_se=use_se, coarse_ws=coarse_ws, medium_ws=medium_ws,
+            num_ws=num_ws,
+            w_dim=w_dim,
+            input_size=input_size,
+            in_channels=in_channels,
+            stem_width=stem_width,
+            widths=list(widths),
+            units=list(units),
+            use_se=use_se,
+            coarse_ws=coarse_ws,
+            medium_ws=medium_ws,
             pose_hidden=pose_hidden,
-        )  # fmt: skip
+        )
         self.num_ws, self.w_dim, self.input_size, self.in_channels = num_ws, w_dim, input_size, in_channels
         self.coarse_ws, self.medium_ws = coarse_ws, medium_ws
 
@@ -193,7 +215,9 @@ class GlobalEncoder(PretrainedMixin, nn.Module):
             shape = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"GlobalEncoder expects images [N, {self.in_channels}, H, W] in [-1, 1], got {shape}")
         if x.shape[2] != x.shape[3]:
-            raise ValueError(f"GlobalEncoder expects square images (EG3D crops), got H x W = {x.shape[2]} x {x.shape[3]}")
+            raise ValueError(
+                f"GlobalEncoder expects square images (EG3D crops), got H x W = {x.shape[2]} x {x.shape[3]}"
+            )
         if x.shape[0] == 0:
             raise ValueError("GlobalEncoder got an empty batch")
 
@@ -222,4 +246,3 @@ class GlobalEncoder(PretrainedMixin, nn.Module):
         c = self.config
         n = sum(p.numel() for p in self.parameters())
         return f"num_ws={c['num_ws']}, w_dim={c['w_dim']}, input_size={c['input_size']}, units={c['units']}, {n / 1e6:.2f}M params"
-

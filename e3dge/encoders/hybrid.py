@@ -55,7 +55,9 @@ def _to(x: torch.Tensor, size: int) -> torch.Tensor:
 class LocalBranch(nn.Module):
     """E1 + E_ADA + fusion as one callable; the modules are read only (one branch serves many requests)."""
 
-    def __init__(self, local_encoder: LocalEncoder, aligner: ResidualAligner | None = None, fusion: FeatureFusion | None = None) -> None:
+    def __init__(
+        self, local_encoder: LocalEncoder, aligner: ResidualAligner | None = None, fusion: FeatureFusion | None = None
+    ) -> None:
         super().__init__()
         self.local_encoder, self.aligner, self.fusion = local_encoder, aligner, fusion
 
@@ -71,7 +73,11 @@ class LocalBranch(nn.Module):
 
     def available(self) -> tuple[str, ...]:
         """Alignments these modules support."""
-        return ("local", "3d") + (("2d",) if self.aligner is not None else ()) + (("hybrid",) if self.aligner is not None and self.fusion is not None else ())
+        return (
+            ("local", "3d")
+            + (("2d",) if self.aligner is not None else ())
+            + (("hybrid",) if self.aligner is not None and self.fusion is not None else ())
+        )
 
     def residual(self, photo: torch.Tensor, reference: ViewRender) -> torch.Tensor:
         """``Δ = photo - E0's thumbnail`` at the branch's working resolution."""
@@ -81,7 +87,9 @@ class LocalBranch(nn.Module):
         """E_ADA's residual at the query view."""
         return self.aligner(residual, _to(query.image, self.resolution))
 
-    def prepare(self, photo: torch.Tensor, reference: ViewRender, query: ViewRender, alignment: str = "hybrid") -> LocalMaps:
+    def prepare(
+        self, photo: torch.Tensor, reference: ViewRender, query: ViewRender, alignment: str = "hybrid"
+    ) -> LocalMaps:
         """E1's feature maps (and E_ADA's residual) for rendering ``query``; computed once per view."""
         if alignment not in self.available():
             raise ValueError(f"alignment must be one of {self.available()} for these modules, got {alignment!r}")
@@ -119,6 +127,13 @@ class LocalBranch(nn.Module):
 
         return hook
 
-    def colour_hook(self, photo: torch.Tensor, reference: ViewRender, query: ViewRender, alignment: str = "hybrid", visibility_mode: str = "in_image"):
+    def colour_hook(
+        self,
+        photo: torch.Tensor,
+        reference: ViewRender,
+        query: ViewRender,
+        alignment: str = "hybrid",
+        visibility_mode: str = "in_image",
+    ):
         """``hook(prepare(...))`` in one call."""
         return self.hook(self.prepare(photo, reference, query, alignment), reference, query, visibility_mode)

@@ -78,7 +78,9 @@ class ConvBlock(nn.Module):
         # The shortcut's norm: one module under two names (`bn4.*` = `downsample.0.*`, same shapes in the official
         # listing); it also exists, unused, when cin == cout (the official state dict stores it there too).
         self.bn4 = nn.GroupNorm(groups, cin)
-        self.downsample = nn.Sequential(self.bn4, nn.ReLU(True), nn.Conv2d(cin, cout, 1, bias=False)) if cin != cout else None
+        self.downsample = (
+            nn.Sequential(self.bn4, nn.ReLU(True), nn.Conv2d(cin, cout, 1, bias=False)) if cin != cout else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         o1 = self.conv1(F.relu(self.bn1(x)))
@@ -149,8 +151,14 @@ class _ResidualBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         conv = lambda: nn.Conv2d(channels, channels, 3, 1, 1, bias=False, padding_mode="reflect")  # noqa: E731
-        self.conv = nn.Sequential(nn.InstanceNorm2d(channels, affine=True), nn.ReLU(True), conv(),
-                                  nn.InstanceNorm2d(channels, affine=True), nn.ReLU(True), conv())  # fmt: skip
+        self.conv = nn.Sequential(
+            nn.InstanceNorm2d(channels, affine=True),
+            nn.ReLU(True),
+            conv(),
+            nn.InstanceNorm2d(channels, affine=True),
+            nn.ReLU(True),
+            conv(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(x)
@@ -174,14 +182,32 @@ class _ChannelDown(nn.Module):
 class LocalEncoder(PretrainedMixin, nn.Module):
     """E1 (official ``netLocal``): ``(residual [B,3,H,W], depth [B,1,H,W]) -> feature map [B, width, H/4, W/4]``; plus the FiLM head."""
 
-    CONFIG_SPEC = {"stem_width": IntField(2, 1024), "width": IntField(8, 2048), "num_stack": IntField(1, 8), "depth": IntField(1, 6),
-                   "groups": IntField(1, 256), "film_channels": IntField(1, 2048), "num_frequencies": IntField(0, 16),
-                   "input_size": IntField(16, 2048)}  # fmt: skip
+    CONFIG_SPEC = {
+        "stem_width": IntField(2, 1024),
+        "width": IntField(8, 2048),
+        "num_stack": IntField(1, 8),
+        "depth": IntField(1, 6),
+        "groups": IntField(1, 256),
+        "film_channels": IntField(1, 2048),
+        "num_frequencies": IntField(0, 16),
+        "input_size": IntField(16, 2048),
+    }
 
-    def __init__(self, stem_width: int = 32, width: int = 256, num_stack: int = 4, depth: int = 2, groups: int = 32,
-                 film_channels: int = 256, num_frequencies: int = 7, input_size: int = 256) -> None:  # fmt: skip
+    def __init__(
+        self,
+        stem_width: int = 32,
+        width: int = 256,
+        num_stack: int = 4,
+        depth: int = 2,
+        groups: int = 32,
+        film_channels: int = 256,
+        num_frequencies: int = 7,
+        input_size: int = 256,
+    ) -> None:
         super().__init__()
-        sizes = LocalEncoderConfig(stem_width, width, num_stack, depth, groups, film_channels, num_frequencies, input_size)  # checks them
+        sizes = LocalEncoderConfig(
+            stem_width, width, num_stack, depth, groups, film_channels, num_frequencies, input_size
+        )  # checks them
         self.config = asdict(sizes)
         self.residual_conv = _stem(3, stem_width)
         self.depth_conv = _stem(1, stem_width)

@@ -16,7 +16,15 @@ import torch.nn.functional as F
 
 from e3dge.cameras import Projection, project_points
 
-__all__ = ["Projection", "project", "sample_projected", "sample_features", "visibility", "VISIBILITY_MODES", "DEPTH_KINDS"]
+__all__ = [
+    "Projection",
+    "project",
+    "sample_projected",
+    "sample_features",
+    "visibility",
+    "VISIBILITY_MODES",
+    "DEPTH_KINDS",
+]
 
 VISIBILITY_MODES = ("in_image", "occlusion")
 """``in_image``: the official rule (projects inside the image, in front of the camera); ``occlusion``: also not behind the view's surface."""
@@ -47,7 +55,9 @@ def sample_projected(feature_map: torch.Tensor, projection: Projection, mode: st
     return out[..., 0].transpose(1, 2)
 
 
-def sample_features(feature_map: torch.Tensor, where: Projection | torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+def sample_features(
+    feature_map: torch.Tensor, where: Projection | torch.Tensor, label: torch.Tensor | None = None
+) -> torch.Tensor:
     """Pixel-aligned features ``[B, M, C]`` of ``feature_map [B, C, H, W]`` (bilinear, zeros outside) at ``points, label`` or a Projection."""
     return sample_projected(feature_map, _as_projection(where, label))
 

@@ -24,9 +24,14 @@ class GradualStyleBlock(nn.Module):
         self.spatial = spatial
         layers: list[nn.Module] = []
         for i in range(int(math.log2(spatial))):
-            layers += [nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, stride=2, padding=1), nn.LeakyReLU()]
+            layers += [
+                nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, stride=2, padding=1),
+                nn.LeakyReLU(),
+            ]
         self.convs = nn.Sequential(*layers)
-        self.linear = FullyConnectedLayer(out_channels, out_channels)  # equalised lr, keys weight/bias as pSp's EqualLinear
+        self.linear = FullyConnectedLayer(
+            out_channels, out_channels
+        )  # equalised lr, keys weight/bias as pSp's EqualLinear
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-2:] != (self.spatial, self.spatial):

@@ -66,18 +66,28 @@ class StyleSDFEncoderConfig:
         object.__setattr__(self, "units", tuple(int(u) for u in self.units))
         object.__setattr__(self, "decoder_spatials", tuple(int(s) for s in self.decoder_spatials))
         if len(self.widths) != 4 or len(self.units) != 4 or min(self.units) < 1:
-            raise ValueError(f"widths and units need 4 stages (units >= 1), got widths={list(self.widths)}, units={list(self.units)}")
+            raise ValueError(
+                f"widths and units need 4 stages (units >= 1), got widths={list(self.widths)}, units={list(self.units)}"
+            )
         if self.input_size < 16 or not _is_pow2(self.input_size):
-            raise ValueError(f"input_size must be a power of two >= 16 (the deepest map is input_size/16), got {self.input_size}")
+            raise ValueError(
+                f"input_size must be a power of two >= 16 (the deepest map is input_size/16), got {self.input_size}"
+            )
         if not self.decoder_spatials:
             raise ValueError("decoder_spatials needs at least one head (head 0 is the one used)")
         spatials = (self.renderer_spatial, *self.decoder_spatials)
         if any(s < 2 or not _is_pow2(s) for s in spatials):
-            raise ValueError(f"head spatial sizes must be powers of two >= 2, got renderer {self.renderer_spatial}, decoder {list(self.decoder_spatials)}")
+            raise ValueError(
+                f"head spatial sizes must be powers of two >= 2, got renderer {self.renderer_spatial}, decoder {list(self.decoder_spatials)}"
+            )
         if self.renderer_spatial < self.p32_size:
-            raise ValueError(f"renderer_spatial ({self.renderer_spatial}) must be >= the p32 map side ({self.p32_size}) to reduce it to 1x1")
+            raise ValueError(
+                f"renderer_spatial ({self.renderer_spatial}) must be >= the p32 map side ({self.p32_size}) to reduce it to 1x1"
+            )
         if self.decoder_spatials[0] < self.p128_size:
-            raise ValueError(f"decoder_spatials[0] ({self.decoder_spatials[0]}) must be >= the p128 map side ({self.p128_size})")
+            raise ValueError(
+                f"decoder_spatials[0] ({self.decoder_spatials[0]}) must be >= the p128 map side ({self.p128_size})"
+            )
 
     @property
     def p32_size(self) -> int:
@@ -102,8 +112,16 @@ class StyleSDFEncoderConfig:
     @classmethod
     def tiny(cls) -> StyleSDFEncoderConfig:
         """32 px input, 4-16 channels, one unit per stage, 9 + 10 heads: about 25 k values, for tests."""
-        return cls(input_size=32, stem_width=4, widths=(4, 8, 8, 16), units=(1, 1, 1, 1), renderer_dim=4, renderer_spatial=16,
-                   decoder_dim=4, decoder_spatials=(16, 16, 16, 32, 32, 32, 32, 32, 32, 32))  # fmt: skip
+        return cls(
+            input_size=32,
+            stem_width=4,
+            widths=(4, 8, 8, 16),
+            units=(1, 1, 1, 1),
+            renderer_dim=4,
+            renderer_spatial=16,
+            decoder_dim=4,
+            decoder_spatials=(16, 16, 16, 32, 32, 32, 32, 32, 32, 32),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly constructor kwargs of :class:`StyleSDFGlobalEncoder`."""
@@ -129,7 +147,9 @@ class _StyleHead(GradualStyleBlock):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.convs(x)
         if x.shape[-2:] != (1, 1):
-            raise ValueError(f"style head for {self.spatial}px maps left a {list(x.shape[-2:])} map; its input is too large")
+            raise ValueError(
+                f"style head for {self.spatial}px maps left a {list(x.shape[-2:])} map; its input is too large"
+            )
         return self.linear(x.reshape(x.shape[0], self.out_channels))
 
 
@@ -164,8 +184,18 @@ class StyleSDFGlobalEncoder(PretrainedMixin, nn.Module):
         decoder_spatials: tuple[int, ...] | list[int] = _OFFICIAL_DECODER_SPATIALS,
     ) -> None:
         super().__init__()
-        sizes = StyleSDFEncoderConfig(input_size, in_channels, stem_width, tuple(widths), tuple(units), renderer_ws, renderer_dim,
-                                      renderer_spatial, decoder_dim, tuple(decoder_spatials))  # fmt: skip  (checks them)
+        sizes = StyleSDFEncoderConfig(
+            input_size,
+            in_channels,
+            stem_width,
+            tuple(widths),
+            tuple(units),
+            renderer_ws,
+            renderer_dim,
+            renderer_spatial,
+            decoder_dim,
+            tuple(decoder_spatials),
+        )  # the config checks them
         self.sizes = sizes
         self.config: dict[str, Any] = sizes.to_dict()
         w = sizes.widths
@@ -191,14 +221,24 @@ class StyleSDFGlobalEncoder(PretrainedMixin, nn.Module):
         except ValueError as err:
             raise OptionError(f"{prefix}{err}") from None
         if n > MAX_PARAMETERS:
-            raise OptionError(f"{prefix}this encoder would have {n / 1e6:.0f} M parameters, more than the {MAX_PARAMETERS / 1e6:.0f} M e3dge accepts")
+            raise OptionError(
+                f"{prefix}this encoder would have {n / 1e6:.0f} M parameters, more than the {MAX_PARAMETERS / 1e6:.0f} M e3dge accepts"
+            )
         return config
 
     def _check(self, x: Any) -> None:
         c = self.sizes.in_channels
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != c or x.shape[0] == 0 or min(x.shape[-2:]) == 0:
+        if (
+            not isinstance(x, torch.Tensor)
+            or x.ndim != 4
+            or x.shape[1] != c
+            or x.shape[0] == 0
+            or min(x.shape[-2:]) == 0
+        ):
             shape = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"StyleSDFGlobalEncoder expects images [B, {c}, H, W] in [-1, 1] with B, H, W >= 1, got {shape}")
+            raise ValueError(
+                f"StyleSDFGlobalEncoder expects images [B, {c}, H, W] in [-1, 1] with B, H, W >= 1, got {shape}"
+            )
 
     def forward(self, x: torch.Tensor, decoder: bool = True) -> StyleSDFEncoderOutput:
         """Offsets for images ``[B, C, H, W]`` (average-pooled to ``input_size``); ``decoder=False`` skips p128 and head 0."""

@@ -37,8 +37,20 @@ from e3dge.encoders.pixel_aligned import project, sample_features
 from e3dge.encoders.stylesdf_encoder import StyleSDFEncoderOutput, StyleSDFGlobalEncoder
 from e3dge.encoders.volume_pose import VolumePoseEstimator
 
-__all__ = ["StyleSDFModels", "EncodedFace", "ReferenceView", "QueryTrace", "encode_face", "reference_view", "render_query", "project_points",
-           "ENCODER_SIZE", "face_from_latents", "latents_from_offsets", "PackedLatentEncoder"]  # fmt: skip
+__all__ = [
+    "StyleSDFModels",
+    "EncodedFace",
+    "ReferenceView",
+    "QueryTrace",
+    "encode_face",
+    "reference_view",
+    "render_query",
+    "project_points",
+    "ENCODER_SIZE",
+    "face_from_latents",
+    "latents_from_offsets",
+    "PackedLatentEncoder",
+]
 
 ENCODER_SIZE = 256
 
@@ -82,8 +94,10 @@ class ReferenceView:
     depth: torch.Tensor  # [N, 1, 64, 64]
     residual: torch.Tensor  # [N, 3, 256, 256] photo - nearest-up(thumb) (or its edit-aligned version)
     feature_map: torch.Tensor | None  # [N, C, 64, 64] E1(residual, depth); None without a local branch
-    base: VolumeRender | None = None  # G0's unedited render here, with its SIREN trunk: a query at this very camera reuses it
-                                      # (large: drop it, ``without_base()``, before keeping the view for long)
+    base: VolumeRender | None = (
+        None  # G0's unedited render here, with its SIREN trunk: a query at this very camera reuses it
+    )
+    # (large: drop it, ``without_base()``, before keeping the view for long)
 
     def without_base(self) -> ReferenceView:
         """The same view without the kept G0 render (what a cache should hold)."""
@@ -151,13 +165,21 @@ class PackedLatentEncoder(torch.nn.Module):
         enc = self.encoder(F.adaptive_avg_pool2d(photo, int(self.encoder.config["input_size"])))
         latents = latents_from_offsets(StyleSDFLatents(self.mean_renderer, self.mean_decoder), enc)
         ws = self.pack(latents)
-        return EncoderOutput(ws_offset=ws - self.pack(StyleSDFLatents(self.mean_renderer, self.mean_decoder)), ws=ws, pose=None)
+        return EncoderOutput(
+            ws_offset=ws - self.pack(StyleSDFLatents(self.mean_renderer, self.mean_decoder)), ws=ws, pose=None
+        )
 
     def save_pretrained(self, save_directory) -> Path:
         return self.encoder.save_pretrained(save_directory)
 
 
-def face_from_latents(models: StyleSDFModels, photo: torch.Tensor, latents: StyleSDFLatents, azimuth: torch.Tensor, elevation: torch.Tensor) -> EncodedFace:
+def face_from_latents(
+    models: StyleSDFModels,
+    photo: torch.Tensor,
+    latents: StyleSDFLatents,
+    azimuth: torch.Tensor,
+    elevation: torch.Tensor,
+) -> EncodedFace:
     """An :class:`EncodedFace` for known latents and camera (a refined, optimised, smoothed or given code): the photo pooled as E0 reads it."""
     return EncodedFace(F.adaptive_avg_pool2d(photo, encoder_size(models)), None, None, latents, azimuth, elevation)
 
@@ -198,11 +220,17 @@ def render_query(
 ) -> QueryTrace:
     """Steps 5-7 at ``camera``: G0 there, the local features (when ``local`` and present), the modulated render and decode."""
     G = models.generator
-    reuse = ref.base is not None and camera is ref.camera and (latents is None or latents is face.latents)  # the input view, unedited
+    reuse = (
+        ref.base is not None and camera is ref.camera and (latents is None or latents is face.latents)
+    )  # the input view, unedited
     latents = latents or face.latents
-    g0 = ref.base if reuse else G.render_volume(latents.renderer, camera, keep_trunk=True)  # geometry computed once per view
+    g0 = (
+        ref.base if reuse else G.render_volume(latents.renderer, camera, keep_trunk=True)
+    )  # geometry computed once per view
     if not (local and models.has_local):
-        out = G.synthesis(latents, camera, noise_mode=noise_mode, generator=generator, decode=decode, noise=noise, trunk=g0.trunk)
+        out = G.synthesis(
+            latents, camera, noise_mode=noise_mode, generator=generator, decode=decode, noise=noise, trunk=g0.trunk
+        )
         return QueryTrace(out, g0.rgb, g0.depth, g0.xyz)
     n, size = g0.rgb.shape[0], ref.residual.shape[-1]
     aligned = models.aligner_2d(ref.residual, _up(g0.rgb, size))
@@ -227,5 +255,14 @@ def render_query(
         trace.update(f3d=f3d, f2d=f2d, fused=fused, alpha=alpha, beta=beta)
         return apply_film(h, alpha, beta)
 
-    out = G.synthesis(latents, camera, noise_mode=noise_mode, generator=generator, texture_hook=hook, decode=decode, noise=noise, trunk=g0.trunk)
+    out = G.synthesis(
+        latents,
+        camera,
+        noise_mode=noise_mode,
+        generator=generator,
+        texture_hook=hook,
+        decode=decode,
+        noise=noise,
+        trunk=g0.trunk,
+    )
     return QueryTrace(out, g0.rgb, g0.depth, g0.xyz, aligned, feature_map, visibility=visibility, **trace)

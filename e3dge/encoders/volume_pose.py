@@ -37,7 +37,14 @@ class VolumePoseConfig:
     """Sizes: :meth:`official` is StyleSDF's VolumeRenderDiscriminator at 64 px (28 keys, 12.1 M values); :meth:`tiny` a test size."""
 
     input_size: int = 64  # images are average-pooled to this side
-    widths: tuple[int, ...] = (128, 256, 400, 400, 400, 400)  # convs.0 width, then each block's output (log2(input_size) values)
+    widths: tuple[int, ...] = (
+        128,
+        256,
+        400,
+        400,
+        400,
+        400,
+    )  # convs.0 width, then each block's output (log2(input_size) values)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -45,7 +52,9 @@ class VolumePoseConfig:
             raise ValueError(f"input_size must be a power of two >= 4, got {self.input_size}")
         n = int(math.log2(self.input_size))
         if len(self.widths) != n:
-            raise ValueError(f"widths needs log2(input_size) = {n} values (stem, then one per block), got {list(self.widths)}")
+            raise ValueError(
+                f"widths needs log2(input_size) = {n} values (stem, then one per block), got {list(self.widths)}"
+            )
 
     @classmethod
     def official(cls) -> VolumePoseConfig:
@@ -160,7 +169,9 @@ class VolumePoseEstimator(PretrainedMixin, nn.Module):
 
     CONFIG_SPEC = {"input_size": IntField(4, 1024, power_of_two=True), "widths": ListField(IntField(1, 4096), 2, 10)}
 
-    def __init__(self, input_size: int = 64, widths: tuple[int, ...] | list[int] = (128, 256, 400, 400, 400, 400)) -> None:
+    def __init__(
+        self, input_size: int = 64, widths: tuple[int, ...] | list[int] = (128, 256, 400, 400, 400, 400)
+    ) -> None:
         super().__init__()
         self.sizes = VolumePoseConfig(input_size, tuple(widths))  # checks them
         self.config: dict[str, Any] = self.sizes.to_dict()
@@ -181,9 +192,17 @@ class VolumePoseEstimator(PretrainedMixin, nn.Module):
         return config
 
     def _check(self, x: Any) -> None:
-        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != 3 or x.shape[0] == 0 or min(x.shape[-2:]) == 0:
+        if (
+            not isinstance(x, torch.Tensor)
+            or x.ndim != 4
+            or x.shape[1] != 3
+            or x.shape[0] == 0
+            or min(x.shape[-2:]) == 0
+        ):
             shape = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(f"VolumePoseEstimator expects images [B, 3, H, W] in [-1, 1] with B, H, W >= 1, got {shape}")
+            raise ValueError(
+                f"VolumePoseEstimator expects images [B, 3, H, W] in [-1, 1] with B, H, W >= 1, got {shape}"
+            )
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
         """The head's 3 channels ``[B, 3]`` (logit, azim, elev) of images already at ``input_size``."""

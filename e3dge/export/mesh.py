@@ -66,7 +66,9 @@ class Mesh:
         """A ``trimesh.Trimesh`` with vertex colours and normals (no processing: vertices stay as they are)."""
         import trimesh
 
-        return trimesh.Trimesh(self.vertices, self.faces, vertex_normals=self.normals, vertex_colors=self.colors, process=False)
+        return trimesh.Trimesh(
+            self.vertices, self.faces, vertex_normals=self.normals, vertex_colors=self.colors, process=False
+        )
 
 
 def _grid_points(resolution: int, half: float) -> torch.Tensor:
@@ -86,7 +88,9 @@ def _field_on_grid(field, resolution: int, half: float, chunk: int, device) -> n
     return values.reshape(resolution, resolution, resolution).numpy()
 
 
-def field_grid(backbone: Backbone, ws: torch.Tensor, scene: Any, resolution: int, half: float, chunk: int = 262144) -> np.ndarray:
+def field_grid(
+    backbone: Backbone, ws: torch.Tensor, scene: Any, resolution: int, half: float, chunk: int = 262144
+) -> np.ndarray:
     """The backbone's occupancy (EG3D raw density, StyleSDF ``-sdf``) on a ``resolution^3`` grid over ``[-half, half]^3``."""
     return _field_on_grid(lambda p: backbone.field(ws, scene, p).occupancy[0], resolution, half, chunk, backbone.device)
 
@@ -106,16 +110,30 @@ def _clean(mesh: Mesh, options: MeshOptions) -> Mesh:
         try:
             tm = tm.simplify_quadric_decimation(face_count=options.target_faces)
         except (ImportError, ModuleNotFoundError):
-            raise UserError("decimation needs the fast_simplification package: pip install fast_simplification") from None
-    colors = np.asarray(tm.visual.vertex_colors)[:, :3].astype(np.uint8) if len(tm.vertices) else np.zeros((0, 3), np.uint8)
-    return Mesh(np.asarray(tm.vertices, np.float32), np.asarray(tm.faces, np.int64), colors, np.asarray(tm.vertex_normals, np.float32), mesh.level, mesh.info)
+            raise UserError(
+                "decimation needs the fast_simplification package: pip install fast_simplification"
+            ) from None
+    colors = (
+        np.asarray(tm.visual.vertex_colors)[:, :3].astype(np.uint8) if len(tm.vertices) else np.zeros((0, 3), np.uint8)
+    )
+    return Mesh(
+        np.asarray(tm.vertices, np.float32),
+        np.asarray(tm.faces, np.int64),
+        colors,
+        np.asarray(tm.vertex_normals, np.float32),
+        mesh.level,
+        mesh.info,
+    )
 
 
 @torch.no_grad()
 def _vertex_colors(backbone: Backbone, ws: torch.Tensor, scene: Any, vertices: np.ndarray, chunk: int) -> np.ndarray:
     """The field's colour at each vertex (what volume rendering composites into the raw image), as uint8."""
     points = torch.from_numpy(vertices).float().to(backbone.device)
-    rgb = [backbone.field(ws, scene, points[None, s : s + chunk]).rgb[0].float().cpu() for s in range(0, len(points), chunk)]
+    rgb = [
+        backbone.field(ws, scene, points[None, s : s + chunk]).rgb[0].float().cpu()
+        for s in range(0, len(points), chunk)
+    ]
     return (torch.cat(rgb) if rgb else torch.zeros(0, 3)).clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
 
 
@@ -125,7 +143,9 @@ def mesh_from_grid(sigma: np.ndarray, half: float, level: float) -> tuple[np.nda
 
     lo, hi = float(sigma.min()), float(sigma.max())
     if not lo < level < hi:
-        raise UserError(f"iso-level {level:.3g} lies outside the field's density range [{lo:.3g}, {hi:.3g}]: no surface; pick a level inside it")
+        raise UserError(
+            f"iso-level {level:.3g} lies outside the field's density range [{lo:.3g}, {hi:.3g}]: no surface; pick a level inside it"
+        )
     padded = np.pad(sigma, 1, mode="constant", constant_values=min(lo, level - 1.0))  # closes surfaces cut by the cube
     step = 2 * half / (sigma.shape[0] - 1)
     verts, faces, _, _ = marching_cubes(padded, level=level, spacing=(step, step, step))
@@ -146,7 +166,13 @@ def extract_mesh(pipe, inversion, edits: dict[str, float] | None = None, options
         level = float(options.level)
     grid = field_grid(backbone, ws, scene, options.resolution, half, options.chunk)
     field_name = f"{backbone.name} " + ("raw density" if backbone.field_kind == "density" else "-sdf")
-    info = {"grid_resolution": options.resolution, "half_size": half, "level": level, "field": field_name, "edits": dict(edits or {})}
+    info = {
+        "grid_resolution": options.resolution,
+        "half_size": half,
+        "level": level,
+        "field": field_name,
+        "edits": dict(edits or {}),
+    }
     return _mesh(grid, half, level, lambda v: _vertex_colors(backbone, ws, scene, v, options.chunk), info, options)
 
 

@@ -37,13 +37,20 @@ def _resized(image: np.ndarray, size: int) -> np.ndarray:
 
 def _check_depth(depth: np.ndarray, mask: np.ndarray) -> None:
     if depth.ndim != 2 or depth.shape[0] != depth.shape[1] or mask.shape != depth.shape:
-        raise UserError(f"depth and mask must be square [r, r] maps of one size, got {list(depth.shape)} and {list(mask.shape)}")
+        raise UserError(
+            f"depth and mask must be square [r, r] maps of one size, got {list(depth.shape)} and {list(mask.shape)}"
+        )
     if not (mask > 0.5).any():
         raise UserError("the mask is empty: nothing to show (is the render blank?)")
 
 
 def _scene(title: str, **axes) -> dict:
-    return dict(title=dict(text=title), scene=dict(aspectmode="data", camera=_FRONT, **axes), margin=dict(l=0, r=0, t=40, b=0), height=520)
+    return dict(
+        title=dict(text=title),
+        scene=dict(aspectmode="data", camera=_FRONT, **axes),
+        margin=dict(l=0, r=0, t=40, b=0),
+        height=520,
+    )
 
 
 def depth_points(depth: np.ndarray, mask: np.ndarray, camera: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +64,9 @@ def depth_points(depth: np.ndarray, mask: np.ndarray, camera: torch.Tensor) -> t
     return points[keep], keep
 
 
-def depth_surface_figure(depth: np.ndarray, mask: np.ndarray, image: np.ndarray, title: str = "depth", focal: float = FFHQ_FOCAL) -> "go.Figure":  # noqa: F821
+def depth_surface_figure(
+    depth: np.ndarray, mask: np.ndarray, image: np.ndarray, title: str = "depth", focal: float = FFHQ_FOCAL
+) -> "go.Figure":  # noqa: F821
     """Depth as a height field over the image plane (nearer = higher, world units), coloured by ``image``; background hidden.
 
     Drawn as a triangulated grid with one colour per pixel (a ``Surface`` trace would blend colours
@@ -71,7 +80,11 @@ def depth_surface_figure(depth: np.ndarray, mask: np.ndarray, image: np.ndarray,
     on = (mask > 0.5).reshape(-1)
     scale = float(np.median(depth[mask > 0.5])) / focal / r  # world size of one pixel at the face
     rows, cols = np.divmod(np.arange(r * r), r)
-    x, y, z = cols * scale, -rows * scale, -depth.reshape(-1) + float(depth[mask > 0.5].max())  # rows go down: the face is upright
+    x, y, z = (
+        cols * scale,
+        -rows * scale,
+        -depth.reshape(-1) + float(depth[mask > 0.5].max()),
+    )  # rows go down: the face is upright
     a = (np.arange(r - 1)[:, None] * r + np.arange(r - 1)[None, :]).reshape(-1)  # top-left corner of each pixel quad
     tris = np.concatenate([np.stack([a, a + r, a + 1], 1), np.stack([a + 1, a + r, a + r + 1], 1)])
     tris = tris[on[tris].all(1)]
@@ -79,8 +92,19 @@ def depth_surface_figure(depth: np.ndarray, mask: np.ndarray, image: np.ndarray,
     remap = np.full(r * r, -1)
     remap[used] = np.arange(len(used))
     t = remap[tris]
-    trace = go.Mesh3d(x=x[used], y=y[used], z=z[used], i=t[:, 0], j=t[:, 1], k=t[:, 2], vertexcolor=[f"rgb({a},{b},{c})" for a, b, c in rgb[used]],
-                      flatshading=False, lighting=dict(ambient=0.8, diffuse=0.3, specular=0.0), name="depth surface", hoverinfo="skip")  # fmt: skip
+    trace = go.Mesh3d(
+        x=x[used],
+        y=y[used],
+        z=z[used],
+        i=t[:, 0],
+        j=t[:, 1],
+        k=t[:, 2],
+        vertexcolor=[f"rgb({a},{b},{c})" for a, b, c in rgb[used]],
+        flatshading=False,
+        lighting=dict(ambient=0.8, diffuse=0.3, specular=0.0),
+        name="depth surface",
+        hoverinfo="skip",
+    )
     return go.Figure(trace, layout=_scene(title, zaxis=dict(title="nearness")))
 
 
@@ -91,13 +115,30 @@ def mesh_figure(mesh: Mesh, title: str = "mesh") -> "go.Figure":  # noqa: F821
     if not len(mesh.faces):
         raise UserError("the mesh has no faces")
     v, f, c = mesh.vertices, mesh.faces, mesh.colors
-    trace = go.Mesh3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], i=f[:, 0], j=f[:, 1], k=f[:, 2], vertexcolor=[f"rgb({a},{b},{d})" for a, b, d in c],
-                      flatshading=False, lighting=dict(ambient=0.55, diffuse=0.6, specular=0.1, roughness=0.8), name="mesh", hoverinfo="skip")  # fmt: skip
+    trace = go.Mesh3d(
+        x=v[:, 0],
+        y=v[:, 1],
+        z=v[:, 2],
+        i=f[:, 0],
+        j=f[:, 1],
+        k=f[:, 2],
+        vertexcolor=[f"rgb({a},{b},{d})" for a, b, d in c],
+        flatshading=False,
+        lighting=dict(ambient=0.55, diffuse=0.6, specular=0.1, roughness=0.8),
+        name="mesh",
+        hoverinfo="skip",
+    )
     return go.Figure(trace, layout=_scene(title))
 
 
-def point_cloud_figure(depth: np.ndarray, mask: np.ndarray, image: np.ndarray, camera: torch.Tensor, title: str = "point cloud",
-                       max_points: int = 20000) -> "go.Figure":  # noqa: F821  # fmt: skip
+def point_cloud_figure(
+    depth: np.ndarray,
+    mask: np.ndarray,
+    image: np.ndarray,
+    camera: torch.Tensor,
+    title: str = "point cloud",
+    max_points: int = 20000,
+) -> "go.Figure":  # noqa: F821
     """The depth map back-projected with ``camera`` into world points, coloured by ``image`` (at most ``max_points``)."""
     import plotly.graph_objects as go
 
@@ -106,8 +147,15 @@ def point_cloud_figure(depth: np.ndarray, mask: np.ndarray, image: np.ndarray, c
     if len(points) > max_points:
         pick = np.linspace(0, len(points) - 1, max_points).round().astype(np.int64)
         points, rgb = points[pick], rgb[pick]
-    trace = go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], mode="markers", name="points", hoverinfo="skip",
-                         marker=dict(size=2, color=[f"rgb({a},{b},{d})" for a, b, d in rgb]))  # fmt: skip
+    trace = go.Scatter3d(
+        x=points[:, 0],
+        y=points[:, 1],
+        z=points[:, 2],
+        mode="markers",
+        name="points",
+        hoverinfo="skip",
+        marker=dict(size=2, color=[f"rgb({a},{b},{d})" for a, b, d in rgb]),
+    )
     return go.Figure(trace, layout=_scene(title))
 
 
@@ -118,6 +166,10 @@ def write_html(figures: list, path: str | os.PathLike) -> Path:
     parts = [fig.to_html(full_html=False, include_plotlyjs=k == 0) for k, fig in enumerate(figures)]
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'><title>e3dge 3D views</title></head><body>\n" + "\n".join(parts) + "\n</body></html>")
+    tmp.write_text(
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>e3dge 3D views</title></head><body>\n"
+        + "\n".join(parts)
+        + "\n</body></html>"
+    )
     os.replace(tmp, path)
     return path

@@ -236,7 +236,11 @@ def _sample(
         pil = pil.resize((rw, rh), Image.LANCZOS)
         m = np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5], [0, 0, 1.0]]) @ m
     # PIL's AFFINE works in pixel-edge coordinates (centre of pixel i is i + 0.5) on both sides.
-    edge = np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]]) @ m @ np.array([[1.0, 0, -0.5], [0, 1.0, -0.5], [0, 0, 1.0]])
+    edge = (
+        np.array([[1.0, 0, 0.5], [0, 1.0, 0.5], [0, 0, 1.0]])
+        @ m
+        @ np.array([[1.0, 0, -0.5], [0, 1.0, -0.5], [0, 0, 1.0]])
+    )
     out = pil.transform((ow, oh), Image.AFFINE, data=tuple(edge[:2].reshape(-1)), resample=resample)
     return np.asarray(out)
 

@@ -116,13 +116,19 @@ def align_loaded(
     aligned = warp_image(found.pixels, in_turned)
     lm_aligned = in_turned.apply(face.landmarks68)
     pose = estimate_pose(lm_aligned, in_turned.size)
-    transform = AlignTransform(in_turned.matrix @ found.to_turned, in_turned.size, in_turned.convention)  # from the original photo
+    transform = AlignTransform(
+        in_turned.matrix @ found.to_turned, in_turned.size, in_turned.convention
+    )  # from the original photo
     if found.quarter_turns:
-        notes.append(f"{loaded.name} is turned: the face is upright after a {found.degrees} degree counter-clockwise turn, which the crop applies")
+        notes.append(
+            f"{loaded.name} is turned: the face is upright after a {found.degrees} degree counter-clockwise turn, which the crop applies"
+        )
         back = np.linalg.inv(found.to_turned)
         faces = [_face_in_photo(f, back) for f in faces]
         face = faces[index]
-    return AlignedFace(aligned, transform, face, faces, index, pose, lm_aligned, loaded, loaded.notes + notes, found.degrees)
+    return AlignedFace(
+        aligned, transform, face, faces, index, pose, lm_aligned, loaded, loaded.notes + notes, found.degrees
+    )
 
 
 def check_output_size(size: int | None) -> None:
@@ -151,7 +157,9 @@ def check_align_options(
         raise FaceOptionError(f"detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
     index = int(face_index) if isinstance(face_index, np.integer) else face_index
     if index is not None and (isinstance(index, bool) or not isinstance(index, int)):
-        raise FaceOptionError(f"face_index must be an integer (0 = the largest central face) or None, got {face_index!r}")
+        raise FaceOptionError(
+            f"face_index must be an integer (0 = the largest central face) or None, got {face_index!r}"
+        )
     min_face = float(min_face_size) if isinstance(min_face_size, (np.integer, np.floating)) else min_face_size
     try:
         check_range("min_face_size (pixels)", min_face, 0, MAX_MIN_FACE_SIZE)

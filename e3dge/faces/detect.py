@@ -144,7 +144,9 @@ def choose_face(
     if index is None:
         index = 0
         if len(faces) > 1:
-            desc = ", ".join(f"#{i} at ({f.center[0]:.0f}, {f.center[1]:.0f}) {f.size:.0f} px" for i, f in enumerate(faces))
+            desc = ", ".join(
+                f"#{i} at ({f.center[0]:.0f}, {f.center[1]:.0f}) {f.size:.0f} px" for i, f in enumerate(faces)
+            )
             notes.append(
                 f"{len(faces)} faces found in {name} ({desc}); using #0, the largest central one "
                 "(choose another with face_index / --face-index)"

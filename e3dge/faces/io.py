@@ -169,16 +169,22 @@ def load_image(
             try:
                 img = Image.open(fp)
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise ImageTooLargeError(
-                    f"{name} is too large to decode safely ({exc}); downscale it first"
-                ) from None
+                raise ImageTooLargeError(f"{name} is too large to decode safely ({exc}); downscale it first") from None
             except UnidentifiedImageError:
                 raise NotAnImageError(
                     f"{name} is not an image Pillow can read; save it as JPEG or PNG "
                     "(HEIC, RAW and PDF files are not supported)"
                 ) from None
-            except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:  # corrupt headers raise all of these
-                raise NotAnImageError(f"{name} could not be opened: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            except (
+                OSError,
+                ValueError,
+                SyntaxError,
+                EOFError,
+                struct.error,
+            ) as exc:  # corrupt headers raise all of these
+                raise NotAnImageError(
+                    f"{name} could not be opened: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                ) from None
 
     width, height = img.size
     if width * height > max_pixels:
@@ -194,9 +200,7 @@ def load_image(
             notes.append(f"{name} has {img.n_frames} frames; using the first")
         img.load()
     except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError) as exc:
-        raise TruncatedImageError(
-            f"{name} is truncated or corrupt ({exc}); download or export it again"
-        ) from None
+        raise TruncatedImageError(f"{name} is truncated or corrupt ({exc}); download or export it again") from None
 
     exif_rotated = False
     try:

@@ -18,7 +18,14 @@ import numpy as np
 from .detect import Face
 from .errors import FaceError
 
-__all__ = ["MAX_UPRIGHT_TILT", "FaceRotatedError", "UprightDetection", "face_tilt_degrees", "quarter_turn_matrix", "detect_upright"]
+__all__ = [
+    "MAX_UPRIGHT_TILT",
+    "FaceRotatedError",
+    "UprightDetection",
+    "face_tilt_degrees",
+    "quarter_turn_matrix",
+    "detect_upright",
+]
 
 MAX_UPRIGHT_TILT = 45.0
 """Largest lean (degrees) of the eyes -> mouth axis from vertical that still counts as upright."""
@@ -60,7 +67,9 @@ def quarter_turn_matrix(quarter_turns: int, width: int, height: int) -> np.ndarr
     return m
 
 
-def detect_upright(pixels: np.ndarray, detect: Callable[[np.ndarray], list[Face]], name: str = "photo") -> UprightDetection:
+def detect_upright(
+    pixels: np.ndarray, detect: Callable[[np.ndarray], list[Face]], name: str = "photo"
+) -> UprightDetection:
     """Detect faces upright: as is, else the quarter turn whose main face is most upright.
 
     Raises :class:`FaceRotatedError` when a face is found but leans more than

@@ -87,9 +87,13 @@ _JAW_WEIGHT = 0.5  # jaw contour points slide along the cheek with yaw: trust th
 
 
 MIRROR_68 = np.array(
-    list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30] + [35, 34, 33, 32, 31]
+    list(range(16, -1, -1))
+    + list(range(26, 16, -1))
+    + [27, 28, 29, 30]
+    + [35, 34, 33, 32, 31]
     + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + [64, 63, 62, 61, 60, 67, 66, 65]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
+    + [64, 63, 62, 61, 60, 67, 66, 65]
 )
 """Index of each landmark's left/right counterpart in the 68-point layout (for mirroring)."""
 
@@ -195,7 +199,7 @@ def solve_pnp(
                 break
         if improved <= 1e-12 * max(res @ res, 1e-12):
             break
-    rms = float(np.sqrt(np.mean(np.sum(((project(model, rotation, translation, k) - pts)) ** 2, axis=1))))
+    rms = float(np.sqrt(np.mean(np.sum((project(model, rotation, translation, k) - pts) ** 2, axis=1))))
     return rotation, translation, rms
 
 

@@ -29,7 +29,15 @@ from .io import MAX_PIXELS, to_rgb_array
 from .orientation import detect_upright
 from .pose import camera_label, estimate_pose
 
-__all__ = ["MAX_WINDOW", "VideoResult", "smooth_series", "smooth_transforms", "jitter", "align_video", "check_video_options"]
+__all__ = [
+    "MAX_WINDOW",
+    "VideoResult",
+    "smooth_series",
+    "smooth_transforms",
+    "jitter",
+    "align_video",
+    "check_video_options",
+]
 
 MAX_WINDOW = 301
 """Longest smoothing window, in frames (12 s at 25 fps)."""
@@ -130,7 +138,9 @@ Turn = tuple[int, np.ndarray]
 """(quarter turns, ``[3, 3]`` frame -> turned frame map) applied to every frame of a video."""
 
 
-def _detect_turned(frame: np.ndarray, turn: Turn | None, detect, name: str) -> tuple[list[Face], np.ndarray, Turn | None]:
+def _detect_turned(
+    frame: np.ndarray, turn: Turn | None, detect, name: str
+) -> tuple[list[Face], np.ndarray, Turn | None]:
     """Faces in ``frame`` turned by ``turn``; until a face fixes the turn, every quarter turn is tried."""
     if turn is not None:
         turned = np.rot90(frame, turn[0]).copy() if turn[0] else frame  # plain strides for dlib

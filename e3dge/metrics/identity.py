@@ -177,7 +177,9 @@ def load_arcface(
         try:  # a plain dict has no version metadata, so files without num_batches_tracked still load
             net.load_state_dict(read_state_dict(path), strict=True)
         except RuntimeError as err:
-            raise WeightsFileError(f"{path} is not pSp's {ARCFACE_FILE} (IR-SE50 Backbone state dict): {one_line(err)[:300]}") from err
+            raise WeightsFileError(
+                f"{path} is not pSp's {ARCFACE_FILE} (IR-SE50 Backbone state dict): {one_line(err)[:300]}"
+            ) from err
         source, calibrated = str(path), True
     net.requires_grad_(False)
     return net.eval(), source, calibrated

@@ -10,7 +10,9 @@ __all__ = ["mae", "psnr", "ssim"]
 
 def _check(x: torch.Tensor, y: torch.Tensor) -> None:
     if x.shape != y.shape or x.ndim != 4:
-        raise ValueError(f"expected two image batches [N, C, H, W] of one shape, got {list(x.shape)} and {list(y.shape)}")
+        raise ValueError(
+            f"expected two image batches [N, C, H, W] of one shape, got {list(x.shape)} and {list(y.shape)}"
+        )
 
 
 def mae(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -191,7 +191,9 @@ def _read_pth(path: Path) -> object:
             ) from None
         raise WeightsFileError(f"{path}: not a readable PyTorch weights file ({one_line(err)[:200]})") from None
     except (RuntimeError, EOFError, ValueError, KeyError, AttributeError, TypeError) as err:
-        raise WeightsFileError(f"{path}: not a readable PyTorch weights file ({type(err).__name__}: {one_line(err)[:200]})") from None
+        raise WeightsFileError(
+            f"{path}: not a readable PyTorch weights file ({type(err).__name__}: {one_line(err)[:200]})"
+        ) from None
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -227,7 +229,9 @@ def load_torchvision_features(trunk: FeatureTrunk, state: dict[str, torch.Tensor
     try:
         trunk.features.load_state_dict(feats, strict=True)
     except RuntimeError as err:
-        raise WeightsFileError(f"{source} does not match the torchvision layout of {trunk.spec.file_name}: {one_line(err)[:300]}") from err
+        raise WeightsFileError(
+            f"{source} does not match the torchvision layout of {trunk.spec.file_name}: {one_line(err)[:300]}"
+        ) from err
 
 
 def _hub_file(
@@ -384,7 +388,9 @@ class LPIPS(nn.Module):
         for k, lin in enumerate(self.lins):
             w = state[f"lin{k}.model.1.weight"]
             if w.shape != lin.model[1].weight.shape:
-                raise ValueError(f"{source}: lin{k} weight has shape {list(w.shape)}, expected {list(lin.model[1].weight.shape)}")
+                raise ValueError(
+                    f"{source}: lin{k} weight has shape {list(w.shape)}, expected {list(lin.model[1].weight.shape)}"
+                )
             with torch.no_grad():
                 lin.model[1].weight.copy_(w)
 

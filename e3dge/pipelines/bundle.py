@@ -18,13 +18,33 @@ from typing import Any
 from e3dge.errors import UserError
 from e3dge.options import OptionError, check_keys
 
-__all__ = ["PIPELINE_FILE", "COMPONENT_SLOTS", "ComponentSpec", "BundleSpec", "KnownBundle", "BUNDLES", "BundleError", "read_bundle_spec",
-           "resolve_bundle", "component_class"]  # fmt: skip
+__all__ = [
+    "PIPELINE_FILE",
+    "COMPONENT_SLOTS",
+    "ComponentSpec",
+    "BundleSpec",
+    "KnownBundle",
+    "BUNDLES",
+    "BundleError",
+    "read_bundle_spec",
+    "resolve_bundle",
+    "component_class",
+]
 
 PIPELINE_FILE = "pipeline.json"
 FORMAT_VERSION = 1
-COMPONENT_SLOTS = ("generator", "encoder", "local_encoder", "aligner_2d", "fusion", "pose_estimator", "latent_mean", "toonify_generator",
-                   "toonify_encoder", "toonify_latent_mean")  # fmt: skip
+COMPONENT_SLOTS = (
+    "generator",
+    "encoder",
+    "local_encoder",
+    "aligner_2d",
+    "fusion",
+    "pose_estimator",
+    "latent_mean",
+    "toonify_generator",
+    "toonify_encoder",
+    "toonify_latent_mean",
+)
 """Model slots of an inversion pipeline: the 3D GAN, E0 (+ pose head), Stage II's local branch; StyleSDF bundles add the
 pose estimator (the official volume discriminator), their fixed mean latents and the optional Toonify pair."""
 COMPONENT_CLASSES = {
@@ -58,7 +78,13 @@ class ComponentSpec:
     revision: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"class": self.cls, "subfolder": self.subfolder, "source": self.source, "repo": self.repo, "revision": self.revision}
+        out = {
+            "class": self.cls,
+            "subfolder": self.subfolder,
+            "source": self.source,
+            "repo": self.repo,
+            "revision": self.revision,
+        }
         return {k: v for k, v in out.items() if v is not None}
 
 
@@ -73,8 +99,14 @@ class BundleSpec:
     needs: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"_class_name": "InversionPipeline", "format": FORMAT_VERSION, "description": self.description, "aligner": self.aligner,
-               "components": {k: v.to_dict() for k, v in self.components.items()}, "needs": self.needs}  # fmt: skip
+        out = {
+            "_class_name": "InversionPipeline",
+            "format": FORMAT_VERSION,
+            "description": self.description,
+            "aligner": self.aligner,
+            "components": {k: v.to_dict() for k, v in self.components.items()},
+            "needs": self.needs,
+        }
         if self.directions:
             out["directions"] = self.directions
         return out
@@ -99,17 +131,25 @@ def _toy_dir() -> Path:
 
 
 BUNDLES: dict[str, KnownBundle] = {
-    "toy": KnownBundle("toy", description="toy-lab EG3D + Stage I E0, shipped in the package (a procedural-heads world, not real faces)",
-                       offline=True),
+    "toy": KnownBundle(
+        "toy",
+        description="toy-lab EG3D + Stage I E0, shipped in the package (a procedural-heads world, not real faces)",
+        offline=True,
+    ),
     "eg3d-ffhq": KnownBundle(
         "eg3d-ffhq",
-        spec=BundleSpec({"generator": ComponentSpec("TriPlaneGenerator", source="eg3d-ffhqrebalanced512-128")},
-                        description="official EG3D FFHQ 512 (rebalanced) generator; no public E0 for it, so invert with optimize=True",
-                        needs=["network once (Hub download of the official EG3D weights, cached afterwards)", "no encoder: invert(..., optimize=True)"]),
+        spec=BundleSpec(
+            {"generator": ComponentSpec("TriPlaneGenerator", source="eg3d-ffhqrebalanced512-128")},
+            description="official EG3D FFHQ 512 (rebalanced) generator; no public E0 for it, so invert with optimize=True",
+            needs=[
+                "network once (Hub download of the official EG3D weights, cached afterwards)",
+                "no encoder: invert(..., optimize=True)",
+            ],
+        ),
         description="official EG3D FFHQ generator from the Hub registry; optimisation-based inversion (no E0 published)",
         needs=("network once", "optimisation inversion (slow on CPU)"),
     ),
-}  # fmt: skip
+}
 """Known bundles: ``toy`` (offline, in the package) and the EG3D FFHQ registry entry (E3DGE-StyleSDF will follow)."""
 
 
@@ -165,7 +205,9 @@ def _parse_bundle_spec(data: Any, where: str) -> BundleSpec:
     if data.get("_class_name", "InversionPipeline") != "InversionPipeline":
         raise BundleError(f"{where}: holds a {data['_class_name']!r}, not an InversionPipeline")
     if data.get("format", FORMAT_VERSION) != FORMAT_VERSION:
-        raise BundleError(f"{where}: bundle format {data['format']!r} is not supported (this e3dge reads format {FORMAT_VERSION}); upgrade e3dge")
+        raise BundleError(
+            f"{where}: bundle format {data['format']!r} is not supported (this e3dge reads format {FORMAT_VERSION}); upgrade e3dge"
+        )
     comps = data.get("components")
     if not isinstance(comps, dict):
         raise BundleError(f"{where}: 'components' must be a mapping of slot -> component")
@@ -198,10 +240,18 @@ def read_bundle_spec(path: str | os.PathLike) -> BundleSpec:
 
 def _looks_local(name: str) -> bool:
     """A path rather than a Hub id: absolute, ``.``/``~`` prefixed, more than one ``/``, or a Windows path."""
-    return name.startswith((".", "~", "/")) or os.sep in name.replace("/", "", 1) or name.count("/") > 1 or ":" in name or "\\" in name
+    return (
+        name.startswith((".", "~", "/"))
+        or os.sep in name.replace("/", "", 1)
+        or name.count("/") > 1
+        or ":" in name
+        or "\\" in name
+    )
 
 
-def resolve_bundle(name_or_path: str | os.PathLike, revision: str | None = None, local_files_only: bool | None = None) -> tuple[BundleSpec, Path | None]:
+def resolve_bundle(
+    name_or_path: str | os.PathLike, revision: str | None = None, local_files_only: bool | None = None
+) -> tuple[BundleSpec, Path | None]:
     """``(spec, root folder)`` of a known bundle name, a local folder, or a Hub repo (downloaded to the cache)."""
     name = str(name_or_path)
     if name in BUNDLES:
@@ -213,7 +263,9 @@ def resolve_bundle(name_or_path: str | os.PathLike, revision: str | None = None,
     folder = Path(name).expanduser()
     if folder.is_dir():
         if not (folder / PIPELINE_FILE).is_file():
-            raise BundleError(f"{folder} has no {PIPELINE_FILE}; a pipeline bundle holds {PIPELINE_FILE} and one folder per component")
+            raise BundleError(
+                f"{folder} has no {PIPELINE_FILE}; a pipeline bundle holds {PIPELINE_FILE} and one folder per component"
+            )
         return read_bundle_spec(folder / PIPELINE_FILE), folder
     if folder.exists() or _looks_local(name) or name.count("/") != 1:
         known = ", ".join(BUNDLES)
@@ -226,11 +278,19 @@ def _download_bundle(repo: str, revision: str | None, local_files_only: bool | N
     from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
-        root = Path(snapshot_download(repo, revision=revision, local_files_only=bool(local_files_only),
-                                      allow_patterns=[PIPELINE_FILE, "*/config.json", "*/model.safetensors", "*/*.json", "*/*.safetensors"]))  # fmt: skip
+        root = Path(
+            snapshot_download(
+                repo,
+                revision=revision,
+                local_files_only=bool(local_files_only),
+                allow_patterns=[PIPELINE_FILE, "*/config.json", "*/model.safetensors", "*/*.json", "*/*.safetensors"],
+            )
+        )
     except LocalEntryNotFoundError:
-        raise BundleError(f"{repo}: not in the local Hub cache and the Hub cannot be reached (offline mode or no network); "
-                          "download it once with network access, or pass a local folder") from None  # fmt: skip
+        raise BundleError(
+            f"{repo}: not in the local Hub cache and the Hub cannot be reached (offline mode or no network); "
+            "download it once with network access, or pass a local folder"
+        ) from None
     except (RepositoryNotFoundError, RevisionNotFoundError) as err:
         raise BundleError(f"{repo}: no such Hub repo or revision ({type(err).__name__})") from None
     if not (root / PIPELINE_FILE).is_file():
@@ -245,6 +305,7 @@ def check_component_folder(root: Path, spec: ComponentSpec, slot: str) -> Path:
     if root.resolve() not in folder.parents and folder != root.resolve():
         raise BundleError(f"{root / PIPELINE_FILE}: component {slot!r} points outside the bundle")
     if not folder.is_dir():
-        raise BundleError(f"{root / PIPELINE_FILE}: component {slot!r} names subfolder {spec.subfolder!r}, which the bundle does not have")
+        raise BundleError(
+            f"{root / PIPELINE_FILE}: component {slot!r} names subfolder {spec.subfolder!r}, which the bundle does not have"
+        )
     return folder
-

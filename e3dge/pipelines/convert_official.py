@@ -73,7 +73,9 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose a new output folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{out}: is not empty; choose a new folder (nothing was changed), or pass --overwrite to replace a previous conversion")
+        raise UserError(
+            f"{out}: is not empty; choose a new folder (nothing was changed), or pass --overwrite to replace a previous conversion"
+        )
 
 
 def _save(module, out: Path, slot: str, report: ConversionReport) -> ComponentSpec:
@@ -93,7 +95,9 @@ def _write_spec(out: Path, spec: BundleSpec) -> None:
     tmp.write_text(json.dumps(spec.to_dict(), indent=2))
     tmp.replace(out / PIPELINE_FILE)
     card = out / "README.md"
-    card.write_text(f"# {spec.description}\n\nComponents: {', '.join(spec.components)}.\n\n## Licence\n\n{LICENCE_NOTE}\n")
+    card.write_text(
+        f"# {spec.description}\n\nComponents: {', '.join(spec.components)}.\n\n## Licence\n\n{LICENCE_NOTE}\n"
+    )
 
 
 def _sizes(configs: Mapping[str, Any] | None, slot: str, official: Any) -> Any:
@@ -101,8 +105,15 @@ def _sizes(configs: Mapping[str, Any] | None, slot: str, official: Any) -> Any:
     return (configs or {}).get(slot) or official
 
 
-def convert_stylesdf(full: str | os.PathLike, vol: str | os.PathLike, out: str | os.PathLike, mean_samples: int = 10000, seed: int = 2,
-                     overwrite: bool = False, configs: Mapping[str, Any] | None = None) -> ConversionReport:  # fmt: skip
+def convert_stylesdf(
+    full: str | os.PathLike,
+    vol: str | os.PathLike,
+    out: str | os.PathLike,
+    mean_samples: int = 10000,
+    seed: int = 2,
+    overwrite: bool = False,
+    configs: Mapping[str, Any] | None = None,
+) -> ConversionReport:
     """``ffhq1024x1024.pt`` + ``ffhq_vol_renderer.pt`` -> a bundle with the generator, the pose estimator and fixed mean latents.
 
     ``configs`` may give ``"generator"`` (a dict of rendering options the file does not store) and ``"pose_estimator"`` (a size config).
@@ -113,23 +124,42 @@ def convert_stylesdf(full: str | os.PathLike, vol: str | os.PathLike, out: str |
     _prepare_out(out, overwrite)
     full_ckpt = read_torch_checkpoint(full, ["g_ema"])
     vol_ckpt = read_torch_checkpoint(vol, ["g_ema", "d"])
-    G = stylesdf_from_state(full_ckpt.sections["g_ema"], f"{full_ckpt.path} ['g_ema']", (configs or {}).get("generator"))
+    G = stylesdf_from_state(
+        full_ckpt.sections["g_ema"], f"{full_ckpt.path} ['g_ema']", (configs or {}).get("generator")
+    )
     if not G.full_pipeline:
-        raise OfficialTorchFileError(f"{full_ckpt.path}: holds a volume renderer only; the first file must be the full model (ffhq1024x1024.pt)")
-    pose = _load_strict(_sizes(configs, "pose_estimator", VolumePoseConfig.official()).build(), vol_ckpt.sections["d"], f"{vol_ckpt.path} ['d']")
-    report = ConversionReport(out, ignored={str(full_ckpt.path): full_ckpt.ignored, str(vol_ckpt.path): vol_ckpt.ignored})
+        raise OfficialTorchFileError(
+            f"{full_ckpt.path}: holds a volume renderer only; the first file must be the full model (ffhq1024x1024.pt)"
+        )
+    pose = _load_strict(
+        _sizes(configs, "pose_estimator", VolumePoseConfig.official()).build(),
+        vol_ckpt.sections["d"],
+        f"{vol_ckpt.path} ['d']",
+    )
+    report = ConversionReport(
+        out, ignored={str(full_ckpt.path): full_ckpt.ignored, str(vol_ckpt.path): vol_ckpt.ignored}
+    )
     mine = G.state_dict()
     shared = [k for k in vol_ckpt.sections["g_ema"] if k in mine]
     if len(shared) != len(vol_ckpt.sections["g_ema"]):
-        raise OfficialTorchFileError(f"{vol_ckpt.path}: its generator does not match {full_ckpt.path.name}'s renderer; are they from the same release?")
+        raise OfficialTorchFileError(
+            f"{vol_ckpt.path}: its generator does not match {full_ckpt.path.name}'s renderer; are they from the same release?"
+        )
     drift = max(float((vol_ckpt.sections["g_ema"][k].float() - mine[k]).abs().max()) for k in shared)
     report.notes.append(f"renderer weights of the two files differ by at most {drift:.3g} (the full model's are used)")
     mean = StyleSDFMeanLatents.estimate(G, mean_samples, seed)
     out.mkdir(parents=True, exist_ok=True)
-    comps = {"generator": _save(G, out, "generator", report), "pose_estimator": _save(pose, out, "pose_estimator", report),
-             "latent_mean": _save(mean, out, "latent_mean", report)}  # fmt: skip
-    spec = BundleSpec(comps, "StyleSDF FFHQ 1024 (converted from the official files; non-commercial licence)", {"convention": "ffhq", "detector": "hog"},
-                      needs=["an E3DGE runner converted into this bundle (e3dge convert e3dge ...) to invert photos"])  # fmt: skip
+    comps = {
+        "generator": _save(G, out, "generator", report),
+        "pose_estimator": _save(pose, out, "pose_estimator", report),
+        "latent_mean": _save(mean, out, "latent_mean", report),
+    }
+    spec = BundleSpec(
+        comps,
+        "StyleSDF FFHQ 1024 (converted from the official files; non-commercial licence)",
+        {"convention": "ffhq", "detector": "hog"},
+        needs=["an E3DGE runner converted into this bundle (e3dge convert e3dge ...) to invert photos"],
+    )
     _write_spec(out, spec)
     return report
 
@@ -146,17 +176,32 @@ def _directions(folder: Path, style_dim: int = 256) -> dict:
             continue
         r = load_interfacegan(paths[0], name, w_dim=style_dim).vector
         d = load_interfacegan(paths[1], name, w_dim=2 * style_dim).vector
-        found[name.lower()] = Direction(name.lower(), torch.cat([r, d]), None, f"official E3DGE InterfaceGAN boundaries ({name})", rng,
-                                        {"layout": "stylesdf", "renderer_dim": style_dim})  # fmt: skip
+        found[name.lower()] = Direction(
+            name.lower(),
+            torch.cat([r, d]),
+            None,
+            f"official E3DGE InterfaceGAN boundaries ({name})",
+            rng,
+            {"layout": "stylesdf", "renderer_dim": style_dim},
+        )
     if not found:
-        raise UserError(f"{folder}: no official boundaries found (expected renderer_<Name>/boundary.npy and decoder_<Name>/boundary.npy "
-                        f"for {', '.join(OFFICIAL_BOUNDARIES)}); pass the repo's assets/editing_boundaries/stylesdf folder")  # fmt: skip
+        raise UserError(
+            f"{folder}: no official boundaries found (expected renderer_<Name>/boundary.npy and decoder_<Name>/boundary.npy "
+            f"for {', '.join(OFFICIAL_BOUNDARIES)}); pass the repo's assets/editing_boundaries/stylesdf folder"
+        )
     return found
 
 
-def convert_e3dge(runner: str | os.PathLike, bundle: str | os.PathLike, boundaries: str | os.PathLike | None = None,
-                  toonify: str | os.PathLike | None = None, toonify_encoder: str | os.PathLike | None = None, mean_samples: int = 10000,
-                  seed: int = 2, configs: Mapping[str, Any] | None = None) -> ConversionReport:  # fmt: skip
+def convert_e3dge(
+    runner: str | os.PathLike,
+    bundle: str | os.PathLike,
+    boundaries: str | os.PathLike | None = None,
+    toonify: str | os.PathLike | None = None,
+    toonify_encoder: str | os.PathLike | None = None,
+    mean_samples: int = 10000,
+    seed: int = 2,
+    configs: Mapping[str, Any] | None = None,
+) -> ConversionReport:
     """An official E3DGE runner (+ boundaries, + the Toonify pair) into a bundle made by :func:`convert_stylesdf`.
 
     ``configs`` may give size configs for ``encoder``, ``local_encoder``, ``aligner_2d``, ``fusion`` (an int: channels) and
@@ -169,12 +214,18 @@ def convert_e3dge(runner: str | os.PathLike, bundle: str | os.PathLike, boundari
 
     out = Path(bundle).expanduser()
     if not (out / PIPELINE_FILE).is_file():
-        raise UserError(f"{out}: not a bundle; convert the StyleSDF files into it first (e3dge convert stylesdf FULL.pt VOL.pt {out})")
+        raise UserError(
+            f"{out}: not a bundle; convert the StyleSDF files into it first (e3dge convert stylesdf FULL.pt VOL.pt {out})"
+        )
     spec = read_bundle_spec(out / PIPELINE_FILE)
     if spec.components["generator"].cls != "StyleSDFGenerator":
-        raise UserError(f"{out}: its generator is a {spec.components['generator'].cls}; the official E3DGE runners need the StyleSDF bundle")
+        raise UserError(
+            f"{out}: its generator is a {spec.components['generator'].cls}; the official E3DGE runners need the StyleSDF bundle"
+        )
     if (toonify is None) != (toonify_encoder is None):
-        raise UserError("Toonify needs both files: --toonify Toonify400_1024x1024.pt and --toonify-encoder no_local_basic_trainer.pt")
+        raise UserError(
+            "Toonify needs both files: --toonify Toonify400_1024x1024.pt and --toonify-encoder no_local_basic_trainer.pt"
+        )
     if toonify is not None and toonify_encoder is not None:  # read every input before anything is written
         toon_g = read_torch_checkpoint(toonify, ["g_ema"])
         toon_e = read_torch_checkpoint(toonify_encoder, ["encoder"])
@@ -188,24 +239,45 @@ def convert_e3dge(runner: str | os.PathLike, bundle: str | os.PathLike, boundari
     modules = {"encoder": _load_strict(enc_sizes.build(), ckpt.sections["encoder"], f"{where} ['encoder']")}
     local = [k for k in ("netLocal", "grid_align", "Fuse_sft_block") if k in ckpt.sections]
     if local and local[:2] != ["netLocal", "grid_align"]:
-        report.notes.append(f"{ckpt.path.name} has {', '.join(local)} but not both netLocal and grid_align: converted as global-only (E0)")
+        report.notes.append(
+            f"{ckpt.path.name} has {', '.join(local)} but not both netLocal and grid_align: converted as global-only (E0)"
+        )
     elif local:
         local_sizes = _sizes(configs, "local_encoder", LocalEncoderConfig.official())
         try:
-            modules["local_encoder"] = _load_strict(local_sizes.build(), ckpt.sections["netLocal"], f"{where} ['netLocal']")
-        except CheckpointFileError as err:  # the training scripts' HGPIFuNetGANResidual layout (468 tensors) is not the inference one
-            raise CheckpointFileError(f"{err} (e3dge reads the official inference layout HGPIFuNetGANResidualResnetFC, 456 tensors; "
-                                      "a netLocal in another layout cannot be used as it is)") from None  # fmt: skip
-        modules["aligner_2d"] = _load_strict(_sizes(configs, "aligner_2d", AlignerConfig.official()).build(), ckpt.sections["grid_align"],
-                                             f"{where} ['grid_align']")  # fmt: skip
+            modules["local_encoder"] = _load_strict(
+                local_sizes.build(), ckpt.sections["netLocal"], f"{where} ['netLocal']"
+            )
+        except (
+            CheckpointFileError
+        ) as err:  # the training scripts' HGPIFuNetGANResidual layout (468 tensors) is not the inference one
+            raise CheckpointFileError(
+                f"{err} (e3dge reads the official inference layout HGPIFuNetGANResidualResnetFC, 456 tensors; "
+                "a netLocal in another layout cannot be used as it is)"
+            ) from None
+        modules["aligner_2d"] = _load_strict(
+            _sizes(configs, "aligner_2d", AlignerConfig.official()).build(),
+            ckpt.sections["grid_align"],
+            f"{where} ['grid_align']",
+        )
         if "Fuse_sft_block" in ckpt.sections:
-            modules["fusion"] = _load_strict(FeatureFusion(_sizes(configs, "fusion", 256)), ckpt.sections["Fuse_sft_block"], f"{where} ['Fuse_sft_block']")
+            modules["fusion"] = _load_strict(
+                FeatureFusion(_sizes(configs, "fusion", 256)),
+                ckpt.sections["Fuse_sft_block"],
+                f"{where} ['Fuse_sft_block']",
+            )
         else:
-            report.notes.append(f"{ckpt.path.name} has no Fuse_sft_block: the 2D alignment only (as E3DGE_2DAlignOnly_Runner)")
+            report.notes.append(
+                f"{ckpt.path.name} has no Fuse_sft_block: the 2D alignment only (as E3DGE_2DAlignOnly_Runner)"
+            )
     if toonify is not None:
-        G_toon = stylesdf_from_state(toon_g.sections["g_ema"], f"{toon_g.path} ['g_ema']", (configs or {}).get("toonify_generator"))
+        G_toon = stylesdf_from_state(
+            toon_g.sections["g_ema"], f"{toon_g.path} ['g_ema']", (configs or {}).get("toonify_generator")
+        )
         modules["toonify_generator"] = G_toon
-        modules["toonify_encoder"] = _load_strict(enc_sizes.build(), toon_e.sections["encoder"], f"{toon_e.path} ['encoder']")
+        modules["toonify_encoder"] = _load_strict(
+            enc_sizes.build(), toon_e.sections["encoder"], f"{toon_e.path} ['encoder']"
+        )
         modules["toonify_latent_mean"] = StyleSDFMeanLatents.estimate(G_toon, mean_samples, seed)
         report.ignored[str(toon_g.path)], report.ignored[str(toon_e.path)] = toon_g.ignored, toon_e.ignored
     directions = None
@@ -213,7 +285,11 @@ def convert_e3dge(runner: str | os.PathLike, bundle: str | os.PathLike, boundari
         from e3dge.hub import CONFIG_NAME, read_config
         from e3dge.pipelines.bundle import check_component_folder
 
-        style_dim = int(read_config(check_component_folder(out, spec.components["generator"], "generator") / CONFIG_NAME).get("style_dim", 256))
+        style_dim = int(
+            read_config(check_component_folder(out, spec.components["generator"], "generator") / CONFIG_NAME).get(
+                "style_dim", 256
+            )
+        )
         directions = _directions(Path(boundaries).expanduser(), style_dim)
     for slot, module in modules.items():
         comps[slot] = _save(module, out, slot, report)
@@ -222,13 +298,23 @@ def convert_e3dge(runner: str | os.PathLike, bundle: str | os.PathLike, boundari
 
         save_directions(out / "directions", directions)
         spec.directions = "directions"
-    kind = ("hybrid alignment (E0 + E1 + E_ADA + fusion)" if "fusion" in modules else "2D alignment (E0 + E1 + E_ADA)" if "local_encoder" in modules
-            else "global encoder only")  # fmt: skip
+    kind = (
+        "hybrid alignment (E0 + E1 + E_ADA + fusion)"
+        if "fusion" in modules
+        else "2D alignment (E0 + E1 + E_ADA)"
+        if "local_encoder" in modules
+        else "global encoder only"
+    )
     stale = [slot for slot in ("local_encoder", "aligner_2d", "fusion") if slot not in modules and slot in comps]
     for slot in stale:  # a runner without a part replaces an older conversion's part
         del comps[slot]
-    spec = BundleSpec(comps, f"E3DGE on StyleSDF FFHQ 1024, {kind}{', with Toonify' if toonify else ''} (converted official weights; non-commercial)",
-                      spec.aligner, spec.directions, [])  # fmt: skip
+    spec = BundleSpec(
+        comps,
+        f"E3DGE on StyleSDF FFHQ 1024, {kind}{', with Toonify' if toonify else ''} (converted official weights; non-commercial)",
+        spec.aligner,
+        spec.directions,
+        [],
+    )
     _write_spec(out, spec)
     for slot in stale:
         shutil.rmtree(out / slot, ignore_errors=True)

@@ -17,10 +17,20 @@ from tqdm.auto import tqdm
 from e3dge.pipelines.inversion import InversionPipeline
 from e3dge.pipelines.outputs import contact_sheet, write_inversion
 
-__all__ = ["Example", "toy_photo_examples", "astronaut_example", "bundled_examples", "DemoResult", "run_demo", "TOY_NOTICE"]
+__all__ = [
+    "Example",
+    "toy_photo_examples",
+    "astronaut_example",
+    "bundled_examples",
+    "DemoResult",
+    "run_demo",
+    "TOY_NOTICE",
+]
 
-TOY_NOTICE = ("note: the offline toy model only knows procedural toy heads; it cannot look like a real person. "
-              "Real faces need real weights (e.g. --model eg3d-ffhq --optimize, or an E3DGE bundle).")  # fmt: skip
+TOY_NOTICE = (
+    "note: the offline toy model only knows procedural toy heads; it cannot look like a real person. "
+    "Real faces need real weights (e.g. --model eg3d-ffhq --optimize, or an E3DGE bundle)."
+)
 
 
 @dataclass
@@ -73,8 +83,16 @@ class DemoResult:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def run_demo(out_dir: str | Path, model: str = "toy", refine: str | None = "pose+code", steps: int = 30, frames: int = 24,
-             views: int = 3, num_toy: int = 3, progress: bool = True) -> DemoResult:  # fmt: skip
+def run_demo(
+    out_dir: str | Path,
+    model: str = "toy",
+    refine: str | None = "pose+code",
+    steps: int = 30,
+    frames: int = 24,
+    views: int = 3,
+    num_toy: int = 3,
+    progress: bool = True,
+) -> DemoResult:
     """Invert the bundled examples into ``out_dir/<name>/`` and write ``out_dir/sheet.png``; resumes finished examples."""
     from PIL import Image
 
@@ -110,5 +128,3 @@ def _finished(folder: Path, options: dict) -> bool:
         return json.loads((folder / "inversion.json").read_text()).get("options") == options
     except (OSError, ValueError):
         return False
-
-

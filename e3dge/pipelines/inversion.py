@@ -43,14 +43,34 @@ from e3dge.faces.api import AlignedFace, align_face
 from e3dge.faces.io import load_image
 from e3dge.images import resize_square, to_uint8
 from e3dge.metrics.loaders import make_identity, make_lpips
-from e3dge.pipelines.bundle import PIPELINE_FILE, BundleError, BundleSpec, ComponentSpec, check_component_folder, component_class, resolve_bundle
+from e3dge.pipelines.bundle import (
+    PIPELINE_FILE,
+    BundleError,
+    BundleSpec,
+    ComponentSpec,
+    check_component_folder,
+    component_class,
+    resolve_bundle,
+)
 from e3dge.pipelines.optimize import optimize_inversion
 from e3dge.pipelines.refine import REFINE_MODES, Criteria, RefineMode, refine_latent
 
-__all__ = ["Inversion", "Render", "InversionPipeline", "QUALITIES", "Method", "CameraSource", "prepare_image", "check_render_args", "save_bundle",
-           "given_camera"]  # fmt: skip
+__all__ = [
+    "Inversion",
+    "Render",
+    "InversionPipeline",
+    "QUALITIES",
+    "Method",
+    "CameraSource",
+    "prepare_image",
+    "check_render_args",
+    "save_bundle",
+    "given_camera",
+]
 
-Method = Literal["e0", "e0+pose", "e0+pose+code", "e0+local", "e0+pose+local", "e0+pose+code+local", "optimization+pti", "latent"]
+Method = Literal[
+    "e0", "e0+pose", "e0+pose+code", "e0+local", "e0+pose+local", "e0+pose+code+local", "optimization+pti", "latent"
+]
 CameraSource = Literal["aligner", "encoder", "given", "optimized"]
 MAX_RENDER_RESOLUTION = 2048
 DEFAULT_VARIANT = "default"
@@ -87,18 +107,33 @@ class Inversion:
     @cached_property
     def key(self) -> str:
         """A digest of what a render of this inversion depends on: latent, camera, crop, generator (never object identity)."""
-        return content_hash(self.ws, float(self.yaw), float(self.pitch), self.aligned, self.variant, self.tuned.identity if self.tuned else "")
+        return content_hash(
+            self.ws,
+            float(self.yaw),
+            float(self.pitch),
+            self.aligned,
+            self.variant,
+            self.tuned.identity if self.tuned else "",
+        )
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly: camera, pose, method, timings, latent (as nested lists)."""
         return {
-            "source": self.source, "backbone": self.backbone_name, "generator": self.variant, "method": self.method,
-            "camera_source": self.camera_source, "yaw_deg": round(self.degrees[0], 3), "pitch_deg": round(self.degrees[1], 3),
-            "camera_label": [round(float(v), 6) for v in self.camera[0]], "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
-            "loss_curve": [round(v, 6) for v in self.loss_curve], "notes": list(self.notes),
+            "source": self.source,
+            "backbone": self.backbone_name,
+            "generator": self.variant,
+            "method": self.method,
+            "camera_source": self.camera_source,
+            "yaw_deg": round(self.degrees[0], 3),
+            "pitch_deg": round(self.degrees[1], 3),
+            "camera_label": [round(float(v), 6) for v in self.camera[0]],
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+            "loss_curve": [round(v, 6) for v in self.loss_curve],
+            "notes": list(self.notes),
             "transform": self.transform.to_dict() if self.transform is not None else None,
-            "ws_shape": list(self.ws.shape), "ws": self.ws[0].tolist(),
-        }  # fmt: skip
+            "ws_shape": list(self.ws.shape),
+            "ws": self.ws[0].tolist(),
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,7 +157,9 @@ class Variant:
 
 
 @torch.no_grad()
-def prepare_image(image, align: bool, aligner: dict[str, Any]) -> tuple[np.ndarray, Any, list[str], str, torch.Tensor | None]:
+def prepare_image(
+    image, align: bool, aligner: dict[str, Any]
+) -> tuple[np.ndarray, Any, list[str], str, torch.Tensor | None]:
     """(aligned pixels, transform, notes, source name, the aligner's camera or None) of any supported image input."""
     if isinstance(image, torch.Tensor):
         x = image.detach().float().cpu()
@@ -139,7 +176,9 @@ def prepare_image(image, align: bool, aligner: dict[str, Any]) -> tuple[np.ndarr
     loaded = load_image(image)
     h, w = loaded.pixels.shape[:2]
     if h != w:
-        raise UserError(f"{loaded.name}: align=False needs a square, already aligned crop, got {w}x{h}; use align=True for a photo")
+        raise UserError(
+            f"{loaded.name}: align=False needs a square, already aligned crop, got {w}x{h}; use align=True for a photo"
+        )
     return loaded.pixels, None, list(loaded.notes), loaded.name, None
 
 
@@ -150,12 +189,19 @@ def check_render_args(quality: str, resolution: int | None, yaw: float | None, p
     if resolution is not None and (not isinstance(resolution, int) or not 16 <= resolution <= MAX_RENDER_RESOLUTION):
         raise UserError(f"resolution must be an integer between 16 and {MAX_RENDER_RESOLUTION}, got {resolution!r}")
     for name, value in (("yaw", yaw), ("pitch", pitch)):
-        if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > math.pi):
+        if value is not None and (
+            not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > math.pi
+        ):
             raise UserError(f"{name} must be a number of radians in [-pi, pi], got {value!r}")
 
 
-def save_bundle(save_directory: str | os.PathLike, components: dict[str, torch.nn.Module], description: str, aligner: dict[str, Any],
-                directions: dict[str, Any] | None) -> Path:  # fmt: skip
+def save_bundle(
+    save_directory: str | os.PathLike,
+    components: dict[str, torch.nn.Module],
+    description: str,
+    aligner: dict[str, Any],
+    directions: dict[str, Any] | None,
+) -> Path:
     """Write ``pipeline.json`` (atomically) and one subfolder per component, plus the editing directions when there are any."""
     out = Path(save_directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -194,8 +240,6 @@ class PlaneCache:
                 self._items.popitem(last=False)
 
 
-
-
 class InversionPipeline:
     """Registered components + glue: :meth:`invert` a photo, :meth:`render` any view of the result, on any backbone."""
 
@@ -216,19 +260,34 @@ class InversionPipeline:
         description: str = "",
         plane_cache_size: int = 32,
     ) -> None:
-        self._slots = dict(generator=generator, encoder=encoder, local_encoder=local_encoder, aligner_2d=aligner_2d, fusion=fusion,
-                           pose_estimator=pose_estimator, latent_mean=latent_mean, toonify_generator=toonify_generator,
-                           toonify_encoder=toonify_encoder, toonify_latent_mean=toonify_latent_mean)  # fmt: skip
+        self._slots = dict(
+            generator=generator,
+            encoder=encoder,
+            local_encoder=local_encoder,
+            aligner_2d=aligner_2d,
+            fusion=fusion,
+            pose_estimator=pose_estimator,
+            latent_mean=latent_mean,
+            toonify_generator=toonify_generator,
+            toonify_encoder=toonify_encoder,
+            toonify_latent_mean=toonify_latent_mean,
+        )
         for module in self._slots.values():
             if module is not None:
                 module.eval().requires_grad_(False)
         self.backbone = backbone_for(generator, latent_mean)
         extra = sorted(k for k, v in self._slots.items() if v is not None and k not in self.backbone.bundle_slots)
         if extra:
-            raise UserError(f"components {extra} do not belong to a {self.backbone.name} pipeline (its slots: {', '.join(self.backbone.bundle_slots)})")
+            raise UserError(
+                f"components {extra} do not belong to a {self.backbone.name} pipeline (its slots: {', '.join(self.backbone.bundle_slots)})"
+            )
         local = LocalSlots(local_encoder, aligner_2d, fusion)
-        self._variants = {DEFAULT_VARIANT: Variant(self.backbone, encoder_flow(self.backbone, encoder, pose_estimator, local))}
-        if toonify_generator is not None and toonify_encoder is not None:  # the Toonify pair has no local branch, as released
+        self._variants = {
+            DEFAULT_VARIANT: Variant(self.backbone, encoder_flow(self.backbone, encoder, pose_estimator, local))
+        }
+        if (
+            toonify_generator is not None and toonify_encoder is not None
+        ):  # the Toonify pair has no local branch, as released
             toon = backbone_for(toonify_generator, toonify_latent_mean)
             self._variants["toonify"] = Variant(toon, encoder_flow(toon, toonify_encoder, pose_estimator, LocalSlots()))
         self.flow = self._variants[DEFAULT_VARIANT].flow
@@ -238,7 +297,9 @@ class InversionPipeline:
         self.directions = dict(directions or {})
         for name, d in self.directions.items():
             if d.w_dim != self.backbone.layout.w_dim:
-                raise UserError(f"direction {name!r} is {d.w_dim}-d, but this {self.backbone.name} latent is {self.backbone.layout.w_dim}-d per W+ row")
+                raise UserError(
+                    f"direction {name!r} is {d.w_dim}-d, but this {self.backbone.name} latent is {self.backbone.layout.w_dim}-d per W+ row"
+                )
         self.description = description
         self.scenes = PlaneCache(plane_cache_size)  # (generator, edited latent) -> scene
         self.references = PlaneCache(plane_cache_size)  # (inversion, quality, edits) -> the local branch's input view
@@ -276,26 +337,42 @@ class InversionPipeline:
                 with warnings.catch_warnings():  # their long "where to put the weights" texts: one short line instead
                     warnings.simplefilter("ignore")
                     self._criteria = Criteria(make_lpips("alex", self.device), make_identity("arcface", self.device))
-                off = [name for name, c in (("LPIPS", self._criteria.lpips), ("ArcFace ID", self._criteria.identity)) if c is None]
+                off = [
+                    name
+                    for name, c in (("LPIPS", self._criteria.lpips), ("ArcFace ID", self._criteria.identity))
+                    if c is None
+                ]
                 if off:
-                    warnings.warn(f"refinement uses pixel losses only: {' and '.join(off)} weights are not installed (README: Encoders and metrics)",
-                                  stacklevel=3)  # fmt: skip
+                    warnings.warn(
+                        f"refinement uses pixel losses only: {' and '.join(off)} weights are not installed (README: Encoders and metrics)",
+                        stacklevel=3,
+                    )
             return self._criteria
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | os.PathLike = "toy", revision: str | None = None, local_files_only: bool | None = None, device: str | torch.device = "cpu"
+        cls,
+        name_or_path: str | os.PathLike = "toy",
+        revision: str | None = None,
+        local_files_only: bool | None = None,
+        device: str | torch.device = "cpu",
     ) -> InversionPipeline:
         """A known bundle (``"toy"``, ``"eg3d-ffhq"``), a local bundle folder or a Hub repo holding ``pipeline.json``."""
         spec, root = resolve_bundle(name_or_path, revision=revision, local_files_only=local_files_only)
         generator_class = spec.components["generator"].cls
         extra = sorted(set(spec.components) - set(bundle_slots(generator_class)))
         if extra:
-            raise BundleError(f"{name_or_path}: components {extra} do not belong to a bundle whose generator is a {generator_class}")
-        models = {slot: _load_component(slot, comp, root, local_files_only, device) for slot, comp in spec.components.items()}
+            raise BundleError(
+                f"{name_or_path}: components {extra} do not belong to a bundle whose generator is a {generator_class}"
+            )
+        models = {
+            slot: _load_component(slot, comp, root, local_files_only, device) for slot, comp in spec.components.items()
+        }
         directions = None
         if spec.directions is not None and root is not None:
-            directions = load_directions(check_component_folder(root, ComponentSpec(generator_class, subfolder=spec.directions), "directions"))
+            directions = load_directions(
+                check_component_folder(root, ComponentSpec(generator_class, subfolder=spec.directions), "directions")
+            )
         return cls(**models, aligner=spec.aligner, directions=directions, description=spec.description)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
@@ -346,8 +423,14 @@ class InversionPipeline:
         v = self.variant(generator)
         backbone, flow = v.backbone, v.flow
         if not flow.has_encoder and not optimize:
-            raise UserError("this bundle has no encoder (E0) yet; invert with optimize=True (the optimisation baseline, --optimize)"
-                            + (" or convert an official E3DGE runner into it (e3dge convert e3dge RUNNER.pt BUNDLE)" if backbone.name == "stylesdf" else ""))  # fmt: skip
+            raise UserError(
+                "this bundle has no encoder (E0) yet; invert with optimize=True (the optimisation baseline, --optimize)"
+                + (
+                    " or convert an official E3DGE runner into it (e3dge convert e3dge RUNNER.pt BUNDLE)"
+                    if backbone.name == "stylesdf"
+                    else ""
+                )
+            )
         timings: dict[str, float] = {}
         t = time.perf_counter()
         aligned, transform, notes, source, aligner_camera = prepare_image(image, align, self.aligner)
@@ -362,8 +445,15 @@ class InversionPipeline:
             if yaw_pitch is None and aligner_camera is not None:
                 yaw_pitch = _yaw_pitch(aligner_camera)
             t = time.perf_counter()
-            res = optimize_inversion(backbone, photo, *(yaw_pitch or (0.0, 0.0)), w_steps=steps or 200, pti_steps=(steps or 200) // 2,
-                                     criteria=self.criteria(), progress=progress)  # fmt: skip
+            res = optimize_inversion(
+                backbone,
+                photo,
+                *(yaw_pitch or (0.0, 0.0)),
+                w_steps=steps or 200,
+                pti_steps=(steps or 200) // 2,
+                criteria=self.criteria(),
+                progress=progress,
+            )
             ws, (yaw, pitch), tuned, curve = res.ws, (res.yaw, res.pitch), res.backbone, res.curve
             timings["optimize"] = time.perf_counter() - t
             method, camera_source = "optimization+pti", "optimized"
@@ -378,7 +468,17 @@ class InversionPipeline:
             yaw, pitch = yaw_pitch
             method = "e0"
             if refine is not None:
-                res = refine_latent(backbone, ws, yaw, pitch, photo, mode=refine, steps=steps or 50, criteria=self.criteria(), progress=progress)
+                res = refine_latent(
+                    backbone,
+                    ws,
+                    yaw,
+                    pitch,
+                    photo,
+                    mode=refine,
+                    steps=steps or 50,
+                    criteria=self.criteria(),
+                    progress=progress,
+                )
                 ws, yaw, pitch, curve = res.ws, res.yaw, res.pitch, res.curve
                 timings["refine"] = res.time_s
                 method = f"e0+{refine}"
@@ -394,16 +494,39 @@ class InversionPipeline:
             else:
                 reference, view = None, model.render(ws, scene, cam, "full")
         timings["render"] = time.perf_counter() - t
-        inv = Inversion(ws=ws.detach(), camera=cam.label.detach(), yaw=float(yaw), pitch=float(pitch), aligned=aligned, transform=transform,
-                        reconstruction=to_uint8(view.image), depth=_numpy(view.depth), mask=_numpy(view.mask), method=method,
-                        camera_source=camera_source, timings=timings, loss_curve=curve, notes=notes, source=source, backbone_name=model.name,
-                        variant=generator, tuned=tuned)  # fmt: skip
+        inv = Inversion(
+            ws=ws.detach(),
+            camera=cam.label.detach(),
+            yaw=float(yaw),
+            pitch=float(pitch),
+            aligned=aligned,
+            transform=transform,
+            reconstruction=to_uint8(view.image),
+            depth=_numpy(view.depth),
+            mask=_numpy(view.mask),
+            method=method,
+            camera_source=camera_source,
+            timings=timings,
+            loss_curve=curve,
+            notes=notes,
+            source=source,
+            backbone_name=model.name,
+            variant=generator,
+            tuned=tuned,
+        )
         self.scenes.put(self._scene_key(model, ws), _detached(scene))
         if reference is not None:
             self.references.put(self._reference_key(inv, flow, "full", ws), flow.without_cache_payload(reference))
         return inv
 
-    def from_latent(self, ws: torch.Tensor, yaw: float = 0.0, pitch: float = 0.0, source: str = "latent", generator: str = DEFAULT_VARIANT) -> Inversion:
+    def from_latent(
+        self,
+        ws: torch.Tensor,
+        yaw: float = 0.0,
+        pitch: float = 0.0,
+        source: str = "latent",
+        generator: str = DEFAULT_VARIANT,
+    ) -> Inversion:
         """An :class:`Inversion` for a known W+ code (e.g. a sampled face or another projector's result)."""
         backbone = self.variant(generator).backbone
         try:
@@ -411,7 +534,9 @@ class InversionPipeline:
         except ValueError as err:
             raise UserError(str(err)) from None
         if ws.shape[0] != 1:
-            raise UserError(f"ws must hold one face [1, {backbone.layout.num_ws}, {backbone.layout.w_dim}], got {list(ws.shape)}")
+            raise UserError(
+                f"ws must hold one face [1, {backbone.layout.num_ws}, {backbone.layout.w_dim}], got {list(ws.shape)}"
+            )
         t = time.perf_counter()
         cam = backbone.camera(yaw, pitch)
         ws = ws.detach().to(self.device)
@@ -419,9 +544,23 @@ class InversionPipeline:
             scene = backbone.scene(ws)
             view = backbone.render(ws, scene, cam, "full")
         recon = to_uint8(view.image)
-        inv = Inversion(ws=ws, camera=cam.label, yaw=float(yaw), pitch=float(pitch), aligned=recon, transform=None, reconstruction=recon,
-                        depth=_numpy(view.depth), mask=_numpy(view.mask), method="latent", camera_source="given",
-                        timings={"render": time.perf_counter() - t}, source=source, backbone_name=backbone.name, variant=generator)  # fmt: skip
+        inv = Inversion(
+            ws=ws,
+            camera=cam.label,
+            yaw=float(yaw),
+            pitch=float(pitch),
+            aligned=recon,
+            transform=None,
+            reconstruction=recon,
+            depth=_numpy(view.depth),
+            mask=_numpy(view.mask),
+            method="latent",
+            camera_source="given",
+            timings={"render": time.perf_counter() - t},
+            source=source,
+            backbone_name=backbone.name,
+            variant=generator,
+        )
         self.scenes.put(self._scene_key(backbone, ws), _detached(scene))
         return inv
 
@@ -456,11 +595,23 @@ class InversionPipeline:
             else:
                 view = backbone.render(ws, scene, cam, quality)
             image = view.image if resolution is None else resize_square(view.image, resolution)
-        return Render(image=to_uint8(image), depth=_numpy(view.depth), mask=_numpy(view.mask), camera=cam.label.detach().cpu(),
-                      time_s=time.perf_counter() - t, cached_planes=cached)  # fmt: skip
+        return Render(
+            image=to_uint8(image),
+            depth=_numpy(view.depth),
+            mask=_numpy(view.mask),
+            camera=cam.label.detach().cpu(),
+            time_s=time.perf_counter() - t,
+            cached_planes=cached,
+        )
 
-    def render_view(self, inversion: Inversion, camera: Camera, edits: dict[str, float] | None = None, quality: Quality = "full",
-                    decode: bool = True) -> View:  # fmt: skip
+    def render_view(
+        self,
+        inversion: Inversion,
+        camera: Camera,
+        edits: dict[str, float] | None = None,
+        quality: Quality = "full",
+        decode: bool = True,
+    ) -> View:
         """The raw tensors of one view without the local branch (exporters: depth, masks, colours)."""
         backbone, _ = self._of(inversion)
         ws = self.edited_latent(inversion, edits)
@@ -468,7 +619,9 @@ class InversionPipeline:
         with torch.no_grad():
             return backbone.render(ws, scene, camera, quality, decode=decode)
 
-    def scene_for(self, inversion: Inversion, edits: dict[str, float] | None = None) -> tuple[Backbone, torch.Tensor, Any]:
+    def scene_for(
+        self, inversion: Inversion, edits: dict[str, float] | None = None
+    ) -> tuple[Backbone, torch.Tensor, Any]:
         """(backbone, edited ws, scene) of ``inversion`` with ``edits``; exporters query the field through them."""
         backbone, _ = self._of(inversion)
         ws = self.edited_latent(inversion, edits)
@@ -493,18 +646,24 @@ class InversionPipeline:
         self.scenes.put(key, scene)
         return scene, False
 
-    def _reference_key(self, inversion: Inversion, flow: EncoderFlow, quality: Quality, edited_ws: torch.Tensor) -> tuple[str, ...]:
+    def _reference_key(
+        self, inversion: Inversion, flow: EncoderFlow, quality: Quality, edited_ws: torch.Tensor
+    ) -> tuple[str, ...]:
         edited = content_hash(edited_ws) if flow.edits_move_reference else ""
         return flow.backbone.identity, inversion.key, quality, edited
 
-    def _reference(self, inversion: Inversion, flow: EncoderFlow, photo: torch.Tensor, quality: Quality, edited_ws: torch.Tensor):
+    def _reference(
+        self, inversion: Inversion, flow: EncoderFlow, photo: torch.Tensor, quality: Quality, edited_ws: torch.Tensor
+    ):
         """The local branch's input view for ``inversion`` (cached: it does not change while the head turns)."""
         key = self._reference_key(inversion, flow, quality, edited_ws)
         reference = self.references.get(key)
         if reference is None:
             ws = inversion.ws.to(self.device)
             moved = flow.edits_move_reference and not torch.equal(edited_ws, ws)
-            reference = flow.reference(photo, ws, flow.backbone.camera(inversion.yaw, inversion.pitch), quality, edited_ws if moved else None)
+            reference = flow.reference(
+                photo, ws, flow.backbone.camera(inversion.yaw, inversion.pitch), quality, edited_ws if moved else None
+            )
             reference = flow.without_cache_payload(reference)
             self.references.put(key, reference)
         return reference
@@ -516,10 +675,15 @@ def given_camera(camera) -> tuple[tuple[float, float] | None, str]:
         return None, ""
     if isinstance(camera, torch.Tensor):
         if tuple(camera.shape) not in ((1, 25), (25,)):
-            raise UserError(f"camera must be a label [1, 25] or (yaw, pitch) in radians, got a tensor of shape {list(camera.shape)}")
+            raise UserError(
+                f"camera must be a label [1, 25] or (yaw, pitch) in radians, got a tensor of shape {list(camera.shape)}"
+            )
         return _yaw_pitch(camera.reshape(1, 25)), "given"
-    if (isinstance(camera, (tuple, list)) and len(camera) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in camera)):  # fmt: skip
+    if (
+        isinstance(camera, (tuple, list))
+        and len(camera) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in camera)
+    ):
         return (float(camera[0]), float(camera[1])), "given"
     raise UserError(f"camera must be a label [1, 25] or (yaw, pitch) in radians, got {camera!r}")
 
@@ -538,7 +702,9 @@ def _detached(scene: Any) -> Any:
     return scene.detach() if isinstance(scene, torch.Tensor) else scene
 
 
-def _load_component(slot: str, comp: ComponentSpec, root: Path | None, local_files_only: bool | None, device) -> torch.nn.Module:
+def _load_component(
+    slot: str, comp: ComponentSpec, root: Path | None, local_files_only: bool | None, device
+) -> torch.nn.Module:
     """Build one component from its bundle subfolder, a known checkpoint name or another Hub repo."""
     cls = component_class(comp.cls)
     if comp.source is not None:

@@ -55,7 +55,9 @@ def optimize_inversion(
     resolution = resolution or backbone.refine_resolution
     device = target.device
     num_ws = backbone.layout.num_ws
-    w = backbone.mean_latent().to(device)[:, :1].clone().requires_grad_(True)  # one w for the first half (W), then W+ rows
+    w = (
+        backbone.mean_latent().to(device)[:, :1].clone().requires_grad_(True)
+    )  # one w for the first half (W), then W+ rows
     plus = torch.zeros(1, num_ws, backbone.layout.w_dim, device=device)
     pose = torch.tensor([float(yaw), float(pitch)], device=device, requires_grad=optimize_pose)
     curve: list[float] = []

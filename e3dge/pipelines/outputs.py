@@ -12,7 +12,15 @@ import numpy as np
 
 from e3dge.pipelines.inversion import Inversion, InversionPipeline
 
-__all__ = ["InversionFiles", "depth_image", "view_angles", "orbit_angles", "write_inversion", "contact_sheet", "write_video"]
+__all__ = [
+    "InversionFiles",
+    "depth_image",
+    "view_angles",
+    "orbit_angles",
+    "write_inversion",
+    "contact_sheet",
+    "write_video",
+]
 
 RESULT_JSON = "inversion.json"
 
@@ -47,9 +55,14 @@ def view_angles(n: int, yaw_range: float = 0.6) -> list[tuple[float, float]]:
     return [(-yaw_range + 2 * yaw_range * i / (n - 1), 0.0) for i in range(n)]
 
 
-def orbit_angles(n: int, yaw_range: float = 0.35, pitch_range: float = 0.25, pitch_offset: float = -0.05) -> list[tuple[float, float]]:
+def orbit_angles(
+    n: int, yaw_range: float = 0.35, pitch_range: float = 0.25, pitch_offset: float = -0.05
+) -> list[tuple[float, float]]:
     """EG3D's orbit (as :func:`e3dge.cameras.orbit_labels`) as (yaw, pitch) radians."""
-    return [(yaw_range * math.sin(2 * math.pi * t / n), pitch_offset + pitch_range * math.cos(2 * math.pi * t / n)) for t in range(n)]
+    return [
+        (yaw_range * math.sin(2 * math.pi * t / n), pitch_offset + pitch_range * math.cos(2 * math.pi * t / n))
+        for t in range(n)
+    ]
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
@@ -57,7 +70,9 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
     import imageio.v3 as iio
 
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    iio.imwrite(tmp, np.stack(frames), fps=fps, codec="libx264", macro_block_size=1)  # imageio-ffmpeg: yuv420p by default
+    iio.imwrite(
+        tmp, np.stack(frames), fps=fps, codec="libx264", macro_block_size=1
+    )  # imageio-ffmpeg: yuv420p by default
     tmp.replace(path)
     return path
 
@@ -91,14 +106,22 @@ def write_inversion(
     """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    files = InversionFiles(out, _png(out / "aligned.png", inv.aligned), _png(out / "reconstruction.png", inv.reconstruction),
-                           _png(out / "depth.png", depth_image(inv.depth, inv.mask, *pipe.variant(inv.variant).backbone.rig.depth_range)))  # fmt: skip
+    files = InversionFiles(
+        out,
+        _png(out / "aligned.png", inv.aligned),
+        _png(out / "reconstruction.png", inv.reconstruction),
+        _png(out / "depth.png", depth_image(inv.depth, inv.mask, *pipe.variant(inv.variant).backbone.rig.depth_range)),
+    )
     if edits:
         files.edited = _png(out / "edited.png", pipe.render(inv, edits=edits, quality="full").image)
     for i, (yaw, pitch) in enumerate(view_angles(views) if views else []):
-        files.views.append(_png(out / f"view_{i:02d}.png", pipe.render(inv, yaw=yaw, pitch=pitch, edits=edits, quality="full").image))
+        files.views.append(
+            _png(out / f"view_{i:02d}.png", pipe.render(inv, yaw=yaw, pitch=pitch, edits=edits, quality="full").image)
+        )
     if orbit_frames:
-        frames = [pipe.render(inv, yaw=y, pitch=p, edits=edits, quality="full").image for y, p in orbit_angles(orbit_frames)]
+        frames = [
+            pipe.render(inv, yaw=y, pitch=p, edits=edits, quality="full").image for y, p in orbit_angles(orbit_frames)
+        ]
         files.video = write_video(out / "orbit.mp4", frames, fps)
     if mesh or plots:
         _write_3d(pipe, inv, out, files, edits, mesh, mesh_options, plots)
@@ -109,17 +132,37 @@ def write_inversion(
     return files
 
 
-def _write_3d(pipe: InversionPipeline, inv: Inversion, out: Path, files: InversionFiles, edits, mesh: str | None, mesh_options, plots: bool) -> None:
+def _write_3d(
+    pipe: InversionPipeline,
+    inv: Inversion,
+    out: Path,
+    files: InversionFiles,
+    edits,
+    mesh: str | None,
+    mesh_options,
+    plots: bool,
+) -> None:
     """``mesh.<fmt>`` and/or ``view3d.html`` of the (edited) face at the input's view."""
-    from e3dge.export import MeshOptions, depth_surface_figure, extract_mesh, mesh_figure, point_cloud_figure, save_mesh, write_html
+    from e3dge.export import (
+        MeshOptions,
+        depth_surface_figure,
+        extract_mesh,
+        mesh_figure,
+        point_cloud_figure,
+        save_mesh,
+        write_html,
+    )
 
     surface = extract_mesh(pipe, inv, edits=edits, options=mesh_options or MeshOptions())
     if mesh:
         files.mesh = save_mesh(surface, out / f"mesh.{mesh}", mesh)
     if plots:
         view = pipe.render(inv, edits=edits, quality="full")
-        figures = [depth_surface_figure(view.depth, view.mask, view.image, "depth (input view)"), mesh_figure(surface, "mesh"),
-                   point_cloud_figure(view.depth, view.mask, view.image, view.camera, "depth as points")]  # fmt: skip
+        figures = [
+            depth_surface_figure(view.depth, view.mask, view.image, "depth (input view)"),
+            mesh_figure(surface, "mesh"),
+            point_cloud_figure(view.depth, view.mask, view.image, view.camera, "depth as points"),
+        ]
         files.plots = write_html(figures, out / "view3d.html")
 
 

@@ -49,7 +49,9 @@ class Criteria:
 def reconstruction_loss(out: View, target: torch.Tensor, criteria: Criteria | None = None) -> torch.Tensor:
     """MSE of the final image and of the raw render against ``target`` ([1, 3, S, S] in [-1, 1]), + 0.8 LPIPS + 0.1 ID when available."""
     image = F.interpolate(out.image, size=target.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
-    raw_target = F.interpolate(target, size=out.image_raw.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+    raw_target = F.interpolate(
+        target, size=out.image_raw.shape[-2:], mode="bilinear", align_corners=False, antialias=True
+    )
     loss = F.mse_loss(image, target) + F.mse_loss(out.image_raw, raw_target)
     if criteria is not None and criteria.lpips is not None:
         loss = loss + 0.8 * criteria.lpips(image, target).mean()

@@ -83,14 +83,28 @@ def invert_video(
     out.mkdir(parents=True, exist_ok=True)
     aligned, cams_path = out / "aligned.mp4", out / "aligned.json"
     if not (aligned.is_file() and cams_path.is_file()):
-        align_video(in_path, aligned, pipe.aligner.get("convention", "eg3d"), window=align_window, detector=pipe.aligner.get("detector", "hog"), progress=progress)
+        align_video(
+            in_path,
+            aligned,
+            pipe.aligner.get("convention", "eg3d"),
+            window=align_window,
+            detector=pipe.aligner.get("detector", "hog"),
+            progress=progress,
+        )
     cams = json.loads(cams_path.read_text())
     labels = torch.tensor([f["label"] for f in cams["frames"]], dtype=torch.float32)
     frames = list(iio.imiter(aligned))
     if len(frames) != len(labels):
         raise UserError(f"{aligned}: {len(frames)} frames but {len(labels)} cameras; delete {out} and run again")
     frames_dir = out / "frames"
-    options = {"source": in_path.name, "refine": refine, "steps": steps, "smooth_window": smooth_window, "view": list(view), "model": pipe.description}
+    options = {
+        "source": in_path.name,
+        "refine": refine,
+        "steps": steps,
+        "smooth_window": smooth_window,
+        "view": list(view),
+        "model": pipe.description,
+    }
     reused = _frames_state(frames_dir, options)
     inversions = []
     for i in tqdm(range(len(frames)), desc="invert frames", disable=not progress):
@@ -116,4 +130,3 @@ def invert_video(
         composed.append(np.concatenate([src, recon, novel], axis=1))
     video = write_video(out / "inversion.mp4", composed, int(fps or round(cams.get("fps", 25))))
     return VideoInversion(video, aligned, frames_dir, len(frames), reused)
-

@@ -31,7 +31,22 @@ from e3dge.toy.render import render_heads
 from e3dge.training.checkpoint import load_checkpoint
 from e3dge.training.loop import LOG, LoopOptions, TrainingLoop, read_log, restored_threads
 
-__all__ = ["TOY_SIZES", "toy_eg3d_config", "random_cameras", "render_for_training", "export_checkpoint", "DistillConfig", "DistillLoss", "LossTerms", "WeightAverage", "learning_rate", "parent_recipe", "training_recipe", "DistillTask", "train_generator"]
+__all__ = [
+    "TOY_SIZES",
+    "toy_eg3d_config",
+    "random_cameras",
+    "render_for_training",
+    "export_checkpoint",
+    "DistillConfig",
+    "DistillLoss",
+    "LossTerms",
+    "WeightAverage",
+    "learning_rate",
+    "parent_recipe",
+    "training_recipe",
+    "DistillTask",
+    "train_generator",
+]
 
 
 TOY_SIZES = {
@@ -61,7 +76,10 @@ def toy_eg3d_config(z_dim: int = 32, size: str = "small") -> dict:
         "c_dim": 25,
         "img_resolution": 128,
         "img_channels": 3,
-        "mapping_kwargs": {"num_layers": mapping_layers, "lr_multiplier": 0.1},  # EG3D: 0.01; regression tolerates faster
+        "mapping_kwargs": {
+            "num_layers": mapping_layers,
+            "lr_multiplier": 0.1,
+        },  # EG3D: 0.01; regression tolerates faster
         "rendering_kwargs": rendering,
         "sr_kwargs": {"width": 16},
         "channel_base": 2048,
@@ -74,7 +92,9 @@ def toy_eg3d_config(z_dim: int = 32, size: str = "small") -> dict:
     }
 
 
-def random_cameras(n: int, generator: torch.Generator, yaw_range: float = 0.7, pitch_range: float = 0.3) -> torch.Tensor:
+def random_cameras(
+    n: int, generator: torch.Generator, yaw_range: float = 0.7, pitch_range: float = 0.3
+) -> torch.Tensor:
     """Labels ``[n, 25]`` with yaw ~ U(+-yaw_range), pitch ~ U(+-pitch_range) (radians)."""
     yaw = (torch.rand(n, generator=generator) * 2 - 1) * yaw_range
     pitch = (torch.rand(n, generator=generator) * 2 - 1) * pitch_range
@@ -111,9 +131,13 @@ class DistillConfig:
     z_dim: int = 32
     size: str = "small"  # a key of TOY_SIZES
     device: str = "cpu"  # "cpu", "cuda", "cuda:1", or "auto" (CUDA when available); random draws stay on a CPU stream
-    average_from: int = 0  # > 0: the exported weights are the mean of the weights at steps >= this that are multiples of average_every
+    average_from: int = (
+        0  # > 0: the exported weights are the mean of the weights at steps >= this that are multiples of average_every
+    )
     average_every: int = 100  # steps between averaged snapshots (weight averaging smooths the last steps' SGD noise)
-    init_from: str | None = None  # a saved generator folder (config.json + model.safetensors) to fine-tune; fresh optimizer, probe fitted to it
+    init_from: str | None = (
+        None  # a saved generator folder (config.json + model.safetensors) to fine-tune; fresh optimizer, probe fitted to it
+    )
     warmup_steps: int = 0  # linear learning-rate warm-up (a fresh Adam on trained weights takes full-size first steps)
 
     def __post_init__(self) -> None:
@@ -122,22 +146,46 @@ class DistillConfig:
         if self.warmup_steps < 0:
             raise OptionError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.average_every < 1 or self.average_from < 0:
-            raise OptionError(f"average_every must be >= 1 and average_from >= 0 (0 = no averaging), got {self.average_every} and {self.average_from}")
+            raise OptionError(
+                f"average_every must be >= 1 and average_from >= 0 (0 = no averaging), got {self.average_every} and {self.average_from}"
+            )
         for f in fields(self):
             if f.name in DISTILL_RANGES:
                 check_range(f.name, getattr(self, f.name), *DISTILL_RANGES[f.name], integer=f.type == "int")
         if self.target_resolution % self.train_resolution:
-            raise OptionError(f"target_resolution ({self.target_resolution}) must be a multiple of train_resolution ({self.train_resolution})")
+            raise OptionError(
+                f"target_resolution ({self.target_resolution}) must be a multiple of train_resolution ({self.train_resolution})"
+            )
 
 
 DISTILL_RANGES: dict[str, tuple[float, float]] = {
-    "steps": (1, 10**8), "batch_size": (1, 1024), "lr": (0.0, 1.0), "lr_final_ratio": (0.0, 1.0), "seed": (0, 2**31 - 1),
-    "train_resolution": (4, 256), "target_resolution": (4, 512), "depth_samples": (1, 256), "importance_samples": (0, 256),
-    "points_per_head": (2, 10**6), "w_image": (0.0, 1e6), "w_sr": (0.0, 1e6), "w_depth": (0.0, 1e6), "w_mask": (0.0, 1e6),
-    "w_density": (0.0, 1e6), "w_probe": (0.0, 1e6), "ray_subset_every": (0, 10**6), "sdf_beta": (1e-6, 1.0), "yaw_range": (0.0, 3.2),
-    "pitch_range": (0.0, 1.6), "checkpoint_every": (1, 10**8), "threads": (0, 1024), "z_dim": (1, 4096), "average_from": (0, 10**8),
-    "average_every": (1, 10**8), "warmup_steps": (0, 10**8),
-}  # fmt: skip
+    "steps": (1, 10**8),
+    "batch_size": (1, 1024),
+    "lr": (0.0, 1.0),
+    "lr_final_ratio": (0.0, 1.0),
+    "seed": (0, 2**31 - 1),
+    "train_resolution": (4, 256),
+    "target_resolution": (4, 512),
+    "depth_samples": (1, 256),
+    "importance_samples": (0, 256),
+    "points_per_head": (2, 10**6),
+    "w_image": (0.0, 1e6),
+    "w_sr": (0.0, 1e6),
+    "w_depth": (0.0, 1e6),
+    "w_mask": (0.0, 1e6),
+    "w_density": (0.0, 1e6),
+    "w_probe": (0.0, 1e6),
+    "ray_subset_every": (0, 10**6),
+    "sdf_beta": (1e-6, 1.0),
+    "yaw_range": (0.0, 3.2),
+    "pitch_range": (0.0, 1.6),
+    "checkpoint_every": (1, 10**8),
+    "threads": (0, 1024),
+    "z_dim": (1, 4096),
+    "average_from": (0, 10**8),
+    "average_every": (1, 10**8),
+    "warmup_steps": (0, 10**8),
+}
 """Accepted ranges of the distillation's numeric options (inclusive)."""
 
 RUN_ONLY_OPTIONS = ("out_dir", "threads", "checkpoint_every", "device")
@@ -165,7 +213,13 @@ class DistillLoss:
         self.probe = torch.nn.Linear(w_dim, factor_map.rows.shape[0])  # trained with G; not part of it
 
     def __call__(
-        self, G: TriPlaneGenerator, z: torch.Tensor, c: torch.Tensor, gen: torch.Generator, step: int = 0, render_gen: torch.Generator | None = None
+        self,
+        G: TriPlaneGenerator,
+        z: torch.Tensor,
+        c: torch.Tensor,
+        gen: torch.Generator,
+        step: int = 0,
+        render_gen: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, LossTerms]:
         """Loss for latents ``z`` at cameras ``c`` (both on G's device).
 
@@ -182,8 +236,12 @@ class DistillLoss:
         zero = torch.zeros((), device=dev)
         if cfg.ray_subset_every > 0 and step % cfg.ray_subset_every == cfg.ray_subset_every - 1:
             # As many rays as a train_resolution render, drawn from the full target grid.
-            rays = torch.rand(n, cfg.target_resolution**2, generator=gen).argsort(1)[:, : cfg.train_resolution**2].to(dev)
-            out = render_for_training(G, ws, c, cfg.target_resolution, render_gen, rays=rays, rendering_kwargs=self.rendering_kwargs(G))
+            rays = (
+                torch.rand(n, cfg.target_resolution**2, generator=gen).argsort(1)[:, : cfg.train_resolution**2].to(dev)
+            )
+            out = render_for_training(
+                G, ws, c, cfg.target_resolution, render_gen, rays=rays, rendering_kwargs=self.rendering_kwargs(G)
+            )
 
             def pick(x: torch.Tensor) -> torch.Tensor:
                 flat = x.flatten(2)
@@ -198,7 +256,9 @@ class DistillLoss:
             tgt_mask = F.avg_pool2d(target.mask, k)
             full = -F.max_pool2d(-target.mask, k)  # 1 where the head covers the whole pixel
             tgt_depth = F.avg_pool2d(target.depth, k)
-            out = render_for_training(G, ws, c, cfg.train_resolution, render_gen, rendering_kwargs=self.rendering_kwargs(G))
+            out = render_for_training(
+                G, ws, c, cfg.train_resolution, render_gen, rendering_kwargs=self.rendering_kwargs(G)
+            )
             l_sr = (F.adaptive_avg_pool2d(out.image, cfg.target_resolution) - target.image).abs().mean()
         l_img = (out.image_raw - tgt_img).abs().mean()
         l_depth = ((out.depth - tgt_depth).abs() * full).sum() / full.sum().clamp_min(1)
@@ -214,14 +274,24 @@ class DistillLoss:
         sigma = G.query_points(None, pts, planes=out.planes).sigma[..., 0]
         l_dens = (torch.log1p(F.softplus(sigma - 1)) - torch.log1p(tgt_density)).abs().mean()
 
-        total = (cfg.w_image * l_img + cfg.w_sr * l_sr + cfg.w_depth * l_depth + cfg.w_mask * l_mask
-                 + cfg.w_density * l_dens + cfg.w_probe * l_probe)
+        total = (
+            cfg.w_image * l_img
+            + cfg.w_sr * l_sr
+            + cfg.w_depth * l_depth
+            + cfg.w_mask * l_mask
+            + cfg.w_density * l_dens
+            + cfg.w_probe * l_probe
+        )
         terms = LossTerms(*(float(v.detach()) for v in (total, l_img, l_sr, l_depth, l_mask, l_dens, l_probe)))
         return total, terms
 
     def rendering_kwargs(self, G: TriPlaneGenerator) -> dict:
         """G's rendering options with the training sample counts (a copy: G is left as it is)."""
-        return {**G.rendering_kwargs, "depth_resolution": self.cfg.depth_samples, "depth_resolution_importance": self.cfg.importance_samples}
+        return {
+            **G.rendering_kwargs,
+            "depth_resolution": self.cfg.depth_samples,
+            "depth_resolution_importance": self.cfg.importance_samples,
+        }
 
     def probe_targets(self, z: torch.Tensor) -> torch.Tensor:
         """The factor scores before the normal CDF, from z as the mapping sees it: ``[N, factors]``."""
@@ -286,16 +356,36 @@ def render_for_training(
         rgb, sigma = G.decoder(feats)
         return rgb, sigma.clamp_min(sigma_floor)
 
-    r = render_rays(field, origins, directions, rendering_kwargs or G.rendering_kwargs, deterministic=False, generator=gen)
+    r = render_rays(
+        field, origins, directions, rendering_kwargs or G.rendering_kwargs, deterministic=False, generator=gen
+    )
     n = origins.shape[0]
     if rays is not None:  # per-ray results as [N, C, R]; no SR, so image is the raw colour
         features = r.features.permute(0, 2, 1)
-        return GeneratorOutput(image=features[:, :3], image_raw=features[:, :3], depth=r.depth.permute(0, 2, 1),
-                               mask=r.weight_total.permute(0, 2, 1), features=features, planes=planes)  # fmt: skip
+        return GeneratorOutput(
+            image=features[:, :3],
+            image_raw=features[:, :3],
+            depth=r.depth.permute(0, 2, 1),
+            mask=r.weight_total.permute(0, 2, 1),
+            features=features,
+            planes=planes,
+        )
     feature_image = r.features.permute(0, 2, 1).reshape(n, -1, res, res)
-    image = G.superresolution(feature_image[:, :3], feature_image, ws, noise_mode=G.rendering_kwargs["superresolution_noise_mode"], generator=gen)
-    return GeneratorOutput(image=image, image_raw=feature_image[:, :3], depth=r.depth.permute(0, 2, 1).reshape(n, 1, res, res),
-                           mask=r.weight_total.permute(0, 2, 1).reshape(n, 1, res, res), features=feature_image, planes=planes)  # fmt: skip
+    image = G.superresolution(
+        feature_image[:, :3],
+        feature_image,
+        ws,
+        noise_mode=G.rendering_kwargs["superresolution_noise_mode"],
+        generator=gen,
+    )
+    return GeneratorOutput(
+        image=image,
+        image_raw=feature_image[:, :3],
+        depth=r.depth.permute(0, 2, 1).reshape(n, 1, res, res),
+        mask=r.weight_total.permute(0, 2, 1).reshape(n, 1, res, res),
+        features=feature_image,
+        planes=planes,
+    )
 
 
 class WeightAverage:
@@ -408,13 +498,22 @@ class DistillTask:
             self.average.add(self.G.state_dict())
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": _cpu(self.G.state_dict()), "probe": _cpu(self.loss.probe.state_dict()), "optimizer": self.opt.state_dict(),
-                "step": self.step, "size": self.cfg.size, "z_dim": self.cfg.z_dim, "average": self.average.state_dict()}  # fmt: skip
+        return {
+            "model": _cpu(self.G.state_dict()),
+            "probe": _cpu(self.loss.probe.state_dict()),
+            "optimizer": self.opt.state_dict(),
+            "step": self.step,
+            "size": self.cfg.size,
+            "z_dim": self.cfg.z_dim,
+            "average": self.average.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("size", "small") != self.cfg.size:
-            raise OptionError(f"{self.cfg.out_dir} holds a {state.get('size')!r} generator but size={self.cfg.size!r} was asked; "
-                              "use the same --size or another --out folder")  # fmt: skip
+            raise OptionError(
+                f"{self.cfg.out_dir} holds a {state.get('size')!r} generator but size={self.cfg.size!r} was asked; "
+                "use the same --size or another --out folder"
+            )
         self.G.load_state_dict(state["model"])
         self.loss.probe.load_state_dict(state["probe"])
         self.opt.load_state_dict(state["optimizer"])
@@ -435,7 +534,9 @@ class DistillTask:
         (out_dir / "history.json").write_text(json.dumps(read_log(out_dir / LOG)))
 
 
-def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | None = None, resume: str = "auto") -> TriPlaneGenerator:
+def train_generator(
+    cfg: DistillConfig, progress: bool = True, stop_at: int | None = None, resume: str = "auto"
+) -> TriPlaneGenerator:
     """Train (or resume from ``out_dir/checkpoint.safetensors``) and save ``out_dir/final`` as config.json + safetensors.
 
     ``stop_at`` ends the session early at that step (checkpointed, schedule unchanged); rerun to resume.
@@ -444,9 +545,22 @@ def train_generator(cfg: DistillConfig, progress: bool = True, stop_at: int | No
     with restored_threads(cfg.threads):
         task = DistillTask(cfg)
         options = {k: v for k, v in asdict(cfg).items() if k not in RUN_ONLY_OPTIONS}
-        loop = TrainingLoop(task, LoopOptions(cfg.out_dir, cfg.steps, options, seed=cfg.seed, checkpoint_every=cfg.checkpoint_every, resume=resume,
-                                              progress=progress, desc="toy distill", postfix=("image", "depth", "density"),
-                                              threads=cfg.threads, device=task.device))  # fmt: skip
+        loop = TrainingLoop(
+            task,
+            LoopOptions(
+                cfg.out_dir,
+                cfg.steps,
+                options,
+                seed=cfg.seed,
+                checkpoint_every=cfg.checkpoint_every,
+                resume=resume,
+                progress=progress,
+                desc="toy distill",
+                postfix=("image", "depth", "density"),
+                threads=cfg.threads,
+                device=task.device,
+            ),
+        )
         if loop.resume() == 0:
             task.start_fresh()
         (Path(cfg.out_dir) / "train_config.json").write_text(json.dumps(training_recipe(cfg), indent=2))

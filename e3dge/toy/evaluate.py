@@ -94,7 +94,10 @@ def evaluate_toy_inversion(
             "pose_error_deg": torch.rad2deg(torch.linalg.norm(enc.pose - torch.stack([yaw, pitch], 1), dim=1)),
         }
         if lpips is not None:
-            vals["lpips"] = lpips(F.interpolate(o1.image_raw.clamp(-1, 1), size=256, mode="bilinear"), F.interpolate(ref1[0], size=256, mode="bilinear"))
+            vals["lpips"] = lpips(
+                F.interpolate(o1.image_raw.clamp(-1, 1), size=256, mode="bilinear"),
+                F.interpolate(ref1[0], size=256, mode="bilinear"),
+            )
         for k, v in vals.items():
             sums[k] = sums.get(k, 0.0) + float(v.sum())
         count += n
@@ -107,4 +110,3 @@ def depth_error_pct(pred: torch.Tensor, ref: torch.Tensor, ref_mask: torch.Tenso
     on = (ref_mask > 0.5).to(pred.dtype)
     err = ((pred - ref).abs().clamp(max=DEPTH_RANGE) * on).flatten(1).sum(1) / on.flatten(1).sum(1).clamp_min(1)
     return 100 * err / DEPTH_RANGE
-

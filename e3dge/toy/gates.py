@@ -51,7 +51,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def measure_render_gates(G: TriPlaneGenerator, num_heads: int = 64, resolution: int = 64, batch: int = 8, seed: int = HELD_OUT_SEED) -> RenderGates:
+def measure_render_gates(
+    G: TriPlaneGenerator, num_heads: int = 64, resolution: int = 64, batch: int = 8, seed: int = HELD_OUT_SEED
+) -> RenderGates:
     """PSNR, depth MAE and mask IoU at random cameras for held-out z (deterministic rendering)."""
     fm = HeadFactorMap(G.z_dim)
     gen = torch.Generator().manual_seed(seed)
@@ -83,7 +85,9 @@ def measure_render_gates(G: TriPlaneGenerator, num_heads: int = 64, resolution: 
     )
 
 
-def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float = 1e-3, iters: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+def fit_logistic(
+    x: torch.Tensor, y: torch.Tensor, l2: float = 1e-3, iters: int = 200
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Logistic regression (L-BFGS) on standardised features; returns ``(weight [D], bias)`` in raw feature units."""
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
     xs = (x - mean) / std
@@ -103,7 +107,9 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float = 1e-3, iters: int 
 
 
 @torch.no_grad()
-def measure_separability(G: TriPlaneGenerator, train_size: int = 2000, test_size: int = 1000, seed: int = HELD_OUT_SEED) -> list[SeparabilityGate]:
+def measure_separability(
+    G: TriPlaneGenerator, train_size: int = 2000, test_size: int = 1000, seed: int = HELD_OUT_SEED
+) -> list[SeparabilityGate]:
     """Accuracy of linear classifiers on w (first w row) for smile and glasses, on held-out latents."""
     fm = HeadFactorMap(G.z_dim)
     z = torch.randn(train_size + test_size, G.z_dim, generator=torch.Generator().manual_seed(seed + 1))

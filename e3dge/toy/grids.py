@@ -31,7 +31,9 @@ def _depth_to_unit(depth: torch.Tensor, near: float, far: float) -> torch.Tensor
 
 
 @torch.no_grad()
-def save_grids(G: TriPlaneGenerator, out_dir: str | Path, num_z: int = 6, yaws=(-0.6, -0.3, 0.0, 0.3, 0.6), seed: int = 10_000) -> list[Path]:
+def save_grids(
+    G: TriPlaneGenerator, out_dir: str | Path, num_z: int = 6, yaws=(-0.6, -0.3, 0.0, 0.3, 0.6), seed: int = 10_000
+) -> list[Path]:
     """Write generator (SR and raw), procedural (plain and photo-like) and depth grids as PNGs; return their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -227,11 +227,17 @@ def head_albedo(p: torch.Tensor, u: torch.Tensor, parts: dict[str, torch.Tensor]
     colour = skin
     base = torch.minimum(torch.minimum(parts["face"], parts["nose"]), parts["ears"])
 
-    def blend(colour: torch.Tensor, part: torch.Tensor, other: torch.Tensor, target: torch.Tensor, width: float = 0.004):
+    def blend(
+        colour: torch.Tensor, part: torch.Tensor, other: torch.Tensor, target: torch.Tensor, width: float = 0.004
+    ):
         w = torch.sigmoid((other - part) / width)
         return colour + (target - colour) * w[:, None]
 
-    lip_col = _lerp(torch.tensor([0.75, 0.35, 0.35], device=dev).expand(len(p), 3), torch.tensor([0.55, 0.12, 0.2], device=dev).expand(len(p), 3), u[:, _F["lip_colour"]])
+    lip_col = _lerp(
+        torch.tensor([0.75, 0.35, 0.35], device=dev).expand(len(p), 3),
+        torch.tensor([0.55, 0.12, 0.2], device=dev).expand(len(p), 3),
+        u[:, _F["lip_colour"]],
+    )
     colour = blend(colour, parts["lips"], base, lip_col)
 
     # Eyes: white sclera, coloured iris and dark pupil facing +z.
@@ -241,8 +247,14 @@ def head_albedo(p: torch.Tensor, u: torch.Tensor, parts: dict[str, torch.Tensor]
     side = torch.where(q[:, 0] >= 0, ex, -ex)
     v = q - torch.stack((side, torch.full_like(side, 0.045), torch.full_like(side, 0.165)), -1)
     cos = v[:, 2] / torch.linalg.norm(v, dim=-1).clamp_min(1e-6)
-    iris_col = _lerp(torch.tensor([0.15, 0.35, 0.75], device=dev).expand(len(p), 3), torch.tensor([0.35, 0.2, 0.08], device=dev).expand(len(p), 3), u[:, _F["iris_colour"]])
-    eye_col = torch.where((cos > 0.8)[:, None], iris_col, torch.tensor([0.95, 0.95, 0.93], device=dev).expand(len(p), 3))
+    iris_col = _lerp(
+        torch.tensor([0.15, 0.35, 0.75], device=dev).expand(len(p), 3),
+        torch.tensor([0.35, 0.2, 0.08], device=dev).expand(len(p), 3),
+        u[:, _F["iris_colour"]],
+    )
+    eye_col = torch.where(
+        (cos > 0.8)[:, None], iris_col, torch.tensor([0.95, 0.95, 0.93], device=dev).expand(len(p), 3)
+    )
     eye_col = torch.where((cos > 0.94)[:, None], torch.full_like(eye_col, 0.03), eye_col)
     colour = blend(colour, parts["eyes"], torch.minimum(base, parts["lips"]), eye_col, 0.002)
 
@@ -255,7 +267,9 @@ def head_albedo(p: torch.Tensor, u: torch.Tensor, parts: dict[str, torch.Tensor]
     rest = torch.minimum(torch.minimum(base, parts["eyes"]), torch.minimum(parts["hair"], parts["lips"]))
     colour = blend(colour, parts["glasses"], rest, gl_col, 0.002)
     if "earrings" in parts:
-        colour = blend(colour, parts["earrings"], rest, torch.tensor([0.95, 0.8, 0.3], device=dev).expand(len(p), 3), 0.002)
+        colour = blend(
+            colour, parts["earrings"], rest, torch.tensor([0.95, 0.8, 0.3], device=dev).expand(len(p), 3), 0.002
+        )
     return colour.clamp(0, 1)
 
 

@@ -89,7 +89,11 @@ def _hash_noise(p: torch.Tensor, freq: float) -> torch.Tensor:
             for dz in (0, 1):
                 c = i + torch.tensor([dx, dy, dz], dtype=p.dtype, device=p.device)
                 h = torch.frac(torch.sin(c[:, 0] * 127.1 + c[:, 1] * 311.7 + c[:, 2] * 74.7) * 43758.5453)
-                w = (f[:, 0] if dx else 1 - f[:, 0]) * (f[:, 1] if dy else 1 - f[:, 1]) * (f[:, 2] if dz else 1 - f[:, 2])
+                w = (
+                    (f[:, 0] if dx else 1 - f[:, 0])
+                    * (f[:, 1] if dy else 1 - f[:, 1])
+                    * (f[:, 2] if dz else 1 - f[:, 2])
+                )
                 out = out + w * h
     return out
 
@@ -98,7 +102,12 @@ def _photo_detail(p, n, view, u, albedo, parts) -> torch.Tensor:
     """Detail a small generator cannot hold: skin texture, freckles, specular highlights."""
     skin = (torch.minimum(parts["face"], parts["nose"]) < 0.003).float()
     tex = 0.9 + 0.2 * _hash_noise(p, 180.0)
-    freckle = (_hash_noise(p, 90.0) > 0.78).float() * (p[:, 1] < 0.08).float() * (p[:, 1] > -0.05).float() * (p[:, 2] > 0.12).float()
+    freckle = (
+        (_hash_noise(p, 90.0) > 0.78).float()
+        * (p[:, 1] < 0.08).float()
+        * (p[:, 1] > -0.05).float()
+        * (p[:, 2] > 0.12).float()
+    )
     freckle = freckle * (u[:, 14:15].squeeze(-1) < 0.6).float()
     albedo = albedo * (1 + (tex[:, None] - 1) * skin[:, None])
     albedo = albedo * (1 - 0.35 * freckle * skin)[:, None]

@@ -20,7 +20,15 @@ __all__ = ["ToyPhotos", "toy_photo_pairs", "register"]
 class ToyPhotos:
     """The toy world's "real photos": photo-like procedural heads (texture, freckles, speculars) at prior poses."""
 
-    def __init__(self, resolution: int, z_dim: int = 32, yaw_std: float = 0.3, pitch_std: float = 0.15, yaw_max: float = 0.7, pitch_max: float = 0.3) -> None:
+    def __init__(
+        self,
+        resolution: int,
+        z_dim: int = 32,
+        yaw_std: float = 0.3,
+        pitch_std: float = 0.15,
+        yaw_max: float = 0.7,
+        pitch_max: float = 0.3,
+    ) -> None:
         self.resolution, self.factor_map = resolution, HeadFactorMap(z_dim)
         self.prior = (yaw_std, pitch_std, yaw_max, pitch_max)
 
@@ -30,16 +38,24 @@ class ToyPhotos:
         z = torch.randn(n, self.factor_map.z_dim, generator=generator)
         yaw = (torch.randn(n, generator=generator) * ys).clamp(-ym, ym)
         pitch = (torch.randn(n, generator=generator) * ps).clamp(-pm, pm)
-        return render_heads(self.factor_map.factors(z), label_from_yaw_pitch(yaw, pitch), self.resolution, photo=True).image
+        return render_heads(
+            self.factor_map.factors(z), label_from_yaw_pitch(yaw, pitch), self.resolution, photo=True
+        ).image
 
 
 def _toy_photos(resolution: int, cfg=None) -> ToyPhotos:
     """:class:`ToyPhotos` at a Stage I config's pose prior (defaults without one)."""
-    kw = {} if cfg is None or not hasattr(cfg, "yaw_std") else dict(yaw_std=cfg.yaw_std, pitch_std=cfg.pitch_std, yaw_max=cfg.yaw_max, pitch_max=cfg.pitch_max)
+    kw = (
+        {}
+        if cfg is None or not hasattr(cfg, "yaw_std")
+        else dict(yaw_std=cfg.yaw_std, pitch_std=cfg.pitch_std, yaw_max=cfg.yaw_max, pitch_max=cfg.pitch_max)
+    )
     return ToyPhotos(resolution, **kw)
 
 
-def toy_photo_pairs(z: torch.Tensor, label: torch.Tensor, query_label: torch.Tensor, photo_resolution: int, target_resolution: int):
+def toy_photo_pairs(
+    z: torch.Tensor, label: torch.Tensor, query_label: torch.Tensor, photo_resolution: int, target_resolution: int
+):
     """The photo-like head of each ``z`` at ``label`` (the input) and at ``query_label`` (the exact target), both in [-1, 1]."""
     factors = HeadFactorMap(z.shape[1]).factors(z)
     photo = render_heads(factors, label, photo_resolution, photo=True).image

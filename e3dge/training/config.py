@@ -11,7 +11,14 @@ from e3dge.encoders.flows import ENCODER_SIZES
 from e3dge.options import OptionError, check_keys, check_range
 from e3dge.training.losses import Stage1LossWeights
 
-__all__ = ["Stage1Config", "STAGE1_PRESETS", "METHODS", "RUN_ONLY_OPTIONS", "load_stage1_config", "check_dataclass_values"]
+__all__ = [
+    "Stage1Config",
+    "STAGE1_PRESETS",
+    "METHODS",
+    "RUN_ONLY_OPTIONS",
+    "load_stage1_config",
+    "check_dataclass_values",
+]
 
 RUN_ONLY_OPTIONS = ("out_dir", "threads", "checkpoint_every", "sample_every", "tensorboard")
 """Options that change how a run is carried out, not what it computes: free to differ on resume."""
@@ -41,7 +48,9 @@ class Stage1Config:
     num_surface_points: int = 512  # per sample
     num_near_points: int = 512
     near_std: float = 0.02  # world units
-    render_with_predicted_pose: bool = False  # Sec. 4.4: reconstruct at the pose head's camera (costs a 2nd render for depth)
+    render_with_predicted_pose: bool = (
+        False  # Sec. 4.4: reconstruct at the pose head's camera (costs a 2nd render for depth)
+    )
     weights: Stage1LossWeights = field(default_factory=Stage1LossWeights)
     lpips: str = "alex"  # 'alex' | 'vgg' | 'off'; needs real weights, else off with a warning
     identity: str = "arcface"  # 'arcface' | 'off'; needs model_ir_se50.pth, else off with a warning
@@ -66,7 +75,9 @@ class Stage1Config:
         if self.method not in METHODS:
             raise OptionError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.lpips not in ("alex", "vgg", "off") or self.identity not in ("arcface", "off"):
-            raise OptionError(f"lpips must be 'alex'|'vgg'|'off' and identity 'arcface'|'off', got {self.lpips!r}, {self.identity!r}")
+            raise OptionError(
+                f"lpips must be 'alex'|'vgg'|'off' and identity 'arcface'|'off', got {self.lpips!r}, {self.identity!r}"
+            )
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise OptionError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
 
@@ -74,10 +85,25 @@ class Stage1Config:
         """The loss weights after the method's switches (baselines turn the 3D terms off)."""
         w = self.weights
         if self.method == "psp2d":
-            return replace(w, geo_surface_density=0.0, geo_surface_depth=0.0, geo_near_density=0.0, code=0.0, pose=0.0, delta_reg=0.0)
+            return replace(
+                w,
+                geo_surface_density=0.0,
+                geo_surface_depth=0.0,
+                geo_near_density=0.0,
+                code=0.0,
+                pose=0.0,
+                delta_reg=0.0,
+            )
         if self.method == "e4e":
-            return replace(w, geo_surface_density=0.0, geo_surface_depth=0.0, geo_near_density=0.0, code=0.0, pose=0.0,
-                           delta_reg=w.delta_reg or 2e-4)  # fmt: skip
+            return replace(
+                w,
+                geo_surface_density=0.0,
+                geo_surface_depth=0.0,
+                geo_near_density=0.0,
+                code=0.0,
+                pose=0.0,
+                delta_reg=w.delta_reg or 2e-4,
+            )
         return w
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,12 +111,26 @@ class Stage1Config:
 
 
 STAGE1_RANGES: dict[str, tuple[float, float]] = {
-    "steps": (1, 10**8), "batch_size": (1, 4096), "lr": (0.0, 1.0), "seed": (0, 2**31 - 1), "neural_rendering_resolution": (8, 512),
-    "truncation_psi": (0.0, 2.0), "yaw_std": (0.0, 3.2), "pitch_std": (0.0, 3.2), "yaw_max": (0.0, 3.2), "pitch_max": (0.0, 1.6),
-    "num_surface_points": (1, 10**6), "num_near_points": (1, 10**6), "near_std": (0.0, 1.0), "real_every": (1, 10**6),
-    "multiview_yaw": (0.0, 3.2), "e4e_progressive_every": (0, 10**8), "checkpoint_every": (1, 10**8), "sample_every": (1, 10**8),
+    "steps": (1, 10**8),
+    "batch_size": (1, 4096),
+    "lr": (0.0, 1.0),
+    "seed": (0, 2**31 - 1),
+    "neural_rendering_resolution": (8, 512),
+    "truncation_psi": (0.0, 2.0),
+    "yaw_std": (0.0, 3.2),
+    "pitch_std": (0.0, 3.2),
+    "yaw_max": (0.0, 3.2),
+    "pitch_max": (0.0, 1.6),
+    "num_surface_points": (1, 10**6),
+    "num_near_points": (1, 10**6),
+    "near_std": (0.0, 1.0),
+    "real_every": (1, 10**6),
+    "multiview_yaw": (0.0, 3.2),
+    "e4e_progressive_every": (0, 10**8),
+    "checkpoint_every": (1, 10**8),
+    "sample_every": (1, 10**8),
     "threads": (0, 1024),
-}  # fmt: skip
+}
 """Accepted ranges of Stage I's numeric options (inclusive)."""
 
 
@@ -114,26 +154,85 @@ STAGE1_PRESETS: dict[str, dict[str, Any]] = {
     # Toy lab on a 2-core CPU: about 10 minutes.
     # EG3D's raw densities at the surface are O(10), so the density terms are scaled down to the
     # image terms' size; the depth term (world units, O(0.01)) is scaled up.
-    "toy": dict(generator="toy", encoder="tiny", steps=600, batch_size=8, lr=5e-4, neural_rendering_resolution=32, lpips="off", identity="off",
-                weights=dict(code=1.0, geo_surface_density=0.02, geo_near_density=0.004, geo_surface_depth=10.0, pose=1.0)),
+    "toy": dict(
+        generator="toy",
+        encoder="tiny",
+        steps=600,
+        batch_size=8,
+        lr=5e-4,
+        neural_rendering_resolution=32,
+        lpips="off",
+        identity="off",
+        weights=dict(code=1.0, geo_surface_density=0.02, geo_near_density=0.004, geo_surface_depth=10.0, pose=1.0),
+    ),
     # Tests: a random tiny EG3D, a handful of steps.
-    "tiny-test": dict(generator="tiny-random", encoder="tiny", steps=4, batch_size=2, lr=1e-3, neural_rendering_resolution=16,
-                      num_surface_points=64, num_near_points=64, lpips="off", identity="off", checkpoint_every=2, sample_every=2),
+    "tiny-test": dict(
+        generator="tiny-random",
+        encoder="tiny",
+        steps=4,
+        batch_size=2,
+        lr=1e-3,
+        neural_rendering_resolution=16,
+        num_surface_points=64,
+        num_near_points=64,
+        lpips="off",
+        identity="off",
+        checkpoint_every=2,
+        sample_every=2,
+    ),
     # Tests: a random tiny StyleSDF (its E0 predicts no pose: the bundle's volume discriminator does). SDF values near
     # the surface are O(0.01-0.1) and depth errors on the unit sphere O(0.001-0.01), so both are scaled up to the code term's size.
-    "tiny-test-stylesdf": dict(generator="tiny-random-stylesdf", encoder="tiny", steps=4, batch_size=2, lr=1e-3, neural_rendering_resolution=8,
-                               num_surface_points=64, num_near_points=64, lpips="off", identity="off", checkpoint_every=2, sample_every=2,
-                               weights=dict(code=1.0, pose=0.0, geo_surface_density=10.0, geo_near_density=2.0, geo_surface_depth=100.0)),
+    "tiny-test-stylesdf": dict(
+        generator="tiny-random-stylesdf",
+        encoder="tiny",
+        steps=4,
+        batch_size=2,
+        lr=1e-3,
+        neural_rendering_resolution=8,
+        num_surface_points=64,
+        num_near_points=64,
+        lpips="off",
+        identity="off",
+        checkpoint_every=2,
+        sample_every=2,
+        weights=dict(code=1.0, pose=0.0, geo_surface_density=10.0, geo_near_density=2.0, geo_surface_depth=100.0),
+    ),
     # The released FFHQ StyleSDF (``e3dge convert stylesdf`` -> models/e3dge-stylesdf): the official E0 layout from scratch on
     # its 64^2 volume renders and 1024^2 images, the paper's losses (batch 8 per GPU; the paper: 24, lr 5e-5, 500k steps).
-    "stylesdf": dict(generator="models/e3dge-stylesdf/generator", encoder="ir_se50", steps=20000, batch_size=8, lr=5e-5, neural_rendering_resolution=64,
-                     lpips="alex", identity="arcface", num_surface_points=2048, num_near_points=2048, checkpoint_every=500, sample_every=500,
-                     mixed_precision="bf16", weights=dict(pose=0.0, geo_surface_density=10.0, geo_near_density=2.0, geo_surface_depth=100.0)),
+    "stylesdf": dict(
+        generator="models/e3dge-stylesdf/generator",
+        encoder="ir_se50",
+        steps=20000,
+        batch_size=8,
+        lr=5e-5,
+        neural_rendering_resolution=64,
+        lpips="alex",
+        identity="arcface",
+        num_surface_points=2048,
+        num_near_points=2048,
+        checkpoint_every=500,
+        sample_every=500,
+        mixed_precision="bf16",
+        weights=dict(pose=0.0, geo_surface_density=10.0, geo_near_density=2.0, geo_surface_depth=100.0),
+    ),
     # FFHQ EG3D, about one GPU-hour on an H100: IR-SE50 E0 from scratch, 64^2 neural renders, the paper's losses.
-    "ffhq-eg3d": dict(generator="eg3d-ffhqrebalanced512-128", encoder="ir_se50", steps=4000, batch_size=8, lr=1e-4,
-                      neural_rendering_resolution=64, render_with_predicted_pose=True, lpips="alex", identity="arcface",
-                      num_surface_points=2048, num_near_points=2048, checkpoint_every=250, sample_every=250, mixed_precision="bf16"),
-}  # fmt: skip
+    "ffhq-eg3d": dict(
+        generator="eg3d-ffhqrebalanced512-128",
+        encoder="ir_se50",
+        steps=4000,
+        batch_size=8,
+        lr=1e-4,
+        neural_rendering_resolution=64,
+        render_with_predicted_pose=True,
+        lpips="alex",
+        identity="arcface",
+        num_surface_points=2048,
+        num_near_points=2048,
+        checkpoint_every=250,
+        sample_every=250,
+        mixed_precision="bf16",
+    ),
+}
 
 
 def load_stage1_config(spec: str, overrides: dict[str, Any] | None = None) -> Stage1Config:

@@ -62,7 +62,9 @@ class Discriminator(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[-1] != self.resolution:
-            images = F.interpolate(images, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False, antialias=True)
+            images = F.interpolate(
+                images, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False, antialias=True
+            )
         x = F.leaky_relu(self.from_rgb(images), 0.2)
         for block in self.blocks:
             x = block(x)

@@ -22,7 +22,14 @@ def depth_to_rgb(depth: torch.Tensor, mask: torch.Tensor, lo: float, hi: float) 
 
 
 @torch.no_grad()
-def sample_grid(E: torch.nn.Module, backbone: Backbone, batch: PseudoPairBatch, path: str | Path, resolution: int, novel_yaw: float = 0.5) -> Path:
+def sample_grid(
+    E: torch.nn.Module,
+    backbone: Backbone,
+    batch: PseudoPairBatch,
+    path: str | Path,
+    resolution: int,
+    novel_yaw: float = 0.5,
+) -> Path:
     """Rows = samples; columns = input, reconstruction, novel view (input yaw + ``novel_yaw``), pseudo-GT depth, predicted depth."""
     enc = E(batch.image)
     scene = backbone.scene(enc.ws)
@@ -36,8 +43,13 @@ def sample_grid(E: torch.nn.Module, backbone: Backbone, batch: PseudoPairBatch, 
 
     on = batch.depth[batch.mask > 0.5]
     lo, hi = (float(on.min()), float(on.max())) if on.numel() else backbone.rig.depth_range
-    cols = [batch.image, out.image.clamp(-1, 1), novel.image.clamp(-1, 1),
-            up(depth_to_rgb(batch.depth, batch.mask, lo, hi)), up(depth_to_rgb(out.depth, out.mask, lo, hi))]  # fmt: skip
+    cols = [
+        batch.image,
+        out.image.clamp(-1, 1),
+        novel.image.clamp(-1, 1),
+        up(depth_to_rgb(batch.depth, batch.mask, lo, hi)),
+        up(depth_to_rgb(out.depth, out.mask, lo, hi)),
+    ]
     return save_columns(cols, path)
 
 

@@ -35,14 +35,36 @@ from tqdm.auto import tqdm
 from e3dge.errors import UserError
 from e3dge.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
-__all__ = ["TrainingTask", "LoopOptions", "LoopResult", "TrainingLoop", "OptionsChangedError", "RESUME_MODES",
-           "CHECKPOINT", "LOG", "read_log", "options_diff", "restored_threads"]  # fmt: skip
+__all__ = [
+    "TrainingTask",
+    "LoopOptions",
+    "LoopResult",
+    "TrainingLoop",
+    "OptionsChangedError",
+    "RESUME_MODES",
+    "CHECKPOINT",
+    "LOG",
+    "read_log",
+    "options_diff",
+    "restored_threads",
+]
 
 CHECKPOINT = "checkpoint.safetensors"
 LOG = "log.jsonl"
 LEGACY_CHECKPOINT = "checkpoint.pt"
 RESUME_MODES = ("auto", "override", "restart")
-RUN_FILES = (CHECKPOINT, LOG, "config.json", "train_config.json", "history.json", "runs.jsonl", "final", "samples", "tensorboard", LEGACY_CHECKPOINT)
+RUN_FILES = (
+    CHECKPOINT,
+    LOG,
+    "config.json",
+    "train_config.json",
+    "history.json",
+    "runs.jsonl",
+    "final",
+    "samples",
+    "tensorboard",
+    LEGACY_CHECKPOINT,
+)
 
 
 class OptionsChangedError(UserError, ValueError):
@@ -98,7 +120,9 @@ class LoopOptions:
         if self.resume not in RESUME_MODES:
             raise ValueError(f"resume must be one of {RESUME_MODES}, got {self.resume!r}")
         if self.steps < 1 or self.checkpoint_every < 1 or self.checkpoint_minutes <= 0:
-            raise ValueError(f"steps and checkpoint_every must be >= 1 and checkpoint_minutes > 0, got {self.steps}, {self.checkpoint_every}, {self.checkpoint_minutes}")
+            raise ValueError(
+                f"steps and checkpoint_every must be >= 1 and checkpoint_minutes > 0, got {self.steps}, {self.checkpoint_every}, {self.checkpoint_minutes}"
+            )
 
     @property
     def interval(self) -> int:
@@ -127,7 +151,11 @@ def options_diff(saved: dict[str, Any], asked: dict[str, Any]) -> list[str]:
 
     a, b = flat(json.loads(json.dumps(saved))), flat(json.loads(json.dumps(asked)))  # tuples vs lists compare equal
     unset = "(unset)"
-    return [f"{k}: {a.get(k, unset)} -> {b.get(k, unset)}" for k in sorted(set(a) | set(b)) if a.get(k, unset) != b.get(k, unset)]
+    return [
+        f"{k}: {a.get(k, unset)} -> {b.get(k, unset)}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k, unset) != b.get(k, unset)
+    ]
 
 
 def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -192,25 +220,33 @@ class TrainingLoop:
         self._barrier()
         if not path.exists():
             if (self.out / LEGACY_CHECKPOINT).exists():
-                raise CheckpointError(f"{self.out / LEGACY_CHECKPOINT}: an old pickle checkpoint, which e3dge no longer reads "
-                                      "(loading it could run code); pass --restart to set it aside and start over, or use another --out")  # fmt: skip
+                raise CheckpointError(
+                    f"{self.out / LEGACY_CHECKPOINT}: an old pickle checkpoint, which e3dge no longer reads "
+                    "(loading it could run code); pass --restart to set it aside and start over, or use another --out"
+                )
             self._start_fresh()
             return 0
         state = load_checkpoint(path)
         self._check_options(path, state)
         if state.get("world_size", 1) != self.world:
-            raise CheckpointError(f"{path} was written by {state.get('world_size')} process(es); resume with the same number, or pass --restart")
+            raise CheckpointError(
+                f"{path} was written by {state.get('world_size')} process(es); resume with the same number, or pass --restart"
+            )
         try:
             self.task.load_state_dict(state["task"])
             rng = state["rng"] if self.rank == 0 else load_checkpoint(self._rank_file(self.rank))
             self.task.load_rng_state_dict(rng["task"])
             self._global_rng = rng["torch_global"]
         except (KeyError, TypeError, RuntimeError) as err:  # a damaged or foreign state dict
-            raise CheckpointError(f"{path}: does not match this run's models ({str(err).splitlines()[0][:200]}); pass --restart to set it aside") from None
+            raise CheckpointError(
+                f"{path}: does not match this run's models ({str(err).splitlines()[0][:200]}); pass --restart to set it aside"
+            ) from None
         self.elapsed = float(state.get("elapsed_s", 0.0))
         self.resumed_from = int(state["step"])
         if self.task.step != self.resumed_from:
-            raise CheckpointError(f"{path}: step {self.resumed_from} disagrees with the saved task state; pass --restart")
+            raise CheckpointError(
+                f"{path}: step {self.resumed_from} disagrees with the saved task state; pass --restart"
+            )
         if self.is_main:
             self._truncate_log(self.resumed_from)
             self._record_session("resume")
@@ -234,7 +270,9 @@ class TrainingLoop:
     def _set_aside(self) -> None:
         """Move the previous run's files into ``previous-N/`` (nothing is deleted)."""
         names = (*RUN_FILES, *getattr(self.task, "output_names", ()))  # a task may name more outputs of its own
-        present = [self.out / name for name in names if (self.out / name).exists()] + sorted(self.out.glob("checkpoint.rank*.safetensors"))
+        present = [self.out / name for name in names if (self.out / name).exists()] + sorted(
+            self.out.glob("checkpoint.rank*.safetensors")
+        )
         if not present:
             return
         n = 1
@@ -247,7 +285,13 @@ class TrainingLoop:
         print(f"restart: the previous run in {self.out} was moved to {dest}")
 
     def _record_session(self, kind: str) -> None:
-        entry = {"event": kind, "step": self.resumed_from, "resume": self.opts.resume, "options": self.opts.options, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        entry = {
+            "event": kind,
+            "step": self.resumed_from,
+            "resume": self.opts.resume,
+            "options": self.opts.options,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         with (self.out / "runs.jsonl").open("a") as f:
             f.write(json.dumps(entry) + "\n")
 
@@ -259,7 +303,9 @@ class TrainingLoop:
         result = LoopResult(step=task.step, finished=False, resumed_from=self.resumed_from)
         self._tb = self._tensorboard() if opts.tensorboard and self.is_main else None
         with restored_threads(opts.threads), self._forked_global_rng():
-            bar = tqdm(total=opts.steps, initial=task.step, desc=opts.desc, disable=not (opts.progress and self.is_main))
+            bar = tqdm(
+                total=opts.steps, initial=task.step, desc=opts.desc, disable=not (opts.progress and self.is_main)
+            )
             t0 = time.time() - self.elapsed
             last_save = time.time()
             while task.step < last:
@@ -292,8 +338,14 @@ class TrainingLoop:
             save_checkpoint(self._rank_file(self.rank), rng)
         self._barrier()
         if self.is_main:
-            state = {"step": self.task.step, "elapsed_s": self.elapsed, "options": self.opts.options, "world_size": self.world,
-                     "task": self.task.state_dict(), "rng": rng}  # fmt: skip
+            state = {
+                "step": self.task.step,
+                "elapsed_s": self.elapsed,
+                "options": self.opts.options,
+                "world_size": self.world,
+                "task": self.task.state_dict(),
+                "rng": rng,
+            }
             save_checkpoint(self.out / CHECKPOINT, state)
         self._barrier()
 
@@ -338,7 +390,9 @@ class TrainingLoop:
         except ImportError:
             import warnings
 
-            warnings.warn("tensorboard is not installed (pip install tensorboard); logging to log.jsonl only", stacklevel=2)
+            warnings.warn(
+                "tensorboard is not installed (pip install tensorboard); logging to log.jsonl only", stacklevel=2
+            )
             return None
         return SummaryWriter(str(self.out / "tensorboard"))
 
@@ -349,4 +403,3 @@ class TrainingLoop:
     def _barrier(self) -> None:
         if self.acc is not None:
             self.acc.wait_for_everyone()
-

@@ -64,7 +64,11 @@ def geometry_loss(
     near_l1 = (pred_near - near).abs().mean()
     on = (mask > opacity_threshold).to(depth.dtype)
     depth_l1 = ((pred_depth - depth).abs() * on).sum() / on.sum().clamp_min(1.0)
-    total = weights.geo_surface_density * surface_l1 + weights.geo_surface_depth * depth_l1 + weights.geo_near_density * near_l1
+    total = (
+        weights.geo_surface_density * surface_l1
+        + weights.geo_surface_depth * depth_l1
+        + weights.geo_near_density * near_l1
+    )
     return {"geo": total, "geo_surface_density": surface_l1, "geo_surface_depth": depth_l1, "geo_near_density": near_l1}
 
 
@@ -99,7 +103,9 @@ class ReconstructionLoss(nn.Module):
     as in pSp. Returns the total and each term (detached floats are the caller's business).
     """
 
-    def __init__(self, weights: Stage1LossWeights, lpips: nn.Module | None = None, identity: ImageDistance | None = None) -> None:
+    def __init__(
+        self, weights: Stage1LossWeights, lpips: nn.Module | None = None, identity: ImageDistance | None = None
+    ) -> None:
         super().__init__()
         self.weights = weights
         self.lpips = lpips

@@ -36,7 +36,9 @@ class PosePrior:
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``[n, 2]`` (yaw, pitch)."""
         yaw = (torch.randn(n, generator=generator) * self.yaw_std).clamp(-self.yaw_max, self.yaw_max)
-        pitch = (torch.randn(n, generator=generator) * self.pitch_std + self.pitch_mean).clamp(-self.pitch_max, self.pitch_max)
+        pitch = (torch.randn(n, generator=generator) * self.pitch_std + self.pitch_mean).clamp(
+            -self.pitch_max, self.pitch_max
+        )
         return torch.stack([yaw, pitch], dim=1)
 
 
@@ -111,7 +113,9 @@ class PseudoPairSampler:
         if not 0 < truncation_psi <= 1:
             raise ValueError(f"truncation_psi must be in (0, 1], got {truncation_psi}")
         if not isinstance(backbone, Backbone):
-            raise TypeError(f"PseudoPairSampler needs a Backbone (e3dge.backbones.registry.backbone_for), got {type(backbone).__name__}")
+            raise TypeError(
+                f"PseudoPairSampler needs a Backbone (e3dge.backbones.registry.backbone_for), got {type(backbone).__name__}"
+            )
         self.backbone = backbone
         self.pose_prior, self.truncation_psi = pose_prior, truncation_psi
         self.resolution = neural_rendering_resolution or backbone.neural_resolution
@@ -145,22 +149,53 @@ class PseudoPairSampler:
             camera2 = bb.camera(pose2[:, 0], pose2[:, 1])
             v2 = self._render(ws, scene, camera2, generator)
             empty = torch.zeros(n, 0, 3, device=dev)
-            novel = PseudoPairBatch(z=z, ws=ws, pose=pose2, camera=camera2, image=v2.image, image_raw=v2.image_raw, depth=v2.depth, mask=v2.mask,
-                                    surface_points=empty, surface_occupancy=empty[..., 0], near_points=empty, near_occupancy=empty[..., 0])  # fmt: skip
-        return PseudoPairBatch(z=z, ws=ws, pose=pose, camera=camera, image=view.image, image_raw=view.image_raw, depth=view.depth, mask=view.mask,
-                               surface_points=surface, surface_occupancy=occ_s, near_points=near, near_occupancy=occ_n, novel=novel)  # fmt: skip
+            novel = PseudoPairBatch(
+                z=z,
+                ws=ws,
+                pose=pose2,
+                camera=camera2,
+                image=v2.image,
+                image_raw=v2.image_raw,
+                depth=v2.depth,
+                mask=v2.mask,
+                surface_points=empty,
+                surface_occupancy=empty[..., 0],
+                near_points=empty,
+                near_occupancy=empty[..., 0],
+            )
+        return PseudoPairBatch(
+            z=z,
+            ws=ws,
+            pose=pose,
+            camera=camera,
+            image=view.image,
+            image_raw=view.image_raw,
+            depth=view.depth,
+            mask=view.mask,
+            surface_points=surface,
+            surface_occupancy=occ_s,
+            near_points=near,
+            near_occupancy=occ_n,
+            novel=novel,
+        )
 
     def _render(self, ws: torch.Tensor, scene, camera: Camera, generator: torch.Generator) -> View:
         jitter = None if self.deterministic else device_generator(generator, self.device)
         view = self.backbone.render(ws, scene, camera, "full", neural_resolution=self.resolution, jitter=jitter)
-        return View(image=view.image.clamp(-1, 1), image_raw=view.image_raw.clamp(-1, 1), depth=view.depth, mask=view.mask)
+        return View(
+            image=view.image.clamp(-1, 1), image_raw=view.image_raw.clamp(-1, 1), depth=view.depth, mask=view.mask
+        )
 
-    def _surface_points(self, depth: torch.Tensor, mask: torch.Tensor, camera: Camera, generator: torch.Generator) -> torch.Tensor:
+    def _surface_points(
+        self, depth: torch.Tensor, mask: torch.Tensor, camera: Camera, generator: torch.Generator
+    ) -> torch.Tensor:
         """``[N, max(P, Q), 3]`` back-projected opaque pixels (drawn with replacement, weighted by opacity)."""
         n = depth.shape[0]
         pts = back_project(depth, camera)
         weight = mask.reshape(n, -1).cpu() * (mask.reshape(n, -1).cpu() > self.opacity_threshold)
-        weight = torch.where(weight.sum(1, keepdim=True) > 0, weight, torch.ones_like(weight))  # empty render: any pixel
+        weight = torch.where(
+            weight.sum(1, keepdim=True) > 0, weight, torch.ones_like(weight)
+        )  # empty render: any pixel
         k = max(self.num_surface_points, self.num_near_points)
         idx = torch.multinomial(weight, k, replacement=True, generator=generator).to(depth.device)
         return torch.gather(pts, 1, idx[..., None].expand(-1, -1, 3))

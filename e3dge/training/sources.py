@@ -24,8 +24,17 @@ from e3dge.errors import UserError
 from e3dge.hub import read_config, resolve_file
 from e3dge.training.pseudo_pairs import ensure_w_avg
 
-__all__ = ["load_generator", "load_backbone", "load_encoder", "RealImages", "make_real_source", "photo_pairs", "register_source", "GENERATOR_CLASSES",
-           "SourceKind"]  # fmt: skip
+__all__ = [
+    "load_generator",
+    "load_backbone",
+    "load_encoder",
+    "RealImages",
+    "make_real_source",
+    "photo_pairs",
+    "register_source",
+    "GENERATOR_CLASSES",
+    "SourceKind",
+]
 
 SourceKind = Literal["generator", "encoder", "real_images", "photo_pairs"]
 _SOURCES: dict[SourceKind, dict[str, Callable]] = {"generator": {}, "encoder": {}, "real_images": {}, "photo_pairs": {}}
@@ -62,11 +71,17 @@ def load_generator(spec: str, device: torch.device | str = "cpu") -> torch.nn.Mo
     elif spec in ("tiny-random", "tiny-random-stylesdf"):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            G = TriPlaneGenerator(**eg3d_config("tiny")) if spec == "tiny-random" else StyleSDFGenerator(**stylesdf_config("tiny"))
+            G = (
+                TriPlaneGenerator(**eg3d_config("tiny"))
+                if spec == "tiny-random"
+                else StyleSDFGenerator(**stylesdf_config("tiny"))
+            )
     else:
         name = read_config(resolve_file(spec, "config.json")).get("_class_name", "TriPlaneGenerator")
         if name not in GENERATOR_CLASSES:
-            raise UserError(f"{spec}: holds a {str(name)[:60]}, not a generator ({', '.join(GENERATOR_CLASSES)}); pass a bundle's generator folder")
+            raise UserError(
+                f"{spec}: holds a {str(name)[:60]}, not a generator ({', '.join(GENERATOR_CLASSES)}); pass a bundle's generator folder"
+            )
         G = GENERATOR_CLASSES[name].from_pretrained(spec)
     return G.to(device).eval().requires_grad_(False)
 
@@ -89,7 +104,9 @@ class RealImages:
     def __init__(self, folder: str | Path, resolution: int) -> None:
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise FileNotFoundError(f"real_data folder {str(folder)!r} does not exist; align photos first: e3dge align IN_DIR {folder}")
+            raise FileNotFoundError(
+                f"real_data folder {str(folder)!r} does not exist; align photos first: e3dge align IN_DIR {folder}"
+            )
         self.files = sorted(p for p in self.folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise FileNotFoundError(f"real_data folder {str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")

@@ -29,7 +29,14 @@ from e3dge.options import OptionError
 from e3dge.training.config import RUN_ONLY_OPTIONS, Stage1Config
 from e3dge.training.grids import sample_grid
 from e3dge.training.loop import LoopOptions, TrainingLoop
-from e3dge.training.losses import ReconstructionLoss, code_loss, delta_regularization, geometry_loss, multiview_identity_loss, pose_loss
+from e3dge.training.losses import (
+    ReconstructionLoss,
+    code_loss,
+    delta_regularization,
+    geometry_loss,
+    multiview_identity_loss,
+    pose_loss,
+)
 from e3dge.training.pseudo_pairs import PosePrior, PseudoPairBatch, PseudoPairSampler
 from e3dge.training.sources import load_backbone, make_real_source
 
@@ -68,27 +75,54 @@ class Stage1Trainer:
             torch.manual_seed(cfg.seed)
             self.backbone = load_backbone(cfg.generator, self.device)
             self.sampler = PseudoPairSampler(
-                self.backbone, PosePrior(cfg.yaw_std, cfg.pitch_std, cfg.yaw_max, cfg.pitch_max), cfg.truncation_psi,
-                cfg.neural_rendering_resolution, cfg.num_surface_points, cfg.num_near_points, cfg.near_std,
-            )  # fmt: skip
+                self.backbone,
+                PosePrior(cfg.yaw_std, cfg.pitch_std, cfg.yaw_max, cfg.pitch_max),
+                cfg.truncation_psi,
+                cfg.neural_rendering_resolution,
+                cfg.num_surface_points,
+                cfg.num_near_points,
+                cfg.near_std,
+            )
             self.weights = cfg.effective_weights()
             self.lpips = make_lpips(cfg.lpips, self.device) if (self.weights.lpips > 0) else None
-            self.identity = make_identity(cfg.identity, self.device) if (self.weights.id > 0 or self.weights.multiview_id > 0) else None
+            self.identity = (
+                make_identity(cfg.identity, self.device)
+                if (self.weights.id > 0 or self.weights.multiview_id > 0)
+                else None
+            )
             self.rec_loss = ReconstructionLoss(self.weights, self.lpips, self.identity)
             self.real = make_real_source(cfg.real_data, self.backbone.image_resolution, cfg)
             E = build_encoder(cfg, self.backbone)
-        if not E.predicts_pose and (cfg.real_data is not None or cfg.render_with_predicted_pose or self.weights.multiview_id > 0):
-            raise OptionError(f"the {self.backbone.name} E0 predicts no pose (its bundle's pose estimator does), so real_data, "
-                            "render_with_predicted_pose and multiview_id are not available; leave them off")  # fmt: skip
+        if not E.predicts_pose and (
+            cfg.real_data is not None or cfg.render_with_predicted_pose or self.weights.multiview_id > 0
+        ):
+            raise OptionError(
+                f"the {self.backbone.name} E0 predicts no pose (its bundle's pose estimator does), so real_data, "
+                "render_with_predicted_pose and multiview_id are not available; leave them off"
+            )
         opt = torch.optim.Adam(E.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         self.E, self.opt = self.acc.prepare(E, opt)
         # Each process draws its own stream; seeds differ by rank so processes see different pairs.
         self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + 1 + self.acc.process_index)
         self.step = 0
         options = {k: v for k, v in cfg.to_dict().items() if k not in RUN_ONLY_OPTIONS}
-        self.loop = TrainingLoop(self, LoopOptions(
-            cfg.out_dir, cfg.steps, options, seed=cfg.seed, checkpoint_every=cfg.checkpoint_every, resume=resume, desc=f"stage1 {cfg.method}",
-            postfix=("total", "code", "geo"), tensorboard=cfg.tensorboard, threads=cfg.threads, device=self.device), self.acc)  # fmt: skip
+        self.loop = TrainingLoop(
+            self,
+            LoopOptions(
+                cfg.out_dir,
+                cfg.steps,
+                options,
+                seed=cfg.seed,
+                checkpoint_every=cfg.checkpoint_every,
+                resume=resume,
+                desc=f"stage1 {cfg.method}",
+                postfix=("total", "code", "geo"),
+                tensorboard=cfg.tensorboard,
+                threads=cfg.threads,
+                device=self.device,
+            ),
+            self.acc,
+        )
         self.loop.resume()
         if self.acc.is_main_process:
             (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
@@ -104,7 +138,9 @@ class Stage1Trainer:
         """A training render at ``camera`` (random ray jitter from the run's stream; ``scene``: the latent's, when known)."""
         gen = torch.Generator(device=self.device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.gen)))
         scene = self.backbone.scene(ws) if scene is None else scene
-        return self.backbone.render(ws, scene, camera, "full", neural_resolution=self.cfg.neural_rendering_resolution, jitter=gen)
+        return self.backbone.render(
+            ws, scene, camera, "full", neural_resolution=self.cfg.neural_rendering_resolution, jitter=gen
+        )
 
     def pose_camera(self, pose: torch.Tensor) -> Camera:
         return self.backbone.camera(pose[:, 0], pose[:, 1])
@@ -126,20 +162,26 @@ class Stage1Trainer:
             depth = self.render(enc.ws, batch.camera, scene).depth if use_pred else out.depth
             s = self.backbone.field(enc.ws, scene, batch.surface_points).occupancy
             n = self.backbone.field(enc.ws, scene, batch.near_points).occupancy
-            terms.update(geometry_loss(s, batch.surface_occupancy, depth, batch.depth, batch.mask, n, batch.near_occupancy, w))
+            terms.update(
+                geometry_loss(s, batch.surface_occupancy, depth, batch.depth, batch.mask, n, batch.near_occupancy, w)
+            )
             total = total + terms["geo"]
         if w.delta_reg > 0:
             terms["delta_reg"] = delta_regularization(enc.ws)
             total = total + w.delta_reg * terms["delta_reg"]
         total = total + self._multiview_id(enc, batch.image, terms)
-        terms["total"] = total + (0.0 * enc.pose.sum() if enc.pose is not None else 0.0)  # every parameter takes part (DDP)
+        terms["total"] = total + (
+            0.0 * enc.pose.sum() if enc.pose is not None else 0.0
+        )  # every parameter takes part (DDP)
         return terms
 
     def real_losses(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """PREIM3D's real batch: no labels, so reconstruct at the predicted pose (L_rec + multi-view ID)."""
         enc = self.encode(images)
         out = self.render(enc.ws, self.pose_camera(enc.pose))
-        raw_target = torch.nn.functional.interpolate(images, size=out.image_raw.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+        raw_target = torch.nn.functional.interpolate(
+            images, size=out.image_raw.shape[-2:], mode="bilinear", align_corners=False, antialias=True
+        )
         terms = self._rec_terms(out, images, raw_target)
         total = terms["rec"] + self.weights.raw * terms["rec_raw"] + self._multiview_id(enc, images, terms)
         terms["total"] = total + 0.0 * enc.ws.sum()
@@ -154,10 +196,14 @@ class Stage1Trainer:
         if self.weights.multiview_id <= 0 or self.identity is None:
             return torch.zeros((), device=self.device)
         n = images.shape[0]
-        d = (torch.rand(n, 2, generator=self.gen) * 2 - 1) * torch.tensor([self.cfg.multiview_yaw, self.cfg.multiview_yaw / 2])
+        d = (torch.rand(n, 2, generator=self.gen) * 2 - 1) * torch.tensor(
+            [self.cfg.multiview_yaw, self.cfg.multiview_yaw / 2]
+        )
         near = enc.pose.detach().cpu() + d
         scene = self.backbone.scene(enc.ws)
-        terms["multiview_id"] = multiview_identity_loss(lambda cam: self.render(enc.ws, cam, scene).image, images, self.pose_camera(near), self.identity)
+        terms["multiview_id"] = multiview_identity_loss(
+            lambda cam: self.render(enc.ws, cam, scene).image, images, self.pose_camera(near), self.identity
+        )
         return self.weights.multiview_id * terms["multiview_id"]
 
     def train_step(self) -> dict[str, float]:
@@ -183,7 +229,11 @@ class Stage1Trainer:
         return self.acc.unwrap_model(self.E)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"encoder": self.acc.unwrap_model(self.E).state_dict(), "optimizer": self.opt.state_dict(), "step": self.step}
+        return {
+            "encoder": self.acc.unwrap_model(self.E).state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "step": self.step,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.acc.unwrap_model(self.E).load_state_dict(state["encoder"])
@@ -216,7 +266,9 @@ class Stage1Trainer:
         return path
 
 
-def train_stage1(cfg: Stage1Config, progress: bool = True, stop_at: int | None = None, resume: str = "auto") -> torch.nn.Module:
+def train_stage1(
+    cfg: Stage1Config, progress: bool = True, stop_at: int | None = None, resume: str = "auto"
+) -> torch.nn.Module:
     """Train (or resume from ``out_dir/checkpoint.safetensors``) and write ``out_dir/final`` (config.json + safetensors)."""
     return Stage1Trainer(cfg, resume=resume).fit(progress=progress, stop_at=stop_at)
 

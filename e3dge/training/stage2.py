@@ -100,16 +100,47 @@ class Stage2Config:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        checks = [("steps", 1, 10**8), ("batch_size", 1, 256), ("render_resolution", 8, 512), ("ray_samples", 2, 256), ("local_resolution", 16, 1024),
-                  ("stem_width", 2, 512), ("width", 8, 2048), ("num_stack", 1, 8), ("depth", 1, 6), ("groups", 1, 256), ("checkpoint_every", 1, 10**8),
-                  ("sample_every", 1, 10**8), ("threads", 0, 256), ("seed", 0, 2**31 - 1), ("stage21_steps", 0, 10**8), ("r1_every", 1, 10**6),
-                  ("d_width", 1, 1024), ("d_max_width", 1, 2048)]  # fmt: skip
+        checks = [
+            ("steps", 1, 10**8),
+            ("batch_size", 1, 256),
+            ("render_resolution", 8, 512),
+            ("ray_samples", 2, 256),
+            ("local_resolution", 16, 1024),
+            ("stem_width", 2, 512),
+            ("width", 8, 2048),
+            ("num_stack", 1, 8),
+            ("depth", 1, 6),
+            ("groups", 1, 256),
+            ("checkpoint_every", 1, 10**8),
+            ("sample_every", 1, 10**8),
+            ("threads", 0, 256),
+            ("seed", 0, 2**31 - 1),
+            ("stage21_steps", 0, 10**8),
+            ("r1_every", 1, 10**6),
+            ("d_width", 1, 1024),
+            ("d_max_width", 1, 2048),
+        ]
         for name, lo, hi in checks:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
                 raise UserError(f"stage2 option {name} must be an integer in [{lo}, {hi}], got {v!r}")
-        for name in ("lr_local", "lr_aligner", "lr_fusion", "residual_weight", "novel_view_prob", "yaw_range", "pitch_range", "query_yaw_range",
-                     "truncation", "lpips_weight_21", "lpips_weight_22", "id_weight", "adv_weight", "lr_d", "r1_gamma"):  # fmt: skip
+        for name in (
+            "lr_local",
+            "lr_aligner",
+            "lr_fusion",
+            "residual_weight",
+            "novel_view_prob",
+            "yaw_range",
+            "pitch_range",
+            "query_yaw_range",
+            "truncation",
+            "lpips_weight_21",
+            "lpips_weight_22",
+            "id_weight",
+            "adv_weight",
+            "lr_d",
+            "r1_gamma",
+        ):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0 or v > 100:
                 raise UserError(f"stage2 option {name} must be a number in [0, 100], got {v!r}")
@@ -117,21 +148,34 @@ class Stage2Config:
             if getattr(self, name) > 1:
                 raise UserError(f"stage2 option {name} must be in [0, 1], got {getattr(self, name)}")
         if not isinstance(self.freeze_aligner_in_22, bool):
-            raise UserError(f"stage2 option freeze_aligner_in_22 must be true or false, got {self.freeze_aligner_in_22!r}")
-        for name, allowed in (("alignment", ALIGNMENTS), ("visibility", VISIBILITY_MODES), ("data", DATA_SOURCES), ("film_target", FILM_TARGETS),
-                              *TERM_SWITCHES.items()):  # fmt: skip
+            raise UserError(
+                f"stage2 option freeze_aligner_in_22 must be true or false, got {self.freeze_aligner_in_22!r}"
+            )
+        for name, allowed in (
+            ("alignment", ALIGNMENTS),
+            ("visibility", VISIBILITY_MODES),
+            ("data", DATA_SOURCES),
+            ("film_target", FILM_TARGETS),
+            *TERM_SWITCHES.items(),
+        ):
             if getattr(self, name) not in allowed:
                 raise UserError(f"stage2 option {name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("generator", "encoder", "real_data", "out_dir"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise UserError(f"stage2 option {name} must be a non-empty string, got {getattr(self, name)!r}")
         if self.data == "toy-photos" and self.generator != "toy":
-            raise UserError(f"stage2 data 'toy-photos' needs the toy generator (got generator {self.generator!r}); use --set data=synthetic")
+            raise UserError(
+                f"stage2 data 'toy-photos' needs the toy generator (got generator {self.generator!r}); use --set data=synthetic"
+            )
         if self.adv_weight > 0 and (self.render_resolution & (self.render_resolution - 1)):
-            raise UserError(f"stage2 option render_resolution must be a power of two with the adversarial term (adv_weight > 0), got {self.render_resolution}")
+            raise UserError(
+                f"stage2 option render_resolution must be a power of two with the adversarial term (adv_weight > 0), got {self.render_resolution}"
+            )
         self.aligner_widths = tuple(self.aligner_widths)
         if len(self.aligner_widths) != 4 or not all(isinstance(v, int) and 1 <= v <= 1024 for v in self.aligner_widths):
-            raise UserError(f"stage2 option aligner_widths must be 4 integers in [1, 1024], got {list(self.aligner_widths)}")
+            raise UserError(
+                f"stage2 option aligner_widths must be 4 integers in [1, 1024], got {list(self.aligner_widths)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -152,17 +196,55 @@ STAGE2_PRESETS: dict[str, dict[str, Any]] = {
     # Toy lab on a 2-core CPU: about 20 minutes (200 steps of 2.1, 200 of 2.2).
     "toy": {},
     # Tests: a handful of steps on tiny renders.
-    "tiny-test": {"out_dir": "outputs/stage2-tiny", "steps": 4, "batch_size": 2, "render_resolution": 16, "ray_samples": 6, "local_resolution": 32,
-                  "stage21_steps": 2, "r1_every": 2, "d_width": 8, "d_max_width": 16, "checkpoint_every": 2, "sample_every": 1000},
+    "tiny-test": {
+        "out_dir": "outputs/stage2-tiny",
+        "steps": 4,
+        "batch_size": 2,
+        "render_resolution": 16,
+        "ray_samples": 6,
+        "local_resolution": 32,
+        "stage21_steps": 2,
+        "r1_every": 2,
+        "d_width": 8,
+        "d_max_width": 16,
+        "checkpoint_every": 2,
+        "sample_every": 1000,
+    },
     # FFHQ EG3D on a GPU: the official recipe (facts §3) — synthetic pairs at truncation 0.55, LPIPS + ID, the official
     # learning rates (netLocal 5e-5, ADA 1e-4, Fuse 1e-4, D 5e-5) and the paper's E1 / E_ADA sizes; E0 from a Stage I run.
-    "ffhq-eg3d": {"out_dir": "outputs/stage2-ffhq-eg3d", "generator": "eg3d-ffhqrebalanced512-128", "encoder": "outputs/stage1-ffhq-eg3d/final",
-                  "data": "synthetic", "real_data": "data/ffhq-aligned", "steps": 20000, "stage21_steps": 10000, "batch_size": 4,
-                  "render_resolution": 64, "ray_samples": 48, "local_resolution": 256, "stem_width": 32, "width": 256, "num_stack": 4,
-                  "depth": 2, "groups": 32, "aligner_widths": [16, 32, 48, 64], "lr_local": 5e-5, "lr_aligner": 1e-4, "lr_fusion": 1e-4,
-                  "lr_d": 5e-5, "lpips": "alex", "identity": "arcface", "d_width": 64, "d_max_width": 512, "yaw_range": 0.6, "pitch_range": 0.3,
-                  "query_yaw_range": 0.8, "checkpoint_every": 500, "sample_every": 500},
-}  # fmt: skip
+    "ffhq-eg3d": {
+        "out_dir": "outputs/stage2-ffhq-eg3d",
+        "generator": "eg3d-ffhqrebalanced512-128",
+        "encoder": "outputs/stage1-ffhq-eg3d/final",
+        "data": "synthetic",
+        "real_data": "data/ffhq-aligned",
+        "steps": 20000,
+        "stage21_steps": 10000,
+        "batch_size": 4,
+        "render_resolution": 64,
+        "ray_samples": 48,
+        "local_resolution": 256,
+        "stem_width": 32,
+        "width": 256,
+        "num_stack": 4,
+        "depth": 2,
+        "groups": 32,
+        "aligner_widths": [16, 32, 48, 64],
+        "lr_local": 5e-5,
+        "lr_aligner": 1e-4,
+        "lr_fusion": 1e-4,
+        "lr_d": 5e-5,
+        "lpips": "alex",
+        "identity": "arcface",
+        "d_width": 64,
+        "d_max_width": 512,
+        "yaw_range": 0.6,
+        "pitch_range": 0.3,
+        "query_yaw_range": 0.8,
+        "checkpoint_every": 500,
+        "sample_every": 500,
+    },
+}
 
 
 def load_stage2_config(name_or_path: str, overrides: dict[str, Any] | None = None) -> Stage2Config:
@@ -189,8 +271,15 @@ def load_stage2_config(name_or_path: str, overrides: dict[str, Any] | None = Non
 
 def build_branch(cfg: Stage2Config, film_channels: int) -> LocalBranch:
     """The toy-sized E1 (FiLM width = the generator's colour features), E_ADA and fusion the alignment needs."""
-    E1 = LocalEncoder(stem_width=cfg.stem_width, width=cfg.width, num_stack=cfg.num_stack, depth=cfg.depth, groups=cfg.groups, film_channels=film_channels,
-                       input_size=cfg.local_resolution)
+    E1 = LocalEncoder(
+        stem_width=cfg.stem_width,
+        width=cfg.width,
+        num_stack=cfg.num_stack,
+        depth=cfg.depth,
+        groups=cfg.groups,
+        film_channels=film_channels,
+        input_size=cfg.local_resolution,
+    )
     head = E1.local_feat_to_tex_modulations_linear
     for layer in (head.fc_1, head.shortcut):  # start as the identity: E0's render, then learn the residual
         torch.nn.init.zeros_(layer.weight)
@@ -211,15 +300,28 @@ class Stage2Trainer:
         self.out = Path(cfg.out_dir)
         self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available())
         self.device = self.acc.device
-        with torch.random.fork_rng(devices=[]):  # identical initial weights on every process; the caller's RNG is untouched
+        with torch.random.fork_rng(
+            devices=[]
+        ):  # identical initial weights on every process; the caller's RNG is untouched
             torch.manual_seed(cfg.seed)
             G = generator if generator is not None else load_generator(cfg.generator, self.device)
             self.G = G.to(self.device).eval().requires_grad_(False)
             if cfg.data == "synthetic":
-                self.G = ensure_w_avg(self.G)  # truncation needs the mean latent (a copy when the loaded one never tracked it)
-            self.E0 = (encoder if encoder is not None else load_encoder(cfg.encoder, self.device)).to(self.device).eval().requires_grad_(False)
+                self.G = ensure_w_avg(
+                    self.G
+                )  # truncation needs the mean latent (a copy when the loaded one never tracked it)
+            self.E0 = (
+                (encoder if encoder is not None else load_encoder(cfg.encoder, self.device))
+                .to(self.device)
+                .eval()
+                .requires_grad_(False)
+            )
             self.branch = build_branch(cfg, film_width(self.G, cfg.film_target)).to(self.device)
-            self.D = Discriminator(cfg.render_resolution, cfg.d_width, cfg.d_max_width).to(self.device) if cfg.adv_weight > 0 else None
+            self.D = (
+                Discriminator(cfg.render_resolution, cfg.d_width, cfg.d_max_width).to(self.device)
+                if cfg.adv_weight > 0
+                else None
+            )
         self.lpips = make_lpips(cfg.lpips, self.device)
         self.identity = make_identity(cfg.identity, self.device)
         self.real = make_real_source(cfg.real_data, cfg.render_resolution) if self.D is not None else None
@@ -232,12 +334,27 @@ class Stage2Trainer:
         if self.D is not None:
             c = cfg.r1_every / (cfg.r1_every + 1)  # StyleGAN2's lazy-regularisation correction
             self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d * c, betas=(0.0, 0.99**c))
-        self.gen = torch.Generator().manual_seed(cfg.seed * 1000 + 2 + self.acc.process_index)  # each process its own draw
+        self.gen = torch.Generator().manual_seed(
+            cfg.seed * 1000 + 2 + self.acc.process_index
+        )  # each process its own draw
         self.step = 0
         options = {k: v for k, v in cfg.to_dict().items() if k not in RUN_ONLY}
-        self.loop = TrainingLoop(self, LoopOptions(cfg.out_dir, cfg.steps, options, seed=cfg.seed, checkpoint_every=cfg.checkpoint_every, resume=resume,
-                                                   desc=f"stage2 {cfg.alignment}", postfix=("total", "mse"), threads=cfg.threads, device=self.device),
-                                 self.acc)  # fmt: skip
+        self.loop = TrainingLoop(
+            self,
+            LoopOptions(
+                cfg.out_dir,
+                cfg.steps,
+                options,
+                seed=cfg.seed,
+                checkpoint_every=cfg.checkpoint_every,
+                resume=resume,
+                desc=f"stage2 {cfg.alignment}",
+                postfix=("total", "mse"),
+                threads=cfg.threads,
+                device=self.device,
+            ),
+            self.acc,
+        )
         self.loop.resume()
         if self.acc.is_main_process:
             (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
@@ -268,17 +385,32 @@ class Stage2Trainer:
         """Raw render at the training size; ``hook`` (the branch's FiLM) acts where ``film_target`` says."""
         s = self.cfg.ray_samples
         where = {"colour_hook" if self.cfg.film_target == "colour" else "feature_hook": hook}
-        return self.G.synthesis(ws, label, planes=planes, neural_rendering_resolution=self.cfg.render_resolution, deterministic=True,
-                                superresolution=False, rendering_overrides={"depth_resolution": s, "depth_resolution_importance": s}, **where)  # fmt: skip
+        return self.G.synthesis(
+            ws,
+            label,
+            planes=planes,
+            neural_rendering_resolution=self.cfg.render_resolution,
+            deterministic=True,
+            superresolution=False,
+            rendering_overrides={"depth_resolution": s, "depth_resolution_importance": s},
+            **where,
+        )
 
-    def views(self, photo: torch.Tensor, query_label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, ViewRender, ViewRender]:
+    def views(
+        self, photo: torch.Tensor, query_label: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, ViewRender, ViewRender]:
         """E0's code and planes, and its renders at the estimated input camera and at the query camera (no gradients)."""
         with torch.no_grad():
             enc = self.E0(photo)
             ref_label = label_from_yaw_pitch(enc.pose[:, 0], enc.pose[:, 1], device=photo.device)
             planes = self.G.planes(enc.ws)
             ref, q = self.render(enc.ws, ref_label, planes), self.render(enc.ws, query_label, planes)
-        return enc.ws, planes, ViewRender(ref.image_raw, ref.depth, ref_label), ViewRender(q.image_raw, q.depth, query_label)
+        return (
+            enc.ws,
+            planes,
+            ViewRender(ref.image_raw, ref.depth, ref_label),
+            ViewRender(q.image_raw, q.depth, query_label),
+        )
 
     def branch_render(self, batch: dict[str, torch.Tensor], alignment: str) -> tuple[torch.Tensor, Any, ViewRender]:
         """The modulated raw render at the query view, E_ADA's maps and E0's plain query render."""
@@ -357,7 +489,10 @@ class Stage2Trainer:
         terms["total"].backward()
         self._average_gradients(self.branch.parameters())
         self.opt.step()
-        row: dict[str, Any] = {"stage": self.cfg.stage_at(self.step), **{k: float(v.detach()) for k, v in terms.items()}}
+        row: dict[str, Any] = {
+            "stage": self.cfg.stage_at(self.step),
+            **{k: float(v.detach()) for k, v in terms.items()},
+        }
         if self.D is not None and row["stage"] == "2.2":
             row.update(self.discriminator_step(fake))
         self.step += 1
@@ -414,9 +549,17 @@ class Stage2Trainer:
         for name, module in (("local_encoder", b.local_encoder), ("aligner_2d", b.aligner), ("fusion", b.fusion)):
             if module is not None:
                 module.save_pretrained(out_dir / "final" / name)
-        (out_dir / "final" / "branch.json").write_text(json.dumps({"alignment": self.cfg.alignment, "visibility": self.cfg.visibility,
-                                                                   "film_target": self.cfg.film_target, "local_resolution": self.cfg.local_resolution},
-                                                                  indent=2))  # fmt: skip
+        (out_dir / "final" / "branch.json").write_text(
+            json.dumps(
+                {
+                    "alignment": self.cfg.alignment,
+                    "visibility": self.cfg.visibility,
+                    "film_target": self.cfg.film_target,
+                    "local_resolution": self.cfg.local_resolution,
+                },
+                indent=2,
+            )
+        )
 
 
 def film_width(G, film_target: str) -> int:
@@ -424,6 +567,8 @@ def film_width(G, film_target: str) -> int:
     return G.decoder.net[-1].weight.shape[0] - 1 if film_target == "colour" else G.decoder.net[0].weight.shape[1]
 
 
-def train_stage2(cfg: Stage2Config, progress: bool = True, stop_at: int | None = None, resume: str = "auto") -> LocalBranch:
+def train_stage2(
+    cfg: Stage2Config, progress: bool = True, stop_at: int | None = None, resume: str = "auto"
+) -> LocalBranch:
     """Train (or resume from ``out_dir``) and write ``out_dir/final``."""
     return Stage2Trainer(cfg, resume=resume).fit(progress=progress, stop_at=stop_at)

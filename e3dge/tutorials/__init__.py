@@ -6,4 +6,13 @@ Notebook cells stay short; what they call lives here, so CI tests it like any ot
 from e3dge.tutorials.runtime import COLAB_BADGE, REPOSITORY, Runtime, detect_runtime, show_video
 from e3dge.tutorials.checks import CheckResult, check_against, report
 
-__all__ = ["Runtime", "detect_runtime", "show_video", "REPOSITORY", "COLAB_BADGE", "CheckResult", "report", "check_against"]
+__all__ = [
+    "Runtime",
+    "detect_runtime",
+    "show_video",
+    "REPOSITORY",
+    "COLAB_BADGE",
+    "CheckResult",
+    "report",
+    "check_against",
+]

@@ -5,13 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from e3dge.export.plots import depth_points
 from e3dge.tutorials.checks import CheckResult, check_against
 
-__all__ = ["DepthChange", "depth_change", "before_after_figure", "difference_figure", "points_figure",
-           "back_project_solution", "check_back_project", "moved_fraction_solution", "check_moved_fraction"]  # fmt: skip
+__all__ = [
+    "DepthChange",
+    "depth_change",
+    "before_after_figure",
+    "difference_figure",
+    "points_figure",
+    "back_project_solution",
+    "check_back_project",
+    "moved_fraction_solution",
+    "check_moved_fraction",
+]
 
 
 @dataclass
@@ -27,27 +35,44 @@ class DepthChange:
     threshold: float
 
 
-def depth_change(pipe, inv, attribute: str, strength: float, yaw: float = 0.0, pitch: float = 0.0, threshold: float = 0.01) -> DepthChange:
+def depth_change(
+    pipe, inv, attribute: str, strength: float, yaw: float = 0.0, pitch: float = 0.0, threshold: float = 0.01
+) -> DepthChange:
     """Render ``inv`` before and after an edit from the same camera and compare their depth maps."""
     before = pipe.render(inv, yaw=yaw, pitch=pitch, quality="full")
     after = pipe.render(inv, yaw=yaw, pitch=pitch, edits={attribute: strength}, quality="full")
     both = (before.mask > 0.5) & (after.mask > 0.5)
     diff = np.where(both, after.depth - before.depth, np.nan)
-    return DepthChange(attribute, strength, before, after, diff, moved_fraction_solution(before.depth, after.depth, before.mask, after.mask, threshold), threshold)
+    return DepthChange(
+        attribute,
+        strength,
+        before,
+        after,
+        diff,
+        moved_fraction_solution(before.depth, after.depth, before.mask, after.mask, threshold),
+        threshold,
+    )
 
 
 def points_figure(render, title: str, max_points: int = 6000):
     """The render's depth back-projected to world points, coloured by its image (the app's point cloud view)."""
     from e3dge.export.plots import point_cloud_figure
 
-    return point_cloud_figure(render.depth, render.mask, render.image, render.camera, title=title, max_points=max_points)
+    return point_cloud_figure(
+        render.depth, render.mask, render.image, render.camera, title=title, max_points=max_points
+    )
 
 
 def before_after_figure(change: DepthChange, max_points: int = 6000):
     """Two 3D scenes side by side: the point cloud before and after the edit."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(1, 2, specs=[[{"type": "scene"}, {"type": "scene"}]], subplot_titles=("before", f"{change.attribute} {change.strength:+.1f}"))
+    fig = make_subplots(
+        1,
+        2,
+        specs=[[{"type": "scene"}, {"type": "scene"}]],
+        subplot_titles=("before", f"{change.attribute} {change.strength:+.1f}"),
+    )
     for col, render in ((1, change.before), (2, change.after)):
         for trace in points_figure(render, "", max_points).data:
             fig.add_trace(trace, 1, col)
@@ -62,9 +87,16 @@ def difference_figure(change: DepthChange):
     import plotly.graph_objects as go
 
     lim = float(np.nanmax(np.abs(change.difference))) if np.isfinite(change.difference).any() else 1.0
-    fig = go.Figure(go.Heatmap(z=change.difference[::-1], colorscale="RdBu_r", zmin=-lim, zmax=lim, colorbar=dict(title="Δ depth")))
-    fig.update_layout(title=f"{change.attribute}: {100 * change.moved_fraction:.1f} % of the face moved > {change.threshold}", height=380, width=440,
-                      yaxis=dict(scaleanchor="x"), margin=dict(l=10, r=10, t=40, b=10))  # fmt: skip
+    fig = go.Figure(
+        go.Heatmap(z=change.difference[::-1], colorscale="RdBu_r", zmin=-lim, zmax=lim, colorbar=dict(title="Δ depth"))
+    )
+    fig.update_layout(
+        title=f"{change.attribute}: {100 * change.moved_fraction:.1f} % of the face moved > {change.threshold}",
+        height=380,
+        width=440,
+        yaxis=dict(scaleanchor="x"),
+        margin=dict(l=10, r=10, t=40, b=10),
+    )
     return fig
 
 
@@ -87,13 +119,25 @@ def check_back_project(fn, render) -> CheckResult:
 
     def learner(depth, o, d):
         pts = fn(depth, o, d)
-        return None if pts is None else np.asarray(pts).reshape(-1, 3)[depth_points(depth, render.mask, render.camera)[1]]
+        return (
+            None if pts is None else np.asarray(pts).reshape(-1, 3)[depth_points(depth, render.mask, render.camera)[1]]
+        )
 
-    return check_against("exercise 1 (back-projection)", learner, reference, render.depth, origins, directions, atol=1e-4,
-                         hint="depth is the distance along each (unit) ray, not camera-space z")  # fmt: skip
+    return check_against(
+        "exercise 1 (back-projection)",
+        learner,
+        reference,
+        render.depth,
+        origins,
+        directions,
+        atol=1e-4,
+        hint="depth is the distance along each (unit) ray, not camera-space z",
+    )
 
 
-def moved_fraction_solution(before: np.ndarray, after: np.ndarray, mask_before: np.ndarray, mask_after: np.ndarray, threshold: float) -> float:
+def moved_fraction_solution(
+    before: np.ndarray, after: np.ndarray, mask_before: np.ndarray, mask_after: np.ndarray, threshold: float
+) -> float:
     """Share of the pixels opaque in both renders whose depth changed by more than ``threshold``."""
     both = (mask_before > 0.5) & (mask_after > 0.5)
     return float((np.abs(after - before)[both] > threshold).mean()) if both.any() else 0.0
@@ -102,5 +146,11 @@ def moved_fraction_solution(before: np.ndarray, after: np.ndarray, mask_before: 
 def check_moved_fraction(fn, change: DepthChange) -> CheckResult:
     """Compare the learner's fraction with the reference on the edit above."""
     args = (change.before.depth, change.after.depth, change.before.mask, change.after.mask, change.threshold)
-    return check_against("exercise 2 (share of the face an edit moves)", fn, moved_fraction_solution, *args, atol=1e-6,
-                         hint="count only pixels opaque (mask > 0.5) in both renders")  # fmt: skip
+    return check_against(
+        "exercise 2 (share of the face an edit moves)",
+        fn,
+        moved_fraction_solution,
+        *args,
+        atol=1e-6,
+        hint="count only pixels opaque (mask > 0.5) in both renders",
+    )

@@ -14,13 +14,33 @@ from e3dge.encoders.hybrid import ViewRender
 from e3dge.metrics.image import mae
 from e3dge.tutorials.checks import PENDING_MARK, CheckResult, report
 
-__all__ = ["ToyHeads", "toy_heads", "to_uint8", "sampled_codes", "hair_colour_direction_solution", "check_direction", "ALIGNMENT_ROWS",
-           "e0_view", "render_with", "alignment_comparison", "edited_view", "EditSweep", "edit_sweep", "sweep_figure", "in_image_visibility_solution",
-           "check_visibility"]  # fmt: skip
+__all__ = [
+    "ToyHeads",
+    "toy_heads",
+    "to_uint8",
+    "sampled_codes",
+    "hair_colour_direction_solution",
+    "check_direction",
+    "ALIGNMENT_ROWS",
+    "e0_view",
+    "render_with",
+    "alignment_comparison",
+    "edited_view",
+    "EditSweep",
+    "edit_sweep",
+    "sweep_figure",
+    "in_image_visibility_solution",
+    "check_visibility",
+]
 
 RES = 64
-ALIGNMENT_ROWS = {"E0 only": None, "local features, no alignment": "local", "2D alignment (E_ADA)": "2d", "3D alignment (projection)": "3d",
-                  "hybrid (paper)": "hybrid"}  # fmt: skip
+ALIGNMENT_ROWS = {
+    "E0 only": None,
+    "local features, no alignment": "local",
+    "2D alignment (E_ADA)": "2d",
+    "3D alignment (projection)": "3d",
+    "hybrid (paper)": "hybrid",
+}
 
 
 @dataclass
@@ -39,7 +59,9 @@ class ToyHeads:
         from e3dge.toy import render_heads
 
         f = self.factors[i : i + 1] if factors is None else factors
-        return render_heads(f, label_from_yaw_pitch(torch.tensor([yaw]), torch.tensor([pitch])), self.resolution, photo=True).image
+        return render_heads(
+            f, label_from_yaw_pitch(torch.tensor([yaw]), torch.tensor([pitch])), self.resolution, photo=True
+        ).image
 
 
 def toy_heads(num: int, seed: int = 5150, resolution: int = RES) -> ToyHeads:
@@ -91,8 +113,12 @@ def check_direction(vector, reference: Direction, threshold: float = 0.8) -> Che
     if v.shape != ref.shape:
         return report(name, False, f"a vector of {ref.numel()} values (one w) is expected, got {v.numel()}")
     cos = float(v @ ref / (v.norm() * ref.norm()).clamp_min(1e-12))
-    return report(name, cos >= threshold, f"cosine {cos:.3f} with the shipped direction (needs >= {threshold})" +
-                  ("" if cos >= 0 else "; it points the other way: flip the sign"))  # fmt: skip
+    return report(
+        name,
+        cos >= threshold,
+        f"cosine {cos:.3f} with the shipped direction (needs >= {threshold})"
+        + ("" if cos >= 0 else "; it points the other way: flip the sign"),
+    )
 
 
 # ----------------------------------------------------------------------------- alignments
@@ -109,16 +135,28 @@ def e0_view(pipe, ws: torch.Tensor, cam: torch.Tensor, res: int = RES) -> tuple[
 
 
 @torch.no_grad()
-def render_with(pipe, ws: torch.Tensor, planes: torch.Tensor, query: ViewRender, reference: ViewRender, photo: torch.Tensor, alignment: str | None,
-                visibility: str = "in_image") -> torch.Tensor:  # fmt: skip
+def render_with(
+    pipe,
+    ws: torch.Tensor,
+    planes: torch.Tensor,
+    query: ViewRender,
+    reference: ViewRender,
+    photo: torch.Tensor,
+    alignment: str | None,
+    visibility: str = "in_image",
+) -> torch.Tensor:
     """Raw render ``[1, 3, R, R]`` at the query view: E0's alone (``alignment`` None) or modulated by the local branch reading ``photo``."""
     if alignment is None or pipe.local_branch is None:
         return query.image.clamp(-1, 1)
     hook = pipe.local_branch.colour_hook(photo, reference, query, alignment, visibility)
-    return pipe.generator.synthesis(ws, query.label, planes=planes, colour_hook=hook, **_kw(query.image.shape[-1])).image_raw.clamp(-1, 1)
+    return pipe.generator.synthesis(
+        ws, query.label, planes=planes, colour_hook=hook, **_kw(query.image.shape[-1])
+    ).image_raw.clamp(-1, 1)
 
 
-def alignment_comparison(pipe, heads: ToyHeads, i: int, turn: float = 0.5) -> dict[str, tuple[np.ndarray, float, np.ndarray, float]]:
+def alignment_comparison(
+    pipe, heads: ToyHeads, i: int, turn: float = 0.5
+) -> dict[str, tuple[np.ndarray, float, np.ndarray, float]]:
     """Per alignment row: (source image, source MAE, novel image, novel MAE) for head ``i``; the novel view turns ``turn`` rad across the front."""
     from e3dge.images import to_model_input
 
@@ -140,9 +178,13 @@ def alignment_comparison(pipe, heads: ToyHeads, i: int, turn: float = 0.5) -> di
     return out
 
 
-def edited_view(pipe, inv, attribute: str, strength: float, yaw: float, pitch: float = 0.0, local: bool = True) -> np.ndarray:
+def edited_view(
+    pipe, inv, attribute: str, strength: float, yaw: float, pitch: float = 0.0, local: bool = True
+) -> np.ndarray:
     """What the widgets show: ``inv`` edited along ``attribute`` by ``strength`` and turned to (yaw, pitch), with or without the local branch."""
-    return pipe.render(inv, yaw=yaw, pitch=pitch, edits={attribute: strength} if strength else None, quality="full", local=local).image
+    return pipe.render(
+        inv, yaw=yaw, pitch=pitch, edits={attribute: strength} if strength else None, quality="full", local=local
+    ).image
 
 
 # ----------------------------------------------------------------------------- edit precision
@@ -188,7 +230,10 @@ def edit_sweep(pipe, heads: ToyHeads, direction: str, strengths: list[float], ch
                 for m, alignment in enumerate((None, "hybrid")):
                     totals[m, j] += float(mae(render_with(pipe, ws, planes, q, ref, photo, alignment), t)) / 2
     means = totals / len(heads.z)
-    return [EditSweep("skin_tone", direction, local, list(strengths), means[m].tolist()) for m, local in enumerate((False, True))]
+    return [
+        EditSweep("skin_tone", direction, local, list(strengths), means[m].tolist())
+        for m, local in enumerate((False, True))
+    ]
 
 
 def sweep_figure(sweeps: list[EditSweep]):
@@ -197,9 +242,21 @@ def sweep_figure(sweeps: list[EditSweep]):
 
     fig = go.Figure()
     for s in sweeps:
-        fig.add_trace(go.Scatter(x=s.strengths, y=s.mae, mode="lines+markers", name=f"{s.direction}, {'with' if s.local else 'without'} local branch"))
-    fig.update_layout(xaxis_title="edit strength (towards the target)", yaxis_title="MAE at yaw ±30° vs the exact edit", height=360, width=700,
-                      margin=dict(l=10, r=10, t=30, b=10))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=s.strengths,
+                y=s.mae,
+                mode="lines+markers",
+                name=f"{s.direction}, {'with' if s.local else 'without'} local branch",
+            )
+        )
+    fig.update_layout(
+        xaxis_title="edit strength (towards the target)",
+        yaxis_title="MAE at yaw ±30° vs the exact edit",
+        height=360,
+        width=700,
+        margin=dict(l=10, r=10, t=30, b=10),
+    )
     return fig
 
 
@@ -228,6 +285,16 @@ def check_visibility(fn, seed: int = 3) -> CheckResult:
     want = visibility(p, "in_image")
     got = torch.as_tensor(got, dtype=want.dtype)
     if got.shape != want.shape:
-        return report(name, False, f"shape {tuple(got.shape)}, expected {tuple(want.shape)} (one value per point, keep the last dim)")
+        return report(
+            name,
+            False,
+            f"shape {tuple(got.shape)}, expected {tuple(want.shape)} (one value per point, keep the last dim)",
+        )
     wrong = int((got != want).sum())
-    return report(name, wrong == 0, "matches e3dge's mask" if wrong == 0 else f"{wrong} of {want.numel()} points differ: inside means |x| <= 1 and |y| <= 1, and z > 0")
+    return report(
+        name,
+        wrong == 0,
+        "matches e3dge's mask"
+        if wrong == 0
+        else f"{wrong} of {want.numel()} points differ: inside means |x| <= 1 and |y| <= 1, and z > 0",
+    )

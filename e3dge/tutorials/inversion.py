@@ -16,8 +16,21 @@ from e3dge.toy.evaluate import depth_error_pct
 from e3dge.tutorials.checks import CheckResult, check_against
 from e3dge.tutorials.editing import ToyHeads
 
-__all__ = ["METHODS", "MethodScore", "invert_with", "score_inversion", "compare_methods", "table_text", "side_by_side", "view", "orbit_video",
-           "psnr_solution", "check_psnr", "camera_label_solution", "check_camera_label"]  # fmt: skip
+__all__ = [
+    "METHODS",
+    "MethodScore",
+    "invert_with",
+    "score_inversion",
+    "compare_methods",
+    "table_text",
+    "side_by_side",
+    "view",
+    "orbit_video",
+    "psnr_solution",
+    "check_psnr",
+    "camera_label_solution",
+    "check_camera_label",
+]
 
 METHODS = ("E0", "E0 + P", "E0 + P+C", "optimisation (W+ then PTI)")
 
@@ -35,8 +48,12 @@ class MethodScore:
 
 def invert_with(pipe, pixels: np.ndarray, method: str, refine_steps: int, opt_steps: int):
     """One inversion with ``method`` (E0 alone, + pose refinement, + pose and code, or the optimisation baseline); toy crops need no alignment."""
-    kw = {"E0": {}, "E0 + P": {"refine": "pose", "steps": refine_steps}, "E0 + P+C": {"refine": "pose+code", "steps": refine_steps},
-          "optimisation (W+ then PTI)": {"optimize": True, "steps": opt_steps}}[method]  # fmt: skip
+    kw = {
+        "E0": {},
+        "E0 + P": {"refine": "pose", "steps": refine_steps},
+        "E0 + P+C": {"refine": "pose+code", "steps": refine_steps},
+        "optimisation (W+ then PTI)": {"optimize": True, "steps": opt_steps},
+    }[method]
     return pipe.invert(pixels, align=False, local=False, **kw)
 
 
@@ -45,7 +62,7 @@ def score_inversion(pipe, inv, heads: ToyHeads, i: int, turn: float = 0.5) -> tu
     """(source MAE, novel-view MAE, source depth %) of inversion ``inv`` of head ``i`` against the procedural ground truth (raw renders)."""
     from e3dge.toy import render_heads
 
-    G = (inv.tuned.generator if inv.tuned else pipe.generator)  # PTI tunes a private copy
+    G = inv.tuned.generator if inv.tuned else pipe.generator  # PTI tunes a private copy
     res = heads.resolution
     yaw, pitch = float(heads.yaw[i]), float(heads.pitch[i])
     yaw2 = yaw - turn * math.copysign(1.0, yaw + 1e-6)
@@ -55,10 +72,16 @@ def score_inversion(pipe, inv, heads: ToyHeads, i: int, turn: float = 0.5) -> tu
     t_src = render_heads(heads.factors[i : i + 1], label_from_yaw_pitch(yaw, pitch), res, photo=True)
     t_novel = render_heads(heads.factors[i : i + 1], label_from_yaw_pitch(yaw2, pitch), res, photo=True)
     depth = float(depth_error_pct(src.depth, t_src.depth, t_src.mask).mean())
-    return float(mae(src.image_raw.clamp(-1, 1), t_src.image)), float(mae(novel.image_raw.clamp(-1, 1), t_novel.image)), depth
+    return (
+        float(mae(src.image_raw.clamp(-1, 1), t_src.image)),
+        float(mae(novel.image_raw.clamp(-1, 1), t_novel.image)),
+        depth,
+    )
 
 
-def compare_methods(pipe, heads: ToyHeads, refine_steps: int, opt_steps: int, methods: tuple[str, ...] = METHODS) -> list[MethodScore]:
+def compare_methods(
+    pipe, heads: ToyHeads, refine_steps: int, opt_steps: int, methods: tuple[str, ...] = METHODS
+) -> list[MethodScore]:
     """Every method on every head: mean scores and seconds per head."""
     out = []
     for method in methods:
@@ -76,7 +99,10 @@ def compare_methods(pipe, heads: ToyHeads, refine_steps: int, opt_steps: int, me
 def table_text(scores: list[MethodScore]) -> str:
     """The scores as an aligned text table."""
     lines = [f"{'method':28s}{'source MAE':>12s}{'novel MAE':>12s}{'depth %':>10s}{'s / head':>10s}"]
-    lines += [f"{s.method:28s}{s.source_mae:12.4f}{s.novel_mae:12.4f}{s.source_depth_pct:10.2f}{s.seconds:10.2f}" for s in scores]
+    lines += [
+        f"{s.method:28s}{s.source_mae:12.4f}{s.novel_mae:12.4f}{s.source_depth_pct:10.2f}{s.seconds:10.2f}"
+        for s in scores
+    ]
     return "\n".join(lines)
 
 
@@ -84,7 +110,12 @@ def side_by_side(*images: np.ndarray, size: int = 192) -> np.ndarray:
     """uint8 images of any sizes, each resized to ``size`` x ``size`` and stacked ``[K, size, size, 3]`` (for ``px.imshow(..., facet_col=0)``)."""
     from PIL import Image
 
-    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(im)).convert("RGB").resize((size, size), Image.LANCZOS)) for im in images])
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(np.ascontiguousarray(im)).convert("RGB").resize((size, size), Image.LANCZOS))
+            for im in images
+        ]
+    )
 
 
 def view(pipe, inv, yaw: float, pitch: float, local: bool = True) -> np.ndarray:
@@ -96,7 +127,9 @@ def orbit_video(pipe, inv, path: str | Path, frames: int, fps: int = 12, size: i
     """An mp4 of the inversion circling its input view (e3dge's orbit path), previews at ``size`` px."""
     from e3dge.pipelines.outputs import orbit_angles, write_video
 
-    imgs = [pipe.render(inv, yaw=inv.yaw + y, pitch=inv.pitch + p, resolution=size).image for y, p in orbit_angles(frames)]
+    imgs = [
+        pipe.render(inv, yaw=inv.yaw + y, pitch=inv.pitch + p, resolution=size).image for y, p in orbit_angles(frames)
+    ]
     return write_video(Path(path), imgs, fps)
 
 
@@ -112,8 +145,15 @@ def check_psnr(fn, seed: int = 0) -> CheckResult:
     g = torch.Generator().manual_seed(seed)
     a = torch.rand(3, 3, 16, 16, generator=g) * 2 - 1
     b = (a + 0.1 * torch.randn(3, 3, 16, 16, generator=g)).clamp(-1, 1)
-    return check_against("exercise 1 (PSNR)", fn, psnr_solution, a, b, atol=1e-3,
-                         hint="images are in [-1, 1]: bring them to [0, 1] first; one value per image")  # fmt: skip
+    return check_against(
+        "exercise 1 (PSNR)",
+        fn,
+        psnr_solution,
+        a,
+        b,
+        atol=1e-3,
+        hint="images are in [-1, 1]: bring them to [0, 1] first; one value per image",
+    )
 
 
 def camera_label_solution(yaw: float, pitch: float) -> torch.Tensor:
@@ -123,5 +163,12 @@ def camera_label_solution(yaw: float, pitch: float) -> torch.Tensor:
 
 def check_camera_label(fn) -> CheckResult:
     """The learner's label for E0's estimated pose must render the same view as e3dge's."""
-    return check_against("exercise 2 (yaw/pitch -> EG3D camera label)", fn, camera_label_solution, 0.3, -0.1, atol=1e-4,
-                         hint="look at e3dge.cameras: a look-at camera on the FFHQ radius, 25 values = 16 (cam2world) + 9 (intrinsics)")  # fmt: skip
+    return check_against(
+        "exercise 2 (yaw/pitch -> EG3D camera label)",
+        fn,
+        camera_label_solution,
+        0.3,
+        -0.1,
+        atol=1e-4,
+        hint="look at e3dge.cameras: a look-at camera on the FFHQ radius, 25 values = 16 (cam2world) + 9 (intrinsics)",
+    )

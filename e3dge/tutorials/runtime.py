@@ -51,4 +51,6 @@ def show_video(path: str | os.PathLike, width: int = 256):
     from IPython.display import HTML
 
     data = base64.b64encode(Path(path).read_bytes()).decode()
-    return HTML(f'<video width="{width}" controls loop autoplay muted><source src="data:video/mp4;base64,{data}" type="video/mp4"></video>')
+    return HTML(
+        f'<video width="{width}" controls loop autoplay muted><source src="data:video/mp4;base64,{data}" type="video/mp4"></video>'
+    )

@@ -15,10 +15,22 @@ from e3dge.training.pseudo_pairs import PosePrior, PseudoPairBatch, PseudoPairSa
 from e3dge.training.sources import load_backbone
 from e3dge.tutorials.checks import CheckResult, check_against
 
-__all__ = ["Budget", "budget", "toy_sampler", "pair_figure", "loss_terms", "StageIRun", "train_stage1_variant", "curves_figure",
-           "depth_error_table", "surface_depth_term_solution", "depth_error_pct_solution", "check_surface_depth_term", "check_depth_error_pct",
-           "ffhq_eg3d_ready"]  # fmt: skip
-
+__all__ = [
+    "Budget",
+    "budget",
+    "toy_sampler",
+    "pair_figure",
+    "loss_terms",
+    "StageIRun",
+    "train_stage1_variant",
+    "curves_figure",
+    "depth_error_table",
+    "surface_depth_term_solution",
+    "depth_error_pct_solution",
+    "check_surface_depth_term",
+    "check_depth_error_pct",
+    "ffhq_eg3d_ready",
+]
 
 
 @dataclass(frozen=True)
@@ -37,8 +49,14 @@ def budget(small: bool, steps: int | None = None, eval_heads: int | None = None)
 
 def toy_sampler(resolution: int = 32, points: int = 256) -> PseudoPairSampler:
     """Pseudo 2D-3D pairs from the shipped toy EG3D (the Stage I data: image, camera, depth, surface and near-surface densities)."""
-    return PseudoPairSampler(load_backbone("toy"), PosePrior(), truncation_psi=0.7, neural_rendering_resolution=resolution,
-                             num_surface_points=points, num_near_points=points)  # fmt: skip
+    return PseudoPairSampler(
+        load_backbone("toy"),
+        PosePrior(),
+        truncation_psi=0.7,
+        neural_rendering_resolution=resolution,
+        num_surface_points=points,
+        num_near_points=points,
+    )
 
 
 def pair_figure(batch: PseudoPairBatch, index: int = 0):
@@ -49,13 +67,40 @@ def pair_figure(batch: PseudoPairBatch, index: int = 0):
     img = ((batch.image[index].permute(1, 2, 0).cpu().numpy() + 1) * 127.5).clip(0, 255).astype("uint8")
     depth = torch.where(batch.mask[index, 0] > 0.5, batch.depth[index, 0], torch.nan).cpu().numpy()
     s, n = batch.surface_points[index].cpu().numpy(), batch.near_points[index].cpu().numpy()
-    fig = make_subplots(1, 3, specs=[[{"type": "xy"}, {"type": "xy"}, {"type": "scene"}]], subplot_titles=("image", "depth (ray distance)", "points"))
+    fig = make_subplots(
+        1,
+        3,
+        specs=[[{"type": "xy"}, {"type": "xy"}, {"type": "scene"}]],
+        subplot_titles=("image", "depth (ray distance)", "points"),
+    )
     fig.add_trace(go.Image(z=img), 1, 1)
     fig.add_trace(go.Heatmap(z=depth[::-1], colorscale="Viridis", showscale=False), 1, 2)
-    fig.add_trace(go.Scatter3d(x=s[:, 0], y=s[:, 1], z=s[:, 2], mode="markers", marker=dict(size=2, color="royalblue"), name="surface"), 1, 3)
-    fig.add_trace(go.Scatter3d(x=n[:, 0], y=n[:, 1], z=n[:, 2], mode="markers", marker=dict(size=2, color="darkorange"), name="near surface"), 1, 3)
+    fig.add_trace(
+        go.Scatter3d(
+            x=s[:, 0], y=s[:, 1], z=s[:, 2], mode="markers", marker=dict(size=2, color="royalblue"), name="surface"
+        ),
+        1,
+        3,
+    )
+    fig.add_trace(
+        go.Scatter3d(
+            x=n[:, 0],
+            y=n[:, 1],
+            z=n[:, 2],
+            mode="markers",
+            marker=dict(size=2, color="darkorange"),
+            name="near surface",
+        ),
+        1,
+        3,
+    )
     yaw, pitch = batch.pose[index].tolist()
-    fig.update_layout(height=360, width=1000, title=f"pseudo pair {index}: yaw {yaw:+.2f}, pitch {pitch:+.2f} rad", margin=dict(l=10, r=10, t=60, b=10))
+    fig.update_layout(
+        height=360,
+        width=1000,
+        title=f"pseudo pair {index}: yaw {yaw:+.2f}, pitch {pitch:+.2f} rad",
+        margin=dict(l=10, r=10, t=60, b=10),
+    )
     fig.update_yaxes(autorange="reversed", row=1, col=1)
     return fig
 
@@ -68,9 +113,14 @@ def loss_terms(E, backbone: Backbone, batch: PseudoPairBatch) -> dict[str, float
     out = backbone.render(enc.ws, scene, batch.camera, "full", neural_resolution=batch.depth.shape[-1])
     s = backbone.field(enc.ws, scene, batch.surface_points).occupancy
     n = backbone.field(enc.ws, scene, batch.near_points).occupancy
-    geo = geometry_loss(s, batch.surface_occupancy, out.depth, batch.depth, batch.mask, n, batch.near_occupancy, Stage1LossWeights())
-    terms = {"L_code": code_loss(enc.ws, batch.ws), "L_pose": pose_loss(enc.pose, batch.pose),
-             "L_rec (MSE, raw)": torch.nn.functional.mse_loss(out.image_raw.clamp(-1, 1), batch.image_raw)}  # fmt: skip
+    geo = geometry_loss(
+        s, batch.surface_occupancy, out.depth, batch.depth, batch.mask, n, batch.near_occupancy, Stage1LossWeights()
+    )
+    terms = {
+        "L_code": code_loss(enc.ws, batch.ws),
+        "L_pose": pose_loss(enc.pose, batch.pose),
+        "L_rec (MSE, raw)": torch.nn.functional.mse_loss(out.image_raw.clamp(-1, 1), batch.image_raw),
+    }
     terms.update({f"L_{k}": v for k, v in geo.items() if k != "geo"})
     return {k: float(v) for k, v in terms.items()}
 
@@ -84,14 +134,22 @@ class StageIRun:
     log: list[dict]
 
 
-def train_stage1_variant(out_dir: str | Path, steps: int, with_geo: bool = True, batch_size: int = 8, progress: bool = True) -> StageIRun:
+def train_stage1_variant(
+    out_dir: str | Path, steps: int, with_geo: bool = True, batch_size: int = 8, progress: bool = True
+) -> StageIRun:
     """The toy preset of ``e3dge train stage1`` (resumes when ``out_dir`` holds the same run), with or without L_geo."""
     from e3dge.training.config import load_stage1_config
     from e3dge.training.loop import LOG, read_log
     from e3dge.training.stage1 import train_stage1
 
-    off = {} if with_geo else {"weights.geo_surface_density": 0, "weights.geo_surface_depth": 0, "weights.geo_near_density": 0}
-    cfg = load_stage1_config("toy", {"out_dir": str(out_dir), "steps": steps, "batch_size": batch_size, "sample_every": max(steps, 1), **off})
+    off = (
+        {}
+        if with_geo
+        else {"weights.geo_surface_density": 0, "weights.geo_surface_depth": 0, "weights.geo_near_density": 0}
+    )
+    cfg = load_stage1_config(
+        "toy", {"out_dir": str(out_dir), "steps": steps, "batch_size": batch_size, "sample_every": max(steps, 1), **off}
+    )
     E = train_stage1(cfg, progress=progress).eval()
     return StageIRun("with L_geo" if with_geo else "without L_geo", E, read_log(Path(out_dir) / LOG))
 
@@ -105,7 +163,17 @@ def curves_figure(runs: list[StageIRun], keys: tuple[str, ...] = ("code", "geo_s
     for k, key in enumerate(keys, start=1):
         for run, colour in zip(runs, ("royalblue", "darkorange", "seagreen")):
             rows = [r for r in run.log if key in r]
-            fig.add_trace(go.Scatter(x=[r["step"] for r in rows], y=[r[key] for r in rows], name=run.name, line=dict(color=colour), showlegend=k == 1), 1, k)
+            fig.add_trace(
+                go.Scatter(
+                    x=[r["step"] for r in rows],
+                    y=[r[key] for r in rows],
+                    name=run.name,
+                    line=dict(color=colour),
+                    showlegend=k == 1,
+                ),
+                1,
+                k,
+            )
     fig.update_layout(height=300, width=1000, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
@@ -121,7 +189,9 @@ def depth_error_table(encoders: dict[str, torch.nn.Module], G, heads: int) -> di
 
 
 # ----------------------------------------------------------------------------- exercises
-def surface_depth_term_solution(pred_depth: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+def surface_depth_term_solution(
+    pred_depth: torch.Tensor, depth: torch.Tensor, mask: torch.Tensor, threshold: float = 0.5
+) -> torch.Tensor:
     """L_geo's surface-depth part: mean |pred - pseudo-GT depth| over pixels whose pseudo-GT opacity exceeds ``threshold``."""
     on = (mask > threshold).to(depth.dtype)
     return ((pred_depth - depth).abs() * on).sum() / on.sum().clamp_min(1.0)
@@ -142,9 +212,20 @@ def _geo_reference(pred_depth, depth, mask):
 def check_surface_depth_term(fn, seed: int = 0) -> CheckResult:
     """Compare the learner's surface-depth term with e3dge's ``geometry_loss`` on random depth maps."""
     g = torch.Generator().manual_seed(seed)
-    depth, pred, mask = 2 + torch.rand(3, 1, 16, 16, generator=g), 2 + torch.rand(3, 1, 16, 16, generator=g), torch.rand(3, 1, 16, 16, generator=g)
-    return check_against("exercise 1 (L_geo surface depth)", fn, _geo_reference, pred, depth, mask,
-                         hint="average |difference| over the pixels with mask > 0.5 only, over the whole batch")  # fmt: skip
+    depth, pred, mask = (
+        2 + torch.rand(3, 1, 16, 16, generator=g),
+        2 + torch.rand(3, 1, 16, 16, generator=g),
+        torch.rand(3, 1, 16, 16, generator=g),
+    )
+    return check_against(
+        "exercise 1 (L_geo surface depth)",
+        fn,
+        _geo_reference,
+        pred,
+        depth,
+        mask,
+        hint="average |difference| over the pixels with mask > 0.5 only, over the whole batch",
+    )
 
 
 def check_depth_error_pct(fn, seed: int = 1) -> CheckResult:
@@ -152,9 +233,21 @@ def check_depth_error_pct(fn, seed: int = 1) -> CheckResult:
     from e3dge.toy.evaluate import depth_error_pct
 
     g = torch.Generator().manual_seed(seed)
-    ref, pred, mask = 2 + torch.rand(4, 1, 16, 16, generator=g), 2 + 2 * torch.rand(4, 1, 16, 16, generator=g), torch.rand(4, 1, 16, 16, generator=g)
-    return check_against("exercise 2 (depth error in % of the ray range)", fn, depth_error_pct, pred, ref, mask, atol=1e-4,
-                         hint="one value per image; cap each |error| at the ray range 1.05 before averaging over mask > 0.5")  # fmt: skip
+    ref, pred, mask = (
+        2 + torch.rand(4, 1, 16, 16, generator=g),
+        2 + 2 * torch.rand(4, 1, 16, 16, generator=g),
+        torch.rand(4, 1, 16, 16, generator=g),
+    )
+    return check_against(
+        "exercise 2 (depth error in % of the ray range)",
+        fn,
+        depth_error_pct,
+        pred,
+        ref,
+        mask,
+        atol=1e-4,
+        hint="one value per image; cap each |error| at the ray range 1.05 before averaging over mask > 0.5",
+    )
 
 
 def ffhq_eg3d_ready(small: bool) -> str | None:
