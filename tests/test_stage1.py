@@ -397,8 +397,8 @@ def test_stylesdf_stage1_lowers_its_losses_and_resumes_exactly(tmp_path):
     for _ in range(11):
         last = tr.train_step()
     assert "pose" not in first and {"geo_surface_density", "geo_surface_depth", "geo_near_density"} <= set(first)
-    assert last["code"] < 0.93 * first["code"], (first["code"], last["code"])  # seed 1: 0.88; held-out seed 7: 0.90
-    assert last["geo"] < 0.95 * first["geo"], (first["geo"], last["geo"])  # seed 1: 0.87; held-out seed 7: 0.90
+    assert last["code"] < 0.93 * first["code"], (first["code"], last["code"])  # seed 1: 0.86; held-out seed 7: 0.89
+    assert last["geo"] < 0.95 * first["geo"], (first["geo"], last["geo"])  # seed 1: 0.87; held-out seed 7: 0.89
 
     def run(name: str, stop_at: int | None = None):
         t = Stage1Trainer(load_stage1_config("tiny-test-stylesdf", {"out_dir": str(tmp_path / name)}))
@@ -486,3 +486,12 @@ def test_shipped_toy_encoder_inverts_better_than_the_mean_face():
     assert ours.source_mae < 0.8 * mean.source_mae, (ours, mean)
     assert ours.source_depth_pct < 0.8 * mean.source_depth_pct, (ours, mean)
     assert ours.pose_error_deg < 0.5 * mean.pose_error_deg, (ours, mean)
+
+
+def test_stylesdf_e0_keeps_the_official_decoder_head_sizes():
+    from e3dge.encoders.flows import decoder_spatials
+    from e3dge.encoders.stylesdf_encoder import StyleSDFEncoderConfig
+
+    official = StyleSDFEncoderConfig.official().decoder_spatials
+    assert decoder_spatials(official, 10) == official == (128, 128, 128, 256, 256, 256, 256, 256, 256, 256)
+    assert decoder_spatials(official, 3) == (128, 128, 128) and decoder_spatials(official, 12)[-2:] == (256, 256)

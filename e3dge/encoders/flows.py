@@ -279,6 +279,11 @@ def encoder_flow(
     raise UserError(f"no encoder flow for a {type(backbone).__name__} backbone")
 
 
+def decoder_spatials(sizes: tuple[int, ...], rows: int) -> tuple[int, ...]:
+    """One decoder head size per decoder W+ row: the configured sizes (the official ones for an official generator), the last repeated."""
+    return tuple(sizes[:rows]) + (sizes[-1],) * max(0, rows - len(sizes)) if rows else sizes[:1]
+
+
 def trainable_encoder(backbone: Backbone, size: EncoderSize) -> torch.nn.Module:
     """A fresh E0 for Stage I on ``backbone``: ``module(photos) -> EncoderOutput`` with ``ws`` in the backbone's layout.
 
@@ -296,7 +301,7 @@ def trainable_encoder(backbone: Backbone, size: EncoderSize) -> torch.nn.Module:
             renderer_ws=G.num_renderer_ws,
             renderer_dim=G.style_dim,
             decoder_dim=2 * G.style_dim,
-            decoder_spatials=(max(base.decoder_spatials[0], base.p128_size),) * max(1, G.num_decoder_ws),
+            decoder_spatials=decoder_spatials(base.decoder_spatials, G.num_decoder_ws),
         )
         return PackedLatentEncoder(config.build(), backbone.mean_latents(), backbone.pack)
     if isinstance(backbone, EG3DBackbone):

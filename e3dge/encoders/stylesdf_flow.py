@@ -163,11 +163,9 @@ class PackedLatentEncoder(torch.nn.Module):
 
     def forward(self, photo: torch.Tensor) -> EncoderOutput:
         enc = self.encoder(F.adaptive_avg_pool2d(photo, int(self.encoder.config["input_size"])))
-        latents = latents_from_offsets(StyleSDFLatents(self.mean_renderer, self.mean_decoder), enc)
-        ws = self.pack(latents)
-        return EncoderOutput(
-            ws_offset=ws - self.pack(StyleSDFLatents(self.mean_renderer, self.mean_decoder)), ws=ws, pose=None
-        )
+        ws = self.pack(latents_from_offsets(StyleSDFLatents(self.mean_renderer, self.mean_decoder), enc))
+        offsets = self.pack(StyleSDFLatents(enc.renderer_offsets, enc.decoder_offsets))
+        return EncoderOutput(ws_offset=offsets, ws=ws, pose=None)
 
     def save_pretrained(self, save_directory) -> Path:
         return self.encoder.save_pretrained(save_directory)

@@ -44,10 +44,10 @@ class ToyPhotos:
 
 
 def _toy_photos(resolution: int, cfg=None) -> ToyPhotos:
-    """:class:`ToyPhotos` at a Stage I config's pose prior (defaults without one)."""
+    """:class:`ToyPhotos` at a Stage I config's pose prior (Stage II passes none: the defaults)."""
     kw = (
         {}
-        if cfg is None or not hasattr(cfg, "yaw_std")
+        if cfg is None
         else dict(yaw_std=cfg.yaw_std, pitch_std=cfg.pitch_std, yaw_max=cfg.yaw_max, pitch_max=cfg.pitch_max)
     )
     return ToyPhotos(resolution, **kw)

@@ -150,6 +150,21 @@ def check_dataclass_values(obj: Any, ranges: dict[str, tuple[float, float]], pre
             check_range(name, value, lo, hi, integer=kind == "int")
 
 
+_TINY_TEST: dict[str, Any] = dict(
+    generator="tiny-random",
+    encoder="tiny",
+    steps=4,
+    batch_size=2,
+    lr=1e-3,
+    neural_rendering_resolution=16,
+    num_surface_points=64,
+    num_near_points=64,
+    lpips="off",
+    identity="off",
+    checkpoint_every=2,
+    sample_every=2,
+)
+
 STAGE1_PRESETS: dict[str, dict[str, Any]] = {
     # Toy lab on a 2-core CPU: about 10 minutes.
     # EG3D's raw densities at the surface are O(10), so the density terms are scaled down to the
@@ -166,37 +181,15 @@ STAGE1_PRESETS: dict[str, dict[str, Any]] = {
         weights=dict(code=1.0, geo_surface_density=0.02, geo_near_density=0.004, geo_surface_depth=10.0, pose=1.0),
     ),
     # Tests: a random tiny EG3D, a handful of steps.
-    "tiny-test": dict(
-        generator="tiny-random",
-        encoder="tiny",
-        steps=4,
-        batch_size=2,
-        lr=1e-3,
-        neural_rendering_resolution=16,
-        num_surface_points=64,
-        num_near_points=64,
-        lpips="off",
-        identity="off",
-        checkpoint_every=2,
-        sample_every=2,
-    ),
+    "tiny-test": _TINY_TEST,
     # Tests: a random tiny StyleSDF (its E0 predicts no pose: the bundle's volume discriminator does). SDF values near
     # the surface are O(0.01-0.1) and depth errors on the unit sphere O(0.001-0.01), so both are scaled up to the code term's size.
-    "tiny-test-stylesdf": dict(
-        generator="tiny-random-stylesdf",
-        encoder="tiny",
-        steps=4,
-        batch_size=2,
-        lr=1e-3,
-        neural_rendering_resolution=8,
-        num_surface_points=64,
-        num_near_points=64,
-        lpips="off",
-        identity="off",
-        checkpoint_every=2,
-        sample_every=2,
-        weights=dict(code=1.0, pose=0.0, geo_surface_density=10.0, geo_near_density=2.0, geo_surface_depth=100.0),
-    ),
+    "tiny-test-stylesdf": {
+        **_TINY_TEST,
+        "generator": "tiny-random-stylesdf",
+        "neural_rendering_resolution": 8,
+        "weights": dict(code=1.0, pose=0.0, geo_surface_density=10.0, geo_near_density=2.0, geo_surface_depth=100.0),
+    },
     # The released FFHQ StyleSDF (``e3dge convert stylesdf`` -> models/e3dge-stylesdf): the official E0 layout from scratch on
     # its 64^2 volume renders and 1024^2 images, the paper's losses (batch 8 per GPU; the paper: 24, lr 5e-5, 500k steps).
     "stylesdf": dict(

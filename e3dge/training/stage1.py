@@ -134,10 +134,9 @@ class Stage1Trainer:
             out.ws = progressive_ws(out.ws, self.step, self.cfg.e4e_progressive_every)
         return out
 
-    def render(self, ws: torch.Tensor, camera: Camera, scene=None) -> View:
-        """A training render at ``camera`` (random ray jitter from the run's stream; ``scene``: the latent's, when known)."""
+    def render(self, ws: torch.Tensor, camera: Camera, scene) -> View:
+        """A training render of ``ws`` (whose scene is ``scene``) at ``camera``, with random ray jitter from the run's stream."""
         gen = torch.Generator(device=self.device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=self.gen)))
-        scene = self.backbone.scene(ws) if scene is None else scene
         return self.backbone.render(
             ws, scene, camera, "full", neural_resolution=self.cfg.neural_rendering_resolution, jitter=gen
         )
@@ -169,7 +168,7 @@ class Stage1Trainer:
         if w.delta_reg > 0:
             terms["delta_reg"] = delta_regularization(enc.ws)
             total = total + w.delta_reg * terms["delta_reg"]
-        total = total + self._multiview_id(enc, batch.image, terms)
+        total = total + self._multiview_id(enc, scene, batch.image, terms)
         terms["total"] = total + (
             0.0 * enc.pose.sum() if enc.pose is not None else 0.0
         )  # every parameter takes part (DDP)
@@ -178,12 +177,13 @@ class Stage1Trainer:
     def real_losses(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """PREIM3D's real batch: no labels, so reconstruct at the predicted pose (L_rec + multi-view ID)."""
         enc = self.encode(images)
-        out = self.render(enc.ws, self.pose_camera(enc.pose))
+        scene = self.backbone.scene(enc.ws)
+        out = self.render(enc.ws, self.pose_camera(enc.pose), scene)
         raw_target = torch.nn.functional.interpolate(
             images, size=out.image_raw.shape[-2:], mode="bilinear", align_corners=False, antialias=True
         )
         terms = self._rec_terms(out, images, raw_target)
-        total = terms["rec"] + self.weights.raw * terms["rec_raw"] + self._multiview_id(enc, images, terms)
+        total = terms["rec"] + self.weights.raw * terms["rec_raw"] + self._multiview_id(enc, scene, images, terms)
         terms["total"] = total + 0.0 * enc.ws.sum()
         return terms
 
@@ -192,7 +192,7 @@ class Stage1Trainer:
         raw = self.rec_loss(out.image_raw, image_raw)
         return {**sr, "rec_raw": raw["rec"]}
 
-    def _multiview_id(self, enc: EncoderOutput, images: torch.Tensor, terms: dict) -> torch.Tensor:
+    def _multiview_id(self, enc: EncoderOutput, scene, images: torch.Tensor, terms: dict) -> torch.Tensor:
         if self.weights.multiview_id <= 0 or self.identity is None:
             return torch.zeros((), device=self.device)
         n = images.shape[0]
@@ -200,7 +200,6 @@ class Stage1Trainer:
             [self.cfg.multiview_yaw, self.cfg.multiview_yaw / 2]
         )
         near = enc.pose.detach().cpu() + d
-        scene = self.backbone.scene(enc.ws)
         terms["multiview_id"] = multiview_identity_loss(
             lambda cam: self.render(enc.ws, cam, scene).image, images, self.pose_camera(near), self.identity
         )
