@@ -173,11 +173,11 @@ def test_toy_cli_numbers_give_exit_2_with_one_line_or_train(monkeypatch, capsys,
     st.one_of(st.integers(-(2**40), 2**40).map(str), st.sampled_from(["0", "-5", "nan", "x", ""])),
 )
 def test_stage1_cli_numbers_give_exit_2_with_one_line_or_train(monkeypatch, capsys, flag, text):
-    import e3dge.training.stage1 as stage1
+    import e3dge.cli.train as train_cli
     from e3dge.cli import main
 
     seen = []
-    monkeypatch.setattr(stage1, "train_stage1", lambda cfg, progress=True, resume="auto": seen.append(cfg))
+    monkeypatch.setattr(train_cli, "train_stage1", lambda cfg, progress=True, resume="auto": seen.append(cfg))
     try:
         code = main(
             ["train", "stage1", "--config", "tiny-test", "--out", "/nonexistent-e3dge-out", flag, text, "--quiet"]

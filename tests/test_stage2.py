@@ -54,7 +54,7 @@ def test_pipeline_uses_the_local_branch_from_the_bundle(tmp_path):
 
     toy = InversionPipeline.from_pretrained("toy")
     cfg = load_stage2_config("tiny-test")
-    branch = build_branch(cfg, toy.generator.decoder.net[-1].weight.shape[0] - 1)  # zero-initialised FiLM
+    branch = build_branch(cfg, toy.backbone.film_channels)  # zero-initialised FiLM
     InversionPipeline(
         toy.generator, toy.encoder, branch.local_encoder, branch.aligner, branch.fusion, directions=toy.directions
     ).save_pretrained(tmp_path / "b")
@@ -139,22 +139,26 @@ def test_synthetic_pairs_are_the_generators_own_renders(tmp_path):
     batch = tr.sample(2, torch.Generator().manual_seed(5))
     g = torch.Generator().manual_seed(5)  # replay the draw: cameras first, then z
     draws = [torch.rand(2, generator=g) for _ in range(5)]
-    z = torch.randn(2, tr.G.z_dim, generator=g)
+    G = tr.backbone.generator
+    z = torch.randn(2, G.z_dim, generator=g)
     from e3dge.cameras import label_from_yaw_pitch
 
     cfg = tr.cfg
     label = label_from_yaw_pitch((draws[0] * 2 - 1) * cfg.yaw_range, (draws[1] * 2 - 1) * cfg.pitch_range)
+    overrides = {"depth_resolution": cfg.ray_samples, "depth_resolution_importance": cfg.ray_samples}
     with torch.no_grad():
-        ws = tr.G.mapping(z, label, truncation_psi=cfg.truncation)
-        target = tr.render(ws, batch["query_label"], None).image_raw.clamp(-1, 1)
-        photo = tr.G.synthesis(ws, label, deterministic=True).image.clamp(-1, 1)
-    assert torch.allclose(batch["target"], target, atol=1e-6) and torch.allclose(batch["photo"], photo, atol=1e-6)
-    assert batch["photo"].shape == (2, 3, tr.G.img_resolution, tr.G.img_resolution) and batch["target"].shape == (
-        2,
-        3,
-        16,
-        16,
-    )
+        ws = G.mapping(z, label, truncation_psi=cfg.truncation)
+        target = G.synthesis(
+            ws,
+            batch.query.label,
+            neural_rendering_resolution=cfg.render_resolution,
+            deterministic=True,
+            superresolution=False,
+            rendering_overrides=overrides,
+        ).image_raw.clamp(-1, 1)
+        photo = G.synthesis(ws, label, deterministic=True).image.clamp(-1, 1)
+    assert torch.allclose(batch.target, target, atol=1e-6) and torch.allclose(batch.photo, photo, atol=1e-6)
+    assert batch.photo.shape == (2, 3, G.img_resolution, G.img_resolution) and batch.target.shape == (2, 3, 16, 16)
     assert torch.isfinite(torch.tensor(tr.train_step()["total"]))
 
 
@@ -238,14 +242,10 @@ def test_two_processes_keep_the_branch_and_discriminator_in_sync(tmp_path):
 
 def test_film_on_triplane_features_starts_as_e0_and_can_move_the_geometry(tmp_path):
     from e3dge.errors import UserError
-    from e3dge.training.stage2 import film_width
 
     tr = _trainer(tmp_path, "feat", film_target="features", adv_weight=0.0)
-    assert (
-        tr.branch.local_encoder.config["film_channels"]
-        == film_width(tr.G, "features")
-        == tr.G.decoder.net[0].weight.shape[1]
-    )
+    G = tr.backbone.generator
+    assert tr.branch.local_encoder.config["film_channels"] == G.decoder.net[0].weight.shape[1]
     batch = tr.sample(2)
     first = tr.losses(batch)
     assert float(first["mse"].detach()) == pytest.approx(
@@ -253,10 +253,10 @@ def test_film_on_triplane_features_starts_as_e0_and_can_move_the_geometry(tmp_pa
     )  # zero-initialised FiLM: E0's render
     for _ in range(3):
         tr.train_step()
-    ws, planes, ref, q = tr.views(batch["photo"], batch["query_label"])
-    maps = tr.branch.prepare(batch["photo"], ref, q, "2d")
     with torch.no_grad():
-        out = tr.render(ws, q.label, planes, tr.branch.hook(maps, ref, q))
-    assert not torch.allclose(out.depth, q.depth)  # modulating the features before the decoder moves the density too
+        out = tr.branch_render(batch, "2d")
+    assert not torch.allclose(
+        out.view.depth, out.plain.depth
+    )  # modulating the features before the decoder moves the density too
     with pytest.raises(UserError, match="film_target must be one of"):
         load_stage2_config("toy", {"film_target": "sigma"})

@@ -10,7 +10,8 @@ answers these questions for its generator:
 - the mean latent (optimisation starts there), latents of random codes (:meth:`Backbone.sample_latent`, the pseudo
   pairs of training), the cacheable :meth:`Backbone.scene` of a latent (EG3D tri-planes),
 - a differentiable :meth:`Backbone.render` at a :class:`~e3dge.cameras.Camera` with a quality level (and, for
-  training, random ray jitter),
+  training, random ray jitter and the samples per ray), and the width of the features ``colour_hook`` modulates
+  (:attr:`Backbone.film_channels`, the local branch's FiLM width),
 - the field at points (:meth:`Backbone.field`: occupancy that grows inwards, and colour) for meshes,
 - the camera rig (:class:`CameraRig`) and the parameters PTI may tune (:meth:`Backbone.tunable_copy`).
 E0 and the Stage II local branch attach to a backbone in :mod:`e3dge.encoders.flows` (the official flow of each).
@@ -167,6 +168,9 @@ class Backbone(Protocol):
     @property
     def z_dim(self) -> int: ...
 
+    @property
+    def film_channels(self) -> int: ...
+
     def mean_latent(self) -> torch.Tensor: ...
 
     def sample_latent(self, z: torch.Tensor, camera: Camera, truncation: float = 1.0) -> torch.Tensor: ...
@@ -188,6 +192,7 @@ class Backbone(Protocol):
         neural_resolution: int | None = None,
         colour_hook: Callable | None = None,
         jitter: torch.Generator | None = None,
+        ray_samples: int | None = None,
     ) -> View: ...
 
     def field(self, ws: torch.Tensor, scene: Any, points: torch.Tensor) -> FieldSample: ...

@@ -70,6 +70,16 @@ class EG3DBackbone:
     def z_dim(self) -> int:
         return int(self.generator.z_dim)
 
+    @property
+    def film_channels(self) -> int:
+        """Width of the decoded colour features ``colour_hook`` modulates (the decoder's output less density)."""
+        return int(self.generator.decoder.net[-1].weight.shape[0]) - 1
+
+    @property
+    def feature_channels(self) -> int:
+        """Width of the aggregated tri-plane features ``feature_hook`` modulates (the decoder's input)."""
+        return int(self.generator.decoder.net[0].weight.shape[1])
+
     def sample_latent(self, z: torch.Tensor, camera: Camera, truncation: float = 1.0) -> torch.Tensor:
         """The W+ of codes ``z [N, z_dim]`` (the mapping is conditioned on ``camera``), truncated towards ``w_avg``."""
         return self.generator.mapping(z.to(self.device), camera.label, truncation_psi=truncation)
@@ -91,7 +101,9 @@ class EG3DBackbone:
         """The tri-planes of ``ws`` (what the pipeline caches)."""
         return self.generator.planes(ws.to(self.device))
 
-    def _overrides(self, quality: Quality) -> dict[str, int] | None:
+    def _overrides(self, quality: Quality, ray_samples: int | None) -> dict[str, int] | None:
+        if ray_samples is not None:
+            return {"depth_resolution": ray_samples, "depth_resolution_importance": ray_samples}
         if quality == "full":
             return None
         rk = self.generator.rendering_kwargs
@@ -111,9 +123,13 @@ class EG3DBackbone:
         neural_resolution: int | None = None,
         colour_hook: Callable | None = None,
         jitter: torch.Generator | None = None,
+        ray_samples: int | None = None,
+        feature_hook: Callable | None = None,
     ) -> View:
         """A render (deterministic unless ``jitter`` draws the ray samples' stratified jitter, as EG3D trains);
-        ``decode=False`` (and every preview) skips super-resolution: ``image`` is the raw render upsampled."""
+        ``decode=False`` (and every preview) skips super-resolution: ``image`` is the raw render upsampled.
+        ``ray_samples``: coarse and importance samples per ray (default: the quality's); ``feature_hook`` modulates the
+        tri-plane features before the decoder (a training ablation: it moves the density too)."""
         out = self.generator.synthesis(
             ws.to(self.device),
             camera.label,
@@ -121,9 +137,10 @@ class EG3DBackbone:
             deterministic=jitter is None,
             generator=jitter,
             neural_rendering_resolution=neural_resolution,
-            rendering_overrides=self._overrides(quality),
+            rendering_overrides=self._overrides(quality, ray_samples),
             superresolution=decode and quality == "full",
             colour_hook=colour_hook,
+            feature_hook=feature_hook,
         )
         return View(image=out.image, image_raw=out.image_raw, depth=out.depth, mask=out.mask, trace=out.planes)
 

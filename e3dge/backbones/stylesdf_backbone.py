@@ -20,6 +20,7 @@ import torch
 from e3dge.backbones.base import CameraRig, FieldSample, LatentLayout, LatentPart, Quality, View, module_hash
 from e3dge.backbones.stylesdf import SirenTrunk, StyleSDFGenerator, StyleSDFLatents, StyleSDFMeanLatents
 from e3dge.cameras import Camera, SphereCamera, angle_tensors, sphere_to_label
+from e3dge.errors import UserError
 from e3dge.images import to_model_input
 
 __all__ = ["StyleSDFBackbone", "ray_lengths"]
@@ -113,6 +114,11 @@ class StyleSDFBackbone:
     def z_dim(self) -> int:
         return int(self.generator.style_dim)
 
+    @property
+    def film_channels(self) -> int:
+        """Width of the SIREN's last hidden layer, which ``colour_hook`` modulates on the texture path."""
+        return int(self.generator.renderer.network.sigma_linear.weight.shape[1])
+
     def sample_latent(self, z: torch.Tensor, camera: Camera, truncation: float = 1.0) -> torch.Tensor:
         """The packed latents of codes ``z [N, style_dim]``, each truncated towards the fixed means (StyleSDF is not pose-conditioned)."""
         return self.pack(self.generator.mapping(z.to(self.device), truncation, self.mean_latents()))
@@ -146,18 +152,38 @@ class StyleSDFBackbone:
         neural_resolution: int | None = None,
         colour_hook: Callable | None = None,
         jitter: torch.Generator | None = None,
+        ray_samples: int | None = None,
         trunk: SirenTrunk | None = None,
     ) -> View:
         """A render at ``camera``; ``trunk`` (from the same latent and view) skips the SIREN's geometry layers.
 
-        Rays are always sampled at fixed depths, also in training (``jitter`` is accepted and unused: the official
-        E3DGE trains with StyleSDF's perturbation off)."""
+        Rays are always sampled at the model's fixed depths, also in training (``jitter`` is accepted and unused: the
+        official E3DGE trains with StyleSDF's perturbation off); ``ray_samples`` may only name that number."""
+        self.check_ray_samples(ray_samples)
+        if decode and quality == "full":
+            self.check_decoded_resolution(neural_resolution)
         latents = scene if scene is not None else self.latents(ws)
         sphere = self.sphere(camera.yaw, camera.pitch, neural_resolution)
         out = self.generator.synthesis(
             latents, sphere, texture_hook=colour_hook, decode=decode and quality == "full", trunk=trunk
         )
         return self.view(out, sphere)
+
+    def check_ray_samples(self, ray_samples: int | None) -> None:
+        """A one-line error unless ``ray_samples`` is None or the model's own samples per ray."""
+        if ray_samples is not None and ray_samples != self.generator.n_samples:
+            raise UserError(
+                f"StyleSDF renders its own {self.generator.n_samples} samples per ray; got ray_samples={ray_samples} (leave it unset)"
+            )
+
+    def check_decoded_resolution(self, resolution: int | None) -> None:
+        """A one-line error unless a decoded render's volume render is at the model's own size (what the decoder reads)."""
+        own = self.generator.renderer_resolution
+        if resolution is not None and resolution != own:
+            raise UserError(
+                f"StyleSDF's decoder reads the volume render at its own {own}^2; "
+                f"set render_resolution={own} to supervise the decoded image (got {resolution})"
+            )
 
     def view(self, out, sphere: SphereCamera) -> View:
         """A :class:`View` of a StyleSDF output (camera-space depth turned into the distance along each ray)."""

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from e3dge.encoders.hybrid import ALIGNMENTS
+from e3dge.encoders.pixel_aligned import VISIBILITY_MODES
+from e3dge.errors import UserError
 from e3dge.options import OptionError, int_in
+from e3dge.training.config import STAGE1_PRESETS, load_stage1_config
+from e3dge.training.stage1 import config_summary, train_stage1
+from e3dge.training.stage2 import STAGE2_PRESETS, load_stage2_config, train_stage2
 
 __all__ = ["add_train_command", "add_resume_flags", "resume_mode", "parse_overrides"]
 
@@ -26,9 +32,6 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def _cmd_stage1(args: argparse.Namespace) -> int:
-    from e3dge.training.config import load_stage1_config
-    from e3dge.training.stage1 import config_summary, train_stage1
-
     overrides = parse_overrides(args.set or [])
     for key in ("out_dir", "steps", "seed", "method"):
         value = getattr(args, key)
@@ -37,15 +40,11 @@ def _cmd_stage1(args: argparse.Namespace) -> int:
     try:
         cfg = load_stage1_config(args.config, overrides)
     except (ValueError, FileNotFoundError) as err:
-        from e3dge.errors import UserError
-
         raise UserError(str(err)) from None
     print(config_summary(cfg))
     try:
         train_stage1(cfg, progress=not args.quiet, resume=resume_mode(args))
     except FileNotFoundError as err:  # e.g. a real_data folder or a generator folder that does not exist
-        from e3dge.errors import UserError
-
         raise UserError(str(err)) from None
     print(
         f"wrote {cfg.out_dir}/final (config.json + model.safetensors); log {cfg.out_dir}/log.jsonl; resume state {cfg.out_dir}/checkpoint.safetensors"
@@ -54,8 +53,6 @@ def _cmd_stage1(args: argparse.Namespace) -> int:
 
 
 def _cmd_stage2(args: argparse.Namespace) -> int:
-    from e3dge.training.stage2 import load_stage2_config, train_stage2
-
     overrides = parse_overrides(args.set or [])
     for key in ("out_dir", "steps", "seed", "alignment", "visibility"):
         value = getattr(args, key)
@@ -94,7 +91,7 @@ def add_train_command(subparsers) -> argparse.ArgumentParser:
         "stage1",
         help="train E0 + pose head on pseudo pairs (resumes from --out); multi-GPU: accelerate launch -m e3dge.cli train stage1 ...",
     )
-    s1.add_argument("--config", default="toy", help="preset (toy, tiny-test, ffhq-eg3d) or a .json/.yaml file")
+    s1.add_argument("--config", default="toy", help=f"preset ({', '.join(STAGE1_PRESETS)}) or a .json/.yaml file")
     s1.add_argument("--out", dest="out_dir", default=None, help="output folder (default from the config)")
     s1.add_argument("--steps", type=int_in(1, 10**8), default=None)
     s1.add_argument("--seed", type=int_in(0, 2**31 - 1), default=None)
@@ -108,14 +105,11 @@ def add_train_command(subparsers) -> argparse.ArgumentParser:
     s1.add_argument("--quiet", action="store_true", help="no progress bar")
     add_resume_flags(s1)
     s1.set_defaults(func=_cmd_stage1)
-    from e3dge.encoders.hybrid import ALIGNMENTS
-    from e3dge.encoders.pixel_aligned import VISIBILITY_MODES
-
     s2 = sub.add_parser(
         "stage2",
         help="train the local branch (E1, E_ADA, fusion; stage 2.1 then 2.2 with the adversarial term), E0 frozen (resumes from --out); multi-GPU: accelerate launch -m e3dge.cli train stage2 ...",
     )
-    s2.add_argument("--config", default="toy", help="preset (toy, tiny-test, ffhq-eg3d) or a .json file")
+    s2.add_argument("--config", default="toy", help=f"preset ({', '.join(STAGE2_PRESETS)}) or a .json file")
     s2.add_argument("--out", dest="out_dir", default=None, help="output folder (default from the config)")
     s2.add_argument("--steps", type=int_in(1, 10**8), default=None)
     s2.add_argument("--seed", type=int_in(0, 2**31 - 1), default=None)

@@ -9,6 +9,9 @@
 - StyleSDF (the released E3DGE, :mod:`e3dge.encoders.stylesdf_flow`): E0 predicts offsets from the fixed mean
   latents, the volume discriminator the pose; the FiLM modulates the SIREN's last hidden layer at full quality only;
   an edit re-aligns the reference residual to the edited reference render (the official editing flow).
+
+Stage II trains the local branch through the same flows (:meth:`EncoderFlow.branch_render`), so what is trained is
+what inference runs.
 """
 
 from __future__ import annotations
@@ -18,18 +21,21 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import torch
+import torch.nn.functional as F
 
 from e3dge.backbones.base import Backbone, Encoded, Quality, View, ViewRender
 from e3dge.backbones.eg3d_backbone import EG3DBackbone
 from e3dge.backbones.stylesdf_backbone import StyleSDFBackbone
 from e3dge.cameras import Camera
 from e3dge.encoders.global_encoder import GlobalEncoder, encoder_config
-from e3dge.encoders.hybrid import LocalBranch
-from e3dge.encoders.stylesdf_encoder import StyleSDFEncoderConfig
+from e3dge.encoders.hybrid import Alignment, LocalBranch
+from e3dge.encoders.pixel_aligned import VisibilityMode
+from e3dge.encoders.stylesdf_encoder import StyleSDFEncoderConfig, StyleSDFGlobalEncoder
 from e3dge.encoders.stylesdf_flow import (
     PackedLatentEncoder,
     StyleSDFModels,
     encode_face,
+    encoder_size,
     face_from_latents,
     reference_view,
     render_query,
@@ -42,12 +48,20 @@ __all__ = [
     "StyleSDFFlow",
     "encoder_flow",
     "trainable_encoder",
+    "batch_encoder",
+    "film_channels",
+    "BranchRender",
+    "FilmTarget",
     "LocalSlots",
     "PREVIEW_ALIGNMENT",
     "ENCODER_SIZES",
 ]
 
 EncoderSize = Literal["tiny", "ir_se50"]
+FilmTarget = Literal["colour", "features"]
+"""Where Stage II's FiLM acts: ``colour`` (the official placement, every backbone) or ``features`` (EG3D's tri-plane
+features before the decoder: an ablation that moves the density too; bundles apply ``colour`` only)."""
+FILM_TARGETS: tuple[FilmTarget, ...] = ("colour", "features")
 ENCODER_SIZES: tuple[EncoderSize, ...] = ("tiny", "ir_se50")
 
 PREVIEW_ALIGNMENT = "3d"
@@ -61,6 +75,15 @@ class LocalSlots:
     local_encoder: torch.nn.Module | None = None
     aligner_2d: torch.nn.Module | None = None
     fusion: torch.nn.Module | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BranchRender:
+    """One Stage II query view: the render with the local branch, E0's plain render there, and E_ADA's residual."""
+
+    view: View  # with the branch's FiLM (gradients reach the branch only)
+    plain: View  # E0 alone at the query view (no gradients)
+    aligned_residual: torch.Tensor | None  # [N, 3, R, R] at the branch's working size (2d / hybrid alignment)
 
 
 class EncoderFlow(Protocol):
@@ -100,6 +123,23 @@ class EncoderFlow(Protocol):
     ) -> View: ...
 
     def without_cache_payload(self, reference: Any) -> Any: ...
+
+    def branch_render(
+        self,
+        photo: torch.Tensor,
+        ws: torch.Tensor,
+        reference: Camera,
+        query: Camera,
+        alignment: Alignment,
+        *,
+        resolution: int,
+        decode: bool,
+        ray_samples: int | None = None,
+        visibility: VisibilityMode = "in_image",
+        film_target: FilmTarget = "colour",
+    ) -> BranchRender: ...
+
+    def residual(self, image: torch.Tensor, thumb: torch.Tensor) -> torch.Tensor: ...
 
 
 class EG3DFlow:
@@ -169,6 +209,39 @@ class EG3DFlow:
 
     def without_cache_payload(self, reference: ViewRender) -> ViewRender:
         return reference
+
+    def branch_render(
+        self,
+        photo: torch.Tensor,
+        ws: torch.Tensor,
+        reference: Camera,
+        query: Camera,
+        alignment: Alignment,
+        *,
+        resolution: int,
+        decode: bool,
+        ray_samples: int | None = None,
+        visibility: VisibilityMode = "in_image",
+        film_target: FilmTarget = "colour",
+    ) -> BranchRender:
+        """E0's raw renders at ``reference`` (the input view) and ``query`` (no gradients), the branch's maps, and the
+        query render with the FiLM at ``resolution`` (``decode``: through super-resolution)."""
+        b, kw = self.backbone, {"neural_resolution": resolution, "ray_samples": ray_samples}
+        with torch.no_grad():
+            scene = b.scene(ws)
+            ref = b.render(ws, scene, reference, decode=False, **kw)
+            plain = b.render(ws, scene, query, decode=decode, **kw)
+        ref_view = ViewRender(ref.image_raw, ref.depth, reference.label)
+        query_view = ViewRender(plain.image_raw, plain.depth, query.label)
+        maps = self.branch.prepare(photo, ref_view, query_view, alignment)
+        hook = self.branch.hook(maps, ref_view, query_view, visibility)
+        where = {"colour_hook": hook} if film_target == "colour" else {"feature_hook": hook}
+        view = b.render(ws, scene, query, decode=decode, **kw, **where)
+        return BranchRender(view=view, plain=plain, aligned_residual=maps.aligned_residual)
+
+    def residual(self, image: torch.Tensor, thumb: torch.Tensor) -> torch.Tensor:
+        """``image - thumb`` at the branch's working size, as the branch reads the photo's residual."""
+        return self.branch.image_residual(image, thumb)
 
 
 class StyleSDFFlow:
@@ -265,6 +338,55 @@ class StyleSDFFlow:
         face, ref = reference
         return face, ref.without_base()
 
+    def branch_render(
+        self,
+        photo: torch.Tensor,
+        ws: torch.Tensor,
+        reference: Camera,
+        query: Camera,
+        alignment: Alignment,
+        *,
+        resolution: int,
+        decode: bool,
+        ray_samples: int | None = None,
+        visibility: VisibilityMode = "in_image",
+        film_target: FilmTarget = "colour",
+    ) -> BranchRender:
+        """The official query render with the branch (2D alignment alone without the fusion, as the stage-2.1 runner),
+        and G0's plain render there (no gradients); ``decode`` supervises the decoded image."""
+        self.backbone.check_ray_samples(ray_samples)
+        if alignment not in ("2d", "hybrid"):
+            raise UserError(
+                f"StyleSDF's local branch aligns '2d' or 'hybrid' (the official runners), got {alignment!r}"
+            )
+        if visibility != "in_image" or film_target != "colour":
+            raise UserError(
+                "StyleSDF's local branch uses in_image visibility and the FiLM on the SIREN's texture path; "
+                f"got visibility={visibility!r}, film_target={film_target!r}"
+            )
+        if decode:
+            self.backbone.check_decoded_resolution(resolution)
+        models = self.models if alignment == "hybrid" else dataclasses.replace(self.models, fusion=None)
+        latents = self.backbone.latents(ws)
+        face = face_from_latents(models, photo, latents, reference.yaw, -reference.pitch)
+        ref = reference_view(models, face, resolution=resolution)
+        sphere = self.backbone.sphere(query.yaw, query.pitch, resolution)
+        trace = render_query(models, face, ref, sphere, decode=decode)
+        out = self.backbone.view(trace.output, sphere)
+        view = View(image=out.image, image_raw=out.image_raw, depth=out.depth, mask=out.mask, trace=trace)
+        with torch.no_grad():
+            plain = self.backbone.render(ws, latents, query, decode=decode, neural_resolution=resolution)
+        return BranchRender(view=view, plain=plain, aligned_residual=trace.aligned_residual)
+
+    def residual(self, image: torch.Tensor, thumb: torch.Tensor) -> torch.Tensor:
+        """``image - thumb`` at E1's input size as the official flow forms it: the image pooled (or repeated), the
+        thumbnail nearest-upsampled."""
+        size = encoder_size(self.models)
+        grown = image.shape[-1] < size
+        fitted = F.interpolate(image, size=(size, size), mode="nearest") if grown else image
+        thumb_up = F.interpolate(thumb, size=(size, size), mode="nearest")
+        return F.adaptive_avg_pool2d(fitted, size) - thumb_up
+
 
 def encoder_flow(
     backbone: Backbone, encoder: torch.nn.Module | None, pose_estimator: torch.nn.Module | None, local: LocalSlots
@@ -313,3 +435,26 @@ def trainable_encoder(backbone: Backbone, size: EncoderSize) -> torch.nn.Module:
         E.set_w_avg(G.backbone.mapping.w_avg.detach().cpu())
         return E
     raise UserError(f"no encoder for a {type(backbone).__name__} backbone")
+
+
+def batch_encoder(backbone: Backbone, encoder: torch.nn.Module) -> torch.nn.Module:
+    """E0 as training reads it: ``module(photos) -> EncoderOutput`` in ``backbone``'s layout (a StyleSDF E0 gets the
+    backbone's fixed means, as inference adds them)."""
+    if isinstance(encoder, StyleSDFGlobalEncoder):
+        if not isinstance(backbone, StyleSDFBackbone):
+            raise UserError(f"a StyleSDF E0 cannot encode for a {backbone.name} generator; pair E0 with its generator")
+        return PackedLatentEncoder(encoder, backbone.mean_latents(), backbone.pack)
+    return encoder
+
+
+def film_channels(backbone: Backbone, film_target: FilmTarget) -> int:
+    """Channels the local branch's FiLM modulates at ``film_target`` (``features``: EG3D's tri-plane features only)."""
+    if film_target not in FILM_TARGETS:
+        raise UserError(f"film_target must be one of {FILM_TARGETS}, got {film_target!r}")
+    if film_target == "colour":
+        return backbone.film_channels
+    if not isinstance(backbone, EG3DBackbone):
+        raise UserError(
+            f"film_target 'features' modulates EG3D's tri-plane features; a {backbone.name} backbone has none"
+        )
+    return backbone.feature_channels

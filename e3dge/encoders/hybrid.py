@@ -18,6 +18,7 @@ The fused feature and the point's positional encoding give ``(alpha, beta)``; co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,9 +31,10 @@ from e3dge.encoders.fusion import FeatureFusion
 from e3dge.encoders.local import LocalEncoder
 from e3dge.encoders.pixel_aligned import VISIBILITY_MODES, project, sample_features, visibility
 
-__all__ = ["ALIGNMENTS", "ViewRender", "LocalMaps", "LocalBranch"]
+__all__ = ["ALIGNMENTS", "Alignment", "ViewRender", "LocalMaps", "LocalBranch"]
 
-ALIGNMENTS = ("local", "2d", "3d", "hybrid")
+Alignment = Literal["local", "2d", "3d", "hybrid"]
+ALIGNMENTS: tuple[Alignment, ...] = ("local", "2d", "3d", "hybrid")
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,11 @@ class LocalBranch(nn.Module):
 
     def residual(self, photo: torch.Tensor, reference: ViewRender) -> torch.Tensor:
         """``Δ = photo - E0's thumbnail`` at the branch's working resolution."""
-        return _to(photo, self.resolution) - _to(reference.image, self.resolution)
+        return self.image_residual(photo, reference.image)
+
+    def image_residual(self, image: torch.Tensor, thumb: torch.Tensor) -> torch.Tensor:
+        """``image - thumb`` at the branch's working resolution (both resized to it)."""
+        return _to(image, self.resolution) - _to(thumb, self.resolution)
 
     def aligned_residual(self, residual: torch.Tensor, query: ViewRender) -> torch.Tensor:
         """E_ADA's residual at the query view."""

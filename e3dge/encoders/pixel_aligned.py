@@ -11,6 +11,8 @@ distance from the camera centre, which is what EG3D's depth maps hold (depth alo
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
@@ -23,10 +25,12 @@ __all__ = [
     "sample_features",
     "visibility",
     "VISIBILITY_MODES",
+    "VisibilityMode",
     "DEPTH_KINDS",
 ]
 
-VISIBILITY_MODES = ("in_image", "occlusion")
+VisibilityMode = Literal["in_image", "occlusion"]
+VISIBILITY_MODES: tuple[VisibilityMode, ...] = ("in_image", "occlusion")
 """``in_image``: the official rule (projects inside the image, in front of the camera); ``occlusion``: also not behind the view's surface."""
 DEPTH_KINDS = ("distance", "z")
 """What a reference depth map holds: ``distance`` along the unit ray (EG3D renders) or camera-space ``z``."""

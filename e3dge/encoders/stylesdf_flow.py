@@ -187,10 +187,16 @@ def encoder_size(models: StyleSDFModels) -> int:
     return int(models.local_encoder.config["input_size"]) if models.local_encoder is not None else ENCODER_SIZE
 
 
-def reference_view(models: StyleSDFModels, face: EncodedFace, latents: StyleSDFLatents | None = None) -> ReferenceView:
-    """Step 4-5 at the input view; with edited ``latents`` the residual is re-aligned to the edited render (official editing)."""
+def reference_view(
+    models: StyleSDFModels,
+    face: EncodedFace,
+    latents: StyleSDFLatents | None = None,
+    resolution: int | None = None,
+) -> ReferenceView:
+    """Step 4-5 at the input view; with edited ``latents`` the residual is re-aligned to the edited render (official
+    editing). ``resolution``: the volume render's size (default: the model's own; training may render smaller)."""
     G = models.generator
-    camera = G.camera(face.azimuth, face.elevation)
+    camera = G.camera(face.azimuth, face.elevation, resolution)
     base = G.render_volume(face.latents.renderer, camera, keep_trunk=True)
     residual = face.image - _up(base.rgb, face.image.shape[-1])
     thumb, depth = base.rgb, base.depth

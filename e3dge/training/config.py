@@ -193,6 +193,7 @@ STAGE1_PRESETS: dict[str, dict[str, Any]] = {
     # The released FFHQ StyleSDF (``e3dge convert stylesdf`` -> models/e3dge-stylesdf): the official E0 layout from scratch on
     # its 64^2 volume renders and 1024^2 images, the paper's losses (batch 8 per GPU; the paper: 24, lr 5e-5, 500k steps).
     "stylesdf": dict(
+        out_dir="outputs/stage1-stylesdf",
         generator="models/e3dge-stylesdf/generator",
         encoder="ir_se50",
         steps=20000,
@@ -210,6 +211,7 @@ STAGE1_PRESETS: dict[str, dict[str, Any]] = {
     ),
     # FFHQ EG3D, about one GPU-hour on an H100: IR-SE50 E0 from scratch, 64^2 neural renders, the paper's losses.
     "ffhq-eg3d": dict(
+        out_dir="outputs/stage1-ffhq-eg3d",
         generator="eg3d-ffhqrebalanced512-128",
         encoder="ir_se50",
         steps=4000,

@@ -20,6 +20,8 @@ from e3dge.backbones.eg3d import TriPlaneGenerator, eg3d_config
 from e3dge.backbones.registry import backbone_for
 from e3dge.backbones.stylesdf import StyleSDFGenerator, StyleSDFMeanLatents, stylesdf_config
 from e3dge.encoders import GlobalEncoder
+from e3dge.encoders.flows import batch_encoder, trainable_encoder
+from e3dge.encoders.stylesdf_encoder import StyleSDFGlobalEncoder
 from e3dge.errors import UserError
 from e3dge.hub import read_config, resolve_file
 from e3dge.training.pseudo_pairs import ensure_w_avg
@@ -33,6 +35,7 @@ __all__ = [
     "photo_pairs",
     "register_source",
     "GENERATOR_CLASSES",
+    "ENCODER_CLASSES",
     "SourceKind",
 ]
 
@@ -132,11 +135,30 @@ def make_real_source(spec: str | None, resolution: int, cfg=None):
     return RealImages(spec, resolution)
 
 
-def load_encoder(spec: str, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """A registered E0 (the toy lab's ``'toy'``) or a folder / Hub id holding a ``GlobalEncoder`` (e.g. a Stage I run's ``final/``)."""
+ENCODER_CLASSES = {"GlobalEncoder": GlobalEncoder, "StyleSDFGlobalEncoder": StyleSDFGlobalEncoder}
+"""The E0 classes a saved folder may hold (its ``config.json`` names one)."""
+
+
+def load_encoder(spec: str, backbone: Backbone) -> torch.nn.Module:
+    """A frozen E0 for ``backbone`` that maps photos to an ``EncoderOutput`` in its latent layout.
+
+    ``spec``: a registered E0 (the toy lab's ``'toy'``), ``tiny-random`` (a seeded fresh tiny E0, for tests) or a
+    folder / Hub id holding a ``GlobalEncoder`` or a StyleSDF E0 (a Stage I run's ``final/``, a bundle's ``encoder/``).
+    """
     if spec in _registered("encoder"):
-        return _registered("encoder")[spec]().to(device)
-    return GlobalEncoder.from_pretrained(spec, device=device)
+        E = _registered("encoder")[spec]()
+    elif spec == "tiny-random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            E = trainable_encoder(backbone, "tiny")
+    else:
+        name = read_config(resolve_file(spec, "config.json")).get("_class_name", "GlobalEncoder")
+        if name not in ENCODER_CLASSES:
+            raise UserError(
+                f"{spec}: holds a {str(name)[:60]}, not an E0 ({', '.join(ENCODER_CLASSES)}); pass a Stage I run's final/ folder"
+            )
+        E = ENCODER_CLASSES[name].from_pretrained(spec)
+    return batch_encoder(backbone, E).to(backbone.device).eval().requires_grad_(False)
 
 
 def photo_pairs(spec: str) -> Callable:

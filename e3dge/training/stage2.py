@@ -1,13 +1,16 @@
-"""Stage II: train the local branch (E1, E_ADA, fusion) with E0 and the generator frozen.
+"""Stage II: train the local branch (E1, E_ADA, fusion) with E0 and the generator frozen, on any backbone.
 
 Each step draws heads, shows one view to E0 and renders a query view (a novel view with
 probability ``novel_view_prob``, else the input view) whose exact target is known: the paper's
-novel-view cycle (facts §3: a pair of samples sharing z, each with its own camera). Two data
+novel-view cycle (a pair of samples sharing z, each with its own camera). Two data
 sources: ``toy-photos`` (the toy lab's procedural photo-like heads, whose texture E0 cannot hold:
 the domain gap the branch exists for) and ``synthetic`` (the official recipe: the frozen generator's
-own samples at truncation ``truncation``, any backbone). The input camera is E0's estimate, as at
-inference. Losses: MSE of the modulated raw render to the target (+ LPIPS / ArcFace ID when their
-weights are installed) + ``residual_weight`` x L1 of E_ADA's residual to the query view's residual.
+own samples at truncation ``truncation``, any backbone). The input camera is E0's estimate where E0 has a pose head
+(as at inference), else the sample's own camera (StyleSDF, whose pose comes from the volume discriminator).
+Renders go through the backbone's encoder flow (:meth:`e3dge.encoders.flows.EncoderFlow.branch_render`), the code
+inference runs. ``supervise``: the losses read the raw volume render (``raw``) or the decoded image (``image``, the
+official StyleSDF recipe: pooled to at most 256^2). Losses: MSE of the modulated render to the target (+ LPIPS /
+ArcFace ID when their weights are installed) + ``residual_weight`` x L1 of E_ADA's residual to the query view's residual.
 
 Two stages on one run, as the paper: stage 2.1 (the first ``stage21_steps``) trains E1 with the
 2D alignment (E_ADA) alone; stage 2.2 switches to the configured alignment (hybrid: 3D projection
@@ -24,28 +27,40 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
-from e3dge.cameras import label_from_yaw_pitch
+from e3dge.backbones.base import Backbone, View
+from e3dge.cameras import Camera
 from e3dge.encoders.aligner import ResidualAligner
+from e3dge.encoders.flows import FILM_TARGETS, BranchRender, LocalSlots, encoder_flow, film_channels
 from e3dge.encoders.fusion import FeatureFusion
-from e3dge.encoders.hybrid import ALIGNMENTS, LocalBranch, ViewRender
+from e3dge.encoders.hybrid import ALIGNMENTS, Alignment, LocalBranch
 from e3dge.encoders.local import LocalEncoder
 from e3dge.encoders.pixel_aligned import VISIBILITY_MODES
 from e3dge.errors import UserError
-from e3dge.training.discriminator import Discriminator, d_logistic_loss, g_nonsaturating_loss, r1_penalty
 from e3dge.metrics.loaders import make_identity, make_lpips
+from e3dge.training.discriminator import Discriminator, d_logistic_loss, g_nonsaturating_loss, r1_penalty
+from e3dge.training.grids import save_columns
 from e3dge.training.loop import LoopOptions, TrainingLoop
-from e3dge.training.pseudo_pairs import ensure_w_avg
-from e3dge.training.sources import load_encoder, load_generator, make_real_source, photo_pairs
+from e3dge.training.sources import load_backbone, load_encoder, make_real_source, photo_pairs
 
-__all__ = ["Stage2Config", "STAGE2_PRESETS", "load_stage2_config", "Stage2Trainer", "train_stage2", "build_branch"]
+__all__ = [
+    "Stage2Config",
+    "STAGE2_PRESETS",
+    "load_stage2_config",
+    "Stage2Batch",
+    "Stage2Trainer",
+    "train_stage2",
+    "build_branch",
+]
 
 DATA_SOURCES = ("toy-photos", "synthetic")
-FILM_TARGETS = ("colour", "features")
+Supervision = Literal["raw", "image"]
+SUPERVISIONS: tuple[Supervision, ...] = ("raw", "image")
+LOSS_IMAGE_SIZE = 256  # decoded images are pooled to at most this size for the losses (the official 1024 -> 256)
 TERM_SWITCHES = {"lpips": ("off", "alex", "vgg"), "identity": ("off", "arcface")}
 
 
@@ -54,8 +69,8 @@ class Stage2Config:
     """Options of a Stage II run (``out_dir``, ``threads``, ``checkpoint_every`` and ``sample_every`` do not define the run)."""
 
     out_dir: str = "outputs/stage2-toy"
-    generator: str = "toy"  # toy | tiny-random | a bundle folder / Hub id of an EG3D generator
-    encoder: str = "toy"  # toy | a folder with a GlobalEncoder (e.g. a Stage I run's final/)
+    generator: str = "toy"  # toy | tiny-random | tiny-random-stylesdf | a generator folder / Hub id (EG3D or StyleSDF)
+    encoder: str = "toy"  # toy | tiny-random | a folder with an E0 of that generator (a Stage I run's final/)
     data: str = "toy-photos"  # toy-photos (toy lab) | synthetic (the generator's own samples, the official recipe)
     truncation: float = 0.55  # synthetic data only (official: 0.55)
     steps: int = 400
@@ -63,9 +78,12 @@ class Stage2Config:
     seed: int = 0
     alignment: str = "hybrid"
     visibility: str = "in_image"
-    film_target: str = "colour"  # colour: the decoded colour features (official; density untouched) | features: tri-plane features before the decoder
-    render_resolution: int = 32  # raw render size during training
-    ray_samples: int = 12  # coarse and importance samples per ray during training
+    film_target: str = "colour"  # colour: the decoded colour features (official; density untouched) | features: EG3D's tri-plane features before the decoder
+    supervise: str = "raw"  # raw: the losses read the raw volume render | image: the decoded image (official StyleSDF)
+    render_resolution: int = 32  # raw render size during training (StyleSDF with supervise=image: the model's own)
+    ray_samples: int | None = (
+        12  # coarse and importance samples per ray during training (None: the model's own; StyleSDF: always)
+    )
     local_resolution: int = 64  # E1 / E_ADA input size
     stem_width: int = 8
     width: int = 32
@@ -104,7 +122,6 @@ class Stage2Config:
             ("steps", 1, 10**8),
             ("batch_size", 1, 256),
             ("render_resolution", 8, 512),
-            ("ray_samples", 2, 256),
             ("local_resolution", 16, 1024),
             ("stem_width", 2, 512),
             ("width", 8, 2048),
@@ -120,6 +137,8 @@ class Stage2Config:
             ("d_width", 1, 1024),
             ("d_max_width", 1, 2048),
         ]
+        if self.ray_samples is not None:
+            checks.append(("ray_samples", 2, 256))
         for name, lo, hi in checks:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
@@ -156,6 +175,7 @@ class Stage2Config:
             ("visibility", VISIBILITY_MODES),
             ("data", DATA_SOURCES),
             ("film_target", FILM_TARGETS),
+            ("supervise", SUPERVISIONS),
             *TERM_SWITCHES.items(),
         ):
             if getattr(self, name) not in allowed:
@@ -167,7 +187,7 @@ class Stage2Config:
             raise UserError(
                 f"stage2 data 'toy-photos' needs the toy generator (got generator {self.generator!r}); use --set data=synthetic"
             )
-        if self.adv_weight > 0 and (self.render_resolution & (self.render_resolution - 1)):
+        if self.adv_weight > 0 and self.supervise == "raw" and (self.render_resolution & (self.render_resolution - 1)):
             raise UserError(
                 f"stage2 option render_resolution must be a power of two with the adversarial term (adv_weight > 0), got {self.render_resolution}"
             )
@@ -186,7 +206,7 @@ class Stage2Config:
         """``"2.1"`` or ``"2.2"`` for the optimisation step ``step`` (0-based)."""
         return "2.1" if step < self.stage21_steps else "2.2"
 
-    def alignment_at(self, step: int) -> str:
+    def alignment_at(self, step: int) -> Alignment:
         """Stage 2.1 trains the hybrid's 2D branch alone; other alignments are the same in both stages."""
         return "2d" if self.alignment == "hybrid" and self.stage_at(step) == "2.1" else self.alignment
 
@@ -209,6 +229,64 @@ STAGE2_PRESETS: dict[str, dict[str, Any]] = {
         "d_max_width": 16,
         "checkpoint_every": 2,
         "sample_every": 1000,
+    },
+    # Tests: a random tiny StyleSDF and a fresh tiny E0 (no pose head: the sample's own camera is the input view), the
+    # decoded image supervised as the official StyleSDF recipe, at the tiny model's own 8^2 volume render.
+    "tiny-test-stylesdf": {
+        "out_dir": "outputs/stage2-tiny-stylesdf",
+        "generator": "tiny-random-stylesdf",
+        "encoder": "tiny-random",
+        "data": "synthetic",
+        "real_data": "toy-photos",
+        "supervise": "image",
+        "steps": 4,
+        "batch_size": 2,
+        "render_resolution": 8,
+        "ray_samples": None,
+        "local_resolution": 32,
+        "stage21_steps": 2,
+        "r1_every": 2,
+        "d_width": 8,
+        "d_max_width": 16,
+        "checkpoint_every": 2,
+        "sample_every": 1000,
+    },
+    # The released FFHQ StyleSDF (``e3dge convert stylesdf`` -> models/e3dge-stylesdf) on a GPU: the official recipe on
+    # its own backbone — synthetic pairs at truncation 0.55, its 64^2 volume render with its 24 samples per ray, the
+    # 1024^2 decoded image pooled to 256 supervised with LPIPS + ID, the official learning rates and E1 / E_ADA sizes;
+    # E0 from the ``stylesdf`` Stage I run.
+    "stylesdf": {
+        "out_dir": "outputs/stage2-stylesdf",
+        "generator": "models/e3dge-stylesdf/generator",
+        "encoder": "outputs/stage1-stylesdf/final",
+        "data": "synthetic",
+        "real_data": "data/ffhq-aligned",
+        "supervise": "image",
+        "steps": 20000,
+        "stage21_steps": 10000,
+        "batch_size": 4,
+        "render_resolution": 64,
+        "ray_samples": None,
+        "local_resolution": 256,
+        "stem_width": 32,
+        "width": 256,
+        "num_stack": 4,
+        "depth": 2,
+        "groups": 32,
+        "aligner_widths": [16, 32, 48, 64],
+        "lr_local": 5e-5,
+        "lr_aligner": 1e-4,
+        "lr_fusion": 1e-4,
+        "lr_d": 5e-5,
+        "lpips": "alex",
+        "identity": "arcface",
+        "d_width": 64,
+        "d_max_width": 512,
+        "yaw_range": 0.6,
+        "pitch_range": 0.3,
+        "query_yaw_range": 0.8,
+        "checkpoint_every": 500,
+        "sample_every": 500,
     },
     # FFHQ EG3D on a GPU: the official recipe (facts §3) — synthetic pairs at truncation 0.55, LPIPS + ID, the official
     # learning rates (netLocal 5e-5, ADA 1e-4, Fuse 1e-4, D 5e-5) and the paper's E1 / E_ADA sizes; E0 from a Stage I run.
@@ -248,7 +326,7 @@ STAGE2_PRESETS: dict[str, dict[str, Any]] = {
 
 
 def load_stage2_config(name_or_path: str, overrides: dict[str, Any] | None = None) -> Stage2Config:
-    """A preset (``toy``, ``tiny-test``, ``ffhq-eg3d``) or a JSON file, then ``overrides``; unknown keys are one-line errors with the valid names."""
+    """A preset (see :data:`STAGE2_PRESETS`) or a JSON file, then ``overrides``; unknown keys are one-line errors with the valid names."""
     if name_or_path in STAGE2_PRESETS:
         base = dict(STAGE2_PRESETS[name_or_path])
     else:
@@ -270,7 +348,7 @@ def load_stage2_config(name_or_path: str, overrides: dict[str, Any] | None = Non
 
 
 def build_branch(cfg: Stage2Config, film_channels: int) -> LocalBranch:
-    """The toy-sized E1 (FiLM width = the generator's colour features), E_ADA and fusion the alignment needs."""
+    """E1 (FiLM width ``film_channels``, zero-initialised head), E_ADA and the fusion the alignment needs, at the config's sizes."""
     E1 = LocalEncoder(
         stem_width=cfg.stem_width,
         width=cfg.width,
@@ -290,10 +368,31 @@ def build_branch(cfg: Stage2Config, film_channels: int) -> LocalBranch:
     return LocalBranch(E1, aligner, fusion)
 
 
-class Stage2Trainer:
-    """Stage II as a :class:`~e3dge.training.loop.TrainingTask`: frozen generator and E0, trainable local branch (+ discriminator)."""
+@dataclass(frozen=True, kw_only=True)
+class Stage2Batch:
+    """One Stage II batch: the input photos, the exact targets at the query views, and both cameras."""
 
-    def __init__(self, cfg: Stage2Config, resume: str = "auto", generator=None, encoder=None, accelerator=None) -> None:
+    photo: torch.Tensor  # [N, 3, S, S] in [-1, 1] at the generator's image size
+    target: torch.Tensor  # [N, 3, s, s] the query view at the loss size
+    camera: Camera  # the input view (the sample's own camera)
+    query: Camera  # the query view (a novel view or the input view)
+    novel: torch.Tensor  # [N] bool: the query view differs from the input view
+
+
+class Stage2Trainer:
+    """Stage II as a :class:`~e3dge.training.loop.TrainingTask`: frozen backbone and E0, trainable local branch (+ discriminator).
+
+    ``backbone`` / ``encoder`` replace ``cfg.generator`` / ``cfg.encoder`` (an E0 module, as :func:`load_encoder` gives).
+    """
+
+    def __init__(
+        self,
+        cfg: Stage2Config,
+        resume: str = "auto",
+        backbone: Backbone | None = None,
+        encoder: torch.nn.Module | None = None,
+        accelerator=None,
+    ) -> None:
         from accelerate import Accelerator
 
         self.cfg = cfg
@@ -304,27 +403,26 @@ class Stage2Trainer:
             devices=[]
         ):  # identical initial weights on every process; the caller's RNG is untouched
             torch.manual_seed(cfg.seed)
-            G = generator if generator is not None else load_generator(cfg.generator, self.device)
-            self.G = G.to(self.device).eval().requires_grad_(False)
-            if cfg.data == "synthetic":
-                self.G = ensure_w_avg(
-                    self.G
-                )  # truncation needs the mean latent (a copy when the loaded one never tracked it)
-            self.E0 = (
-                (encoder if encoder is not None else load_encoder(cfg.encoder, self.device))
-                .to(self.device)
-                .eval()
-                .requires_grad_(False)
+            self.backbone = backbone if backbone is not None else load_backbone(cfg.generator, self.device)
+            self.E0 = encoder if encoder is not None else load_encoder(cfg.encoder, self.backbone)
+            self.branch = build_branch(cfg, film_channels(self.backbone, cfg.film_target)).to(self.device)
+            self.loss_size = (
+                cfg.render_resolution
+                if cfg.supervise == "raw"
+                else min(LOSS_IMAGE_SIZE, self.backbone.image_resolution)
             )
-            self.branch = build_branch(cfg, film_width(self.G, cfg.film_target)).to(self.device)
             self.D = (
-                Discriminator(cfg.render_resolution, cfg.d_width, cfg.d_max_width).to(self.device)
+                Discriminator(self.loss_size, cfg.d_width, cfg.d_max_width).to(self.device)
                 if cfg.adv_weight > 0
                 else None
             )
+        self.flow = encoder_flow(
+            self.backbone, None, None, LocalSlots(self.branch.local_encoder, self.branch.aligner, self.branch.fusion)
+        )
+        self._check_encoder()
         self.lpips = make_lpips(cfg.lpips, self.device)
         self.identity = make_identity(cfg.identity, self.device)
-        self.real = make_real_source(cfg.real_data, cfg.render_resolution) if self.D is not None else None
+        self.real = make_real_source(cfg.real_data, self.loss_size) if self.D is not None else None
         groups = [{"params": self.branch.local_encoder.parameters(), "lr": cfg.lr_local}]
         if self.branch.aligner is not None:
             groups.append({"params": self.branch.aligner.parameters(), "lr": cfg.lr_aligner})
@@ -359,74 +457,91 @@ class Stage2Trainer:
         if self.acc.is_main_process:
             (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
+    def _check_encoder(self) -> None:
+        """One-line errors for an E0 of another generator and for a discriminator size that is not a power of two."""
+        if self.cfg.adv_weight > 0 and self.loss_size & (self.loss_size - 1):
+            raise UserError(
+                f"the adversarial term needs a power-of-two loss size, got {self.loss_size}; set adv_weight=0 or another size"
+            )
+        r = self.backbone.image_resolution
+        with torch.no_grad():
+            ws = self.E0(torch.zeros(1, 3, r, r, device=self.device)).ws
+        try:
+            self.backbone.layout.check(ws, "E0's latent")
+        except ValueError as err:
+            raise UserError(
+                f"{err}: E0 and the generator do not belong together (cfg encoder={self.cfg.encoder!r})"
+            ) from None
+
     # ------------------------------------------------------------------ data and renders
-    def sample(self, n: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Stage2Batch:
         """Heads, an input view and a query view (novel with probability ``novel_view_prob``, else the same), the input photo and the query target."""
-        cfg, g = self.cfg, generator or self.gen
+        cfg, g, b = self.cfg, generator or self.gen, self.backbone
         yaw = (torch.rand(n, generator=g) * 2 - 1) * cfg.yaw_range
         pitch = (torch.rand(n, generator=g) * 2 - 1) * cfg.pitch_range
         novel = torch.rand(n, generator=g) < cfg.novel_view_prob
         q_yaw = torch.where(novel, (torch.rand(n, generator=g) * 2 - 1) * cfg.query_yaw_range, yaw)
         q_pitch = torch.where(novel, (torch.rand(n, generator=g) * 2 - 1) * cfg.pitch_range, pitch)
-        label, q_label = label_from_yaw_pitch(yaw, pitch), label_from_yaw_pitch(q_yaw, q_pitch)
-        z = torch.randn(n, self.G.z_dim, generator=g)
+        camera, query = b.camera(yaw, pitch), b.camera(q_yaw, q_pitch)
+        z = torch.randn(n, b.z_dim, generator=g)
         if cfg.data != "synthetic":
-            photo, target = photo_pairs(cfg.data)(z, label, q_label, self.G.img_resolution, cfg.render_resolution)
-        else:  # the generator's own sample: full image at the input view, raw render at the query view
+            pairs = photo_pairs(cfg.data)
+            photo, target = pairs(z, camera.label.cpu(), query.label.cpu(), b.image_resolution, self.loss_size)
+        else:  # the generator's own sample: its image at the input view, the supervised render at the query view
             with torch.no_grad():
-                dev = self.device
-                ws = self.G.mapping(z.to(dev), label.to(dev), truncation_psi=cfg.truncation)
-                photo = self.G.synthesis(ws, label.to(dev), deterministic=True).image.clamp(-1, 1)
-                target = self.render(ws, q_label.to(dev), None).image_raw.clamp(-1, 1)
-        dev = self.device
-        return {"photo": photo.to(dev), "target": target.to(dev), "query_label": q_label.to(dev), "novel": novel}
-
-    def render(self, ws: torch.Tensor, label: torch.Tensor, planes: torch.Tensor | None, hook=None):
-        """Raw render at the training size; ``hook`` (the branch's FiLM) acts where ``film_target`` says."""
-        s = self.cfg.ray_samples
-        where = {"colour_hook" if self.cfg.film_target == "colour" else "feature_hook": hook}
-        return self.G.synthesis(
-            ws,
-            label,
-            planes=planes,
-            neural_rendering_resolution=self.cfg.render_resolution,
-            deterministic=True,
-            superresolution=False,
-            rendering_overrides={"depth_resolution": s, "depth_resolution_importance": s},
-            **where,
+                ws = b.sample_latent(z, camera, truncation=cfg.truncation)
+                scene = b.scene(ws)
+                photo = b.render(ws, scene, camera, "full").image.clamp(-1, 1)
+                target = self.supervised(b.render(ws, scene, query, **self._render_options())).clamp(-1, 1)
+        return Stage2Batch(
+            photo=photo.to(self.device), target=target.to(self.device), camera=camera, query=query, novel=novel
         )
 
-    def views(
-        self, photo: torch.Tensor, query_label: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, ViewRender, ViewRender]:
-        """E0's code and planes, and its renders at the estimated input camera and at the query camera (no gradients)."""
+    def _render_options(self) -> dict[str, Any]:
+        cfg = self.cfg
+        return {
+            "decode": cfg.supervise == "image",
+            "neural_resolution": cfg.render_resolution,
+            "ray_samples": cfg.ray_samples,
+        }
+
+    def supervised(self, view: View) -> torch.Tensor:
+        """What the losses read of a render: the raw volume render, or the decoded image pooled to the loss size."""
+        if self.cfg.supervise == "raw":
+            return view.image_raw
+        image = view.image
+        return F.adaptive_avg_pool2d(image, self.loss_size) if image.shape[-1] > self.loss_size else image
+
+    def branch_render(self, batch: Stage2Batch, alignment: Alignment) -> BranchRender:
+        """E0's code of the photo and the query view rendered with and without the branch (through the backbone's flow)."""
+        cfg = self.cfg
         with torch.no_grad():
-            enc = self.E0(photo)
-            ref_label = label_from_yaw_pitch(enc.pose[:, 0], enc.pose[:, 1], device=photo.device)
-            planes = self.G.planes(enc.ws)
-            ref, q = self.render(enc.ws, ref_label, planes), self.render(enc.ws, query_label, planes)
-        return (
+            enc = self.E0(batch.photo)
+        reference = (
+            self.backbone.camera(enc.pose[:, 0], enc.pose[:, 1]) if enc.pose is not None else batch.camera
+        )  # E0's estimate where it has a pose head, as at inference; else the sample's camera
+        opts = self._render_options()
+        return self.flow.branch_render(
+            batch.photo,
             enc.ws,
-            planes,
-            ViewRender(ref.image_raw, ref.depth, ref_label),
-            ViewRender(q.image_raw, q.depth, query_label),
+            reference,
+            batch.query,
+            alignment,
+            resolution=opts["neural_resolution"],
+            decode=opts["decode"],
+            ray_samples=opts["ray_samples"],
+            visibility=cfg.visibility,
+            film_target=cfg.film_target,
         )
 
-    def branch_render(self, batch: dict[str, torch.Tensor], alignment: str) -> tuple[torch.Tensor, Any, ViewRender]:
-        """The modulated raw render at the query view, E_ADA's maps and E0's plain query render."""
-        ws, planes, ref, q = self.views(batch["photo"], batch["query_label"])
-        maps = self.branch.prepare(batch["photo"], ref, q, alignment)
-        out = self.render(ws, q.label, planes, self.branch.hook(maps, ref, q, self.cfg.visibility))
-        return out.image_raw, maps, q
-
-    def losses(self, batch: dict[str, torch.Tensor], step: int | None = None) -> dict[str, torch.Tensor]:
+    def losses(self, batch: Stage2Batch, step: int | None = None) -> dict[str, torch.Tensor]:
         """All of the branch's terms at ``step`` (default: the current one); ``fake`` holds the render for D (detached)."""
         cfg = self.cfg
         step = self.step if step is None else step
         stage = cfg.stage_at(step)
-        image, maps, q = self.branch_render(batch, cfg.alignment_at(step))
-        target = batch["target"]
-        terms = {"mse": F.mse_loss(image, target), "mse_e0": F.mse_loss(q.image, target)}
+        out = self.branch_render(batch, cfg.alignment_at(step))
+        image, plain, target = self.supervised(out.view), self.supervised(out.plain), batch.target
+        terms = {"mse": F.mse_loss(image, target), "mse_e0": F.mse_loss(plain, target)}
         total = terms["mse"]
         up256 = lambda x: F.interpolate(x, size=(256, 256), mode="bilinear", align_corners=False)  # noqa: E731  (LPIPS / ID at pSp's size)
         lpips_weight = cfg.lpips_weight_21 if stage == "2.1" else cfg.lpips_weight_22
@@ -436,10 +551,8 @@ class Stage2Trainer:
         if self.identity is not None and cfg.id_weight > 0:
             terms["id"] = self.identity(up256(image), up256(target))
             total = total + cfg.id_weight * terms["id"]
-        if maps.aligned_residual is not None and self.aligner_trains(step):
-            res = cfg.local_resolution
-            up = lambda x: F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False)  # noqa: E731
-            terms["residual"] = F.l1_loss(maps.aligned_residual, up(target) - up(q.image))
+        if out.aligned_residual is not None and self.aligner_trains(step):
+            terms["residual"] = F.l1_loss(out.aligned_residual, self.flow.residual(target, out.plain.image_raw))
             total = total + cfg.residual_weight * terms["residual"]
         if self.D is not None and stage == "2.2":
             self.D.requires_grad_(False)
@@ -531,16 +644,14 @@ class Stage2Trainer:
     @torch.no_grad()
     def save_samples(self, num: int = 4) -> Path:
         """Grid for fixed heads: input photo | E0 at the query view | with the local branch | target."""
-        from e3dge.training.grids import save_columns
-
         was_training = self.branch.training
         self.branch.eval()
         batch = self.sample(num, torch.Generator().manual_seed(987654))
-        image, _, q = self.branch_render(batch, self.cfg.alignment_at(max(self.step - 1, 0)))
+        out = self.branch_render(batch, self.cfg.alignment_at(max(self.step - 1, 0)))
         self.branch.train(was_training)
-        r = self.cfg.render_resolution
-        photo = F.interpolate(batch["photo"], size=(r, r), mode="bilinear", align_corners=False, antialias=True)
-        cols = [photo, q.image.clamp(-1, 1), image.clamp(-1, 1), batch["target"]]
+        r = self.loss_size
+        photo = F.interpolate(batch.photo, size=(r, r), mode="bilinear", align_corners=False, antialias=True)
+        cols = [photo, self.supervised(out.plain).clamp(-1, 1), self.supervised(out.view).clamp(-1, 1), batch.target]
         return save_columns(cols, self.out / "samples" / f"step_{self.step:06d}.png")
 
     def finish(self, out_dir: Path) -> None:
@@ -556,15 +667,11 @@ class Stage2Trainer:
                     "visibility": self.cfg.visibility,
                     "film_target": self.cfg.film_target,
                     "local_resolution": self.cfg.local_resolution,
+                    "backbone": self.backbone.name,
                 },
                 indent=2,
             )
         )
-
-
-def film_width(G, film_target: str) -> int:
-    """Channels the FiLM head modulates: the decoder's colour features, or the tri-plane features it reads."""
-    return G.decoder.net[-1].weight.shape[0] - 1 if film_target == "colour" else G.decoder.net[0].weight.shape[1]
 
 
 def train_stage2(
