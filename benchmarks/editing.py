@@ -58,7 +58,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import toy_inversion  # noqa: E402  (the held-out draw)
 
-from e3dge.cameras import label_from_yaw_pitch  # noqa: E402
+from e3dge.core.cameras import label_from_yaw_pitch  # noqa: E402
 from e3dge.editing import Direction, project_out  # noqa: E402
 from e3dge.editing.toy import TOY_ATTRIBUTES  # noqa: E402
 from e3dge.metrics.image import mae  # noqa: E402
@@ -605,7 +605,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     a = p.parse_args()
     torch.set_num_threads(2)
-    from e3dge.pipelines import InversionPipeline
+    from e3dge.inversion import InversionPipeline
 
     t0 = time.perf_counter()
     pipe = InversionPipeline.from_pretrained("toy")

@@ -24,7 +24,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from e3dge.export import MeshOptions, extract_mesh, mesh_from_grid
-from e3dge.pipelines import InversionPipeline
+from e3dge.inversion import InversionPipeline
 from e3dge.toy import HeadFactorMap, sdf_at
 
 
@@ -44,7 +44,7 @@ def true_surface(factors: torch.Tensor, photo: bool, resolution: int = 160) -> n
 
 def photo_heads(fm: HeadFactorMap, num: int, seed: int, resolution: int = 128) -> tuple[np.ndarray, torch.Tensor]:
     """Photo-like renders (uint8) at mild random poses and their factors."""
-    from e3dge.cameras import label_from_yaw_pitch
+    from e3dge.core.cameras import label_from_yaw_pitch
     from e3dge.toy import render_heads
 
     gen = torch.Generator().manual_seed(seed)

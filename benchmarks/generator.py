@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from e3dge.backbones.eg3d import TriPlaneGenerator, eg3d_config
-from e3dge.cameras import frontal_label
+from e3dge.backbones.eg3d.network import TriPlaneGenerator, eg3d_config
+from e3dge.core.cameras import frontal_label
 
 RESULTS = Path(__file__).parent / "results"
 

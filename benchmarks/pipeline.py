@@ -44,9 +44,9 @@ def timed(fn, repeat: int = 5, warmup: int = 1) -> float:
 
 
 def toy_rows() -> dict[str, float]:
-    from e3dge.pipelines import InversionPipeline
-    from e3dge.pipelines.examples import astronaut_example, toy_photo_examples
-    from e3dge.pipelines.refine import refine_latent
+    from e3dge.inversion import InversionPipeline
+    from e3dge.inversion.examples import astronaut_example, toy_photo_examples
+    from e3dge.inversion.refine import refine_latent
 
     pipe = InversionPipeline.from_pretrained("toy")
     photo = toy_photo_examples(1, seed=4)[0].pixels
@@ -80,9 +80,9 @@ def toy_rows() -> dict[str, float]:
 
 
 def ffhq_rows(device: str = "cpu") -> dict[str, float]:
-    from e3dge.backbones.eg3d import TriPlaneGenerator, eg3d_config
-    from e3dge.cameras import label_from_yaw_pitch
-    from e3dge.pipelines import InversionPipeline
+    from e3dge.backbones.eg3d.network import TriPlaneGenerator, eg3d_config
+    from e3dge.core.cameras import label_from_yaw_pitch
+    from e3dge.inversion import InversionPipeline
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

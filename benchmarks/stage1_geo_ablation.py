@@ -1,4 +1,4 @@
-"""Science check (issue 4, item 7): Stage I on the toy lab with and without L_geo, several seeds.
+"""Science check: Stage I on the toy lab with and without L_geo, several seeds.
 
 Trains the ``toy`` preset (same seeds, steps and data stream) twice per seed — with the geometry
 loss and with its three weights set to 0 — then scores each encoder with
@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from e3dge.encoders import GlobalEncoder
-from e3dge.training.config import load_stage1_config
 from e3dge.toy.evaluate import evaluate_toy_inversion
+from e3dge.training.config import load_stage1_config
 from e3dge.training.sources import load_generator
 from e3dge.training.stage1 import train_stage1
 

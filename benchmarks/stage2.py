@@ -24,11 +24,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from toy_inversion import depth_pct, held_out_heads  # noqa: E402
 
-from e3dge.cameras import label_from_yaw_pitch  # noqa: E402
+from e3dge.core.cameras import label_from_yaw_pitch  # noqa: E402
+from e3dge.core.images import to_model_input  # noqa: E402
 from e3dge.encoders.hybrid import ViewRender  # noqa: E402
+from e3dge.inversion import InversionPipeline  # noqa: E402
 from e3dge.metrics.image import mae, ssim  # noqa: E402
-from e3dge.pipelines import InversionPipeline  # noqa: E402
-from e3dge.images import to_model_input  # noqa: E402
 from e3dge.toy import render_heads  # noqa: E402
 
 ROWS = {
@@ -87,7 +87,7 @@ def run(pipe: InversionPipeline, heads: int, seed: int) -> dict:
 
 
 def markdown(info: dict) -> str:
-    """Tables per seed + the gates of the Stage II issue."""
+    """Tables per seed + the Stage II gates."""
     lines = [
         "# Stage II in the toy lab: local branch and hybrid alignment (held-out photo-like heads)",
         "",

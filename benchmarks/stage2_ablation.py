@@ -34,12 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import editing  # noqa: E402  (edit targets, side cameras, strengths)
 from toy_inversion import depth_pct, held_out_heads  # noqa: E402
 
-from e3dge.cameras import label_from_yaw_pitch  # noqa: E402
+from e3dge.core.cameras import label_from_yaw_pitch  # noqa: E402
+from e3dge.core.images import to_model_input  # noqa: E402
 from e3dge.editing import Direction  # noqa: E402
 from e3dge.encoders.hybrid import LocalBranch, ViewRender  # noqa: E402
+from e3dge.inversion import InversionPipeline  # noqa: E402
 from e3dge.metrics.image import mae, ssim  # noqa: E402
-from e3dge.pipelines import InversionPipeline  # noqa: E402
-from e3dge.images import to_model_input  # noqa: E402
 from e3dge.toy import render_heads  # noqa: E402
 from e3dge.training.stage2 import Stage2Trainer, load_stage2_config  # noqa: E402
 

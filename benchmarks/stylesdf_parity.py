@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from e3dge.backbones.stylesdf import StyleSDFLatents
-from e3dge.backbones.stylesdf_official import load_official_stylesdf
-from e3dge.pipelines import InversionPipeline
-from e3dge.pipelines.convert_official import convert_e3dge, convert_stylesdf
+from e3dge.backbones.stylesdf.network import StyleSDFLatents
+from e3dge.backbones.stylesdf.official import load_official_stylesdf
 from e3dge.encoders.stylesdf_flow import StyleSDFModels, encode_face, reference_view, render_query
+from e3dge.inversion import InversionPipeline
+from e3dge.inversion.convert_official import convert_e3dge, convert_stylesdf
 
 TARGETS = {"renderer": 1e-4, "image": 1e-3, "e3dge": 1e-3}
-"""The issue's gates: renderer thumb / depth / features <= 1e-4, final image <= 1e-3, E3DGE intermediates <= 1e-3."""
+"""The gates: renderer thumb / depth / features <= 1e-4, final image <= 1e-3, E3DGE intermediates <= 1e-3."""
 
 
 def _diff(a: torch.Tensor, b: np.ndarray) -> float:

@@ -102,7 +102,7 @@ def write_card(run: Path, hardware: str, note: str = "") -> Path:
     lines = [
         "# toy-eg3d: a tiny EG3D distilled from e3dge's procedural heads",
         "",
-        "The official EG3D architecture (e3dge.backbones.eg3d.TriPlaneGenerator) at toy size: z 32 (the procedural",
+        "The official EG3D architecture (e3dge.backbones.eg3d.network.TriPlaneGenerator) at toy size: z 32 (the procedural",
         f"heads' latent), w {model_cfg['w_dim']}, {model_cfg['mapping_kwargs']['num_layers']}-layer mapping (camera-conditioned the EG3D way, with",
         "`c_gen_conditioning_zero=True` so w depends on z only), StyleGAN2 backbone to",
         f"{model_cfg['plane_resolution']}x{model_cfg['plane_resolution']}x{model_cfg['plane_channels']} tri-planes (orthogonal projection),",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from e3dge.backbones.eg3d import TriPlaneGenerator
+from e3dge.backbones.eg3d.network import TriPlaneGenerator
 from e3dge.toy.gates import HELD_OUT_SEED, measure_render_gates, measure_separability
 from e3dge.toy.grids import save_grids
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from e3dge.cameras import label_from_yaw_pitch
+from e3dge.core.cameras import label_from_yaw_pitch
+from e3dge.inversion import InversionPipeline
 from e3dge.metrics.image import mae, ssim
-from e3dge.pipelines import InversionPipeline
 from e3dge.toy import HeadFactorMap, render_heads
 from e3dge.toy.evaluate import DEPTH_RANGE
 

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from e3dge.export import MeshOptions, extract_mesh
-from e3dge.pipelines import InversionPipeline
-from e3dge.pipelines.examples import toy_photo_examples
+from e3dge.inversion import InversionPipeline
+from e3dge.inversion.examples import toy_photo_examples
 
 
 def outputs() -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from e3dge.encoders import FeatureFusion, LocalEncoder, ResidualAligner
-from e3dge.pipelines import InversionPipeline
+from e3dge.inversion import InversionPipeline
 from e3dge.toy import TOY_WEIGHTS_DIR
 
 ASSETS = TOY_WEIGHTS_DIR.parent

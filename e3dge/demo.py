@@ -13,13 +13,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from e3dge.backbones.eg3d import TriPlaneGenerator, eg3d_config
-from e3dge.cameras import frontal_label, orbit_labels
-from e3dge.options import check_range
+from e3dge.backbones.eg3d.network import TriPlaneGenerator, eg3d_config
+from e3dge.core.cameras import frontal_label, orbit_labels
+from e3dge.core.options import check_range
 
 __all__ = [
     "OrbitResult",
@@ -172,7 +173,6 @@ def render_orbit(
     progress: bool = True,
 ) -> OrbitResult:
     """Render ``num_frames`` of EG3D's orbit for latent ``seed``; resumes from frames made with the same options."""
-    import imageio.v3 as iio
 
     check_range("fps", fps, 1, MAX_FPS, integer=True)
     options = orbit_options(G, seed, num_frames, truncation_psi)

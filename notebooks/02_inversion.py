@@ -17,7 +17,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -59,8 +59,8 @@ import numpy as np
 import plotly.express as px
 from IPython.display import display
 
-from e3dge.pipelines import InversionPipeline
-from e3dge.pipelines.examples import astronaut_example
+from e3dge.inversion import InversionPipeline
+from e3dge.inversion.examples import astronaut_example
 from e3dge.tutorials import show_video
 from e3dge.tutorials import editing as X
 from e3dge.tutorials import inversion as I
@@ -144,7 +144,7 @@ show_view()
 # ### Exercise 2 — from a pose to a camera
 # E0's pose head predicts (yaw, pitch); the generator wants EG3D's 25-value camera label: the flattened
 # 4×4 camera-to-world matrix of a camera looking at the head from the FFHQ radius, then the flattened 3×3
-# normalised intrinsics. Write it (hint: `e3dge.cameras` has the building blocks).
+# normalised intrinsics. Write it (hint: `e3dge.core.cameras` has the building blocks).
 
 # %%
 def camera_label(yaw, pitch):

@@ -19,7 +19,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -64,7 +64,7 @@ import numpy as np
 import plotly.express as px
 from IPython.display import display
 
-from e3dge.pipelines import InversionPipeline
+from e3dge.inversion import InversionPipeline
 from e3dge.tutorials import editing as X
 
 HEADS = HEADS or (4 if rt.small else 16)

@@ -15,7 +15,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -53,8 +53,8 @@ from IPython.display import display
 
 from e3dge.export.mesh import MeshOptions, extract_mesh
 from e3dge.export.plots import depth_surface_figure, mesh_figure
-from e3dge.pipelines import InversionPipeline
-from e3dge.pipelines.examples import toy_photo_examples
+from e3dge.inversion import InversionPipeline
+from e3dge.inversion.examples import toy_photo_examples
 from e3dge.tutorials import depth3d as D
 
 MESH_RESOLUTION = MESH_RESOLUTION or (96 if rt.small else 192)

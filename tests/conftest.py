@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 @pytest.fixture
 def tiny_generator():
     """A seeded tiny EG3D (same classes as the official model, few channels) in eval mode."""
-    from e3dge.backbones.eg3d import TriPlaneGenerator, eg3d_config
+    from e3dge.backbones.eg3d.network import TriPlaneGenerator, eg3d_config
 
     torch.manual_seed(0)
     G = TriPlaneGenerator(**eg3d_config("tiny")).eval()

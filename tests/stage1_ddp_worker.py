@@ -1,6 +1,9 @@
 """Worker for tests/test_stage1.py: a few Stage I steps under torch.distributed.run, then each rank writes its parameter digest."""
 
-import sys, torch, hashlib
+import hashlib
+import sys
+
+import torch
 
 torch.set_num_threads(1)
 from e3dge.training.config import load_stage1_config

@@ -1,6 +1,9 @@
 """Worker for tests/test_stage2.py: a few Stage II steps (with the discriminator) under torch.distributed.run; each rank writes its parameter digest."""
 
-import sys, torch, hashlib
+import hashlib
+import sys
+
+import torch
 
 torch.set_num_threads(1)
 from e3dge.training.stage2 import Stage2Trainer, load_stage2_config

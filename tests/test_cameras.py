@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from e3dge import cameras as C
+from e3dge.core import cameras as C
 
 
 def test_frontal_label_matches_eg3d_reference():

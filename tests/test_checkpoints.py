@@ -10,19 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from official_format import write_official_snapshot
 
-from e3dge.backbones.eg3d import PRETRAINED_EG3D, TriPlaneGenerator, eg3d_config, load_official_pkl
+from e3dge.backbones.eg3d.network import PRETRAINED_EG3D, TriPlaneGenerator, eg3d_config, load_official_pkl
 from e3dge.backbones.official_pickle import (
     UnreadablePickleError,
     UnsafePickleError,
     read_official_pickle,
     safe_load_pickle,
 )
-from e3dge.cameras import label_from_yaw_pitch
 from e3dge.cli import main as cli_main
-from e3dge.errors import UserError
-from e3dge.hub import CheckpointFileError, CheckpointNotFoundError
-from official_format import write_official_snapshot
+from e3dge.core.cameras import label_from_yaw_pitch
+from e3dge.core.errors import UserError
+from e3dge.core.hub import CheckpointFileError, CheckpointNotFoundError
 
 
 def _render(G, seed=0):
@@ -179,7 +179,7 @@ def test_eg3d_pipeline_bundle_loads_the_official_pickle_on_the_asked_device(
     """Regression: the pipeline passes ``device=`` to every component; the official-pickle path must accept it."""
     import huggingface_hub.constants
 
-    from e3dge.pipelines import InversionPipeline
+    from e3dge.inversion import InversionPipeline
 
     path, marker = official_pkl
     source = PRETRAINED_EG3D["eg3d-ffhqrebalanced512-128"]

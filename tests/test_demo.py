@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from e3dge.backbones.eg3d import TriPlaneGenerator, eg3d_config
+from e3dge.backbones.eg3d.network import TriPlaneGenerator, eg3d_config
 from e3dge.cli import main as cli_main
+from e3dge.core.options import OptionError
 from e3dge.demo import depth_to_uint8, generator_fingerprint, orbit_options, render_orbit, to_uint8_image
-from e3dge.options import OptionError
 
 
 def test_orbit_video_and_resume(tiny_generator, tmp_path):

@@ -25,7 +25,7 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """Photo-like toy heads (aligned crops) and a labels CSV: skin tone (numbers), glasses (0/1, one cell left empty)."""
-    from e3dge.cameras import label_from_yaw_pitch
+    from e3dge.core.cameras import label_from_yaw_pitch
     from e3dge.toy import FACTOR_NAMES, HeadFactorMap, render_heads
 
     root = tmp_path_factory.mktemp("directions")
@@ -71,7 +71,7 @@ def _error(capsys, code: int, *needles: str) -> str:
 
 
 def test_fit_from_photos_finds_the_skin_tone_direction_and_resumes(photos, tmp_path, monkeypatch, capsys):
-    from e3dge.pipelines import InversionPipeline
+    from e3dge.inversion import InversionPipeline
 
     folder, labels, rows = photos
     calls = []
@@ -107,7 +107,7 @@ def test_fit_from_photos_finds_the_skin_tone_direction_and_resumes(photos, tmp_p
 
 
 def test_bundle_out_carries_the_new_directions(photos, tmp_path):
-    from e3dge.pipelines import InversionPipeline
+    from e3dge.inversion import InversionPipeline
 
     folder, labels, _ = photos
     out, bundle = tmp_path / "out", tmp_path / "bundle"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from e3dge.core.errors import UserError
 from e3dge.editing import (
     Direction,
     apply_edits,
@@ -20,7 +21,6 @@ from e3dge.editing import (
     project_out,
     save_directions,
 )
-from e3dge.errors import UserError
 
 
 def test_apply_is_identity_at_zero_and_linear_on_its_rows():
@@ -110,8 +110,8 @@ def test_peers_files_load_with_shape_checks(tmp_path):
 
 
 def test_directions_round_trip_and_travel_with_the_bundle(tmp_path):
-    from e3dge.pipelines import InversionPipeline
-    from e3dge.pipelines.examples import toy_photo_examples
+    from e3dge.inversion import InversionPipeline
+    from e3dge.inversion.examples import toy_photo_examples
 
     pipe = InversionPipeline.from_pretrained("toy")
     G = pipe.generator

@@ -26,7 +26,7 @@ def bench():
 
 @pytest.fixture(scope="module")
 def setup(bench):
-    from e3dge.pipelines import InversionPipeline
+    from e3dge.inversion import InversionPipeline
 
     pipe = InversionPipeline.from_pretrained("toy")
     judge, info = bench.train_judge(96, val=32, res=RES)

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from e3dge.backbones.eg3d import CONFIG_NAMES, TriPlaneGenerator, eg3d_config
-from e3dge.backbones.rendering import PLANE_PROJECTIONS, plane_axes, project_onto_planes
-from e3dge.cameras import frontal_label, label_from_yaw_pitch
-from e3dge.options import OptionError
+from e3dge.backbones.eg3d.network import CONFIG_NAMES, TriPlaneGenerator, eg3d_config
+from e3dge.core.cameras import frontal_label, label_from_yaw_pitch
+from e3dge.core.options import OptionError
+from e3dge.rendering.volume import PLANE_PROJECTIONS, plane_axes, project_onto_planes
 
 STATE_DICT_LIST = Path(__file__).resolve().parents[2] / "shared" / "notes" / "eg3d-state-dict.json"
 

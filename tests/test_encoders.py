@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from e3dge.cameras import label_from_yaw_pitch, yaw_pitch_from_label
+from e3dge.core.cameras import label_from_yaw_pitch, yaw_pitch_from_label
 from e3dge.encoders import GlobalEncoder, GradualStyleBlock, encoder_config, pose_to_label, resize_to
 
 
@@ -180,7 +180,7 @@ def test_bad_inputs_and_configs(tiny_encoder):
 
 
 def test_validate_config_refuses_before_building():
-    from e3dge.options import OptionError
+    from e3dge.core.options import OptionError
 
     base = encoder_config("tiny", num_ws=8, w_dim=8)
     cases = [

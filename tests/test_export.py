@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from e3dge.errors import UserError
+from e3dge.core.errors import UserError
 from e3dge.export import (
     MESH_FORMATS,
     MeshOptions,
-    field_grid,
     depth_points,
     depth_surface_figure,
     extract_mesh,
+    field_grid,
     mesh_bytes,
     mesh_figure,
     mesh_from_grid,
@@ -25,7 +25,7 @@ from e3dge.export import (
     write_html,
 )
 from e3dge.export.files import linear_to_srgb, srgb_to_linear
-from e3dge.pipelines import InversionPipeline
+from e3dge.inversion import InversionPipeline
 from e3dge.toy import HeadFactorMap, sdf_at
 
 trimesh = pytest.importorskip("trimesh")
@@ -81,7 +81,7 @@ def test_toy_mesh_lies_on_the_procedural_surface(head):
 
 def test_vertex_colours_match_the_render_where_the_vertices_are_seen(pipe, head):
     """Front-facing vertices projected into the full render have the render's colour there."""
-    from e3dge.cameras import split_label
+    from e3dge.core.cameras import split_label
 
     _, inv, mesh = head
     view = pipe.render(inv, quality="full")
@@ -207,7 +207,7 @@ def test_cli_writes_mesh_and_plots(tmp_path, capsys):
     from PIL import Image
 
     from e3dge.cli import main
-    from e3dge.pipelines.examples import toy_photo_examples
+    from e3dge.inversion.examples import toy_photo_examples
 
     Image.fromarray(toy_photo_examples(num=1, seed=99)[0].pixels).save(tmp_path / "a.png")
     args = [

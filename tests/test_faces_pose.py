@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from e3dge.cameras import label_from_yaw_pitch, split_label, yaw_pitch_from_label
+from e3dge.core.cameras import label_from_yaw_pitch, split_label, yaw_pitch_from_label
 from e3dge.faces.align import BFM_LM3D_5, pos_fit
 from e3dge.faces.pose import (
     MIRROR_68,
@@ -41,7 +41,7 @@ def _synthetic_errors(n: int, noise_px: float, seed: int = 0) -> np.ndarray:
 
 
 def test_synthetic_pose_recovery_2px_noise():
-    """Target of the issue: median yaw/pitch error <= 3 degrees at 2 px landmark noise."""
+    """Target: median yaw/pitch error <= 3 degrees at 2 px landmark noise."""
     errs = _synthetic_errors(150, noise_px=2.0)
     median = np.median(errs, axis=0)
     assert median[0] <= 3.0 and median[1] <= 3.0, median

@@ -307,8 +307,8 @@ def test_module_entry_point_checks_ranges_too(tmp_path, capsys):
     ],
 )
 def test_align_face_refuses_bad_arguments_before_opening_the_file(tmp_path, kwargs, message):
+    from e3dge.core.options import OptionError
     from e3dge.faces import FaceOptionError, align_face
-    from e3dge.options import OptionError
 
     with pytest.raises(FaceOptionError) as err:
         align_face(tmp_path / "does-not-exist.png", **kwargs)  # the missing file would say "no such file"

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import huggingface_hub
 import pytest
 import torch
 from huggingface_hub import HfApi, ModelCard
 
 from e3dge.cli import main
-from e3dge.errors import UserError
-from e3dge.pipelines import InversionPipeline
-from e3dge.pipelines.hub_export import EG3D_LICENCE, RESULTS_DIR, export_bundle, push_bundle
+from e3dge.core.errors import UserError
+from e3dge.inversion import InversionPipeline
+from e3dge.publish import hub_export
+from e3dge.publish.hub_export import EG3D_LICENCE, RESULTS_DIR, export_bundle, push_bundle
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def online(monkeypatch):
     """Pretend to be online with a token; every Hub call is recorded instead of sent."""
     calls: dict[str, dict] = {}
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setattr(huggingface_hub, "get_token", lambda: "hf_test_token")
+    monkeypatch.setattr(hub_export, "get_token", lambda: "hf_test_token")
     monkeypatch.setattr(
         HfApi, "create_repo", lambda self, repo_id, **kw: calls.setdefault("create_repo", {"repo_id": repo_id, **kw})
     )
@@ -118,7 +118,7 @@ def test_toy_card_metadata_and_numbers_match_the_benchmarks(toy_export):
 
 
 def test_exported_folder_loads_offline_and_inverts_identically(toy_export):
-    from e3dge.pipelines.examples import toy_photo_examples
+    from e3dge.inversion.examples import toy_photo_examples
 
     original = InversionPipeline.from_pretrained("toy")
     again = InversionPipeline.from_pretrained(toy_export, local_files_only=True)
@@ -187,7 +187,7 @@ def test_push_offline_is_one_line_exit_2(toy_export, monkeypatch, capsys):
 
 def test_push_without_token_says_how_to_log_in(toy_export, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    monkeypatch.setattr(hub_export, "get_token", lambda: None)
     _one_line_error(capsys, main(["hub", "push", str(toy_export), "me/e3dge-toy"]), "hf auth login", "--token")
 
 
@@ -215,7 +215,7 @@ def test_push_refusals_are_one_line(toy_export, tmp_path, online, capsys):
 
 
 def test_referenced_upstream_weights_stay_references(tiny_generator, tmp_path, monkeypatch, online):
-    from e3dge.backbones.eg3d import PRETRAINED_EG3D, TriPlaneGenerator
+    from e3dge.backbones.eg3d.network import PRETRAINED_EG3D, TriPlaneGenerator
 
     real = TriPlaneGenerator.from_pretrained.__func__
     monkeypatch.setattr(

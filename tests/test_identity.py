@@ -271,14 +271,13 @@ def test_make_identity_loss_off_with_warning(no_default_weights, weights_file, m
 
 
 def test_dlib_missing_says_how_to_install(monkeypatch):
-    import e3dge.faces.models as fm
     from e3dge.faces.errors import MissingDependencyError
 
     def missing():
         raise MissingDependencyError("dlib model files not found")
 
-    monkeypatch.setattr(fm, "face_recognizer", missing)
-    monkeypatch.setattr(fm, "import_dlib", lambda: None)
+    monkeypatch.setattr(idm, "face_recognizer", missing)
+    monkeypatch.setattr(idm, "import_dlib", lambda: None)
     with pytest.raises(MissingDependencyError, match=r"pip install -e \.\[faces\]"):
         idm.DlibFaceIdentity()
 

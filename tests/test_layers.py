@@ -8,7 +8,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "e3dge"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("e3dge.errors", "e3dge.options", "e3dge.images", "e3dge.cameras", "e3dge.hub"),  # core
+    ("e3dge.core",),  # errors, options, image conversion, cameras, safe Hub loading
+    ("e3dge.rendering",),
     ("e3dge.backbones",),
     ("e3dge.faces",),
     ("e3dge.encoders",),
@@ -17,7 +18,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("e3dge.toy",),  # registers its sources with training (an entry point); training never imports it
     ("e3dge.editing",),
     ("e3dge.export",),
-    ("e3dge.pipelines",),
+    ("e3dge.inversion",),
+    ("e3dge.publish",),
     ("e3dge.demo", "e3dge.tutorials", "e3dge.app"),
     ("e3dge.cli", "e3dge.faces.__main__"),  # entry points (``python -m e3dge.faces`` is ``e3dge align``)
     ("e3dge",),  # the package root (lazy names only)
@@ -105,9 +107,9 @@ def test_no_module_import_cycles():
 
 def test_the_checks_catch_an_upward_import_and_a_cycle():
     graph = {
-        "e3dge.training.stage1": {"e3dge.toy.heads": 12, "e3dge.cameras": 3},
+        "e3dge.training.stage1": {"e3dge.toy.heads": 12, "e3dge.core.cameras": 3},
         "e3dge.toy.heads": {"e3dge.training.stage1": 7},
-        "e3dge.cameras": {},
+        "e3dge.core.cameras": {},
     }
-    assert upward_imports(graph) == ["e3dge.training.stage1:12 imports e3dge.toy.heads (layer 6 above 5)"]
+    assert upward_imports(graph) == ["e3dge.training.stage1:12 imports e3dge.toy.heads (layer 7 above 6)"]
     assert find_cycles(graph) == ["e3dge.training.stage1 -> e3dge.toy.heads -> e3dge.training.stage1"]

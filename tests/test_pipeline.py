@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from e3dge.errors import UserError
-from e3dge.pipelines import BundleError, InversionPipeline
-from e3dge.pipelines.examples import toy_photo_examples
+from e3dge.core.errors import UserError
+from e3dge.inversion import BundleError, InversionPipeline
+from e3dge.inversion.examples import toy_photo_examples
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_bundle_errors_are_one_line(tmp_path, monkeypatch):
 
 
 def test_registry_lists_what_each_bundle_needs():
-    from e3dge.pipelines import BUNDLES
+    from e3dge.inversion import BUNDLES
 
     assert BUNDLES["toy"].offline and not BUNDLES["toy"].needs
     assert not BUNDLES["eg3d-ffhq"].offline and any("network" in n for n in BUNDLES["eg3d-ffhq"].needs)
@@ -127,7 +127,7 @@ def test_optimisation_baseline_inverts_without_an_encoder(pipe):
     with pytest.raises(UserError, match="no encoder"):
         no_encoder.invert(np.zeros((64, 64, 3), np.uint8), align=False)
     z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(5))
-    from e3dge.cameras import label_from_yaw_pitch
+    from e3dge.core.cameras import label_from_yaw_pitch
 
     c = label_from_yaw_pitch(0.2, 0.0)
     with torch.no_grad():
@@ -148,11 +148,11 @@ def test_cached_plane_views_equal_uncached_ones(pipe, toy_photos):
     again = pipe.render(inv, yaw=0.4, pitch=0.1, quality="full", local=False)
     assert first.cached_planes and again.cached_planes  # invert cached the planes
     G = pipe.generator
-    from e3dge.cameras import label_from_yaw_pitch
+    from e3dge.core.cameras import label_from_yaw_pitch
 
     with torch.no_grad():
         fresh = G.synthesis(inv.ws, label_from_yaw_pitch(0.4, 0.1), deterministic=True)
-    from e3dge.images import to_uint8
+    from e3dge.core.images import to_uint8
 
     assert np.array_equal(first.image, to_uint8(fresh.image)) and np.array_equal(first.image, again.image)
     np.testing.assert_array_equal(first.depth, fresh.depth[0, 0].numpy())
@@ -209,7 +209,7 @@ def test_input_kinds_and_bad_inputs(pipe, toy_photos, tmp_path):
 
 def test_astronaut_goes_through_alignment(pipe):
     pytest.importorskip("dlib")
-    from e3dge.pipelines.examples import astronaut_example
+    from e3dge.inversion.examples import astronaut_example
 
     ex = astronaut_example()
     inv = pipe.invert(ex.pixels, align=True)
@@ -263,7 +263,7 @@ def test_cli_writes_every_output_and_refuses_unsafe_locations(tmp_path, toy_phot
 
 # ------------------------------------------------------------------ video
 def test_smooth_codes_is_a_centred_moving_average():
-    from e3dge.pipelines.video import smooth_codes
+    from e3dge.inversion.video import smooth_codes
 
     ws = np.arange(5, dtype=np.float64)[:, None, None] * np.ones((5, 2, 3))
     out = smooth_codes(ws, 3)
@@ -277,7 +277,7 @@ def test_video_inversion_writes_a_side_by_side_video_and_resumes(pipe, tmp_path)
     import imageio.v2 as imageio
     from conftest import write_astronaut_clip
 
-    from e3dge.pipelines.video import invert_video
+    from e3dge.inversion.video import invert_video
 
     clip = write_astronaut_clip(tmp_path / "clip.mp4", 5)
     out = tmp_path / "out"
@@ -341,7 +341,7 @@ def test_the_toy_bundle_ships_directions_found_both_ways(pipe):
 
 def test_refinement_uses_lpips_only_with_real_weights(pipe, toy_photos):
     """Without LPIPS / ArcFace weights both terms are off (warned once), never replaced by random networks."""
-    from e3dge.pipelines.refine import Criteria, reconstruction_loss
+    from e3dge.inversion.refine import Criteria, reconstruction_loss
 
     crit = pipe.criteria()
     assert crit is pipe.criteria()  # loaded once

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import shutil
@@ -13,11 +14,12 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import e3dge.demo
-from e3dge.backbones.eg3d import TriPlaneGenerator, eg3d_config
+from e3dge.backbones.eg3d.network import TriPlaneGenerator, eg3d_config
 from e3dge.cli import main
-from e3dge.errors import UserError
-from e3dge.hub import CheckpointFileError
+from e3dge.core.errors import UserError
+from e3dge.core.hub import CheckpointFileError
+
+CLI_MAIN = importlib.import_module("e3dge.cli.main")  # the module (e3dge.cli.main is also the name of its function)
 
 
 def _err_line(capsys) -> str:
@@ -29,7 +31,7 @@ def _err_line(capsys) -> str:
 @pytest.fixture
 def tiny_demo(monkeypatch, tiny_generator):
     """``e3dge demo`` with the tiny test generator instead of the toy one."""
-    monkeypatch.setattr(e3dge.demo, "default_offline_generator", lambda seed=0: (tiny_generator, "tiny test generator"))
+    monkeypatch.setattr(CLI_MAIN, "default_offline_generator", lambda seed=0: (tiny_generator, "tiny test generator"))
     return tiny_generator
 
 
@@ -76,7 +78,7 @@ def test_user_errors_from_loaders_are_one_line_exit_2(tmp_path, monkeypatch, cap
         def boom(seed=0, err=err):
             raise err
 
-        monkeypatch.setattr(e3dge.demo, "default_offline_generator", boom)
+        monkeypatch.setattr(CLI_MAIN, "default_offline_generator", boom)
         assert main(["orbit", "--out", str(tmp_path)]) == 2
         line = _err_line(capsys)
         assert line.startswith("e3dge orbit: error: ")
@@ -87,7 +89,7 @@ def test_internal_errors_say_so_and_debug_shows_the_traceback(tmp_path, monkeypa
     def bug(*args, **kwargs):
         raise RuntimeError("tensor sizes do not match\n(second line)")
 
-    monkeypatch.setattr(e3dge.demo, "default_offline_generator", bug)
+    monkeypatch.setattr(CLI_MAIN, "default_offline_generator", bug)
     assert main(["orbit", "--out", str(tmp_path)]) == 1
     line = _err_line(capsys)
     assert line.startswith(
@@ -107,7 +109,7 @@ def test_ctrl_c_is_interrupted_130(tmp_path, monkeypatch, capsys):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(e3dge.demo, "default_offline_generator", interrupt)
+    monkeypatch.setattr(CLI_MAIN, "default_offline_generator", interrupt)
     assert main(["orbit", "--out", str(tmp_path)]) == 130
     assert _err_line(capsys) == "e3dge orbit: interrupted"
 

@@ -24,17 +24,17 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 
-from e3dge.backbones.eg3d import CONFIG_NAMES, FFHQ_RENDERING_KWARGS, TriPlaneGenerator, eg3d_config
-from e3dge.backbones.superresolution import (
+from e3dge.backbones.eg3d.network import CONFIG_NAMES, FFHQ_RENDERING_KWARGS, TriPlaneGenerator, eg3d_config
+from e3dge.backbones.eg3d.superresolution import (
     OFFICIAL_SUPERRESOLUTION_NAMES,
     SUPERRESOLUTION_MODULES,
     superresolution_name,
 )
+from e3dge.core.errors import UserError
+from e3dge.core.hub import CheckpointFileError, CheckpointNotFoundError, read_config
+from e3dge.core.options import OptionError
 from e3dge.encoders import GlobalEncoder, encoder_config
-from e3dge.errors import UserError
-from e3dge.hub import CheckpointFileError, CheckpointNotFoundError, read_config
 from e3dge.metrics.lpips import WeightsFileError, read_state_dict
-from e3dge.options import OptionError
 from e3dge.toy import TOY_ENCODER_DIR, TOY_WEIGHTS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def _one_line(err: BaseException) -> str:
 
 
 def _render(G, seed=0):
-    from e3dge.cameras import label_from_yaw_pitch
+    from e3dge.core.cameras import label_from_yaw_pitch
 
     c = label_from_yaw_pitch(torch.tensor([0.2]), torch.tensor([-0.1]))
     z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(seed))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from e3dge.options import OptionError
+from e3dge.core.options import OptionError
 from e3dge.toy.distill import DistillConfig
 from e3dge.training.config import Stage1Config, load_stage1_config
 

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from e3dge.backbones.eg3d.network import estimate_w_avg
+from e3dge.backbones.registry import backbone_for
 from e3dge.training.config import STAGE1_PRESETS, Stage1Config, load_stage1_config
+from e3dge.training.loop import read_log
 from e3dge.training.losses import (
     ReconstructionLoss,
     Stage1LossWeights,
@@ -20,10 +23,7 @@ from e3dge.training.losses import (
     geometry_loss,
     pose_loss,
 )
-from e3dge.backbones.eg3d import estimate_w_avg
-from e3dge.backbones.registry import backbone_for
 from e3dge.training.pseudo_pairs import PosePrior, PseudoPairSampler, back_project, ensure_w_avg
-from e3dge.training.loop import read_log
 from e3dge.training.stage1 import Stage1Trainer, progressive_ws
 
 
@@ -443,7 +443,7 @@ def test_toy_evaluation_is_zero_for_an_oracle_encoder():
     z = torch.randn(4, G.z_dim, generator=gen)
     yaw = (torch.rand(4, generator=gen) * 2 - 1) * 0.4
     pitch = (torch.rand(4, generator=gen) * 2 - 1) * 0.2
-    from e3dge.cameras import label_from_yaw_pitch
+    from e3dge.core.cameras import label_from_yaw_pitch
 
     ws = G.mapping(z, label_from_yaw_pitch(yaw, pitch), truncation_psi=0.7)
 

@@ -48,8 +48,8 @@ def test_resume_is_exact_through_the_shared_loop(tmp_path):
 
 
 def test_pipeline_uses_the_local_branch_from_the_bundle(tmp_path):
-    from e3dge.pipelines import InversionPipeline
-    from e3dge.pipelines.examples import toy_photo_examples
+    from e3dge.inversion import InversionPipeline
+    from e3dge.inversion.examples import toy_photo_examples
     from e3dge.training.stage2 import build_branch
 
     toy = InversionPipeline.from_pretrained("toy")
@@ -141,7 +141,7 @@ def test_synthetic_pairs_are_the_generators_own_renders(tmp_path):
     draws = [torch.rand(2, generator=g) for _ in range(5)]
     G = tr.backbone.generator
     z = torch.randn(2, G.z_dim, generator=g)
-    from e3dge.cameras import label_from_yaw_pitch
+    from e3dge.core.cameras import label_from_yaw_pitch
 
     cfg = tr.cfg
     label = label_from_yaw_pitch((draws[0] * 2 - 1) * cfg.yaw_range, (draws[1] * 2 - 1) * cfg.pitch_range)
@@ -163,9 +163,9 @@ def test_synthetic_pairs_are_the_generators_own_renders(tmp_path):
 
 
 def test_config_refusals_and_the_ffhq_preset():
+    from e3dge.core.errors import UserError
     from e3dge.encoders.aligner import AlignerConfig
     from e3dge.encoders.local import LocalEncoderConfig
-    from e3dge.errors import UserError
 
     with pytest.raises(UserError, match="needs the toy generator"):
         load_stage2_config("toy", {"generator": "tiny-random"})
@@ -241,7 +241,7 @@ def test_two_processes_keep_the_branch_and_discriminator_in_sync(tmp_path):
 
 
 def test_film_on_triplane_features_starts_as_e0_and_can_move_the_geometry(tmp_path):
-    from e3dge.errors import UserError
+    from e3dge.core.errors import UserError
 
     tr = _trainer(tmp_path, "feat", film_target="features", adv_weight=0.0)
     G = tr.backbone.generator

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from e3dge.backbones.rendering import sample_rays
-from e3dge.cameras import label_from_yaw_pitch, split_label
+from e3dge.core.cameras import label_from_yaw_pitch, split_label
+from e3dge.core.errors import UserError
 from e3dge.encoders import (
     AlignerConfig,
     FeatureFusion,
@@ -25,7 +25,7 @@ from e3dge.encoders import (
     visibility,
 )
 from e3dge.encoders.blocks import pe_dim, positional_encoding
-from e3dge.errors import UserError
+from e3dge.rendering.volume import sample_rays
 
 LISTING = Path(__file__).parent / "data" / "e3dge_official_stage2_keys.txt"
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from e3dge.core.errors import UserError
+from e3dge.core.images import to_uint8
 from e3dge.encoders.aligner import ResidualAligner
 from e3dge.encoders.fusion import FeatureFusion
 from e3dge.encoders.local import LocalEncoder
 from e3dge.encoders.volume_pose import VolumePoseConfig
-from e3dge.errors import UserError
-from e3dge.images import to_uint8
-from e3dge.pipelines import InversionPipeline
+from e3dge.inversion import InversionPipeline
 from e3dge.training.stage2 import Stage2Trainer, load_stage2_config
 
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from e3dge.backbones.official_torch import OfficialTorchFileError, read_torch_checkpoint
-from e3dge.backbones.rendering import RaySamples, composite_samples, pinhole_rays, sample_fixed_depths, sdf_density
-from e3dge.backbones.stylesdf import StyleSDFGenerator, StyleSDFLatents, stylesdf_config
-from e3dge.backbones.stylesdf_official import load_official_stylesdf, stylesdf_config_from_state
-from e3dge.cameras import sphere_camera, sphere_orbit
+from e3dge.backbones.stylesdf.network import StyleSDFGenerator, StyleSDFLatents, stylesdf_config
+from e3dge.backbones.stylesdf.official import load_official_stylesdf, stylesdf_config_from_state
+from e3dge.core.cameras import sphere_camera, sphere_orbit
+from e3dge.rendering.volume import RaySamples, composite_samples, pinhole_rays, sample_fixed_depths, sdf_density
 
 DATA = Path(__file__).parent / "data"
 

@@ -14,10 +14,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from e3dge.core.errors import UserError
 from e3dge.encoders import StyleSDFGlobalEncoder, VolumePoseEstimator
 from e3dge.encoders.stylesdf_encoder import StyleSDFEncoderConfig
 from e3dge.encoders.volume_pose import VolumePoseConfig, add_coords
-from e3dge.errors import UserError
 
 DATA = Path(__file__).parent / "data"
 

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from e3dge.backbones.stylesdf import StyleSDFGenerator, StyleSDFLatents, stylesdf_config
+from e3dge.backbones.stylesdf.network import StyleSDFGenerator, StyleSDFLatents, stylesdf_config
+from e3dge.core.errors import UserError
 from e3dge.encoders.aligner import AlignerConfig
 from e3dge.encoders.fusion import FeatureFusion
 from e3dge.encoders.local import LocalEncoderConfig
 from e3dge.encoders.stylesdf_encoder import StyleSDFEncoderConfig
-from e3dge.encoders.volume_pose import VolumePoseConfig
-from e3dge.errors import UserError
-from e3dge.pipelines import InversionPipeline
-from e3dge.pipelines.convert_official import LICENCE_NOTE, convert_e3dge, convert_stylesdf
 from e3dge.encoders.stylesdf_flow import encode_face, reference_view, render_query
+from e3dge.encoders.volume_pose import VolumePoseConfig
+from e3dge.inversion import InversionPipeline
+from e3dge.inversion.convert_official import LICENCE_NOTE, convert_e3dge, convert_stylesdf
 
 E0_TINY = dataclasses.replace(
     StyleSDFEncoderConfig.tiny(), renderer_ws=4, renderer_dim=16, decoder_dim=32, decoder_spatials=(16,) * 6
@@ -240,7 +240,7 @@ def test_generator_only_bundle_and_conversion_refusals(official, tmp_path, photo
 
 def test_outputs_and_mesh_of_a_stylesdf_inversion(pipe, photo, tmp_path):
     from e3dge.export import MeshOptions, extract_mesh
-    from e3dge.pipelines.outputs import write_inversion
+    from e3dge.inversion.outputs import write_inversion
 
     inv = pipe.invert(photo, align=False)
     files = write_inversion(pipe, inv, tmp_path / "out", views=1, orbit_frames=0, edits={"smiling": 0.5})
@@ -262,9 +262,8 @@ def test_outputs_and_mesh_of_a_stylesdf_inversion(pipe, photo, tmp_path):
 
 def test_sdf_mesh_vertices_lie_on_the_surface():
     """The exporter's SDF path on a smooth (unperturbed) field: marching-cubes vertices sit on the iso-surface."""
+    from e3dge.backbones.stylesdf.adapter import StyleSDFBackbone
     from e3dge.export import MeshOptions, extract_mesh
-
-    from e3dge.backbones.stylesdf_backbone import StyleSDFBackbone
 
     class Field:  # what extract_mesh asks of a pipeline: the backbone, latent and scene of an inversion
         def __init__(self):
@@ -397,7 +396,7 @@ def test_app_lists_and_serves_a_converted_bundle(bundle, photo, tmp_path):
 def test_converted_official_weights_are_never_exported_or_pushed(bundle, tmp_path):
     import shutil
 
-    from e3dge.pipelines.hub_export import export_bundle, push_bundle
+    from e3dge.publish.hub_export import export_bundle, push_bundle
 
     with pytest.raises(UserError, match="does not export or upload it"):
         export_bundle(str(bundle), tmp_path / "hub")
@@ -449,7 +448,7 @@ def test_a_2d_alignment_only_runner(official, tmp_path, photo):
 
 
 def test_renders_follow_the_inversions_own_latents_and_given_cameras(pipe, photo):
-    from e3dge.cameras import label_from_yaw_pitch
+    from e3dge.core.cameras import label_from_yaw_pitch
 
     inv = pipe.invert(photo, align=False, camera=label_from_yaw_pitch(0.2, -0.1))  # a video aligner's label
     assert inv.camera_source == "given" and (inv.yaw, inv.pitch) == pytest.approx((0.2, -0.1), abs=1e-5)
@@ -489,7 +488,7 @@ def test_app_toonify_option(bundle, photo, tmp_path):
 
 
 def test_demo_runs_a_stylesdf_bundle_with_refinement(bundle, tmp_path):
-    from e3dge.pipelines.examples import run_demo
+    from e3dge.inversion.examples import run_demo
 
     result = run_demo(tmp_path / "demo", model=str(bundle), steps=2, frames=0, views=1, num_toy=1, progress=False)
     assert not result.failed and result.sheet.is_file()
@@ -507,7 +506,7 @@ def test_video_inversion_with_a_stylesdf_bundle(pipe, tmp_path):
     import imageio.v2 as imageio
     from conftest import write_astronaut_clip
 
-    from e3dge.pipelines.video import invert_video
+    from e3dge.inversion.video import invert_video
 
     result = invert_video(pipe, write_astronaut_clip(tmp_path / "clip.mp4", 3), tmp_path / "out", progress=False)
     frames = imageio.mimread(str(result.video))

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from e3dge.backbones.rendering import sample_rays
-from e3dge.cameras import label_from_yaw_pitch, split_label
+from e3dge.core.cameras import label_from_yaw_pitch, split_label
+from e3dge.rendering.volume import sample_rays
 from e3dge.toy.heads import FACTOR_NAMES, HeadFactorMap, sdf_at
 from e3dge.toy.render import render_heads
 
@@ -242,7 +242,7 @@ def test_photo_renders_add_detail_a_small_generator_cannot_hold(factor_map):
 
 def test_shipped_generator_stores_its_mean_latent():
     """Truncation (the demo's psi 0.7) and encoders (offsets around w_avg) need the real mean w, not zeros."""
-    from e3dge.backbones.eg3d import estimate_w_avg
+    from e3dge.backbones.eg3d.network import estimate_w_avg
     from e3dge.toy import load_toy_generator
 
     G = load_toy_generator()

@@ -58,7 +58,7 @@ def test_loss_terms_are_zero_for_the_true_code_and_pose():
 
 
 def test_alignment_comparison_and_edit_sweep_on_one_head():
-    from e3dge.pipelines import InversionPipeline
+    from e3dge.inversion import InversionPipeline
 
     pipe = InversionPipeline.from_pretrained("toy")
     heads = X.toy_heads(1, resolution=32)
@@ -72,7 +72,7 @@ def test_alignment_comparison_and_edit_sweep_on_one_head():
 
 
 def test_inversion_and_depth_helpers():
-    from e3dge.pipelines import InversionPipeline
+    from e3dge.inversion import InversionPipeline
     from e3dge.tutorials import depth3d as D
     from e3dge.tutorials import inversion as I
 

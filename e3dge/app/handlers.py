@@ -8,6 +8,7 @@ never see each other's files.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import tempfile
@@ -15,9 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
+from tqdm.auto import tqdm
 
 from e3dge.app.models import get_pipeline
-from e3dge.errors import UserError
+from e3dge.core.errors import UserError
+from e3dge.export import MeshOptions, depth_surface_figure, extract_mesh, save_mesh
+from e3dge.faces import align_face
+from e3dge.faces.io import load_image
+from e3dge.inversion.bundle import PIPELINE_FILE, BundleError, read_bundle_spec
+from e3dge.inversion.outputs import orbit_angles, write_video
 
 __all__ = [
     "AppState",
@@ -49,7 +57,7 @@ class AppState:
     """One visitor's data: which bundle, and their current inversion (planes live in the pipeline's cache)."""
 
     bundle: str = "toy"
-    inversion: object | None = None  # e3dge.pipelines.Inversion
+    inversion: object | None = None  # e3dge.inversion.Inversion
 
 
 @dataclass
@@ -75,7 +83,6 @@ class InversionResult:
 
 def _draw_landmarks(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """The crop with its 68 landmarks as small dots."""
-    from PIL import Image, ImageDraw
 
     pic = Image.fromarray(image)
     draw = ImageDraw.Draw(pic)
@@ -91,8 +98,6 @@ def align_photo(photo: str | Path | np.ndarray, bundle: str, skip_alignment: boo
         raise UserError("upload a photo first (or pick an example)")
     pipe = get_pipeline(bundle)
     if skip_alignment:
-        from e3dge.faces.io import load_image
-
         loaded = load_image(photo)
         h, w = loaded.pixels.shape[:2]
         if h != w:
@@ -100,7 +105,6 @@ def align_photo(photo: str | Path | np.ndarray, bundle: str, skip_alignment: boo
                 f"an aligned crop must be square, this image is {w}x{h}: untick 'already aligned' to crop the face"
             )
         return Alignment(None, loaded.pixels, None, None, list(loaded.notes))
-    from e3dge.faces import align_face
 
     face = align_face(
         photo, convention=pipe.aligner.get("convention", "eg3d"), detector=pipe.aligner.get("detector", "hog")
@@ -118,9 +122,6 @@ def align_photo(photo: str | Path | np.ndarray, bundle: str, skip_alignment: boo
 
 def has_toonify(bundle: str) -> bool:
     """Whether a bundle folder holds the Toonify pair (read from its pipeline.json; nothing is loaded or downloaded)."""
-    from pathlib import Path
-
-    from e3dge.pipelines.bundle import PIPELINE_FILE, BundleError, read_bundle_spec
 
     path = Path(str(bundle)).expanduser() / PIPELINE_FILE
     try:
@@ -167,7 +168,6 @@ def refine(state: AppState, steps: int = 50, progress: bool = True) -> Inversion
 
 def _with_transform(new, old):
     """``new`` keeping ``old``'s way back to the photo (refinement starts from the aligned crop)."""
-    import dataclasses
 
     return dataclasses.replace(new, transform=old.transform, source=old.source, notes=list(old.notes) + list(new.notes))
 
@@ -217,7 +217,6 @@ def _fresh_folder() -> Path:
 
 def mesh_file(state: AppState, strengths: list[float], resolution: int = 128) -> str:
     """The (edited) face as a .glb with vertex colours, for ``gr.Model3D`` and download."""
-    from e3dge.export import MeshOptions, extract_mesh, save_mesh
 
     inv = _inversion(state)
     mesh = extract_mesh(
@@ -231,7 +230,6 @@ def mesh_file(state: AppState, strengths: list[float], resolution: int = 128) ->
 
 def depth_figure(state: AppState, yaw_deg: float, pitch_deg: float, strengths: list[float]):
     """Depth of the (edited) face at the current view as a Plotly 3D surface coloured by the render."""
-    from e3dge.export import depth_surface_figure
 
     inv = _inversion(state)
     pipe = get_pipeline(state.bundle)
@@ -247,9 +245,6 @@ def depth_figure(state: AppState, yaw_deg: float, pitch_deg: float, strengths: l
 
 def orbit_video(state: AppState, strengths: list[float], frames: int = 48, fps: int = 24, progress: bool = True) -> str:
     """An orbit of the (edited) face as an H.264 mp4."""
-    from tqdm.auto import tqdm
-
-    from e3dge.pipelines.outputs import orbit_angles, write_video
 
     inv = _inversion(state)
     pipe = get_pipeline(state.bundle)

@@ -7,6 +7,11 @@ import threading
 from dataclasses import dataclass
 
 import torch
+from huggingface_hub import try_to_load_from_cache
+
+from e3dge.backbones.eg3d.network import PRETRAINED_EG3D
+from e3dge.inversion import InversionPipeline
+from e3dge.inversion.bundle import BUNDLES
 
 __all__ = ["BundleChoice", "available_bundles", "get_pipeline", "default_device"]
 
@@ -29,9 +34,6 @@ def default_device() -> str:
 
 def _weights_cached(bundle) -> bool:
     """Whether every known checkpoint ``bundle`` names is already in the local Hub cache (so it loads offline)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    from e3dge.backbones.eg3d import PRETRAINED_EG3D
 
     if bundle.spec is None:
         return bundle.offline
@@ -47,7 +49,6 @@ def available_bundles(environ: dict[str, str] | None = None) -> list[BundleChoic
 
     A registry bundle is listed when the Hub is reachable (it downloads once) or its weights are cached.
     """
-    from e3dge.pipelines.bundle import BUNDLES
 
     env = os.environ if environ is None else environ
     choices = [BundleChoice("toy (offline toy lab; cannot look like a real person)", "toy")]
@@ -67,7 +68,6 @@ def available_bundles(environ: dict[str, str] | None = None) -> list[BundleChoic
 
 def get_pipeline(source: str, device: str | None = None):
     """The shared ``InversionPipeline`` for ``source`` on ``device``, built once (models are only read afterwards)."""
-    from e3dge.pipelines import InversionPipeline
 
     key = (source, device or default_device())
     with _LOCK:

@@ -13,10 +13,14 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from e3dge.app import handlers as h
 from e3dge.app.components import ImageOutput, ImageSliderOutput, PhotoInput
 from e3dge.app.models import available_bundles
-from e3dge.errors import UserError
+from e3dge.core.errors import UserError
+from e3dge.inversion.examples import astronaut_example, toy_photo_examples
 
 __all__ = ["build_demo", "launch_kwargs", "MAX_FILE_SIZE", "example_files"]
 
@@ -60,9 +64,6 @@ def _messages(fn):
 
 def example_files(folder: Path | None = None) -> list[tuple[str, bool]]:
     """(path, already aligned) of the examples: photo-like toy heads (aligned renders) and scikit-image's astronaut (a photo)."""
-    from PIL import Image
-
-    from e3dge.pipelines.examples import astronaut_example, toy_photo_examples
 
     folder = folder or Path(tempfile.gettempdir()) / "e3dge-app-examples"
     folder.mkdir(parents=True, exist_ok=True)
@@ -85,8 +86,6 @@ def example_files(folder: Path | None = None) -> list[tuple[str, bool]]:
 
 def _display(image, size: int = DISPLAY_SIZE):
     """Small renders upscaled for the page (the toy model renders 128 px; browsers would show them tiny)."""
-    import numpy as np
-    from PIL import Image
 
     if image is None or image.shape[0] >= size:
         return image

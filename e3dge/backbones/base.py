@@ -1,7 +1,7 @@
 """The ``Backbone`` protocol: everything the pipeline, refinement, optimisation, PTI and exporters ask of a 3D GAN.
 
 The pipeline never branches on which backbone it holds (EDM's ``Precond`` / diffusers' scheduler idea): an
-adapter (:class:`e3dge.backbones.eg3d_backbone.EG3DBackbone`, :class:`e3dge.backbones.stylesdf_backbone.StyleSDFBackbone`)
+adapter (:class:`e3dge.backbones.eg3d.adapter.EG3DBackbone`, :class:`e3dge.backbones.stylesdf.adapter.StyleSDFBackbone`)
 answers these questions for its generator:
 
 - the latent layout: every backbone's latent is one tensor ``ws [N, num_ws, w_dim]`` whose :class:`LatentLayout`
@@ -9,7 +9,7 @@ answers these questions for its generator:
   editing direction ``[w_dim]`` or ``[num_ws, w_dim]`` adds to it the same way on every backbone;
 - the mean latent (optimisation starts there), latents of random codes (:meth:`Backbone.sample_latent`, the pseudo
   pairs of training), the cacheable :meth:`Backbone.scene` of a latent (EG3D tri-planes),
-- a differentiable :meth:`Backbone.render` at a :class:`~e3dge.cameras.Camera` with a quality level (and, for
+- a differentiable :meth:`Backbone.render` at a :class:`~e3dge.core.cameras.Camera` with a quality level (and, for
   training, random ray jitter and the samples per ray), and the width of the features ``colour_hook`` modulates
   (:attr:`Backbone.film_channels`, the local branch's FiLM width),
 - the field at points (:meth:`Backbone.field`: occupancy that grows inwards, and colour) for meshes,
@@ -26,7 +26,7 @@ from typing import Any, Callable, Literal, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from e3dge.cameras import Camera
+from e3dge.core.cameras import Camera
 
 __all__ = [
     "Quality",

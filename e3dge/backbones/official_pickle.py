@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from e3dge.errors import UserError, refused_global
+from e3dge.core.errors import UserError, refused_global
 
 __all__ = [
     "UnsafePickleError",

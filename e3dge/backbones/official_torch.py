@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from e3dge.errors import UserError, one_line, refused_global
+from e3dge.core.errors import UserError, one_line, refused_global
 
 __all__ = ["OfficialTorchFileError", "TorchCheckpoint", "read_torch_checkpoint", "MAX_CHECKPOINT_BYTES"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 
 from e3dge.backbones.base import Backbone
-from e3dge.backbones.eg3d import TriPlaneGenerator
-from e3dge.backbones.eg3d_backbone import EG3DBackbone
-from e3dge.backbones.stylesdf import StyleSDFGenerator, StyleSDFMeanLatents
-from e3dge.backbones.stylesdf_backbone import StyleSDFBackbone
-from e3dge.errors import UserError
+from e3dge.backbones.eg3d.adapter import EG3DBackbone
+from e3dge.backbones.eg3d.network import TriPlaneGenerator
+from e3dge.backbones.stylesdf.adapter import StyleSDFBackbone
+from e3dge.backbones.stylesdf.network import StyleSDFGenerator, StyleSDFMeanLatents
+from e3dge.core.errors import UserError
 
 __all__ = ["ADAPTERS", "backbone_for", "bundle_slots"]
 

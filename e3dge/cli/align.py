@@ -29,13 +29,12 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from e3dge.options import float_in, int_in
-
+from e3dge.core.options import float_in, int_in
 from e3dge.faces.align import CONVENTIONS
-from e3dge.faces.api import MAX_MIN_FACE_SIZE, MAX_OUTPUT_SIZE, MIN_OUTPUT_SIZE
+from e3dge.faces.api import MAX_MIN_FACE_SIZE, MAX_OUTPUT_SIZE, MIN_OUTPUT_SIZE, align_face
 from e3dge.faces.detect import MIN_FACE_SIZE
 from e3dge.faces.errors import FaceError
-from e3dge.faces.video import MAX_WINDOW
+from e3dge.faces.video import MAX_WINDOW, align_video
 
 __all__ = [
     "IMAGE_EXTS",
@@ -211,7 +210,6 @@ def check_not_inputs(outputs: Iterable[Path], inputs: Iterable[Path]) -> None:
 
 
 def _align_one(args, path: Path):
-    from e3dge.faces.api import align_face  # noqa: PLC0415
 
     return align_face(path, args.convention, args.size, args.detector, args.face_index, args.min_face)
 
@@ -280,7 +278,6 @@ def _run_batch(args) -> int:
 
 
 def _run_video(args) -> int:
-    from e3dge.faces.video import align_video  # noqa: PLC0415
 
     out = args.output if args.output.suffix else args.output.with_suffix(".mp4")
     for path in (out, out.with_suffix(".json")):

@@ -31,13 +31,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from e3dge.core.errors import UserError
+from e3dge.core.options import float_in, int_in
 from e3dge.editing.direction import Direction
 from e3dge.editing.files import DIRECTIONS_INFO, DIRECTIONS_WEIGHTS, save_directions
 from e3dge.editing.fit import FitResult, binarize, fit_direction, project_out
-from e3dge.errors import UserError
-from e3dge.options import float_in, int_in
+from e3dge.editing.toy import fit_toy_directions
+from e3dge.faces.errors import FaceError
+from e3dge.inversion import InversionPipeline
 
 __all__ = ["LabelTable", "read_labels", "parse_conditions", "fit_from_codes", "add_directions_command"]
 
@@ -202,7 +206,6 @@ def _cache_key(args: argparse.Namespace) -> dict:
 
 def _load_cache(out: Path, key: dict, discard_other: bool = False) -> dict[str, torch.Tensor]:
     """Codes already inverted for this (model, align, images); a cache made otherwise is refused in one line (or dropped with ``discard_other``)."""
-    from safetensors.torch import load_file
 
     info_path, weights_path = out / CODES_INFO, out / CODES_WEIGHTS
     if not info_path.exists():
@@ -240,7 +243,6 @@ def _load_cache(out: Path, key: dict, discard_other: bool = False) -> dict[str, 
 
 def _save_cache(out: Path, key: dict, cache: dict[str, torch.Tensor], failed: dict[str, str]) -> None:
     """Write the codes (safetensors) then their index (JSON), each atomically; the index is what marks a code as done."""
-    from safetensors.torch import save_file
 
     names = list(cache)
     tmp = out / f".{CODES_WEIGHTS}.{uuid.uuid4().hex}.tmp"
@@ -255,7 +257,6 @@ def invert_codes(
     pipe, table: LabelTable, out: Path, key: dict, align: bool, progress: bool = True, discard_other: bool = False
 ) -> tuple[torch.Tensor, list[int], dict[str, str]]:
     """W+ codes of every listed image (cached, resumable): (codes ``[M, num_ws, w_dim]``, their rows in ``table``, failures by name)."""
-    from e3dge.faces.errors import FaceError
 
     cache = _load_cache(out, key, discard_other)
     failed: dict[str, str] = {}
@@ -296,7 +297,6 @@ def _write_directions(out: Path, directions: dict[str, Direction]) -> None:
 
 def _write_bundle(pipe, directions: dict[str, Direction], bundle_out: Path) -> None:
     """The model bundle with these directions added (a same-named bundle direction is replaced)."""
-    from e3dge.pipelines import InversionPipeline
 
     merged = {**pipe.directions, **directions}
     InversionPipeline(
@@ -336,7 +336,6 @@ def _report(results: dict[str, FitResult]) -> None:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from e3dge.pipelines import InversionPipeline
 
     out = Path(args.output)
     protected = [Path(args.images)] if args.images else []
@@ -366,8 +365,6 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     pipe = InversionPipeline.from_pretrained(args.model)
     out.mkdir(parents=True, exist_ok=True)
     if args.toy:
-        from e3dge.editing.toy import fit_toy_directions
-
         if pipe.encoder is None:
             raise UserError("this toy bundle has no encoder; the inversion-manifold fits need E0")
         results = fit_toy_directions(

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from e3dge.errors import UserError
-from e3dge.options import int_in
+from e3dge.cli.align import check_output, output_names
+from e3dge.core.errors import UserError
+from e3dge.core.options import int_in
+from e3dge.export import MeshOptions
+from e3dge.faces.errors import FaceError
+from e3dge.inversion import InversionPipeline
+from e3dge.inversion.outputs import write_inversion
+from e3dge.inversion.video import invert_video
 
 __all__ = ["add_invert_command", "unique_output_names", "check_output_location"]
 
@@ -25,15 +32,12 @@ VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 
 def unique_output_names(paths: list[Path]) -> dict[Path, str]:
     """Each input's output folder name: the same rule as ``e3dge align`` (stem, stem_ext on shared stems, then _2...)."""
-    from e3dge.cli.align import output_names
 
     return {p: name[: -len(".png")] for p, name in output_names(paths).items()}
 
 
 def check_output_location(inp: Path, out: Path) -> None:
     """Refuse an output that is the input, or lies inside the input folder (``e3dge align``'s rule), as a one-line error."""
-    from e3dge.cli.align import check_output
-    from e3dge.faces.errors import FaceError
 
     try:
         check_output(inp, out)
@@ -61,7 +65,6 @@ def _options(args: argparse.Namespace) -> dict:
 
 def parse_edits(items: list[str] | None) -> dict[str, float]:
     """``["smile=1.5", "glasses=-1"]`` -> ``{"smile": 1.5, "glasses": -1.0}``; anything else is a one-line error."""
-    import math
 
     edits: dict[str, float] = {}
     for item in items or []:
@@ -79,7 +82,6 @@ def parse_edits(items: list[str] | None) -> dict[str, float]:
 
 
 def _invert_one(pipe, path: Path, folder: Path, args: argparse.Namespace) -> str:
-    from e3dge.pipelines.outputs import write_inversion
 
     extra = {} if args.generator == "default" else {"generator": args.generator}
     if args.generator not in pipe.generators:
@@ -102,7 +104,6 @@ def _invert_one(pipe, path: Path, folder: Path, args: argparse.Namespace) -> str
         raise UserError(
             f"unknown editing direction(s) {unknown}; available: {', '.join(sorted(pipe.directions or {})) or 'none'}"
         )
-    from e3dge.export import MeshOptions
 
     write_inversion(
         pipe,
@@ -129,7 +130,6 @@ def _done(folder: Path, options: dict) -> bool:
 
 
 def _cmd_invert(args: argparse.Namespace) -> int:
-    from e3dge.pipelines import InversionPipeline
 
     inp, out = Path(args.input), Path(args.output)
     if not inp.exists():
@@ -145,8 +145,6 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     if inp.is_dir():
         return _batch(pipe, inp, out, args)
     if inp.suffix.lower() in VIDEO_SUFFIXES:
-        from e3dge.pipelines.video import invert_video
-
         result = invert_video(
             pipe, inp, out, refine=args.refine, steps=args.steps, fps=args.fps, progress=not args.quiet
         )
@@ -165,7 +163,6 @@ def _cmd_invert(args: argparse.Namespace) -> int:
 
 
 def _batch(pipe, inp: Path, out: Path, args: argparse.Namespace) -> int:
-    from e3dge.faces.errors import FaceError
 
     files = sorted(p for p in inp.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:

@@ -12,8 +12,16 @@ import pickle
 import sys
 from pathlib import Path
 
-from e3dge.errors import UserError, one_line
-from e3dge.options import int_in
+from e3dge.backbones.eg3d.network import load_official_pkl
+from e3dge.cli.directions import add_directions_command
+from e3dge.cli.invert import add_invert_command
+from e3dge.cli.train import add_train_command
+from e3dge.core.errors import UserError, one_line
+from e3dge.core.options import int_in
+from e3dge.demo import MAX_FPS, MAX_FRAMES, MAX_SEED, default_offline_generator, render_orbit
+from e3dge.inversion.convert_official import convert_e3dge, convert_stylesdf
+from e3dge.inversion.examples import TOY_NOTICE, run_demo
+from e3dge.publish.hub_export import add_hub_command
 
 __all__ = ["main", "build_parser"]
 
@@ -30,7 +38,6 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from e3dge.pipelines.examples import TOY_NOTICE, run_demo
 
     if args.model == "toy":
         print(TOY_NOTICE)
@@ -58,7 +65,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_orbit(args: argparse.Namespace) -> int:
-    from e3dge.demo import default_offline_generator, render_orbit
 
     G, description = default_offline_generator(seed=args.seed)
     print(f"generator: {description}")
@@ -72,7 +78,6 @@ def _cmd_orbit(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from e3dge.backbones.eg3d import load_official_pkl
 
     src = Path(args.input)
     if not src.is_file():
@@ -96,7 +101,6 @@ def _print_report(title: str, lines: list[str]) -> None:
 
 
 def _cmd_convert_stylesdf(args: argparse.Namespace) -> int:
-    from e3dge.pipelines.convert_official import convert_stylesdf
 
     report = convert_stylesdf(
         args.full, args.vol, args.output, mean_samples=args.mean_samples, seed=args.seed, overwrite=args.overwrite
@@ -109,7 +113,6 @@ def _cmd_convert_stylesdf(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert_e3dge(args: argparse.Namespace) -> int:
-    from e3dge.pipelines.convert_official import convert_e3dge
 
     report = convert_e3dge(
         args.runner,
@@ -125,7 +128,6 @@ def _cmd_convert_e3dge(args: argparse.Namespace) -> int:
 
 
 def _add_demo_command(sub: argparse._SubParsersAction) -> None:
-    from e3dge.demo import MAX_FPS, MAX_FRAMES, MAX_SEED
 
     demo = sub.add_parser(
         "demo",
@@ -218,7 +220,6 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_align_command(sub)
-    from e3dge.cli.invert import add_invert_command
 
     add_invert_command(sub)
     try:
@@ -227,13 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_toy_command(sub)
-    from e3dge.cli.train import add_train_command
 
     add_train_command(sub)
-    from e3dge.pipelines.hub_export import add_hub_command
 
     add_hub_command(sub)
-    from e3dge.cli.directions import add_directions_command
 
     add_directions_command(sub)
     return parser

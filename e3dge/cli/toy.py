@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from e3dge.toy.distill import TOY_SIZES, DistillConfig
-from e3dge.cli.train import add_resume_flags
+from e3dge.cli.train import add_resume_flags, resume_mode
+from e3dge.core.errors import UserError
+from e3dge.toy.distill import TOY_SIZES, DistillConfig, train_generator
 
 __all__ = ["add_toy_command"]
 
@@ -30,9 +31,6 @@ _OPTIONS = (
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from e3dge.errors import UserError
-    from e3dge.toy.distill import train_generator
-    from e3dge.cli.train import resume_mode
 
     try:
         cfg = DistillConfig(

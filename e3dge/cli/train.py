@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from e3dge.core.errors import UserError
+from e3dge.core.options import OptionError, int_in
 from e3dge.encoders.hybrid import ALIGNMENTS
 from e3dge.encoders.pixel_aligned import VISIBILITY_MODES
-from e3dge.errors import UserError
-from e3dge.options import OptionError, int_in
 from e3dge.training.config import STAGE1_PRESETS, load_stage1_config
 from e3dge.training.stage1 import config_summary, train_stage1
 from e3dge.training.stage2 import STAGE2_PRESETS, load_stage2_config, train_stage2

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from e3dge.errors import UserError
+from e3dge.core.errors import UserError
 
 __all__ = ["Direction", "apply_edits"]
 

@@ -20,8 +20,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from e3dge.core.errors import UserError, one_line, refused_global
 from e3dge.editing.direction import Direction
-from e3dge.errors import UserError, one_line, refused_global
 
 __all__ = [
     "DIRECTIONS_WEIGHTS",

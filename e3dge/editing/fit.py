@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.svm import LinearSVC
 
+from e3dge.core.errors import UserError
 from e3dge.editing.direction import Direction
-from e3dge.errors import UserError
 
 __all__ = ["FitResult", "binarize", "fit_direction", "project_out"]
 
@@ -71,7 +72,6 @@ def fit_direction(
     strength_range: tuple[float, float] = (-3.0, 3.0),
 ) -> FitResult:
     """Fit a linear SVM on ``latents`` (``[N, D]`` or ``[N, num_ws, D]``) vs 0/1 ``labels``; return the unit normal."""
-    from sklearn.svm import LinearSVC
 
     x = (
         latents.detach().cpu().double().numpy()

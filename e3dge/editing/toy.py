@@ -13,8 +13,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from e3dge.core.cameras import label_from_yaw_pitch
 from e3dge.editing.direction import Direction
 from e3dge.editing.fit import FitResult, binarize, fit_direction
+from e3dge.toy import FACTOR_NAMES, HeadFactorMap, render_heads
 
 __all__ = ["TOY_ATTRIBUTES", "toy_attribute_labels", "fit_toy_directions"]
 
@@ -25,7 +27,6 @@ _TAIL = 1 / 3
 
 def toy_attribute_labels(factors: torch.Tensor) -> dict[str, np.ndarray]:
     """Scores per attribute (binary 0/1 or ordinal floats) of heads with these factors."""
-    from e3dge.toy import FACTOR_NAMES, HeadFactorMap
 
     lab = HeadFactorMap.labels(factors)
     f = {name: factors[:, i].numpy() for i, name in enumerate(FACTOR_NAMES)}
@@ -65,8 +66,6 @@ def fit_toy_directions(
     W+ codes have ``num_ws`` times more dimensions than samples allow to fit freely, so their SVM is
     regularised harder (``inverted_C``).
     """
-    from e3dge.cameras import label_from_yaw_pitch
-    from e3dge.toy import HeadFactorMap, render_heads
 
     fm = HeadFactorMap(G.z_dim)
     gen = torch.Generator().manual_seed(seed)

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from e3dge.core.hub import IntField, ListField, PretrainedMixin
 from e3dge.encoders.irse import BottleneckIR, UnitSpec
-from e3dge.hub import IntField, ListField, PretrainedMixin
 
 __all__ = ["AlignerConfig", "ResidualAligner"]
 

@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from e3dge.backbones.base import Backbone, Encoded, Quality, View, ViewRender
-from e3dge.backbones.eg3d_backbone import EG3DBackbone
-from e3dge.backbones.stylesdf_backbone import StyleSDFBackbone
-from e3dge.cameras import Camera
+from e3dge.backbones.eg3d.adapter import EG3DBackbone
+from e3dge.backbones.stylesdf.adapter import StyleSDFBackbone
+from e3dge.core.cameras import Camera
+from e3dge.core.errors import UserError
 from e3dge.encoders.global_encoder import GlobalEncoder, encoder_config
 from e3dge.encoders.hybrid import Alignment, LocalBranch
 from e3dge.encoders.pixel_aligned import VisibilityMode
@@ -40,7 +41,6 @@ from e3dge.encoders.stylesdf_flow import (
     reference_view,
     render_query,
 )
-from e3dge.errors import UserError
 
 __all__ = [
     "EncoderFlow",

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from e3dge.core.hub import IntField, PretrainedMixin
 from e3dge.encoders.blocks import ResnetBlockFC, apply_film, pe_dim, positional_encoding
-from e3dge.hub import IntField, PretrainedMixin
 
 __all__ = ["FeatureFusion", "FilmHead", "apply_film"]
 

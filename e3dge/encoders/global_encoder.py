@@ -23,11 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from e3dge.core.hub import BoolField, IntField, ListField, PretrainedMixin
+from e3dge.core.options import OptionError
 from e3dge.encoders.irse import IRSE_DEPTHS, make_body, make_input_layer, stage_units
 from e3dge.encoders.pose import PoseHead
 from e3dge.encoders.styles import GradualStyleBlock, upsample_add
-from e3dge.hub import BoolField, IntField, ListField, PretrainedMixin
-from e3dge.options import OptionError
 
 __all__ = ["EncoderOutput", "GlobalEncoder", "encoder_config", "resize_to", "approx_num_parameters"]
 

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from e3dge.core.hub import IntField, PretrainedMixin
 from e3dge.encoders.fusion import FilmHead
 from e3dge.encoders.global_encoder import resize_to
-from e3dge.hub import IntField, PretrainedMixin
 
 __all__ = ["ConvBlock", "HourGlass", "HGFilter", "LocalEncoder", "LocalEncoderConfig"]
 

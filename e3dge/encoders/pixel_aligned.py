@@ -1,6 +1,6 @@
 """Pixel-aligned feature lookup for EG3D cameras: project world points into a view, sample a feature map, test visibility.
 
-Conventions (EG3D labels, :mod:`e3dge.cameras`): ``cam2world`` is OpenCV (x right, y down, +z forward)
+Conventions (EG3D labels, :mod:`e3dge.core.cameras`): ``cam2world`` is OpenCV (x right, y down, +z forward)
 and the intrinsics are normalised, so a point projects to ``(u, v)`` in [0, 1] over the image; the
 ``grid_sample`` grid is ``2 (u, v) - 1`` with ``align_corners=False`` (pixel centres at ``(j + 0.5) / res``,
 as the renderer's rays). Two depths are returned: ``depth``, the camera-space z, and ``distance``, the
@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from e3dge.cameras import Projection, project_points
+from e3dge.core.cameras import Projection, project_points
 
 __all__ = [
     "Projection",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from e3dge.cameras import FFHQ_FOCAL, FFHQ_PIVOT, FFHQ_RADIUS, label_from_yaw_pitch
+from e3dge.core.cameras import FFHQ_FOCAL, FFHQ_PIVOT, FFHQ_RADIUS, label_from_yaw_pitch
 
 __all__ = ["PoseHead", "pose_to_label"]
 

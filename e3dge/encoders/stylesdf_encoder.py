@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from e3dge.core.hub import IntField, ListField, PretrainedMixin
+from e3dge.core.options import OptionError
 from e3dge.encoders.irse import IRSE_DEPTHS, make_body, make_input_layer, stage_units
 from e3dge.encoders.styles import GradualStyleBlock, upsample_add
-from e3dge.hub import IntField, ListField, PretrainedMixin
-from e3dge.options import OptionError
 
 __all__ = ["StyleSDFEncoderConfig", "StyleSDFEncoderOutput", "StyleSDFGlobalEncoder", "MAX_PARAMETERS"]
 

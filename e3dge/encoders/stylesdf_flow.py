@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 from e3dge.backbones.ops import apply_film
 from e3dge.backbones.output import GeneratorOutput
-from e3dge.backbones.stylesdf import StyleSDFGenerator, StyleSDFLatents, VolumeRender
-from e3dge.cameras import SphereCamera, sphere_to_label
+from e3dge.backbones.stylesdf.network import StyleSDFGenerator, StyleSDFLatents, VolumeRender
+from e3dge.core.cameras import SphereCamera, sphere_to_label
 from e3dge.encoders.aligner import ResidualAligner
 from e3dge.encoders.fusion import FeatureFusion
 from e3dge.encoders.global_encoder import EncoderOutput

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from e3dge.hub import IntField, ListField, PretrainedMixin
-from e3dge.options import OptionError
+from e3dge.core.hub import IntField, ListField, PretrainedMixin
+from e3dge.core.options import OptionError
 
 __all__ = ["VolumePoseConfig", "VolumePoseOutput", "VolumePoseEstimator", "add_coords"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from e3dge.errors import UserError
+from e3dge.core.errors import UserError
 from e3dge.export.mesh import Mesh
 
 __all__ = ["MESH_FORMATS", "mesh_bytes", "save_mesh", "srgb_to_linear", "linear_to_srgb"]

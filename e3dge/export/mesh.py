@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from e3dge.backbones.base import Backbone
-from e3dge.errors import UserError
+from e3dge.core.errors import UserError
 
 __all__ = ["Mesh", "MeshOptions", "field_grid", "extract_mesh", "mesh_from_grid"]
 

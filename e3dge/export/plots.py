@@ -11,12 +11,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 import torch
+from PIL import Image
 
-from e3dge.backbones.rendering import sample_rays
-from e3dge.cameras import FFHQ_FOCAL, split_label
-from e3dge.errors import UserError
+from e3dge.core.cameras import FFHQ_FOCAL, split_label
+from e3dge.core.errors import UserError
 from e3dge.export.mesh import Mesh
+from e3dge.rendering.volume import sample_rays
 
 __all__ = ["depth_points", "depth_surface_figure", "mesh_figure", "point_cloud_figure", "write_html"]
 
@@ -25,7 +27,6 @@ _FRONT = dict(up=dict(x=0, y=1, z=0), eye=dict(x=0.35, y=0.25, z=1.9), center=di
 
 def _resized(image: np.ndarray, size: int) -> np.ndarray:
     """``uint8 [H, W, 3]`` resized to ``size x size`` (area-averaged), to match a depth map."""
-    from PIL import Image
 
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -72,7 +73,6 @@ def depth_surface_figure(
     Drawn as a triangulated grid with one colour per pixel (a ``Surface`` trace would blend colours
     through a colour scale); ``focal`` (normalised) sizes the image plane at the face's distance.
     """
-    import plotly.graph_objects as go
 
     _check_depth(depth, mask)
     r = depth.shape[0]
@@ -110,7 +110,6 @@ def depth_surface_figure(
 
 def mesh_figure(mesh: Mesh, title: str = "mesh") -> "go.Figure":  # noqa: F821
     """The mesh as a ``Mesh3d`` with its vertex colours and soft lighting."""
-    import plotly.graph_objects as go
 
     if not len(mesh.faces):
         raise UserError("the mesh has no faces")
@@ -140,7 +139,6 @@ def point_cloud_figure(
     max_points: int = 20000,
 ) -> "go.Figure":  # noqa: F821
     """The depth map back-projected with ``camera`` into world points, coloured by ``image`` (at most ``max_points``)."""
-    import plotly.graph_objects as go
 
     points, keep = depth_points(depth, mask, camera)
     rgb = _resized(image, depth.shape[0]).reshape(-1, 3)[keep]

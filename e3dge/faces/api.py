@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from e3dge.options import OptionError, check_range
+from e3dge.core.options import OptionError, check_range
 
 from .align import CONVENTIONS, AlignTransform, align_transform, warp_image
 from .detect import DETECTORS, MIN_FACE_SIZE, Face, choose_face, detect_faces
 from .errors import FaceOptionError
-from .orientation import UprightDetection, detect_upright
 from .io import MAX_PIXELS, ImageSource, LoadedImage, load_image
+from .orientation import UprightDetection, detect_upright
 from .pose import HeadPose, estimate_pose
 
 __all__ = [

@@ -6,7 +6,7 @@ print ``str(err)`` instead of a traceback.
 
 from __future__ import annotations
 
-from e3dge.options import OptionError
+from e3dge.core.options import OptionError
 
 __all__ = [
     "FaceError",
@@ -27,7 +27,7 @@ class FaceError(ValueError):
 
 
 class FaceOptionError(FaceError, OptionError):
-    """An argument of an e3dge.faces function outside what it accepts (also an :class:`e3dge.options.OptionError`)."""
+    """An argument of an e3dge.faces function outside what it accepts (also an :class:`e3dge.core.options.OptionError`)."""
 
 
 class ImageLoadError(FaceError):

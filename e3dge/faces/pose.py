@@ -3,7 +3,7 @@
 Why: EG3D needs a camera label per image; its own pipeline gets it from Deep3DFaceRecon and the
 registration-only BFM. Here the pose is the rotation that best projects a public mean 68-point face
 onto the detected landmarks under EG3D's intrinsics, solved by Gauss-Newton (Levenberg-Marquardt)
-in numpy; yaw/pitch then become a label with :func:`e3dge.cameras.label_from_yaw_pitch`.
+in numpy; yaw/pitch then become a label with :func:`e3dge.core.cameras.label_from_yaw_pitch`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..cameras import (
+from e3dge.core.cameras import (
     FFHQ_FOCAL,
     FFHQ_PIVOT,
     FFHQ_RADIUS,
@@ -26,6 +26,7 @@ from ..cameras import (
     split_label,
     yaw_pitch_from_label,
 )
+
 from .landmarks import check_landmarks
 
 __all__ = [
@@ -215,7 +216,7 @@ def pose_from_rotation(
 
     ``rotation`` is world->camera. The camera is placed on the sphere of ``radius`` so that it looks
     at ``pivot`` along the estimated optical axis; yaw/pitch are read back with
-    :func:`e3dge.cameras.yaw_pitch_from_label` and roll is the remaining turn about the optical axis.
+    :func:`e3dge.core.cameras.yaw_pitch_from_label` and roll is the remaining turn about the optical axis.
     """
     cam_to_world = np.asarray(rotation, dtype=np.float64).T
     forward = cam_to_world[:, 2]
@@ -241,7 +242,7 @@ def camera_label(
     pivot: Sequence[float] = FFHQ_PIVOT,
     focal: float = FFHQ_FOCAL,
 ) -> torch.Tensor:
-    """EG3D labels ``[N, 25]``: :func:`e3dge.cameras.label_from_yaw_pitch`, then the camera rolled about its axis."""
+    """EG3D labels ``[N, 25]``: :func:`e3dge.core.cameras.label_from_yaw_pitch`, then the camera rolled about its axis."""
     label = label_from_yaw_pitch(yaw, pitch, radius=radius, pivot=pivot, focal=focal)
     roll_t = torch.as_tensor(roll, dtype=torch.float32).reshape(-1).expand(label.shape[0])
     if not torch.any(roll_t != 0):
@@ -257,9 +258,9 @@ def camera_label(
 
 @dataclass(frozen=True)
 class HeadPose:
-    """Estimated camera pose of a face, in e3dge's conventions (see :mod:`e3dge.cameras`).
+    """Estimated camera pose of a face, in e3dge's conventions (see :mod:`e3dge.core.cameras`).
 
-    ``yaw``/``pitch`` (radians) are the camera offsets that :func:`e3dge.cameras.label_from_yaw_pitch`
+    ``yaw``/``pitch`` (radians) are the camera offsets that :func:`e3dge.core.cameras.label_from_yaw_pitch`
     takes: positive yaw puts the camera on the subject's left (+x), positive pitch below the face.
     ``roll`` (radians) turns the camera about its optical axis; positive roll shows the face turned
     counter-clockwise on screen.

@@ -15,11 +15,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import imageio.v2 as imageio
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from e3dge.options import OptionError, check_range
+from e3dge.core.options import OptionError, check_range
 
 from .align import AlignTransform, align_transform, warp_image
 from .api import check_align_options
@@ -110,7 +111,6 @@ class VideoResult:
 
 
 def _open_reader(path: Path):
-    import imageio.v2 as imageio  # noqa: PLC0415
 
     if not path.exists():
         raise NotAnImageError(f"{path}: no such file")
@@ -249,8 +249,6 @@ def align_video(
         poses[:, j] = np.interp(np.arange(len(raw)), valid, poses[valid, j])
     poses = smooth_series(poses, window)
     labels = camera_label(*(torch.from_numpy(np.radians(poses[:, j])).float() for j in range(3)))
-
-    import imageio.v2 as imageio  # noqa: PLC0415
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     writer = imageio.get_writer(str(out_path), fps=fps, quality=quality, macro_block_size=2)

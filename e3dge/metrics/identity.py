@@ -34,8 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from e3dge.core.errors import one_line
 from e3dge.encoders.irse import IRSE_DEPTHS, make_body, make_input_layer, stage_units
-from e3dge.errors import one_line
+from e3dge.faces.errors import MissingDependencyError
+from e3dge.faces.models import face_recognizer, import_dlib, shape_predictor
 from e3dge.metrics.lpips import WeightsFileError, _hub_file, read_state_dict
 
 __all__ = [
@@ -306,8 +308,6 @@ class DlibFaceIdentity:
             raise ValueError(f"landmarks must be 5 or 68, got {landmarks!r}")
         if box not in ("detect", "full"):
             raise ValueError(f"box must be 'detect' or 'full', got {box!r}")
-        from e3dge.faces.errors import MissingDependencyError
-        from e3dge.faces.models import face_recognizer, import_dlib
 
         try:
             self._dlib = import_dlib()
@@ -340,7 +340,6 @@ class DlibFaceIdentity:
     def _shape(self, img: np.ndarray):
         """dlib ``full_object_detection`` (5 or 68 parts) of the face in ``img``."""
         dlib = self._dlib
-        from e3dge.faces.models import shape_predictor
 
         h, w = img.shape[:2]
         if self.box == "full":

@@ -27,9 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import nn
 
-from e3dge.errors import UserError, one_line, refused_global
+from e3dge.core.errors import UserError, one_line, refused_global
+from e3dge.core.hub import CheckpointNotFoundError, resolve_file
 
 __all__ = [
     "LPIPS",
@@ -200,9 +203,6 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` file, or of a ``.pth`` state dict loaded with ``weights_only=True``."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         try:
             return load_file(str(path))
         except SafetensorError as err:
@@ -240,7 +240,6 @@ def _hub_file(
     """Path of ``filename`` from a Hub repo (cache first; offline-aware), and a line for error messages."""
     if not repo_id:
         return None, f"Hugging Face Hub: no repo configured (hub_repo_id= or ${env})"
-    from e3dge.hub import CheckpointNotFoundError, resolve_file
 
     try:
         return resolve_file(repo_id, filename, revision=revision), f"Hugging Face Hub {repo_id}/{filename}: found"

@@ -20,13 +20,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from e3dge.backbones.eg3d import FFHQ_RENDERING_KWARGS, TriPlaneGenerator, estimate_w_avg
+from e3dge.backbones.eg3d.network import FFHQ_RENDERING_KWARGS, TriPlaneGenerator, estimate_w_avg
 from e3dge.backbones.ops import device_generator, normalize_2nd_moment
 from e3dge.backbones.output import GeneratorOutput
-from e3dge.backbones.rendering import render_rays, sample_from_planes, sample_rays
-from e3dge.cameras import label_from_yaw_pitch
+from e3dge.core.cameras import label_from_yaw_pitch, split_label
+from e3dge.core.options import OptionError, check_range
+from e3dge.rendering.volume import render_rays, sample_from_planes, sample_rays
 from e3dge.toy.heads import HeadFactorMap, density_from_sdf, sdf_at
-from e3dge.options import OptionError, check_range
 from e3dge.toy.render import render_heads
 from e3dge.training.checkpoint import load_checkpoint
 from e3dge.training.loop import LOG, LoopOptions, TrainingLoop, read_log, restored_threads
@@ -313,7 +313,6 @@ class DistillLoss:
 
     def _points(self, target, c: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """Half uniform in the box, half jittered around visible surface points: ``[N, M, 3]``."""
-        from e3dge.cameras import split_label
 
         n, m, dev = c.shape[0], self.cfg.points_per_head, c.device
         uniform = (torch.rand(n, m // 2, 3, generator=gen) - 0.5).to(dev)

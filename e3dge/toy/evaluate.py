@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from e3dge.backbones.eg3d import TriPlaneGenerator
-from e3dge.cameras import label_from_yaw_pitch
+from e3dge.backbones.eg3d.network import TriPlaneGenerator
+from e3dge.core.cameras import label_from_yaw_pitch
 from e3dge.encoders import GlobalEncoder
 from e3dge.metrics.image import mae, ssim
 from e3dge.toy.heads import HeadFactorMap

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from e3dge.backbones.eg3d import TriPlaneGenerator
+from e3dge.backbones.eg3d.network import TriPlaneGenerator
 from e3dge.metrics.image import psnr as image_psnr
 from e3dge.toy.distill import random_cameras
 from e3dge.toy.heads import HeadFactorMap

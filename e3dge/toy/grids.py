@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from e3dge.backbones.eg3d import TriPlaneGenerator
-from e3dge.cameras import label_from_yaw_pitch
+from e3dge.backbones.eg3d.network import TriPlaneGenerator
+from e3dge.core.cameras import label_from_yaw_pitch
 from e3dge.toy.heads import HeadFactorMap
 from e3dge.toy.render import render_heads
 

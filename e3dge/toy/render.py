@@ -1,6 +1,6 @@
 """Sphere-traced renders of procedural heads at EG3D cameras: image, depth, normals, mask.
 
-Rays come from :func:`e3dge.backbones.rendering.sample_rays`, so the toy world and a generator
+Rays come from :func:`e3dge.rendering.volume.sample_rays`, so the toy world and a generator
 share exactly the same cameras. Depth is the distance along the unit ray (EG3D's convention);
 background pixels get depth ``ray_end`` (as EG3D's clamp) and colour -1 (black).
 """
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from e3dge.backbones.rendering import sample_rays
-from e3dge.cameras import split_label
+from e3dge.core.cameras import split_label
+from e3dge.rendering.volume import sample_rays
 from e3dge.toy.heads import head_albedo, head_sdf, head_sdf_parts
 
 __all__ = ["LIGHT_DIRECTION", "HeadRender", "render_heads", "trace"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from e3dge.cameras import label_from_yaw_pitch
+from e3dge.core.cameras import label_from_yaw_pitch
 from e3dge.toy.heads import HeadFactorMap
 from e3dge.toy.render import render_heads
 from e3dge.toy.weights import load_toy_encoder, load_toy_generator

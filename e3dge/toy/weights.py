@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from e3dge.backbones.eg3d import TriPlaneGenerator
+from e3dge.backbones.eg3d.network import TriPlaneGenerator
 from e3dge.encoders import GlobalEncoder
 
 __all__ = ["TOY_WEIGHTS_DIR", "TOY_ENCODER_DIR", "load_toy_generator", "load_toy_encoder"]

@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from e3dge.errors import UserError
+from e3dge.core.errors import UserError
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "FORMAT"]
 

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from e3dge.core.options import OptionError, check_keys, check_range
 from e3dge.encoders.flows import ENCODER_SIZES
-from e3dge.options import OptionError, check_keys, check_range
 from e3dge.training.losses import Stage1LossWeights
 
 __all__ = [

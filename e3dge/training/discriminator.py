@@ -4,7 +4,7 @@ Shape of StyleGAN2's ``resnet`` D (Karras et al. 2020): fromRGB (1x1), residual 
 resolution (two 3x3 convs + a 1x1 skip, summed and scaled by 1/sqrt(2)), minibatch standard
 deviation at 4x4, a 3x3 conv and two linear layers to one logit. Simplifications, stated: plain
 PyTorch layers with default initialisation instead of equalised learning rate, and average pooling
-instead of the FIR-filtered downsampling. Losses are the ones E3DGE uses (facts §3): the
+instead of the FIR-filtered downsampling. Losses are the ones E3DGE uses: the
 non-saturating logistic loss and the R1 penalty on real images, applied lazily.
 """
 

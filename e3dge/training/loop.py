@@ -32,7 +32,7 @@ from typing import Any, Iterator, Protocol
 import torch
 from tqdm.auto import tqdm
 
-from e3dge.errors import UserError
+from e3dge.core.errors import UserError
 from e3dge.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 __all__ = [

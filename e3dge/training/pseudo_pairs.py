@@ -15,10 +15,10 @@ from dataclasses import dataclass, fields
 import torch
 
 from e3dge.backbones.base import Backbone, View
-from e3dge.backbones.eg3d import TriPlaneGenerator, estimate_w_avg
+from e3dge.backbones.eg3d.network import TriPlaneGenerator, estimate_w_avg
 from e3dge.backbones.ops import device_generator
-from e3dge.backbones.rendering import sample_rays
-from e3dge.cameras import Camera, split_label
+from e3dge.core.cameras import Camera, split_label
+from e3dge.rendering.volume import sample_rays
 
 __all__ = ["PosePrior", "PseudoPairBatch", "PseudoPairSampler", "ensure_w_avg", "back_project"]
 

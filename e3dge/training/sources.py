@@ -16,14 +16,14 @@ import torch
 from PIL import Image
 
 from e3dge.backbones.base import Backbone
-from e3dge.backbones.eg3d import TriPlaneGenerator, eg3d_config
+from e3dge.backbones.eg3d.network import TriPlaneGenerator, eg3d_config
 from e3dge.backbones.registry import backbone_for
-from e3dge.backbones.stylesdf import StyleSDFGenerator, StyleSDFMeanLatents, stylesdf_config
+from e3dge.backbones.stylesdf.network import StyleSDFGenerator, StyleSDFMeanLatents, stylesdf_config
+from e3dge.core.errors import UserError
+from e3dge.core.hub import read_config, resolve_file
 from e3dge.encoders import GlobalEncoder
 from e3dge.encoders.flows import batch_encoder, trainable_encoder
 from e3dge.encoders.stylesdf_encoder import StyleSDFGlobalEncoder
-from e3dge.errors import UserError
-from e3dge.hub import read_config, resolve_file
 from e3dge.training.pseudo_pairs import ensure_w_avg
 
 __all__ = [

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator
 
 from e3dge.backbones.base import Backbone, View
-from e3dge.cameras import Camera
+from e3dge.core.cameras import Camera
+from e3dge.core.options import OptionError
 from e3dge.encoders import EncoderOutput
 from e3dge.encoders.flows import trainable_encoder
 from e3dge.metrics.loaders import make_identity, make_lpips
-from e3dge.options import OptionError
 from e3dge.training.config import RUN_ONLY_OPTIONS, Stage1Config
 from e3dge.training.grids import sample_grid
 from e3dge.training.loop import LoopOptions, TrainingLoop
@@ -65,7 +66,6 @@ class Stage1Trainer:
     """
 
     def __init__(self, cfg: Stage1Config, accelerator=None, resume: str = "auto") -> None:
-        from accelerate import Accelerator
 
         self.cfg = cfg
         self.acc = accelerator or Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)

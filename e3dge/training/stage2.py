@@ -31,16 +31,17 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from accelerate import Accelerator
 
 from e3dge.backbones.base import Backbone, View
-from e3dge.cameras import Camera
+from e3dge.core.cameras import Camera
+from e3dge.core.errors import UserError
 from e3dge.encoders.aligner import ResidualAligner
 from e3dge.encoders.flows import FILM_TARGETS, BranchRender, LocalSlots, encoder_flow, film_channels
 from e3dge.encoders.fusion import FeatureFusion
 from e3dge.encoders.hybrid import ALIGNMENTS, Alignment, LocalBranch
 from e3dge.encoders.local import LocalEncoder
 from e3dge.encoders.pixel_aligned import VISIBILITY_MODES
-from e3dge.errors import UserError
 from e3dge.metrics.loaders import make_identity, make_lpips
 from e3dge.training.discriminator import Discriminator, d_logistic_loss, g_nonsaturating_loss, r1_penalty
 from e3dge.training.grids import save_columns
@@ -288,7 +289,7 @@ STAGE2_PRESETS: dict[str, dict[str, Any]] = {
         "checkpoint_every": 500,
         "sample_every": 500,
     },
-    # FFHQ EG3D on a GPU: the official recipe (facts §3) — synthetic pairs at truncation 0.55, LPIPS + ID, the official
+    # FFHQ EG3D on a GPU: the official recipe — synthetic pairs at truncation 0.55, LPIPS + ID, the official
     # learning rates (netLocal 5e-5, ADA 1e-4, Fuse 1e-4, D 5e-5) and the paper's E1 / E_ADA sizes; E0 from a Stage I run.
     "ffhq-eg3d": {
         "out_dir": "outputs/stage2-ffhq-eg3d",
@@ -393,7 +394,6 @@ class Stage2Trainer:
         encoder: torch.nn.Module | None = None,
         accelerator=None,
     ) -> None:
-        from accelerate import Accelerator
 
         self.cfg = cfg
         self.out = Path(cfg.out_dir)

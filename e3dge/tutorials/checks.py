@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 __all__ = ["CheckResult", "report", "check_against", "PASS_MARK", "FAIL_MARK", "PENDING_MARK"]
 
 PASS_MARK = "✅"
@@ -34,7 +36,6 @@ PENDING_MARK = "⏳"
 
 def check_against(exercise: str, learner_fn, reference_fn, *args, atol: float = 1e-5, hint: str = "") -> CheckResult:
     """Call the learner's function and the reference on the same inputs and compare (⏳ while unanswered, ❌ with a hint when wrong)."""
-    import torch
 
     try:
         got = learner_fn(*args)

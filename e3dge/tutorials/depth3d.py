@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from e3dge.export.plots import depth_points
+from e3dge.core.cameras import split_label
+from e3dge.export.plots import depth_points, point_cloud_figure
+from e3dge.rendering.volume import sample_rays
 from e3dge.tutorials.checks import CheckResult, check_against
 
 __all__ = [
@@ -56,7 +60,6 @@ def depth_change(
 
 def points_figure(render, title: str, max_points: int = 6000):
     """The render's depth back-projected to world points, coloured by its image (the app's point cloud view)."""
-    from e3dge.export.plots import point_cloud_figure
 
     return point_cloud_figure(
         render.depth, render.mask, render.image, render.camera, title=title, max_points=max_points
@@ -65,7 +68,6 @@ def points_figure(render, title: str, max_points: int = 6000):
 
 def before_after_figure(change: DepthChange, max_points: int = 6000):
     """Two 3D scenes side by side: the point cloud before and after the edit."""
-    from plotly.subplots import make_subplots
 
     fig = make_subplots(
         1,
@@ -84,7 +86,6 @@ def before_after_figure(change: DepthChange, max_points: int = 6000):
 
 def difference_figure(change: DepthChange):
     """Where the edit moved the surface: depth after - before (blue nearer, red farther), world units."""
-    import plotly.graph_objects as go
 
     lim = float(np.nanmax(np.abs(change.difference))) if np.isfinite(change.difference).any() else 1.0
     fig = go.Figure(
@@ -108,8 +109,6 @@ def back_project_solution(depth: np.ndarray, origins: np.ndarray, directions: np
 
 def check_back_project(fn, render) -> CheckResult:
     """The learner's points for the opaque pixels must equal e3dge's ``depth_points`` (what the point cloud figure draws)."""
-    from e3dge.backbones.rendering import sample_rays
-    from e3dge.cameras import split_label
 
     cam2world, intrinsics = split_label(render.camera.float().reshape(1, 25))
     origins, directions = (t[0].numpy() for t in sample_rays(cam2world, intrinsics, render.depth.shape[0]))

@@ -6,12 +6,18 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import plotly.graph_objects as go
 import torch
 
-from e3dge.cameras import label_from_yaw_pitch
+from e3dge.core.cameras import label_from_yaw_pitch
+from e3dge.core.images import to_model_input
 from e3dge.editing import Direction
+from e3dge.editing.fit import binarize, fit_direction
+from e3dge.editing.toy import toy_attribute_labels
 from e3dge.encoders.hybrid import ViewRender
+from e3dge.encoders.pixel_aligned import project, visibility
 from e3dge.metrics.image import mae
+from e3dge.toy import FACTOR_NAMES, HeadFactorMap, render_heads
 from e3dge.tutorials.checks import PENDING_MARK, CheckResult, report
 
 __all__ = [
@@ -56,7 +62,6 @@ class ToyHeads:
 
     def target(self, i: int, yaw: float, pitch: float, factors: torch.Tensor | None = None) -> torch.Tensor:
         """The procedural photo render ``[1, 3, R, R]`` of head ``i`` (or of ``factors``) at (yaw, pitch)."""
-        from e3dge.toy import render_heads
 
         f = self.factors[i : i + 1] if factors is None else factors
         return render_heads(
@@ -66,7 +71,6 @@ class ToyHeads:
 
 def toy_heads(num: int, seed: int = 5150, resolution: int = RES) -> ToyHeads:
     """``num`` held-out photo-like heads at mild random poses (seed 5150 is the benchmarks' held-out draw)."""
-    from e3dge.toy import HeadFactorMap, render_heads
 
     g = torch.Generator().manual_seed(seed)
     fm = HeadFactorMap()
@@ -86,8 +90,6 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def sampled_codes(G, num: int, seed: int = 8080) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
     """``num`` sampled W codes of the toy generator and the attribute scores of the heads they draw (exact, from the factor map)."""
-    from e3dge.editing.toy import toy_attribute_labels
-    from e3dge.toy import HeadFactorMap
 
     z = torch.randn(num, G.z_dim, generator=torch.Generator().manual_seed(seed))
     w = G.mapping(z, torch.zeros(num, G.c_dim))[:, 0]
@@ -96,7 +98,6 @@ def sampled_codes(G, num: int, seed: int = 8080) -> tuple[torch.Tensor, dict[str
 
 def hair_colour_direction_solution(w: torch.Tensor, scores: np.ndarray) -> torch.Tensor:
     """InterfaceGAN: a linear SVM between the lightest and darkest thirds of hair colour scores; its unit normal ``[w_dim]``."""
-    from e3dge.editing.fit import binarize, fit_direction
 
     idx, y = binarize(scores, 1 / 3)
     return fit_direction("hair_colour", w[idx], y).direction.vector
@@ -158,7 +159,6 @@ def alignment_comparison(
     pipe, heads: ToyHeads, i: int, turn: float = 0.5
 ) -> dict[str, tuple[np.ndarray, float, np.ndarray, float]]:
     """Per alignment row: (source image, source MAE, novel image, novel MAE) for head ``i``; the novel view turns ``turn`` rad across the front."""
-    from e3dge.images import to_model_input
 
     inv = pipe.invert(heads.pixels[i], align=False, local=False)
     photo = to_model_input(heads.pixels[i], pipe.generator.img_resolution, "cpu")
@@ -208,8 +208,6 @@ class EditSweep:
 def edit_sweep(pipe, heads: ToyHeads, direction: str, strengths: list[float], change: float = 0.3) -> list[EditSweep]:
     """Skin tone moved by ``change`` (towards the middle) on every head: how close each strength of ``direction`` gets, seen at +-30 deg,
     without and with the local branch (hybrid alignment; it reads the unedited photo against E0's unedited render)."""
-    from e3dge.images import to_model_input
-    from e3dge.toy import FACTOR_NAMES
 
     k = FACTOR_NAMES.index("skin_tone")
     d = pipe.directions[direction]
@@ -238,7 +236,6 @@ def edit_sweep(pipe, heads: ToyHeads, direction: str, strengths: list[float], ch
 
 def sweep_figure(sweeps: list[EditSweep]):
     """MAE vs edit strength, one line per (direction, local branch)."""
-    import plotly.graph_objects as go
 
     fig = go.Figure()
     for s in sweeps:
@@ -268,7 +265,6 @@ def in_image_visibility_solution(grid: torch.Tensor, depth: torch.Tensor) -> tor
 
 def check_visibility(fn, seed: int = 3) -> CheckResult:
     """Compare the learner's mask with e3dge's ``visibility(..., mode="in_image")`` on random points seen from a toy camera."""
-    from e3dge.encoders.pixel_aligned import project, visibility
 
     name = "exercise 2 (visibility mask)"
     g = torch.Generator().manual_seed(seed)

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
-from e3dge.cameras import label_from_yaw_pitch
+from e3dge.core.cameras import label_from_yaw_pitch
+from e3dge.inversion.outputs import orbit_angles, write_video
 from e3dge.metrics.image import mae
+from e3dge.toy import render_heads
 from e3dge.toy.evaluate import depth_error_pct
 from e3dge.tutorials.checks import CheckResult, check_against
 from e3dge.tutorials.editing import ToyHeads
@@ -60,7 +63,6 @@ def invert_with(pipe, pixels: np.ndarray, method: str, refine_steps: int, opt_st
 @torch.no_grad()
 def score_inversion(pipe, inv, heads: ToyHeads, i: int, turn: float = 0.5) -> tuple[float, float, float]:
     """(source MAE, novel-view MAE, source depth %) of inversion ``inv`` of head ``i`` against the procedural ground truth (raw renders)."""
-    from e3dge.toy import render_heads
 
     G = inv.tuned.generator if inv.tuned else pipe.generator  # PTI tunes a private copy
     res = heads.resolution
@@ -108,7 +110,6 @@ def table_text(scores: list[MethodScore]) -> str:
 
 def side_by_side(*images: np.ndarray, size: int = 192) -> np.ndarray:
     """uint8 images of any sizes, each resized to ``size`` x ``size`` and stacked ``[K, size, size, 3]`` (for ``px.imshow(..., facet_col=0)``)."""
-    from PIL import Image
 
     return np.stack(
         [
@@ -125,7 +126,6 @@ def view(pipe, inv, yaw: float, pitch: float, local: bool = True) -> np.ndarray:
 
 def orbit_video(pipe, inv, path: str | Path, frames: int, fps: int = 12, size: int = 128) -> Path:
     """An mp4 of the inversion circling its input view (e3dge's orbit path), previews at ``size`` px."""
-    from e3dge.pipelines.outputs import orbit_angles, write_video
 
     imgs = [
         pipe.render(inv, yaw=inv.yaw + y, pitch=inv.pitch + p, resolution=size).image for y, p in orbit_angles(frames)
@@ -170,5 +170,5 @@ def check_camera_label(fn) -> CheckResult:
         0.3,
         -0.1,
         atol=1e-4,
-        hint="look at e3dge.cameras: a look-at camera on the FFHQ radius, 25 values = 16 (cam2world) + 9 (intrinsics)",
+        hint="look at e3dge.core.cameras: a look-at camera on the FFHQ radius, 25 values = 16 (cam2world) + 9 (intrinsics)",
     )

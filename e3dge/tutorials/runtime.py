@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import plotly.io as pio
 import torch
 
 __all__ = ["Runtime", "detect_runtime", "show_video", "REPOSITORY", "COLAB_BADGE"]
@@ -41,7 +42,6 @@ def detect_runtime(force_cpu: bool = False) -> Runtime:
 
 def _set_plotly_renderer(on_colab: bool) -> None:
     """Colab's renderer there; elsewhere figures load plotly.js from its CDN (notebooks and their HTML stay small)."""
-    import plotly.io as pio
 
     pio.renderers.default = "colab" if on_colab else os.environ.get("E3DGE_PLOTLY_RENDERER", "notebook_connected")
 

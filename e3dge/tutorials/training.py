@@ -5,14 +5,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import plotly.graph_objects as go
 import torch
+from plotly.subplots import make_subplots
 
 from e3dge.backbones.base import Backbone
 from e3dge.toy.evaluate import DEPTH_RANGE as RAY_RANGE  # the unit of the depth error in %
-from e3dge.toy.evaluate import InversionScores, evaluate_toy_inversion
+from e3dge.toy.evaluate import InversionScores, depth_error_pct, evaluate_toy_inversion
+from e3dge.training.config import load_stage1_config
+from e3dge.training.loop import LOG, read_log
 from e3dge.training.losses import Stage1LossWeights, code_loss, geometry_loss, pose_loss
 from e3dge.training.pseudo_pairs import PosePrior, PseudoPairBatch, PseudoPairSampler
 from e3dge.training.sources import load_backbone
+from e3dge.training.stage1 import train_stage1
 from e3dge.tutorials.checks import CheckResult, check_against
 
 __all__ = [
@@ -61,8 +66,6 @@ def toy_sampler(resolution: int = 32, points: int = 256) -> PseudoPairSampler:
 
 def pair_figure(batch: PseudoPairBatch, index: int = 0):
     """One pseudo pair in Plotly: the image, its depth map, and the surface (blue) / near-surface (orange) points in 3D."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
 
     img = ((batch.image[index].permute(1, 2, 0).cpu().numpy() + 1) * 127.5).clip(0, 255).astype("uint8")
     depth = torch.where(batch.mask[index, 0] > 0.5, batch.depth[index, 0], torch.nan).cpu().numpy()
@@ -138,9 +141,6 @@ def train_stage1_variant(
     out_dir: str | Path, steps: int, with_geo: bool = True, batch_size: int = 8, progress: bool = True
 ) -> StageIRun:
     """The toy preset of ``e3dge train stage1`` (resumes when ``out_dir`` holds the same run), with or without L_geo."""
-    from e3dge.training.config import load_stage1_config
-    from e3dge.training.loop import LOG, read_log
-    from e3dge.training.stage1 import train_stage1
 
     off = (
         {}
@@ -156,8 +156,6 @@ def train_stage1_variant(
 
 def curves_figure(runs: list[StageIRun], keys: tuple[str, ...] = ("code", "geo_surface_depth", "rec")):
     """Training curves of each run (one panel per loss term)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
 
     fig = make_subplots(1, len(keys), subplot_titles=keys)
     for k, key in enumerate(keys, start=1):
@@ -230,7 +228,6 @@ def check_surface_depth_term(fn, seed: int = 0) -> CheckResult:
 
 def check_depth_error_pct(fn, seed: int = 1) -> CheckResult:
     """Compare the learner's depth error metric with the one the benchmarks use."""
-    from e3dge.toy.evaluate import depth_error_pct
 
     g = torch.Generator().manual_seed(seed)
     ref, pred, mask = (

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from e3dge.backbones.base import Backbone
-from e3dge.pipelines.refine import Criteria, reconstruction_loss
+from e3dge.inversion.refine import Criteria, reconstruction_loss
 
 __all__ = ["OptimizeResult", "optimize_inversion"]
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 import torch
 
 from e3dge.backbones.official_torch import OfficialTorchFileError, read_torch_checkpoint
-from e3dge.backbones.stylesdf import StyleSDFGenerator, decoder_channels
-from e3dge.hub import check_tensors, tensor_specs
+from e3dge.backbones.stylesdf.network import StyleSDFGenerator, decoder_channels
+from e3dge.core.hub import check_tensors, tensor_specs
 
 __all__ = ["stylesdf_config_from_state", "stylesdf_from_state", "load_official_stylesdf"]
 

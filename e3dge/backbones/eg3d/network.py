@@ -6,7 +6,7 @@ executes code from the file; e3dge's own format is ``config.json`` + ``model.saf
 (:meth:`TriPlaneGenerator.from_pretrained` / :meth:`save_pretrained`, local folders or the Hub).
 
 >>> G = TriPlaneGenerator(**eg3d_config("tiny"))
->>> from e3dge.cameras import frontal_label
+>>> from e3dge.core.cameras import frontal_label
 >>> c = frontal_label()
 >>> ws = G.mapping(torch.randn(1, G.z_dim), c)
 >>> out = G.synthesis(ws, c, deterministic=True)
@@ -24,17 +24,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from e3dge.backbones.output import GeneratorOutput, PointQuery
-from e3dge.backbones.official_pickle import OfficialCheckpoint, UnreadablePickleError, read_official_pickle
-from e3dge.backbones.rendering import PLANE_PROJECTIONS, plane_axes, render_rays, sample_from_planes, sample_rays
-from e3dge.backbones.stylegan2 import FullyConnectedLayer, StyleGAN2Backbone
-from e3dge.backbones.superresolution import (
+from e3dge.backbones.eg3d.superresolution import (
     OFFICIAL_SUPERRESOLUTION_NAMES,
     SUPERRESOLUTION_MODULES,
     superresolution_name,
 )
-from e3dge.cameras import check_label, frontal_label
-from e3dge.hub import (
+from e3dge.backbones.official_pickle import OfficialCheckpoint, UnreadablePickleError, read_official_pickle
+from e3dge.backbones.output import GeneratorOutput, PointQuery
+from e3dge.backbones.stylegan2 import FullyConnectedLayer, StyleGAN2Backbone
+from e3dge.core.cameras import check_label, frontal_label
+from e3dge.core.hub import (
     BoolField,
     ChoiceField,
     DictField,
@@ -49,7 +48,8 @@ from e3dge.hub import (
     resolve_file,
     tensor_specs,
 )
-from e3dge.options import OptionError
+from e3dge.core.options import OptionError
+from e3dge.rendering.volume import PLANE_PROJECTIONS, plane_axes, render_rays, sample_from_planes, sample_rays
 
 __all__ = [
     "FFHQ_RENDERING_KWARGS",

@@ -25,9 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token
+from huggingface_hub.errors import HTTPError
+from huggingface_hub.utils import validate_repo_id
+from safetensors import safe_open
 
-from e3dge.errors import UserError, one_line
-from e3dge.pipelines.bundle import PIPELINE_FILE, BundleSpec, read_bundle_spec, resolve_bundle
+from e3dge.backbones.eg3d.network import PRETRAINED_EG3D
+from e3dge.core.errors import UserError, one_line
+from e3dge.inversion.bundle import PIPELINE_FILE, BundleSpec, read_bundle_spec, resolve_bundle
+from e3dge.inversion.pipeline import InversionPipeline
+from e3dge.toy import load_toy_encoder, load_toy_generator
 
 __all__ = [
     "CARD_FILE",
@@ -98,7 +105,6 @@ def _same_weights(module: torch.nn.Module | None, reference: torch.nn.Module) ->
 
 def toy_status(pipe) -> tuple[bool, bool]:
     """(the generator is the shipped toy EG3D, the generator and E0 are both the shipped toy ones)."""
-    from e3dge.toy import load_toy_encoder, load_toy_generator
 
     if not _same_weights(pipe.generator, load_toy_generator()):
         return False, False
@@ -107,7 +113,6 @@ def toy_status(pipe) -> tuple[bool, bool]:
 
 def _base_models(spec: BundleSpec) -> list[str]:
     """Hub repos the bundle's referenced components come from."""
-    from e3dge.backbones.eg3d import PRETRAINED_EG3D
 
     found = [
         PRETRAINED_EG3D[c.source].repo_id if c.source in PRETRAINED_EG3D else c.repo for c in spec.components.values()
@@ -194,7 +199,6 @@ def build_model_card(
     pipe, spec: BundleSpec, *, repo_id: str | None, licence: Licence, toy: bool, metrics: list[BenchmarkMetric]
 ):
     """A ``huggingface_hub.ModelCard``: YAML metadata + what it is, how to use it, numbers, limitations, licence."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     name = repo_id or PLACEHOLDER_REPO
     tags = ["e3dge", "3d", "gan-inversion", "eg3d", "3d-gan", "nerf"] + (
@@ -289,7 +293,7 @@ def _usage(name: str, pipe) -> str:
             "```",
             "",
             "```python",
-            "from e3dge.pipelines import InversionPipeline",
+            "from e3dge.inversion import InversionPipeline",
             "",
             f'pipe = InversionPipeline.from_pretrained("{name}")',
             f'inv = pipe.invert("photo.jpg"{opt})   # align -> encode/optimise -> render',
@@ -379,7 +383,6 @@ def _check_out(out: Path, root: Path | None, overwrite: bool) -> None:
 
 def _stored_dtype(weights: Path) -> torch.dtype | None:
     """float16 / bfloat16 when the source file stores parameters that way (re-saved the same, so nothing doubles in size)."""
-    from safetensors import safe_open
 
     names = {"F16": torch.float16, "BF16": torch.bfloat16}
     try:
@@ -414,7 +417,6 @@ def _finish_components(pipe, spec: BundleSpec, root: Path | None, tmp: Path) -> 
 
 def _check_reloads(pipe, folder: Path) -> None:
     """The folder loads offline to the same weights and directions (else the export is not kept)."""
-    from e3dge.pipelines.inversion import InversionPipeline
 
     again = InversionPipeline.from_pretrained(folder, local_files_only=True)
     for slot, module in pipe.components.items():
@@ -459,7 +461,6 @@ def export_bundle(
     results_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Write a Hub-ready copy of bundle ``source`` (``toy``, a folder, a Hub id) to ``out_dir``: components, directions, ``README.md``."""
-    from e3dge.pipelines.inversion import InversionPipeline
 
     if repo_id is not None:
         _check_repo_id(repo_id)
@@ -497,7 +498,6 @@ def _refuse_official_stylesdf(spec, where: str) -> None:
 
 # ------------------------------------------------------------------ push
 def _check_repo_id(repo_id: str) -> None:
-    from huggingface_hub.utils import validate_repo_id
 
     try:
         validate_repo_id(repo_id)
@@ -513,7 +513,6 @@ def _offline() -> bool:
 
 def _check_push_folder(folder: Path, repo_id: str):
     """A bundle folder with a model card naming this repo (or none); EG3D-licensed weights need the licence file beside them."""
-    from huggingface_hub import ModelCard
 
     if not (folder / PIPELINE_FILE).is_file() or not (folder / CARD_FILE).is_file():
         raise UserError(
@@ -548,8 +547,6 @@ def push_bundle(
     revision: str | None = None,
 ) -> str:
     """Upload an exported bundle folder to Hub repo ``repo_id`` (created if missing); returns the commit URL."""
-    from huggingface_hub import HfApi, get_token
-    from huggingface_hub.errors import HTTPError
 
     folder = Path(folder).expanduser()
     _check_repo_id(repo_id)
@@ -592,7 +589,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"push it with: e3dge hub push {out} {args.repo_id or PLACEHOLDER_REPO}"
         + ("" if args.repo_id else f"  (then edit {card}'s usage lines)")
     )
-    from huggingface_hub import ModelCard
 
     if ModelCard.load(card).data.license_name == EG3D_LICENCE.name:
         print(

@@ -6,7 +6,7 @@ mode). Weights are safetensors only: loading never unpickles anything.
 Loading checks before it allocates: ``config.json`` must be JSON whose keys are the class's
 constructor arguments and whose values pass :meth:`PretrainedMixin.validate_config` (types, ranges,
 sizes), and the safetensors header must list exactly the model's tensors with the right shapes and
-dtypes. Every refusal is one line naming the file (a :class:`~e3dge.errors.UserError`).
+dtypes. Every refusal is one line naming the file (a :class:`~e3dge.core.errors.UserError`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,19 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HfHubHTTPError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+)
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from e3dge.errors import UserError, one_line
-from e3dge.options import OptionError, check_keys, check_range, closest
+from e3dge.core.errors import UserError, one_line
+from e3dge.core.options import OptionError, check_keys, check_range, closest
 
 __all__ = [
     "CONFIG_NAME",
@@ -142,14 +150,6 @@ def resolve_file(
     folder = Path(repo_id_or_path).expanduser()
     if folder.is_dir() or _looks_local(repo_id_or_path):
         return _local_file(folder, filename, str(repo_id_or_path))
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        HfHubHTTPError,
-        HFValidationError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-    )
 
     name = str(repo_id_or_path)
     try:

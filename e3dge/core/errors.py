@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["UserError", "one_line", "refused_global"]
 
 
@@ -16,7 +18,6 @@ def one_line(text: object) -> str:
 
 def refused_global(err: BaseException) -> str | None:
     """The global a ``torch.load(weights_only=True)`` refusal names (e.g. ``'posix.system'``), or None."""
-    import re
 
     found = re.search(r"GLOBAL ([\w.]+)", str(err))
     return found.group(1) if found else None

@@ -81,7 +81,7 @@ def check_label(c: torch.Tensor) -> torch.Tensor:
     if c.ndim != 2 or c.shape[1] != 25:
         raise ValueError(
             f"camera label must have shape [N, 25] (16 cam2world + 9 intrinsics), got {list(c.shape)}; "
-            "build one with e3dge.cameras.label_from_yaw_pitch()"
+            "build one with e3dge.core.cameras.label_from_yaw_pitch()"
         )
     return c
 

@@ -9,14 +9,19 @@ that leave the bundle are one-line errors naming the file. Known bundles live in
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from e3dge.errors import UserError
-from e3dge.options import OptionError, check_keys
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+from e3dge.core.errors import UserError
+from e3dge.core.options import OptionError, check_keys
+from e3dge.toy import TOY_WEIGHTS_DIR
 
 __all__ = [
     "PIPELINE_FILE",
@@ -48,13 +53,13 @@ COMPONENT_SLOTS = (
 """Model slots of an inversion pipeline: the 3D GAN, E0 (+ pose head), Stage II's local branch; StyleSDF bundles add the
 pose estimator (the official volume discriminator), their fixed mean latents and the optional Toonify pair."""
 COMPONENT_CLASSES = {
-    "TriPlaneGenerator": "e3dge.backbones.eg3d",
+    "TriPlaneGenerator": "e3dge.backbones.eg3d.network",
     "GlobalEncoder": "e3dge.encoders.global_encoder",
     "LocalEncoder": "e3dge.encoders.local",
     "ResidualAligner": "e3dge.encoders.aligner",
     "FeatureFusion": "e3dge.encoders.fusion",
-    "StyleSDFGenerator": "e3dge.backbones.stylesdf",
-    "StyleSDFMeanLatents": "e3dge.backbones.stylesdf",
+    "StyleSDFGenerator": "e3dge.backbones.stylesdf.network",
+    "StyleSDFMeanLatents": "e3dge.backbones.stylesdf.network",
     "StyleSDFGlobalEncoder": "e3dge.encoders.stylesdf_encoder",
     "VolumePoseEstimator": "e3dge.encoders.volume_pose",
 }
@@ -95,7 +100,7 @@ class BundleSpec:
     components: dict[str, ComponentSpec]
     description: str = ""
     aligner: dict[str, Any] = field(default_factory=lambda: {"convention": "eg3d", "detector": "hog"})
-    directions: str | None = None  # subfolder with editing directions (the editing issue fills it)
+    directions: str | None = None  # subfolder with editing directions
     needs: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,7 +130,6 @@ class KnownBundle:
 
 
 def _toy_dir() -> Path:
-    from e3dge.toy import TOY_WEIGHTS_DIR
 
     return TOY_WEIGHTS_DIR.parent
 
@@ -150,14 +154,13 @@ BUNDLES: dict[str, KnownBundle] = {
         needs=("network once", "optimisation inversion (slow on CPU)"),
     ),
 }
-"""Known bundles: ``toy`` (offline, in the package) and the EG3D FFHQ registry entry (E3DGE-StyleSDF will follow)."""
+"""Known bundles: ``toy`` (offline, in the package) and the EG3D FFHQ registry entry (StyleSDF bundles come from ``e3dge convert``)."""
 
 
 def component_class(name: str, where: str = ""):
     """The e3dge class a bundle names (only :data:`COMPONENT_CLASSES`; nothing else is imported)."""
     if name not in COMPONENT_CLASSES:
         check_keys([name], COMPONENT_CLASSES, what="component class", where=where)
-    import importlib
 
     return getattr(importlib.import_module(COMPONENT_CLASSES[name]), name)
 
@@ -274,8 +277,6 @@ def resolve_bundle(
 
 
 def _download_bundle(repo: str, revision: str | None, local_files_only: bool | None) -> tuple[BundleSpec, Path]:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
         root = Path(

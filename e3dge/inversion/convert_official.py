@@ -24,11 +24,18 @@ from typing import Any
 import torch
 
 from e3dge.backbones.official_torch import OfficialTorchFileError, read_torch_checkpoint
-from e3dge.backbones.stylesdf import StyleSDFMeanLatents
-from e3dge.backbones.stylesdf_official import stylesdf_from_state
-from e3dge.errors import UserError
-from e3dge.hub import CheckpointFileError, check_tensors, tensor_specs
-from e3dge.pipelines.bundle import PIPELINE_FILE, BundleSpec, ComponentSpec, read_bundle_spec
+from e3dge.backbones.stylesdf.network import StyleSDFMeanLatents
+from e3dge.backbones.stylesdf.official import stylesdf_from_state
+from e3dge.core.errors import UserError
+from e3dge.core.hub import CONFIG_NAME, CheckpointFileError, check_tensors, read_config, tensor_specs
+from e3dge.editing.direction import Direction
+from e3dge.editing.files import load_interfacegan
+from e3dge.encoders.aligner import AlignerConfig
+from e3dge.encoders.fusion import FeatureFusion
+from e3dge.encoders.local import LocalEncoderConfig
+from e3dge.encoders.stylesdf_encoder import StyleSDFEncoderConfig
+from e3dge.encoders.volume_pose import VolumePoseConfig
+from e3dge.inversion.bundle import PIPELINE_FILE, BundleSpec, ComponentSpec, check_component_folder, read_bundle_spec
 
 __all__ = ["ConversionReport", "convert_stylesdf", "convert_e3dge", "OFFICIAL_BOUNDARIES", "LICENCE_NOTE"]
 
@@ -118,7 +125,6 @@ def convert_stylesdf(
 
     ``configs`` may give ``"generator"`` (a dict of rendering options the file does not store) and ``"pose_estimator"`` (a size config).
     """
-    from e3dge.encoders.volume_pose import VolumePoseConfig
 
     out = Path(out).expanduser()
     _prepare_out(out, overwrite)
@@ -166,8 +172,6 @@ def convert_stylesdf(
 
 def _directions(folder: Path, style_dim: int = 256) -> dict:
     """The official InterfaceGAN boundaries (renderer 256-d + decoder 512-d per attribute) as e3dge directions."""
-    from e3dge.editing.direction import Direction
-    from e3dge.editing.files import load_interfacegan
 
     found = {}
     for name, rng in OFFICIAL_BOUNDARIES.items():
@@ -207,10 +211,6 @@ def convert_e3dge(
     ``configs`` may give size configs for ``encoder``, ``local_encoder``, ``aligner_2d``, ``fusion`` (an int: channels) and
     ``toonify_generator`` (rendering options); the released sizes otherwise.
     """
-    from e3dge.encoders.aligner import AlignerConfig
-    from e3dge.encoders.fusion import FeatureFusion
-    from e3dge.encoders.local import LocalEncoderConfig
-    from e3dge.encoders.stylesdf_encoder import StyleSDFEncoderConfig
 
     out = Path(bundle).expanduser()
     if not (out / PIPELINE_FILE).is_file():
@@ -282,9 +282,6 @@ def convert_e3dge(
         report.ignored[str(toon_g.path)], report.ignored[str(toon_e.path)] = toon_g.ignored, toon_e.ignored
     directions = None
     if boundaries is not None:  # read before anything is written: a bad folder leaves the bundle as it was
-        from e3dge.hub import CONFIG_NAME, read_config
-        from e3dge.pipelines.bundle import check_component_folder
-
         style_dim = int(
             read_config(check_component_folder(out, spec.components["generator"], "generator") / CONFIG_NAME).get(
                 "style_dim", 256

@@ -8,9 +8,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import imageio.v3 as iio
 import numpy as np
+from PIL import Image
 
-from e3dge.pipelines.inversion import Inversion, InversionPipeline
+from e3dge.export import (
+    MeshOptions,
+    depth_surface_figure,
+    extract_mesh,
+    mesh_figure,
+    point_cloud_figure,
+    save_mesh,
+    write_html,
+)
+from e3dge.inversion.pipeline import Inversion, InversionPipeline
 
 __all__ = [
     "InversionFiles",
@@ -58,7 +69,7 @@ def view_angles(n: int, yaw_range: float = 0.6) -> list[tuple[float, float]]:
 def orbit_angles(
     n: int, yaw_range: float = 0.35, pitch_range: float = 0.25, pitch_offset: float = -0.05
 ) -> list[tuple[float, float]]:
-    """EG3D's orbit (as :func:`e3dge.cameras.orbit_labels`) as (yaw, pitch) radians."""
+    """EG3D's orbit (as :func:`e3dge.core.cameras.orbit_labels`) as (yaw, pitch) radians."""
     return [
         (yaw_range * math.sin(2 * math.pi * t / n), pitch_offset + pitch_range * math.cos(2 * math.pi * t / n))
         for t in range(n)
@@ -67,7 +78,6 @@ def orbit_angles(
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
     """H.264 (yuv420p) mp4, written to a temporary name then moved into place."""
-    import imageio.v3 as iio
 
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
     iio.imwrite(
@@ -78,7 +88,6 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
 
 
 def _png(path: Path, pixels: np.ndarray) -> Path:
-    from PIL import Image
 
     Image.fromarray(pixels).save(path)
     return path
@@ -143,15 +152,6 @@ def _write_3d(
     plots: bool,
 ) -> None:
     """``mesh.<fmt>`` and/or ``view3d.html`` of the (edited) face at the input's view."""
-    from e3dge.export import (
-        MeshOptions,
-        depth_surface_figure,
-        extract_mesh,
-        mesh_figure,
-        point_cloud_figure,
-        save_mesh,
-        write_html,
-    )
 
     surface = extract_mesh(pipe, inv, edits=edits, options=mesh_options or MeshOptions())
     if mesh:
@@ -168,7 +168,6 @@ def _write_3d(
 
 def contact_sheet(rows: list[list[np.ndarray]], size: int = 128) -> np.ndarray:
     """Rows of images resized to ``size`` and tiled (missing cells black)."""
-    from PIL import Image
 
     width = max(len(r) for r in rows)
     sheet = np.zeros((size * len(rows), size * width, 3), np.uint8)

@@ -12,10 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
-from e3dge.pipelines.inversion import InversionPipeline
-from e3dge.pipelines.outputs import contact_sheet, write_inversion
+from e3dge.core.cameras import label_from_yaw_pitch
+from e3dge.faces.errors import FaceError
+from e3dge.inversion.outputs import contact_sheet, write_inversion
+from e3dge.inversion.pipeline import InversionPipeline
+from e3dge.inversion.refine import RefineMode
+from e3dge.toy import HeadFactorMap, render_heads
 
 __all__ = [
     "Example",
@@ -44,8 +49,6 @@ class Example:
 
 def toy_photo_examples(num: int = 3, seed: int = 31337, resolution: int = 128) -> list[Example]:
     """Photo-like toy heads at held-out latents and mild random poses."""
-    from e3dge.cameras import label_from_yaw_pitch
-    from e3dge.toy import HeadFactorMap, render_heads
 
     gen = torch.Generator().manual_seed(seed)
     fm = HeadFactorMap()
@@ -86,7 +89,7 @@ class DemoResult:
 def run_demo(
     out_dir: str | Path,
     model: str = "toy",
-    refine: str | None = "pose+code",
+    refine: RefineMode | None = "pose+code",
     steps: int = 30,
     frames: int = 24,
     views: int = 3,
@@ -94,9 +97,6 @@ def run_demo(
     progress: bool = True,
 ) -> DemoResult:
     """Invert the bundled examples into ``out_dir/<name>/`` and write ``out_dir/sheet.png``; resumes finished examples."""
-    from PIL import Image
-
-    from e3dge.faces.errors import FaceError
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import math
 import re
 from typing import Callable, Iterable
 
-from e3dge.errors import UserError
+from e3dge.core.errors import UserError
 
 __all__ = ["OptionError", "check_range", "check_keys", "closest", "int_in", "float_in"]
 

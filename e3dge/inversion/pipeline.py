@@ -2,7 +2,7 @@
 
 The pipeline registers its components (the 3D GAN, E0 with its pose head or the backbone's pose estimator, the
 slots of Stage II's local branch, the face aligner's options, editing directions), loads and saves them as a
-bundle (:mod:`e3dge.pipelines.bundle`), and strings them together through two interfaces, so it never branches
+bundle (:mod:`e3dge.inversion.bundle`), and strings them together through two interfaces, so it never branches
 on the backbone it holds:
 
 - the :class:`~e3dge.backbones.base.Backbone` adapter of the generator (latent layout, scene, render, field, PTI);
@@ -34,16 +34,15 @@ import torch
 
 from e3dge.backbones.base import QUALITIES, Backbone, Quality, View, content_hash
 from e3dge.backbones.registry import backbone_for, bundle_slots
-from e3dge.cameras import Camera, yaw_pitch_from_label
+from e3dge.core.cameras import Camera, yaw_pitch_from_label
+from e3dge.core.errors import UserError
+from e3dge.core.images import resize_square, to_uint8
 from e3dge.editing.direction import apply_edits
 from e3dge.editing.files import load_directions, save_directions
 from e3dge.encoders.flows import EncoderFlow, LocalSlots, encoder_flow
-from e3dge.errors import UserError
 from e3dge.faces.api import AlignedFace, align_face
 from e3dge.faces.io import load_image
-from e3dge.images import resize_square, to_uint8
-from e3dge.metrics.loaders import make_identity, make_lpips
-from e3dge.pipelines.bundle import (
+from e3dge.inversion.bundle import (
     PIPELINE_FILE,
     BundleError,
     BundleSpec,
@@ -52,8 +51,9 @@ from e3dge.pipelines.bundle import (
     component_class,
     resolve_bundle,
 )
-from e3dge.pipelines.optimize import optimize_inversion
-from e3dge.pipelines.refine import REFINE_MODES, Criteria, RefineMode, refine_latent
+from e3dge.inversion.optimize import optimize_inversion
+from e3dge.inversion.refine import REFINE_MODES, Criteria, RefineMode, refine_latent
+from e3dge.metrics.loaders import make_identity, make_lpips
 
 __all__ = [
     "Inversion",
@@ -82,15 +82,15 @@ class Inversion:
 
     ws: torch.Tensor  # [1, num_ws, w_dim] the backbone's (packed) W+ code
     camera: torch.Tensor  # [1, 25] label of the input view
-    yaw: float  # radians, 0 = frontal (camera offsets, as e3dge.cameras)
+    yaw: float  # radians, 0 = frontal (camera offsets, as e3dge.core.cameras)
     pitch: float
     aligned: np.ndarray  # uint8 [S, S, 3]: what the encoder saw
     transform: Any  # e3dge.faces.AlignTransform photo -> aligned (None when align=False)
     reconstruction: np.ndarray  # uint8 [R, R, 3] rendered at the input camera
     depth: np.ndarray  # float32 [r, r] distance along the ray
     mask: np.ndarray  # float32 [r, r] accumulated opacity
-    method: str  # a Method
-    camera_source: str  # a CameraSource
+    method: Method
+    camera_source: CameraSource
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     loss_curve: list[float] = field(default_factory=list)  # refinement / optimisation loss per step
     notes: list[str] = field(default_factory=list)
@@ -182,7 +182,7 @@ def prepare_image(
     return loaded.pixels, None, list(loaded.notes), loaded.name, None
 
 
-def check_render_args(quality: str, resolution: int | None, yaw: float | None, pitch: float | None) -> None:
+def check_render_args(quality: Quality, resolution: int | None, yaw: float | None, pitch: float | None) -> None:
     """One-line errors for a render request's quality, output size and angles (every pipeline checks the same way)."""
     if quality not in QUALITIES:
         raise UserError(f"quality must be one of {QUALITIES}, got {quality!r}")

@@ -12,13 +12,17 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
-from e3dge.errors import UserError
-from e3dge.pipelines.inversion import InversionPipeline
-from e3dge.pipelines.outputs import write_video
+from e3dge.core.errors import UserError
+from e3dge.faces.video import align_video
+from e3dge.inversion.outputs import write_video
+from e3dge.inversion.pipeline import InversionPipeline
+from e3dge.inversion.refine import RefineMode
 
 __all__ = ["VideoInversion", "smooth_codes", "invert_video"]
 
@@ -66,7 +70,7 @@ def invert_video(
     pipe: InversionPipeline,
     in_path: str | Path,
     out_dir: str | Path,
-    refine: str | None = None,
+    refine: RefineMode | None = None,
     steps: int | None = None,
     view: tuple[float, float] = (0.5, 0.0),
     smooth_window: int = 3,
@@ -75,9 +79,6 @@ def invert_video(
     progress: bool = True,
 ) -> VideoInversion:
     """Invert every frame of ``in_path`` into ``out_dir`` (aligned.mp4, frames/, inversion.mp4)."""
-    import imageio.v3 as iio
-
-    from e3dge.faces.video import align_video
 
     in_path, out = Path(in_path), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,7 +125,6 @@ def invert_video(
         recon = pipe.render(inv, quality="full").image
         novel = pipe.render(inv, yaw=view[0], pitch=view[1], quality="full").image
         size = recon.shape[0]
-        from PIL import Image
 
         src = np.asarray(Image.fromarray(frames[i]).resize((size, size), Image.BICUBIC))
         composed.append(np.concatenate([src, recon, novel], axis=1))

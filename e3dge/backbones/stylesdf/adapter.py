@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from e3dge.backbones.base import CameraRig, FieldSample, LatentLayout, LatentPart, Quality, View, module_hash
-from e3dge.backbones.stylesdf import SirenTrunk, StyleSDFGenerator, StyleSDFLatents, StyleSDFMeanLatents
-from e3dge.cameras import Camera, SphereCamera, angle_tensors, sphere_to_label
-from e3dge.errors import UserError
-from e3dge.images import to_model_input
+from e3dge.backbones.stylesdf.network import SirenTrunk, StyleSDFGenerator, StyleSDFLatents, StyleSDFMeanLatents
+from e3dge.core.cameras import Camera, SphereCamera, angle_tensors, sphere_to_label
+from e3dge.core.errors import UserError
+from e3dge.core.images import to_model_input
 
 __all__ = ["StyleSDFBackbone", "ray_lengths"]
 

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from e3dge.backbones.base import CameraRig, FieldSample, LatentLayout, LatentPart, Quality, View, module_hash
-from e3dge.backbones.eg3d import TriPlaneGenerator
-from e3dge.backbones.rendering import sample_rays
-from e3dge.cameras import FFHQ_FOCAL, FFHQ_RADIUS, Camera, angle_tensors, label_from_yaw_pitch, split_label
-from e3dge.errors import UserError
-from e3dge.images import to_model_input
+from e3dge.backbones.eg3d.network import TriPlaneGenerator
+from e3dge.core.cameras import FFHQ_FOCAL, FFHQ_RADIUS, Camera, angle_tensors, label_from_yaw_pitch, split_label
+from e3dge.core.errors import UserError
+from e3dge.core.images import to_model_input
+from e3dge.rendering.volume import sample_rays
 
 __all__ = ["EG3DBackbone"]
 

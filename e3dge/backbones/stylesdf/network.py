@@ -23,9 +23,9 @@ from torch import nn
 
 from e3dge.backbones.ops import setup_filter, upfirdn2d
 from e3dge.backbones.output import GeneratorOutput
-from e3dge.backbones.rendering import RaySamples, composite_samples, pinhole_rays, sample_fixed_depths, sdf_density
-from e3dge.cameras import STYLESDF_DIST_RADIUS, STYLESDF_HALF_FOV, SphereCamera, sphere_camera
-from e3dge.hub import BoolField, IntField, NumberField, PretrainedMixin
+from e3dge.core.cameras import STYLESDF_DIST_RADIUS, STYLESDF_HALF_FOV, SphereCamera, sphere_camera
+from e3dge.core.hub import BoolField, IntField, NumberField, PretrainedMixin
+from e3dge.rendering.volume import RaySamples, composite_samples, pinhole_rays, sample_fixed_depths, sdf_density
 
 __all__ = [
     "StyleSDFGenerator",

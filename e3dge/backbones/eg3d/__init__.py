@@ -1,0 +1,1 @@
+"""EG3D: the tri-plane generator (network), its super-resolution, and its Backbone adapter."""

@@ -1,0 +1,1 @@
+"""Volume rendering shared by the backbones: ray sampling, stratified and importance samples, compositing."""
