@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from e3dge.backbones.eg3d.network import TriPlaneGenerator, eg3d_config
 from e3dge.core.cameras import frontal_label, orbit_labels
+from e3dge.core.files import atomic_path, write_png
 from e3dge.core.options import check_range
 
 __all__ = [
@@ -118,7 +119,7 @@ def _frame_paths(frames_dir: Path, i: int) -> tuple[Path, Path]:
 def _read_manifest(path: Path) -> dict | None:
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return manifest if isinstance(manifest, dict) else None
 
@@ -187,26 +188,43 @@ def render_orbit(
     planes = G.planes(ws)
     cams = orbit_labels(num_frames, radius=radius, pivot=pivot)
     near, far = float(rk["ray_start"]), float(rk["ray_end"])
-    reused = 0
+    reused, damaged, rgb, depth = 0, [], [], []
     for i in tqdm(range(num_frames), desc="orbit", disable=not progress):
         rgb_path, depth_path = _frame_paths(frames_dir, i)
         if reuse and rgb_path.exists() and depth_path.exists():
-            reused += 1
-            continue
+            kept = _read_frame(rgb_path), _read_frame(depth_path)
+            if kept[0] is not None and kept[1] is not None:
+                rgb.append(kept[0])
+                depth.append(kept[1])
+                reused += 1
+                continue
+            damaged.append(rgb_path.name if kept[0] is None else depth_path.name)
         res = G.synthesis(ws, cams[i : i + 1], planes=planes, deterministic=True)
-        depth = torch.nn.functional.interpolate(res.depth, size=res.image.shape[-2:], mode="nearest")
-        iio.imwrite(depth_path, depth_to_uint8(depth[0], near, far))
-        iio.imwrite(rgb_path, to_uint8_image(res.image[0]))  # written last: marks the frame complete
+        d = torch.nn.functional.interpolate(res.depth, size=res.image.shape[-2:], mode="nearest")
+        depth.append(depth_to_uint8(d[0], near, far))
+        rgb.append(to_uint8_image(res.image[0]))
+        write_png(depth_path, depth[-1])
+        write_png(rgb_path, rgb[-1])  # written last: marks the frame complete
     if not reuse:
         _write_manifest(frames_dir, options)
-    rgb = [iio.imread(_frame_paths(frames_dir, i)[0]) for i in range(num_frames)]
-    depth = [iio.imread(_frame_paths(frames_dir, i)[1]) for i in range(num_frames)]
+    if damaged:
+        shown = ", ".join(damaged[:3]) + (f" and {len(damaged) - 3} more" if len(damaged) > 3 else "")
+        note = "; ".join(x for x in (note, f"unreadable frames in {frames_dir} rendered again: {shown}") if x)
     video, depth_video, sheet = out / "orbit.mp4", out / "orbit_depth.mp4", out / "sheet.png"
-    iio.imwrite(video, np.stack(rgb), fps=fps, codec="libx264", macro_block_size=1)
-    iio.imwrite(depth_video, np.stack(depth), fps=fps, codec="libx264", macro_block_size=1)
+    for path, frames in ((video, rgb), (depth_video, depth)):
+        with atomic_path(path) as tmp:
+            iio.imwrite(tmp, np.stack(frames), fps=fps, codec="libx264", macro_block_size=1)
     picks = np.linspace(0, num_frames - 1, min(6, num_frames)).round().astype(int)
-    iio.imwrite(
+    write_png(
         sheet,
         np.concatenate([np.concatenate([rgb[i] for i in picks], 1), np.concatenate([depth[i] for i in picks], 1)], 0),
     )
     return OrbitResult(video, depth_video, sheet, num_frames, reused, note)
+
+
+def _read_frame(path: Path) -> np.ndarray | None:
+    """A frame written by an earlier run, or None when it cannot be read whole (a damaged file is rendered again)."""
+    try:
+        return np.asarray(iio.imread(path))
+    except (OSError, ValueError, RuntimeError, SyntaxError):
+        return None

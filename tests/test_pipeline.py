@@ -297,6 +297,20 @@ def test_video_inversion_writes_a_side_by_side_video_and_resumes(pipe, tmp_path)
     assert changed.frames_reused == 0
 
 
+def test_another_video_into_the_same_folder_is_aligned_and_inverted_again(pipe, tmp_path):
+    pytest.importorskip("dlib")
+    pytest.importorskip("skimage.data")
+    from conftest import write_astronaut_clip
+
+    from e3dge.inversion.video import invert_video
+
+    out = tmp_path / "out"
+    first = invert_video(pipe, write_astronaut_clip(tmp_path / "a.mp4", 3), out, progress=False)
+    second = invert_video(pipe, write_astronaut_clip(tmp_path / "b.mp4", 4), out, progress=False)
+    assert first.num_frames == 3 and second.num_frames == 4 and second.frames_reused == 0
+    assert len(sorted((out / "frames").glob("ws_*.npy"))) == 4
+
+
 def test_cli_edits_use_the_bundles_directions(tmp_path, toy_photos, capsys):
     from PIL import Image
 

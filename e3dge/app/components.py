@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 from PIL import Image
+
+from e3dge.core.files import write_bytes
 
 __all__ = ["PhotoInput", "ImageOutput", "ImageSliderOutput", "png_in_cache"]
 
@@ -35,10 +35,7 @@ def png_in_cache(value, cache_dir: str):
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / "image.png"
     if not target.exists():
-        fd, staging = tempfile.mkstemp(dir=folder, prefix=".image.", suffix=".png")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(staging, target)
+        write_bytes(target, data)
     return target
 
 

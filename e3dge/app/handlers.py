@@ -9,7 +9,6 @@ never see each other's files.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import tempfile
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from tqdm.auto import tqdm
 
 from e3dge.app.models import get_pipeline
 from e3dge.core.errors import UserError
+from e3dge.core.files import write_json
+from e3dge.editing.direction import check_edits
 from e3dge.export import MeshOptions, depth_surface_figure, extract_mesh, save_mesh
 from e3dge.faces import align_face
 from e3dge.faces.io import load_image
@@ -188,7 +189,8 @@ def direction_sliders(bundle: str) -> list[tuple[str, float, float]]:
 def edits_from_sliders(bundle: str, strengths: list[float]) -> dict[str, float]:
     """Slider values -> ``{direction: strength}`` (zeros dropped)."""
     names = [name for name, _, _ in direction_sliders(bundle)]
-    return {n: float(s) for n, s in zip(names, strengths) if s is not None and float(s) != 0.0}
+    edits = check_edits({n: s for n, s in zip(names, strengths) if s is not None})  # NaN, inf, text: one-line errors
+    return {n: s for n, s in edits.items() if s != 0.0}
 
 
 def render_view(
@@ -197,7 +199,12 @@ def render_view(
     """Step 3: the (edited) face at (yaw, pitch) degrees; tri-planes come from the cache, so this is cheap."""
     inv = _inversion(state)
     for name, value in (("yaw", yaw_deg), ("pitch", pitch_deg)):
-        if value is None or not math.isfinite(float(value)) or abs(float(value)) > 90:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or abs(value) > 90
+        ):
             raise UserError(f"{name} must be between -90 and 90 degrees, got {value!r}")
     pipe = get_pipeline(state.bundle)
     view = pipe.render(
@@ -260,9 +267,7 @@ def result_json(state: AppState, strengths: list[float]) -> str:
     """The inversion's camera, pose, timings, edits and latent as a JSON file."""
     inv = _inversion(state)
     path = _fresh_folder() / "inversion.json"
-    path.write_text(
-        json.dumps(
-            {**inv.summary(), "bundle": state.bundle, "edits": edits_from_sliders(state.bundle, strengths)}, indent=1
-        )
+    write_json(
+        path, {**inv.summary(), "bundle": state.bundle, "edits": edits_from_sliders(state.bundle, strengths)}, indent=1
     )
     return str(path)

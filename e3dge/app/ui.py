@@ -20,6 +20,7 @@ from e3dge.app import handlers as h
 from e3dge.app.components import ImageOutput, ImageSliderOutput, PhotoInput
 from e3dge.app.models import available_bundles
 from e3dge.core.errors import UserError
+from e3dge.core.files import write_png
 from e3dge.inversion.examples import astronaut_example, toy_photo_examples
 
 __all__ = ["build_demo", "launch_kwargs", "MAX_FILE_SIZE", "example_files"]
@@ -71,7 +72,7 @@ def example_files(folder: Path | None = None) -> list[tuple[str, bool]]:
     for ex in toy_photo_examples(num=3):
         path = folder / f"{ex.name}.png"
         if not path.exists():
-            Image.fromarray(ex.pixels).save(path)
+            write_png(path, ex.pixels)
         out.append((str(path), True))
     try:
         astro = astronaut_example()

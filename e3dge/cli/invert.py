@@ -125,7 +125,7 @@ def _invert_one(pipe, path: Path, folder: Path, args: argparse.Namespace) -> str
 def _done(folder: Path, options: dict) -> bool:
     try:
         return json.loads((folder / "inversion.json").read_text()).get("options") == options
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
 
 

@@ -17,6 +17,7 @@ from e3dge.cli.directions import add_directions_command
 from e3dge.cli.invert import add_invert_command
 from e3dge.cli.train import add_train_command
 from e3dge.core.errors import UserError, one_line
+from e3dge.core.files import check_destination
 from e3dge.core.options import int_in
 from e3dge.demo import MAX_FPS, MAX_FRAMES, MAX_SEED, default_offline_generator, render_orbit
 from e3dge.inversion.convert_official import convert_e3dge, convert_stylesdf
@@ -82,6 +83,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     src = Path(args.input)
     if not src.is_file():
         raise UserError(f"{src}: no such file; give the path of an official EG3D .pkl snapshot")
+    check_destination(args.output, args.overwrite, "folder for the converted generator")
     try:  # unsafe, corrupt or mismatched files raise one-line UserErrors; anything else readable is still the file's fault
         G = load_official_pkl(src)
     except UserError:
@@ -177,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
         "eg3d", help="an official EG3D .pkl -> a generator folder (config.json + model.safetensors)"
     )
     eg3d.add_argument("input", help="official .pkl snapshot (loaded without executing it)")
-    eg3d.add_argument("output", help="output folder")
+    eg3d.add_argument("output", help="output folder (must be new or empty)")
+    eg3d.add_argument("--overwrite", action="store_true", help="replace a previous conversion in OUTPUT")
     eg3d.set_defaults(func=_cmd_convert)
     sdf = families.add_parser(
         "stylesdf",

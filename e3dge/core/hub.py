@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
-from huggingface_hub import hf_hub_download
+from huggingface_hub import hf_hub_download, snapshot_download
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HfHubHTTPError,
@@ -41,6 +41,9 @@ __all__ = [
     "PretrainedSource",
     "PretrainedMixin",
     "resolve_file",
+    "hub_snapshot",
+    "confined_file",
+    "regular_files",
     "read_config",
     "read_safetensors_header",
     "check_tensors",
@@ -137,6 +140,67 @@ def _local_file(folder: Path, filename: str, shown: str) -> Path:
             f"{shown} has no {filename}; a checkpoint folder holds {CONFIG_NAME} and {WEIGHTS_NAME}"
         )
     return path
+
+
+def confined_file(path: Path, root: Path) -> Path:
+    """The real location of ``path``, a regular file whose real location lies inside ``root``; else a one-line error.
+
+    In a Hub cache snapshot (``.../snapshots/<revision>``) files are links to the repo's ``blobs`` folder, which is
+    inside too. A link out of a local bundle (to a key file, to another user's data) is refused.
+    """
+    real, base = Path(path).resolve(), Path(root).resolve()
+    inside = base in real.parents
+    if not inside and base.parent.name == "snapshots":
+        inside = (base.parent.parent / "blobs") in real.parents
+    if not inside:
+        raise UserError(f"{path}: leads outside {root} (a link to {real}); a bundle's files must lie inside it")
+    if not real.is_file():
+        raise UserError(f"{path}: not a regular file")
+    return real
+
+
+def regular_files(folder: Path) -> list[Path]:
+    """Every file under ``folder`` (sorted), refusing symbolic links and special files with a one-line error."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        for name in sorted(dirnames + filenames):
+            p = Path(dirpath) / name
+            if p.is_symlink():
+                raise UserError(f"{p}: a symbolic link; copy the file itself into {folder} (links are never uploaded)")
+            if name in filenames and not p.is_file():
+                raise UserError(f"{p}: not a regular file")
+            if name in filenames:
+                out.append(p)
+    return sorted(out)
+
+
+def hub_snapshot(repo_id: str, revision: str | None = None, local_files_only: bool | None = None) -> Path:
+    """The Hub cache folder of a component repo (``config.json`` + ``model.safetensors``), downloaded when needed.
+
+    Only the Hub is asked, never a local folder of the same name: a bundle's ``repo`` reference cannot reach the disk.
+    """
+    try:
+        return Path(
+            snapshot_download(
+                repo_id,
+                revision=revision,
+                local_files_only=bool(local_files_only),
+                allow_patterns=[CONFIG_NAME, WEIGHTS_NAME],
+            )
+        )
+    except HFValidationError as err:
+        raise CheckpointNotFoundError(f"{repo_id}: not a Hub repo id of the form 'owner/name'") from err
+    except LocalEntryNotFoundError as err:
+        raise CheckpointNotFoundError(
+            f"{repo_id} is not in the local Hub cache and the Hub cannot be reached (offline mode or no network); "
+            "download it once with network access"
+        ) from err
+    except (RepositoryNotFoundError, EntryNotFoundError) as err:
+        raise CheckpointNotFoundError(f"{repo_id}: no such Hub repo or revision ({err.__class__.__name__})") from err
+    except (HfHubHTTPError, OSError) as err:
+        raise CheckpointNotFoundError(
+            f"{repo_id}: download failed ({err.__class__.__name__}: {one_line(err)[:200]})"
+        ) from err
 
 
 def resolve_file(

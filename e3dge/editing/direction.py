@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from e3dge.core.errors import UserError
 
-__all__ = ["Direction", "apply_edits"]
+__all__ = ["Direction", "apply_edits", "check_edits", "MAX_EDIT_STRENGTH"]
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,32 @@ class Direction:
         return ws + float(strength) * self.offset(ws.shape[1]).to(ws.device, ws.dtype)
 
 
+MAX_EDIT_STRENGTH = 10.0
+"""Largest |strength| of an edit: directions are unit vectors and useful edits lie within about +-3 (the official ranges
+are within +-2); far beyond, the latent leaves the generator's domain and renders garbage."""
+
+
+def check_edits(edits: Any) -> dict[str, float]:
+    """``{name: strength}`` as floats, each finite and within :data:`MAX_EDIT_STRENGTH`; else a one-line error."""
+    if edits is None:
+        return {}
+    if not isinstance(edits, dict):
+        raise UserError(f"edits must be a mapping of direction name to strength, got {type(edits).__name__}")
+    out = {}
+    for name, value in edits.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise UserError(f"edit strength of {str(name)[:60]!r} must be a finite number, got {str(value)[:40]!r}")
+        if abs(value) > MAX_EDIT_STRENGTH:
+            raise UserError(
+                f"edit strength of {str(name)[:60]!r} must be within +-{MAX_EDIT_STRENGTH:g}, got {value:g}"
+            )
+        out[str(name)] = float(value)
+    return out
+
+
 def apply_edits(ws: torch.Tensor, directions: dict[str, Direction], edits: dict[str, float]) -> torch.Tensor:
     """Apply several named edits in a fixed (sorted) order; unknown names are a one-line error listing the available ones."""
+    edits = check_edits(edits)
     unknown = sorted(set(edits) - set(directions))
     if unknown:
         have = ", ".join(sorted(directions)) or "none"

@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from e3dge.core.errors import UserError, one_line, refused_global
+from e3dge.core.files import atomic_path, write_json
 from e3dge.editing.direction import Direction
 
 __all__ = [
@@ -42,10 +43,8 @@ def save_directions(folder: str | os.PathLike, directions: dict[str, Direction])
     """Write ``directions.safetensors`` (vectors) and ``directions.json`` (rows, source, validated range)."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {name: d.vector.detach().float().contiguous().cpu() for name, d in directions.items()},
-        str(out / DIRECTIONS_WEIGHTS),
-    )
+    with atomic_path(out / DIRECTIONS_WEIGHTS) as tmp:
+        save_file({name: d.vector.detach().float().contiguous().cpu() for name, d in directions.items()}, str(tmp))
     info = {
         name: {
             "rows": list(d.rows) if d.rows is not None else None,
@@ -55,7 +54,7 @@ def save_directions(folder: str | os.PathLike, directions: dict[str, Direction])
         }
         for name, d in directions.items()
     }
-    (out / DIRECTIONS_INFO).write_text(json.dumps(info, indent=1, sort_keys=True))
+    write_json(out / DIRECTIONS_INFO, info, indent=1, sort_keys=True)
     return out
 
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from e3dge.core.errors import UserError
+from e3dge.core.files import write_bytes
 from e3dge.export.mesh import Mesh
 
 __all__ = ["MESH_FORMATS", "mesh_bytes", "save_mesh", "srgb_to_linear", "linear_to_srgb"]
@@ -57,13 +57,4 @@ def save_mesh(mesh: Mesh, path: str | os.PathLike, fmt: str | None = None) -> Pa
     path = Path(path)
     fmt = fmt or path.suffix.lstrip(".").lower()
     data = mesh_bytes(mesh, fmt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes(path, data)

@@ -105,7 +105,8 @@ def align_loaded(
     """
     check_align_options(convention, size, detector, face_index, min_face_size)
     if faces is None:
-        found = detect_upright(loaded.pixels, lambda px: detect_faces(px, detector=detector), loaded.name)
+        orient = (lambda px: detect_faces(px, detector="hog")) if detector == "cnn" else None
+        found = detect_upright(loaded.pixels, lambda px: detect_faces(px, detector=detector), loaded.name, orient)
     else:
         found = UprightDetection(0, loaded.pixels, faces, np.eye(3))
     faces = found.faces

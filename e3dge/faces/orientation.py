@@ -68,13 +68,25 @@ def quarter_turn_matrix(quarter_turns: int, width: int, height: int) -> np.ndarr
 
 
 def detect_upright(
-    pixels: np.ndarray, detect: Callable[[np.ndarray], list[Face]], name: str = "photo"
+    pixels: np.ndarray,
+    detect: Callable[[np.ndarray], list[Face]],
+    name: str = "photo",
+    orient: Callable[[np.ndarray], list[Face]] | None = None,
 ) -> UprightDetection:
     """Detect faces upright: as is, else the quarter turn whose main face is most upright.
 
-    Raises :class:`FaceRotatedError` when a face is found but leans more than
-    :data:`MAX_UPRIGHT_TILT` in every turn; returns an empty ``faces`` list when there is no face at all.
+    ``orient``: a detector that only finds upright faces (dlib's HOG), used to choose the turn when ``detect`` also
+    finds turned faces (dlib's CNN does, and the landmark fit then pulls their landmarks upright, so the lean alone
+    cannot tell); ``detect`` then runs once on the chosen turn. Raises :class:`FaceRotatedError` when a face is
+    found but leans more than :data:`MAX_UPRIGHT_TILT` in every turn; returns an empty ``faces`` list when there is
+    no face at all.
     """
+    if orient is not None:
+        chosen = detect_upright(pixels, orient, name)
+        if chosen.faces:
+            return UprightDetection(
+                chosen.quarter_turns, chosen.pixels, detect(chosen.pixels) or chosen.faces, chosen.to_turned
+            )
     h, w = pixels.shape[:2]
     faces = detect(pixels)
     if faces and abs(face_tilt_degrees(faces[0])) <= MAX_UPRIGHT_TILT:

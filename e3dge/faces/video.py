@@ -11,7 +11,6 @@ every frame, folded into the transforms and reported as ``VideoResult.rotation_d
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from e3dge.core.files import write_json
 from e3dge.core.options import OptionError, check_range
 
 from .align import AlignTransform, align_transform, warp_image
@@ -139,13 +139,14 @@ Turn = tuple[int, np.ndarray]
 
 
 def _detect_turned(
-    frame: np.ndarray, turn: Turn | None, detect, name: str
+    frame: np.ndarray, turn: Turn | None, detect, name: str, orient=None
 ) -> tuple[list[Face], np.ndarray, Turn | None]:
-    """Faces in ``frame`` turned by ``turn``; until a face fixes the turn, every quarter turn is tried."""
+    """Faces in ``frame`` turned by ``turn``; until a face fixes the turn, every quarter turn is tried (chosen with
+    ``orient`` when given, as :func:`~e3dge.faces.orientation.detect_upright`)."""
     if turn is not None:
         turned = np.rot90(frame, turn[0]).copy() if turn[0] else frame  # plain strides for dlib
         return detect(turned), turned, turn
-    upright = detect_upright(frame, detect, name)
+    upright = detect_upright(frame, detect, name, orient)
     return upright.faces, upright.pixels, (upright.quarter_turns, upright.to_turned) if upright.faces else None
 
 
@@ -202,12 +203,13 @@ def align_video(
     prev_center = None
     turn: Turn | None = None  # fixed by the first frame with a face
     detect = lambda px: detect_faces(px, detector=detector, max_side=960)  # noqa: E731
+    orient = (lambda px: detect_faces(px, detector="hog", max_side=960)) if detector == "cnn" else None
     bar = tqdm(total=total, desc=f"faces {in_path.name}", unit="frame", disable=not progress)
     for frame in _frames(in_path):
         h, w = frame.shape[:2]
         if w * h > MAX_PIXELS:
             raise ImageTooLargeError(f"{in_path.name}: frames of {w}x{h} exceed {MAX_PIXELS / 1e6:.0f} megapixels")
-        faces, turned, turn = _detect_turned(frame, turn, detect, f"{in_path.name} frame {len(raw)}")
+        faces, turned, turn = _detect_turned(frame, turn, detect, f"{in_path.name} frame {len(raw)}", orient)
         face: Face | None = None
         if faces:
             if prev_center is None:
@@ -283,6 +285,6 @@ def align_video(
                 for i in range(len(raw))
             ],
         }
-        cams.write_text(json.dumps(payload, indent=1))
+        write_json(cams, payload, indent=1)
     missing = [int(i) for i in np.flatnonzero(~found_arr)]
     return VideoResult(out_path, cams, fps, smooth_m, raw_m, poses, labels, missing, 90 * turn[0])  # type: ignore[index]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -19,7 +20,9 @@ from typing import Any
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
+from e3dge.backbones.eg3d.network import PRETRAINED_EG3D
 from e3dge.core.errors import UserError
+from e3dge.core.hub import confined_file
 from e3dge.core.options import OptionError, check_keys
 from e3dge.toy import TOY_WEIGHTS_DIR
 
@@ -65,6 +68,10 @@ COMPONENT_CLASSES = {
 }
 """e3dge class name -> module (the only classes a bundle may name)."""
 _SPEC_KEYS = ("class", "subfolder", "source", "repo", "revision")
+KNOWN_SOURCES: tuple[str, ...] = tuple(PRETRAINED_EG3D)
+"""What a component's ``source`` may name: known official checkpoints (never a path)."""
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*/[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
+"""A Hub repo id ``owner/name`` (no path: no leading dot, no ``..``, one slash)."""
 _BUNDLE_KEYS = ("_class_name", "format", "components", "description", "aligner", "directions", "needs")
 
 
@@ -189,6 +196,16 @@ def _parse_component(slot: str, raw: Any, where: str) -> ComponentSpec:
     for key in ("source", "repo", "revision"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise BundleError(f"{where}: {key} of component {slot!r} must be a string, got {raw[key]!r}")
+    if raw.get("source") is not None and raw["source"] not in KNOWN_SOURCES:
+        raise BundleError(
+            f"{where}: source of component {slot!r} must name a known checkpoint ({', '.join(KNOWN_SOURCES)}), got "
+            f"{raw['source'][:80]!r}; weights on disk belong in a subfolder of the bundle"
+        )
+    if raw.get("repo") is not None and not HUB_ID.fullmatch(raw["repo"]):
+        raise BundleError(
+            f"{where}: repo of component {slot!r} must be a Hub id 'owner/name', got {raw['repo'][:80]!r}; "
+            "weights on disk belong in a subfolder of the bundle"
+        )
     sub = _safe_subfolder(raw["subfolder"], where) if raw.get("subfolder") is not None else None
     return ComponentSpec(cls, sub, raw.get("source"), raw.get("repo"), raw.get("revision"))
 
@@ -238,6 +255,8 @@ def read_bundle_spec(path: str | os.PathLike) -> BundleSpec:
         data = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise BundleError(f"{path}: not valid JSON ({str(err).splitlines()[0]})") from None
+    except RecursionError:
+        raise BundleError(f"{path}: nested too deeply to be a {PIPELINE_FILE}") from None
     return parse_bundle_spec(data, str(path))
 
 
@@ -300,7 +319,7 @@ def _download_bundle(repo: str, revision: str | None, local_files_only: bool | N
 
 
 def check_component_folder(root: Path, spec: ComponentSpec, slot: str) -> Path:
-    """The component's local folder inside the bundle, which must exist (no path may leave the bundle)."""
+    """The component's local folder inside the bundle, which must exist; no path or link in it may leave the bundle."""
     assert spec.subfolder is not None
     folder = (root / spec.subfolder).resolve()
     if root.resolve() not in folder.parents and folder != root.resolve():
@@ -309,4 +328,7 @@ def check_component_folder(root: Path, spec: ComponentSpec, slot: str) -> Path:
         raise BundleError(
             f"{root / PIPELINE_FILE}: component {slot!r} names subfolder {spec.subfolder!r}, which the bundle does not have"
         )
+    for entry in sorted((root / spec.subfolder).iterdir()):  # every file it may read: no link leads out
+        if entry.is_file() or entry.is_symlink():
+            confined_file(entry, root)
     return folder

@@ -27,6 +27,7 @@ from e3dge.backbones.official_torch import OfficialTorchFileError, read_torch_ch
 from e3dge.backbones.stylesdf.network import StyleSDFMeanLatents
 from e3dge.backbones.stylesdf.official import stylesdf_from_state
 from e3dge.core.errors import UserError
+from e3dge.core.files import check_destination, write_text
 from e3dge.core.hub import CONFIG_NAME, CheckpointFileError, check_tensors, read_config, tensor_specs
 from e3dge.editing.direction import Direction
 from e3dge.editing.files import load_interfacegan
@@ -76,15 +77,6 @@ def _load_strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], whe
     return module.eval().requires_grad_(False)
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder; choose a new output folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(
-            f"{out}: is not empty; choose a new folder (nothing was changed), or pass --overwrite to replace a previous conversion"
-        )
-
-
 def _save(module, out: Path, slot: str, report: ConversionReport) -> ComponentSpec:
     tmp = out / f".{slot}.tmp"
     if tmp.exists():
@@ -102,8 +94,8 @@ def _write_spec(out: Path, spec: BundleSpec) -> None:
     tmp.write_text(json.dumps(spec.to_dict(), indent=2))
     tmp.replace(out / PIPELINE_FILE)
     card = out / "README.md"
-    card.write_text(
-        f"# {spec.description}\n\nComponents: {', '.join(spec.components)}.\n\n## Licence\n\n{LICENCE_NOTE}\n"
+    write_text(
+        card, f"# {spec.description}\n\nComponents: {', '.join(spec.components)}.\n\n## Licence\n\n{LICENCE_NOTE}\n"
     )
 
 
@@ -127,7 +119,7 @@ def convert_stylesdf(
     """
 
     out = Path(out).expanduser()
-    _prepare_out(out, overwrite)
+    check_destination(out, overwrite, "folder for the converted bundle")
     full_ckpt = read_torch_checkpoint(full, ["g_ema"])
     vol_ckpt = read_torch_checkpoint(vol, ["g_ema", "d"])
     G = stylesdf_from_state(

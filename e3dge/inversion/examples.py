@@ -16,6 +16,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from e3dge.core.cameras import label_from_yaw_pitch
+from e3dge.core.files import write_png
 from e3dge.faces.errors import FaceError
 from e3dge.inversion.outputs import contact_sheet, write_inversion
 from e3dge.inversion.pipeline import InversionPipeline
@@ -119,12 +120,12 @@ def run_demo(
         names = ["aligned.png", "reconstruction.png", "depth.png"] + sorted(p.name for p in folder.glob("view_*.png"))
         rows.append([np.asarray(Image.open(folder / n).convert("RGB")) for n in names])
     if rows:
-        Image.fromarray(contact_sheet(rows)).save(result.sheet)
+        write_png(result.sheet, contact_sheet(rows))
     return result
 
 
 def _finished(folder: Path, options: dict) -> bool:
     try:
         return json.loads((folder / "inversion.json").read_text()).get("options") == options
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False

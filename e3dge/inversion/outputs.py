@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image
 
+from e3dge.core.files import atomic_path, write_json, write_png
 from e3dge.export import (
     MeshOptions,
     depth_surface_figure,
@@ -79,18 +79,14 @@ def orbit_angles(
 def write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
     """H.264 (yuv420p) mp4, written to a temporary name then moved into place."""
 
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    iio.imwrite(
-        tmp, np.stack(frames), fps=fps, codec="libx264", macro_block_size=1
-    )  # imageio-ffmpeg: yuv420p by default
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.stack(frames), fps=fps, codec="libx264", macro_block_size=1)  # imageio-ffmpeg: yuv420p
     return path
 
 
 def _png(path: Path, pixels: np.ndarray) -> Path:
 
-    Image.fromarray(pixels).save(path)
-    return path
+    return write_png(path, pixels)
 
 
 def write_inversion(
@@ -135,9 +131,8 @@ def write_inversion(
     if mesh or plots:
         _write_3d(pipe, inv, out, files, edits, mesh, mesh_options, plots)
     files.json = out / RESULT_JSON
-    tmp = out / (RESULT_JSON + ".tmp")
-    tmp.write_text(json.dumps({**inv.summary(), "edits": dict(edits or {}), "options": options or {}}, indent=1))
-    tmp.replace(files.json)  # written last: marks the folder complete (batch runs resume on it)
+    summary = {**inv.summary(), "edits": dict(edits or {}), "options": options or {}}
+    write_json(files.json, summary, indent=1)  # written last: marks the folder complete (batch runs resume on it)
     return files
 
 

@@ -36,8 +36,9 @@ from e3dge.backbones.base import QUALITIES, Backbone, Quality, View, content_has
 from e3dge.backbones.registry import backbone_for, bundle_slots
 from e3dge.core.cameras import Camera, yaw_pitch_from_label
 from e3dge.core.errors import UserError
+from e3dge.core.hub import hub_snapshot
 from e3dge.core.images import resize_square, to_uint8
-from e3dge.editing.direction import apply_edits
+from e3dge.editing.direction import apply_edits, check_edits
 from e3dge.editing.files import load_directions, save_directions
 from e3dge.encoders.flows import EncoderFlow, LocalSlots, encoder_flow
 from e3dge.faces.api import AlignedFace, align_face
@@ -629,7 +630,7 @@ class InversionPipeline:
 
     def edited_latent(self, inversion: Inversion, edits: dict[str, float] | None) -> torch.Tensor:
         """``inversion.ws`` with the named editing directions applied (unknown names: a one-line error)."""
-        edits = {k: float(v) for k, v in (edits or {}).items() if float(v) != 0.0}
+        edits = {k: v for k, v in check_edits(edits).items() if v != 0.0}
         ws = inversion.ws.to(self.device)
         return apply_edits(ws, self.directions, edits) if edits else ws
 
@@ -709,11 +710,11 @@ def _load_component(
     cls = component_class(comp.cls)
     if comp.source is not None:
         source = comp.source
-    elif comp.repo is not None:
-        source = comp.repo
+    elif comp.repo is not None:  # always from the Hub (its cache), never a local folder of the same name
+        source = str(hub_snapshot(comp.repo, comp.revision, local_files_only))
     else:
         if root is None:
             raise BundleError(f"component {slot!r} names a subfolder but the bundle has no folder")
         source = str(check_component_folder(root, comp, slot))
-    kwargs = {"revision": comp.revision} if comp.revision else {}
+    kwargs = {"revision": comp.revision} if comp.revision and comp.repo is None else {}
     return cls.from_pretrained(source, local_files_only=local_files_only, device=device, **kwargs)

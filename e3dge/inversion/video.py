@@ -8,6 +8,7 @@ them, other options start the frames over (the folder's own files only).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from e3dge.core.errors import UserError
+from e3dge.core.files import write_json
 from e3dge.faces.video import align_video
 from e3dge.inversion.outputs import write_video
 from e3dge.inversion.pipeline import InversionPipeline
@@ -49,20 +51,40 @@ def smooth_codes(ws: np.ndarray, window: int) -> np.ndarray:
     return (csum[hi] - csum[lo]) / (hi - lo).reshape(-1, *([1] * (ws.ndim - 1)))
 
 
+ALIGNMENT_MANIFEST = "alignment.json"
+"""Which input (its SHA-256) and aligner options ``aligned.mp4`` was made from: reused only when both match."""
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (what an earlier output's provenance is checked against)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
 def _frames_state(frames_dir: Path, options: dict) -> int:
     """Prepare ``frames/`` for ``options``: keep it when they match, else clear our own files; returns files kept."""
     manifest = frames_dir / "options.json"
     if frames_dir.is_dir():
         try:
             same = json.loads(manifest.read_text()) == options
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             same = False
         if same:
             return len(list(frames_dir.glob("ws_*.npy")))
         for p in [*frames_dir.glob("ws_*.npy"), *frames_dir.glob("frame_*.png"), manifest]:
             p.unlink(missing_ok=True)
     frames_dir.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps(options))
+    write_json(manifest, options, indent=None)
     return 0
 
 
@@ -81,17 +103,28 @@ def invert_video(
     """Invert every frame of ``in_path`` into ``out_dir`` (aligned.mp4, frames/, inversion.mp4)."""
 
     in_path, out = Path(in_path), Path(out_dir)
+    if not in_path.is_file():
+        raise UserError(f"{in_path}: no such video file")
     out.mkdir(parents=True, exist_ok=True)
-    aligned, cams_path = out / "aligned.mp4", out / "aligned.json"
-    if not (aligned.is_file() and cams_path.is_file()):
+    aligned, cams_path, provenance = out / "aligned.mp4", out / "aligned.json", out / ALIGNMENT_MANIFEST
+    source = file_digest(in_path)
+    alignment = {
+        "input_sha256": source,
+        "convention": pipe.aligner.get("convention", "eg3d"),
+        "detector": pipe.aligner.get("detector", "hog"),
+        "window": align_window,
+    }
+    if not (aligned.is_file() and cams_path.is_file() and _read_json(provenance) == alignment):
+        provenance.unlink(missing_ok=True)  # written again only once the new alignment is complete
         align_video(
             in_path,
             aligned,
-            pipe.aligner.get("convention", "eg3d"),
+            alignment["convention"],
             window=align_window,
-            detector=pipe.aligner.get("detector", "hog"),
+            detector=alignment["detector"],
             progress=progress,
         )
+        write_json(provenance, alignment)
     cams = json.loads(cams_path.read_text())
     labels = torch.tensor([f["label"] for f in cams["frames"]], dtype=torch.float32)
     frames = list(iio.imiter(aligned))
@@ -99,12 +132,12 @@ def invert_video(
         raise UserError(f"{aligned}: {len(frames)} frames but {len(labels)} cameras; delete {out} and run again")
     frames_dir = out / "frames"
     options = {
-        "source": in_path.name,
+        "input_sha256": source,
         "refine": refine,
         "steps": steps,
         "smooth_window": smooth_window,
         "view": list(view),
-        "model": pipe.description,
+        "model": pipe.backbone.identity,
     }
     reused = _frames_state(frames_dir, options)
     inversions = []

@@ -32,6 +32,7 @@ from safetensors import safe_open
 
 from e3dge.backbones.eg3d.network import PRETRAINED_EG3D
 from e3dge.core.errors import UserError, one_line
+from e3dge.core.hub import confined_file, regular_files
 from e3dge.inversion.bundle import PIPELINE_FILE, BundleSpec, read_bundle_spec, resolve_bundle
 from e3dge.inversion.pipeline import InversionPipeline
 from e3dge.toy import load_toy_encoder, load_toy_generator
@@ -124,7 +125,7 @@ def _base_models(spec: BundleSpec) -> list[str]:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -408,8 +409,8 @@ def _finish_components(pipe, spec: BundleSpec, root: Path | None, tmp: Path) -> 
         if dtype is not None:
             pipe.components[slot].save_pretrained(tmp / slot, dtype=dtype)
         for name in _EXTRA_COMPONENT_FILES:
-            if (src / name).is_file():
-                shutil.copyfile(src / name, tmp / slot / name)
+            if (src / name).is_file() or (src / name).is_symlink():
+                shutil.copyfile(confined_file(src / name, root), tmp / slot / name)
     saved.needs = list(spec.needs)
     (tmp / PIPELINE_FILE).write_text(json.dumps(saved.to_dict(), indent=2))
     return saved
@@ -518,6 +519,7 @@ def _check_push_folder(folder: Path, repo_id: str):
         raise UserError(
             f"{folder}: not an exported bundle (needs {PIPELINE_FILE} and {CARD_FILE}); make one with 'e3dge hub export BUNDLE {folder}'"
         )
+    regular_files(folder)  # no link or special file is ever uploaded
     spec = read_bundle_spec(folder / PIPELINE_FILE)
     _refuse_official_stylesdf(spec, str(folder))
     try:

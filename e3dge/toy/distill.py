@@ -24,11 +24,12 @@ from e3dge.backbones.eg3d.network import FFHQ_RENDERING_KWARGS, TriPlaneGenerato
 from e3dge.backbones.ops import device_generator, normalize_2nd_moment
 from e3dge.backbones.output import GeneratorOutput
 from e3dge.core.cameras import label_from_yaw_pitch, split_label
+from e3dge.core.files import write_json
 from e3dge.core.options import OptionError, check_range
 from e3dge.rendering.volume import render_rays, sample_from_planes, sample_rays
 from e3dge.toy.heads import HeadFactorMap, density_from_sdf, sdf_at
 from e3dge.toy.render import render_heads
-from e3dge.training.checkpoint import load_checkpoint
+from e3dge.training.checkpoint import load_checkpoint, restore_optimizer
 from e3dge.training.loop import LOG, LoopOptions, TrainingLoop, read_log, restored_threads
 
 __all__ = [
@@ -434,7 +435,7 @@ def parent_recipe(init_from: str | None) -> dict | None:
         return None
     try:
         recipe = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise OptionError(f"{path}: not valid JSON ({str(err).splitlines()[0]}); fix or remove it") from None
     if not isinstance(recipe, dict):
         raise OptionError(f"{path}: a training recipe must be a mapping, got {type(recipe).__name__}; fix or remove it")
@@ -515,7 +516,7 @@ class DistillTask:
             )
         self.G.load_state_dict(state["model"])
         self.loss.probe.load_state_dict(state["probe"])
-        self.opt.load_state_dict(state["optimizer"])
+        restore_optimizer(self.opt, state["optimizer"])
         self.average.load_state_dict(state["average"])
         self.step = int(state["step"])
 
@@ -529,8 +530,8 @@ class DistillTask:
         recipe = training_recipe(self.cfg)
         self.G = _finish(self.G, self.average)
         self.G.cpu().save_pretrained(out_dir / "final")
-        (out_dir / "final" / "train_config.json").write_text(json.dumps(recipe, indent=2))  # travels with the weights
-        (out_dir / "history.json").write_text(json.dumps(read_log(out_dir / LOG)))
+        write_json(out_dir / "final" / "train_config.json", recipe)  # travels with the weights
+        write_json(out_dir / "history.json", read_log(out_dir / LOG), indent=None)
 
 
 def train_generator(
@@ -562,7 +563,7 @@ def train_generator(
         )
         if loop.resume() == 0:
             task.start_fresh()
-        (Path(cfg.out_dir) / "train_config.json").write_text(json.dumps(training_recipe(cfg), indent=2))
+        write_json(Path(cfg.out_dir) / "train_config.json", training_recipe(cfg))
         loop.run(stop_at=stop_at)
     return task.G.eval()
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from e3dge.backbones.eg3d.network import TriPlaneGenerator
 from e3dge.core.cameras import label_from_yaw_pitch
+from e3dge.core.files import write_png
 from e3dge.toy.heads import HeadFactorMap
 from e3dge.toy.render import render_heads
 
@@ -64,6 +64,6 @@ def save_grids(
     }
     written = []
     for name, arr in paths.items():
-        Image.fromarray(arr).save(out / name)
+        write_png(out / name, arr)
         written.append(out / name)
     return written

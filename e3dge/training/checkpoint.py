@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from e3dge.core.errors import UserError
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "FORMAT"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "restore_optimizer", "FORMAT"]
 
 FORMAT = "e3dge-checkpoint-1"
 _TENSOR, _TUPLE, _ITEMS = "__tensor__", "__tuple__", "__items__"
@@ -106,3 +106,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(skeleton, dict):
         raise CheckpointError(f"{path}: checkpoint state is not a mapping; {hint}")
     return _decode(skeleton, tensors, str(path))
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load an optimizer's moments from a checkpoint but keep the hyperparameters it was built with.
+
+    ``torch.optim.Optimizer.load_state_dict`` also restores each group's learning rate, betas and the rest, so a run
+    resumed with new options (``--override``) would train on the old ones; the optimizer is built from the options
+    given now, and those win.
+    """
+    settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    try:
+        optimizer.load_state_dict(state)
+    except (ValueError, KeyError, TypeError) as err:  # other parameter groups or shapes: another model
+        raise CheckpointError(
+            f"the checkpoint's optimizer does not fit this run ({err}); start over with --restart"
+        ) from None
+    for group, wanted in zip(optimizer.param_groups, settings):
+        group.update(wanted)

@@ -283,6 +283,8 @@ def _read_mapping(path: Path) -> dict[str, Any]:
         raise OptionError(f"{path}: not a text file; a config is JSON or YAML") from None
     except json.JSONDecodeError as err:
         raise OptionError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    except RecursionError:
+        raise OptionError(f"{path}: nested too deeply to be a config (a config is a flat mapping of options)") from None
     except Exception as err:  # yaml.YAMLError and friends
         if type(err).__module__.startswith("yaml"):
             raise OptionError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from e3dge.backbones.base import Backbone
+from e3dge.core.files import write_png
 from e3dge.training.pseudo_pairs import PseudoPairBatch
 
 __all__ = ["sample_grid", "save_columns", "depth_to_rgb"]
@@ -59,5 +59,5 @@ def save_columns(cols: list[torch.Tensor], path: str | Path) -> Path:
     img = ((rows.permute(1, 2, 0).float().cpu().numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(img).save(path)
+    write_png(path, img)
     return path

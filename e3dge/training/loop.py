@@ -167,7 +167,7 @@ def read_log(path: str | os.PathLike) -> list[dict[str, Any]]:
     for line in path.read_text().splitlines():
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         if isinstance(row, dict) and isinstance(row.get("step"), int):
             rows.append(row)

@@ -13,7 +13,6 @@ loop (:mod:`e3dge.training.loop`): safe checkpoints, exact resume, logs and the 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,12 @@ from accelerate import Accelerator
 
 from e3dge.backbones.base import Backbone, View
 from e3dge.core.cameras import Camera
+from e3dge.core.files import write_json
 from e3dge.core.options import OptionError
 from e3dge.encoders import EncoderOutput
 from e3dge.encoders.flows import trainable_encoder
 from e3dge.metrics.loaders import make_identity, make_lpips
+from e3dge.training.checkpoint import restore_optimizer
 from e3dge.training.config import RUN_ONLY_OPTIONS, Stage1Config
 from e3dge.training.grids import sample_grid
 from e3dge.training.loop import LoopOptions, TrainingLoop
@@ -125,7 +126,7 @@ class Stage1Trainer:
         )
         self.loop.resume()
         if self.acc.is_main_process:
-            (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+            write_json(self.out / "config.json", cfg.to_dict())
 
     # ------------------------------------------------------------------ one step
     def encode(self, images: torch.Tensor) -> EncoderOutput:
@@ -236,7 +237,7 @@ class Stage1Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.acc.unwrap_model(self.E).load_state_dict(state["encoder"])
-        self.opt.load_state_dict(state["optimizer"])
+        restore_optimizer(self.opt, state["optimizer"])
         self.step = int(state["step"])
 
     def rng_state_dict(self) -> dict[str, Any]:

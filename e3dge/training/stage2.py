@@ -36,6 +36,7 @@ from accelerate import Accelerator
 from e3dge.backbones.base import Backbone, View
 from e3dge.core.cameras import Camera
 from e3dge.core.errors import UserError
+from e3dge.core.files import write_json
 from e3dge.encoders.aligner import ResidualAligner
 from e3dge.encoders.flows import FILM_TARGETS, BranchRender, LocalSlots, encoder_flow, film_channels
 from e3dge.encoders.fusion import FeatureFusion
@@ -43,6 +44,7 @@ from e3dge.encoders.hybrid import ALIGNMENTS, Alignment, LocalBranch
 from e3dge.encoders.local import LocalEncoder
 from e3dge.encoders.pixel_aligned import VISIBILITY_MODES
 from e3dge.metrics.loaders import make_identity, make_lpips
+from e3dge.training.checkpoint import restore_optimizer
 from e3dge.training.discriminator import Discriminator, d_logistic_loss, g_nonsaturating_loss, r1_penalty
 from e3dge.training.grids import save_columns
 from e3dge.training.loop import LoopOptions, TrainingLoop
@@ -336,7 +338,7 @@ def load_stage2_config(name_or_path: str, overrides: dict[str, Any] | None = Non
             raise UserError(f"{name_or_path}: not a preset ({', '.join(STAGE2_PRESETS)}) nor a JSON file")
         try:
             base = json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError) as err:
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
             raise UserError(f"{path}: not valid JSON ({err})") from None
         if not isinstance(base, dict):
             raise UserError(f"{path}: must hold a JSON object of stage2 options")
@@ -455,7 +457,7 @@ class Stage2Trainer:
         )
         self.loop.resume()
         if self.acc.is_main_process:
-            (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+            write_json(self.out / "config.json", cfg.to_dict())
 
     def _check_encoder(self) -> None:
         """One-line errors for an E0 of another generator and for a discriminator size that is not a power of two."""
@@ -625,10 +627,10 @@ class Stage2Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.branch.load_state_dict(state["branch"])
-        self.opt.load_state_dict(state["optimizer"])
+        restore_optimizer(self.opt, state["optimizer"])
         if self.D is not None:
             self.D.load_state_dict(state["discriminator"])
-            self.opt_d.load_state_dict(state["optimizer_d"])
+            restore_optimizer(self.opt_d, state["optimizer_d"])
         self.step = int(state["step"])
 
     def rng_state_dict(self) -> dict[str, Any]:
@@ -660,17 +662,15 @@ class Stage2Trainer:
         for name, module in (("local_encoder", b.local_encoder), ("aligner_2d", b.aligner), ("fusion", b.fusion)):
             if module is not None:
                 module.save_pretrained(out_dir / "final" / name)
-        (out_dir / "final" / "branch.json").write_text(
-            json.dumps(
-                {
-                    "alignment": self.cfg.alignment,
-                    "visibility": self.cfg.visibility,
-                    "film_target": self.cfg.film_target,
-                    "local_resolution": self.cfg.local_resolution,
-                    "backbone": self.backbone.name,
-                },
-                indent=2,
-            )
+        write_json(
+            out_dir / "final" / "branch.json",
+            {
+                "alignment": self.cfg.alignment,
+                "visibility": self.cfg.visibility,
+                "film_target": self.cfg.film_target,
+                "local_resolution": self.cfg.local_resolution,
+                "backbone": self.backbone.name,
+            },
         )
 
 
