@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from e3dge.backbones.eg3d.network import TriPlaneGenerator, eg3d_config
 from e3dge.core.cameras import frontal_label, orbit_labels
-from e3dge.core.files import atomic_path, write_png
+from e3dge.core.files import atomic_path, write_json, write_png
 from e3dge.core.options import check_range
 
 __all__ = [
@@ -125,9 +125,7 @@ def _read_manifest(path: Path) -> dict | None:
 
 
 def _write_manifest(frames_dir: Path, options: dict) -> None:
-    tmp = frames_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(options, indent=2, sort_keys=True))
-    tmp.replace(frames_dir / MANIFEST)
+    write_json(frames_dir / MANIFEST, options, sort_keys=True)
 
 
 def _differences(old: dict, new: dict) -> str:

@@ -174,3 +174,26 @@ def test_output_pictures_are_written_once_and_whole(tmp_path):
     assert sorted(p.name for p in again.parent.iterdir()) == ["image.png"]
     other = _png_in_cache(picture[::-1].copy(), str(tmp_path))
     assert other.parent != again.parent and "not an array" == _png_in_cache("not an array", str(tmp_path))
+
+
+def test_downloads_live_in_one_folder_per_visitor_removed_when_they_leave(tmp_path, monkeypatch):
+    from e3dge.app.ui import DELETE_CACHE, build_demo
+    from e3dge.inversion import InversionPipeline
+    from e3dge.inversion.examples import toy_photo_examples
+
+    monkeypatch.setattr(h, "VISITORS", tmp_path / "visitors")
+    inv = InversionPipeline.from_pretrained("toy").invert(toy_photo_examples(1, seed=2)[0].pixels, align=False)
+    state = h.AppState("toy", inv)
+    for visitor in ("visitor-a", "visitor-b"):
+        for _ in range(3):  # each download replaces the last of its kind
+            h.result_json(state, NO_EDITS, session=visitor)
+            h.mesh_file(state, NO_EDITS, resolution=32, session=visitor)
+    folders = sorted((tmp_path / "visitors").iterdir())
+    assert len(folders) == 2 and all(
+        sorted(p.name for p in f.iterdir()) == ["face.glb", "inversion.json"] for f in folders
+    )
+    h.forget_visitor("visitor-a")
+    assert len(list((tmp_path / "visitors").iterdir())) == 1
+    demo = build_demo()
+    assert demo.delete_cache == DELETE_CACHE
+    assert any(event == "unload" for fn in demo.fns.values() for _, event in fn.targets)

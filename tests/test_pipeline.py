@@ -287,12 +287,13 @@ def test_video_inversion_writes_a_side_by_side_video_and_resumes(pipe, tmp_path)
     assert result.num_frames == 5 and result.frames_reused == 0 and len(frames) == 5
     assert frames[0].shape == (size, 3 * size, 3)  # input | reconstruction | novel view
     codes = sorted((out / "frames").glob("ws_*.npy"))
-    assert len(codes) == 5 and np.load(codes[0], allow_pickle=False).shape == (
-        pipe.generator.num_ws,
-        pipe.generator.w_dim,
-    )
+    codes_shape = (pipe.generator.num_ws, pipe.generator.w_dim)
+    assert len(codes) == 5 and np.load(codes[0], allow_pickle=False).shape == codes_shape
     again = invert_video(pipe, clip, out, progress=False)
     assert again.frames_reused == 5
+    (out / "frames" / "ws_00002.npy").write_bytes(b"\x93NUMPY cut")  # an interrupted write of an older run
+    mended = invert_video(pipe, clip, out, progress=False)
+    assert mended.frames_reused == 4 and np.load(out / "frames" / "ws_00002.npy").shape == codes_shape
     changed = invert_video(pipe, clip, out, smooth_window=1, progress=False)  # other options: frames are redone
     assert changed.frames_reused == 0
 

@@ -190,6 +190,7 @@ _OPTION_VALUES = st.one_of(
 @example(frames=2, fps=24, seed=7)  # always exercise one successful run
 @example(frames=1, fps=1, seed=0)
 @example(frames="1_0", fps=24, seed=0)  # Python's int() reads this as 10; the CLI takes plain digits only
+@example(frames=1, fps=1, seed="--")  # Python 3.11's argparse turns --seed=-- into an unchecked empty list
 def test_property_demo_options_fail_in_one_line_or_run(tiny_demo, capsys, frames, fps, seed):
     out = Path(tempfile.mkdtemp())
     try:

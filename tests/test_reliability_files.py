@@ -73,3 +73,76 @@ def test_deeply_nested_json_is_a_one_line_error_naming_the_file(tmp_path):
     (tmp_path / "cfg.json").write_text(DEEP)
     with pytest.raises(OptionError, match="cfg.json: nested too deeply"):
         load_stage1_config(str(tmp_path / "cfg.json"))
+
+
+@pytest.mark.parametrize(
+    "cls_path, huge",
+    [
+        (
+            "e3dge.encoders.local.LocalEncoder",
+            {"stem_width": 1024, "width": 2048, "num_stack": 8, "depth": 6, "groups": 256, "input_size": 2048},
+        ),
+        ("e3dge.encoders.volume_pose.VolumePoseEstimator", {"input_size": 1024, "widths": [4096] * 10}),
+    ],
+)
+def test_a_config_describing_a_giant_model_is_refused_before_anything_is_built(tmp_path, cls_path, huge):
+    import importlib
+    import json
+    import resource
+    import time
+
+    from e3dge.core.options import OptionError
+    from e3dge.encoders.local import LocalEncoderConfig
+    from e3dge.encoders.volume_pose import VolumePoseConfig
+
+    module, name = cls_path.rsplit(".", 1)
+    small = (LocalEncoderConfig.tiny() if name == "LocalEncoder" else VolumePoseConfig.tiny()).build()
+    folder = small.save_pretrained(tmp_path / name)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(huge)
+    (folder / "config.json").write_text(json.dumps(config))
+    cls = getattr(importlib.import_module(module), name)
+    before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+    with pytest.raises(
+        OptionError, match="config.json: describes a model of .* billion values; at most 1 billion"
+    ) as err:
+        cls.from_pretrained(folder)
+    assert "\n" not in str(err.value) and time.perf_counter() - start < 5
+    assert (
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000
+    )  # KiB: nothing near the model was allocated
+
+
+def test_batch_invert_redoes_a_photo_replaced_under_the_same_name(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from e3dge.inversion.examples import toy_photo_examples
+
+    src, out = tmp_path / "photos", tmp_path / "out"
+    src.mkdir()
+    first, second = toy_photo_examples(2, seed=11)
+    Image.fromarray(first.pixels).save(src / "a.png")
+    args = ["--no-align", "--views", "0", "--frames", "0", "--quiet"]
+    assert main(["invert", str(src), str(out), *args]) == 0
+    assert main(["invert", str(src), str(out), *args]) == 0 and "(1 already done)" in capsys.readouterr().out
+    recon = (out / "a" / "reconstruction.png").read_bytes()
+    Image.fromarray(second.pixels).save(src / "a.png")  # another face, same file name
+    assert main(["invert", str(src), str(out), *args]) == 0
+    assert "already done" not in capsys.readouterr().out and (out / "a" / "reconstruction.png").read_bytes() != recon
+    options = json.loads((out / "a" / "inversion.json").read_text())["options"]
+    assert len(options["input_sha256"]) == 64 and len(options["model_sha"]) == 32
+
+
+def test_stage2_options_describing_a_giant_branch_are_refused_before_building(tmp_path):
+    import time
+
+    from e3dge.core.options import OptionError
+    from e3dge.training.stage2 import Stage2Trainer, load_stage2_config
+
+    huge = {"stem_width": 512, "width": 2048, "num_stack": 8, "depth": 6, "groups": 256, "local_resolution": 1024}
+    start = time.perf_counter()
+    with pytest.raises(OptionError, match="stage2 options: describes a model of .* billion values"):
+        Stage2Trainer(load_stage2_config("tiny-test", {"out_dir": str(tmp_path / "s2"), **huge}))
+    assert time.perf_counter() - start < 10

@@ -43,3 +43,16 @@ def test_the_app_refuses_nan_sliders_and_angles(toy, bad):
     state = h.AppState("toy", inv)
     with pytest.raises(UserError, match="yaw must be between -90 and 90 degrees"):
         h.render_view(state, bad, 0, [0.0] * len(sliders))
+
+
+def test_a_given_camera_must_be_finite(toy):
+    import torch
+
+    pipe, inv, _ = toy
+    label = inv.camera.clone()
+    label[0, 3] = math.nan
+    with pytest.raises(UserError, match="camera label holds NaN"):
+        pipe.invert(inv.aligned, align=False, camera=label)
+    with pytest.raises(UserError, match="camera must be a label"):
+        pipe.invert(inv.aligned, align=False, camera=(math.inf, 0.0))
+    assert torch.isfinite(pipe.invert(inv.aligned, align=False, camera=inv.camera).ws).all()

@@ -45,3 +45,27 @@ def test_an_optimizer_of_another_model_is_a_checkpoint_error():
     )
     with pytest.raises(CheckpointError, match="does not fit this run.*--restart"):
         restore_optimizer(b, a.state_dict())
+
+
+@pytest.mark.parametrize(
+    "field, value, needle",
+    [
+        ("options", [1, 2], "'options' must be dict, got a list"),
+        ("step", "2", "'step' must be int, got a str"),
+        ("step", -1, "'step' must be int"),
+        ("elapsed_s", "soon", "'elapsed_s' must be int or float, got a str"),
+        ("world_size", True, "'world_size' must be int, got a bool"),
+        ("task", None, "'task' must be dict, got a NoneType"),
+    ],
+)
+def test_a_hand_edited_checkpoint_is_named_in_one_line(tmp_path, field, value, needle):
+    from e3dge.training.checkpoint import load_checkpoint, save_checkpoint
+
+    out = tmp_path / "run"
+    Stage1Trainer(load_stage1_config("tiny-test", {"out_dir": str(out), "steps": 2})).loop.run()
+    state = load_checkpoint(out / "checkpoint.safetensors")
+    state[field] = value
+    save_checkpoint(out / "checkpoint.safetensors", state)
+    with pytest.raises(CheckpointError, match=f"checkpoint.safetensors: damaged checkpoint \\({needle}") as err:
+        Stage1Trainer(load_stage1_config("tiny-test", {"out_dir": str(out), "steps": 2}))
+    assert "\n" not in str(err.value) and "--restart" in str(err.value)

@@ -245,8 +245,12 @@ def test_hostile_and_wrong_official_files_are_refused_in_one_line(tiny, tmp_path
     with pytest.raises(OfficialTorchFileError, match="not tensors: style.0.weight"):
         load_official_stylesdf(tmp_path / "bad.pt")
     (tmp_path / "cut.pt").write_bytes(evil.read_bytes()[:200])
-    with pytest.raises(OfficialTorchFileError, match="not a readable torch checkpoint"):
+    with pytest.raises(OfficialTorchFileError, match="cut.pt: not a zip-format torch checkpoint .*damaged"):
         load_official_stylesdf(tmp_path / "cut.pt")
+    # the legacy format allocates every storage at the size its pickle declares: never read
+    torch.save({"g_ema": tiny.state_dict()}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    with pytest.raises(OfficialTorchFileError, match="legacy.pt: not a zip-format torch checkpoint .*legacy pre-1.6"):
+        load_official_stylesdf(tmp_path / "legacy.pt")
     sd = dict(tiny.state_dict())
     sd["renderer.network.views_linears.weight"] = torch.zeros(16, 7)
     torch.save({"g_ema": sd}, tmp_path / "shape.pt")

@@ -9,10 +9,13 @@ never see each other's files.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -198,6 +201,43 @@ def render_view(
 ) -> np.ndarray:
     """Step 3: the (edited) face at (yaw, pitch) degrees; tri-planes come from the cache, so this is cheap."""
     inv = _inversion(state)
+    yaw, pitch = _radians(yaw_deg, pitch_deg)
+    pipe = get_pipeline(state.bundle)
+    view = pipe.render(
+        inv,
+        yaw=yaw,
+        pitch=pitch,
+        edits=edits_from_sliders(state.bundle, strengths),
+        quality=quality,
+    )
+    return view.image
+
+
+VISITORS = Path(tempfile.gettempdir()) / "e3dge-app-visitors"
+"""One folder per visitor (named by a hash of Gradio's session id) for their downloads; removed when they leave."""
+
+
+def _visitor_key(session: str) -> str:
+    return hashlib.sha256(session.encode("utf-8", "replace")).hexdigest()[:32]
+
+
+def visitor_folder(session: str | None = None) -> Path:
+    """The folder of one visitor's downloads (each download replaces the last of its kind); a new folder without a session."""
+    if not session:
+        return Path(tempfile.mkdtemp(prefix="e3dge-app-"))
+    folder = VISITORS / _visitor_key(session)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def forget_visitor(session: str | None) -> None:
+    """Remove a visitor's download folder (the app calls it when the visitor leaves)."""
+    if session:
+        shutil.rmtree(VISITORS / _visitor_key(session), ignore_errors=True)
+
+
+def _radians(yaw_deg: Any, pitch_deg: Any) -> tuple[float, float]:
+    """Slider degrees -> radians; each a finite number within +-90, else a one-line error."""
     for name, value in (("yaw", yaw_deg), ("pitch", pitch_deg)):
         if (
             isinstance(value, bool)
@@ -205,24 +245,11 @@ def render_view(
             or not math.isfinite(value)
             or abs(value) > 90
         ):
-            raise UserError(f"{name} must be between -90 and 90 degrees, got {value!r}")
-    pipe = get_pipeline(state.bundle)
-    view = pipe.render(
-        inv,
-        yaw=math.radians(float(yaw_deg)),
-        pitch=math.radians(float(pitch_deg)),
-        edits=edits_from_sliders(state.bundle, strengths),
-        quality=quality,
-    )
-    return view.image
+            raise UserError(f"{name} must be between -90 and 90 degrees, got {str(value)[:40]!r}")
+    return math.radians(yaw_deg), math.radians(pitch_deg)
 
 
-def _fresh_folder() -> Path:
-    """A new folder for one call's downloads (Gradio serves files under the system temp folder)."""
-    return Path(tempfile.mkdtemp(prefix="e3dge-app-"))
-
-
-def mesh_file(state: AppState, strengths: list[float], resolution: int = 128) -> str:
+def mesh_file(state: AppState, strengths: list[float], resolution: int = 128, session: str | None = None) -> str:
     """The (edited) face as a .glb with vertex colours, for ``gr.Model3D`` and download."""
 
     inv = _inversion(state)
@@ -232,25 +259,33 @@ def mesh_file(state: AppState, strengths: list[float], resolution: int = 128) ->
         edits=edits_from_sliders(state.bundle, strengths),
         options=MeshOptions(resolution=resolution),
     )
-    return str(save_mesh(mesh, _fresh_folder() / "face.glb"))
+    return str(save_mesh(mesh, visitor_folder(session) / "face.glb"))
 
 
 def depth_figure(state: AppState, yaw_deg: float, pitch_deg: float, strengths: list[float]):
     """Depth of the (edited) face at the current view as a Plotly 3D surface coloured by the render."""
 
     inv = _inversion(state)
+    yaw, pitch = _radians(yaw_deg, pitch_deg)
     pipe = get_pipeline(state.bundle)
     view = pipe.render(
         inv,
-        yaw=math.radians(float(yaw_deg)),
-        pitch=math.radians(float(pitch_deg)),
+        yaw=yaw,
+        pitch=pitch,
         edits=edits_from_sliders(state.bundle, strengths),
         quality="full",
     )
     return depth_surface_figure(view.depth, view.mask, view.image, title="depth (drag to turn)")
 
 
-def orbit_video(state: AppState, strengths: list[float], frames: int = 48, fps: int = 24, progress: bool = True) -> str:
+def orbit_video(
+    state: AppState,
+    strengths: list[float],
+    frames: int = 48,
+    fps: int = 24,
+    progress: bool = True,
+    session: str | None = None,
+) -> str:
     """An orbit of the (edited) face as an H.264 mp4."""
 
     inv = _inversion(state)
@@ -260,13 +295,13 @@ def orbit_video(state: AppState, strengths: list[float], frames: int = 48, fps: 
         pipe.render(inv, yaw=y, pitch=p, edits=edits, quality="full").image
         for y, p in tqdm(orbit_angles(frames), desc="orbit", disable=not progress)
     ]
-    return str(write_video(_fresh_folder() / "orbit.mp4", images, fps))
+    return str(write_video(visitor_folder(session) / "orbit.mp4", images, fps))
 
 
-def result_json(state: AppState, strengths: list[float]) -> str:
+def result_json(state: AppState, strengths: list[float], session: str | None = None) -> str:
     """The inversion's camera, pose, timings, edits and latent as a JSON file."""
     inv = _inversion(state)
-    path = _fresh_folder() / "inversion.json"
+    path = visitor_folder(session) / "inversion.json"
     write_json(
         path, {**inv.summary(), "bundle": state.bundle, "edits": edits_from_sliders(state.bundle, strengths)}, indent=1
     )

@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 from PIL import Image
 
@@ -33,6 +34,15 @@ TITLE = "e3dge: one photo -> an editable 3D face"
 DISPLAY_SIZE = 384
 
 
+DELETE_CACHE = (600, 3600)
+"""Gradio's own cache: every 10 minutes, files older than an hour are removed (a long-running Space never fills its disk)."""
+
+
+def _session(request) -> str | None:
+    """Gradio's session id of the visitor making ``request`` (None outside a browser session)."""
+    return request.session_hash if request is not None else None
+
+
 def _gpu(fn):
     """``spaces.GPU(fn)`` on a ZeroGPU Space, ``fn`` elsewhere."""
     try:
@@ -44,7 +54,6 @@ def _gpu(fn):
 
 def _messages(fn):
     """Run a callback; a user error or a bad file becomes one ``gr.Error`` line, anything else a short internal-error line."""
-    import gradio as gr
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
@@ -95,8 +104,6 @@ def _display(image, size: int = DISPLAY_SIZE):
 
 def _slider_updates(bundle: str) -> list:
     """One ``gr.update`` per slider: the bundle's directions fill them (label, range), the rest are hidden."""
-    import gradio as gr
-
     dirs = h.direction_sliders(bundle)
     ups = []
     for k in range(h.MAX_SLIDERS):
@@ -114,15 +121,13 @@ def _slider_updates(bundle: str) -> list:
 
 def build_demo(default_bundle: str | None = None):
     """The app as a ``gr.Blocks`` (call ``.queue(...).launch(...)`` or use :func:`launch_kwargs`)."""
-    import gradio as gr
-
     choices = available_bundles()
     bundle0 = default_bundle or choices[0].source
     if bundle0 not in {c.source for c in choices}:
         choices.insert(0, type(choices[0])(bundle0, bundle0))
     examples = example_files()
 
-    with gr.Blocks(title=TITLE, fill_width=True, analytics_enabled=False) as demo:
+    with gr.Blocks(title=TITLE, fill_width=True, analytics_enabled=False, delete_cache=DELETE_CACHE) as demo:
         state = gr.State(h.AppState(bundle0))
         alignment = gr.State(None)
         gr.Markdown(
@@ -227,16 +232,19 @@ def build_demo(default_bundle: str | None = None):
             return h.depth_figure(st, y, p, list(strengths))
 
         @_messages
-        def on_mesh(st, *strengths):
-            return h.mesh_file(st, list(strengths))
+        def on_mesh(request: gr.Request, st, *strengths):  # Gradio fills a gr.Request parameter placed before *args
+            return h.mesh_file(st, list(strengths), session=_session(request))
 
         @_messages
-        def on_video(st, *strengths, progress=gr.Progress(track_tqdm=True)):
-            return h.orbit_video(st, list(strengths))
+        def on_video(request: gr.Request, st, *strengths, progress=gr.Progress(track_tqdm=True)):
+            return h.orbit_video(st, list(strengths), session=_session(request))
 
         @_messages
-        def on_json(st, *strengths):
-            return h.result_json(st, list(strengths))
+        def on_json(request: gr.Request, st, *strengths):
+            return h.result_json(st, list(strengths), session=_session(request))
+
+        def on_leave(request: gr.Request):
+            h.forget_visitor(_session(request))
 
         @_messages
         def on_model(bundle):
@@ -274,6 +282,7 @@ def build_demo(default_bundle: str | None = None):
         json_btn.click(on_json, [state, *sliders], json_file, api_name="json")
         model.change(on_model, model, [state, alignment, compare, status, view, toonify, *sliders], api_name=False)
         demo.load(lambda: _slider_updates(bundle0), None, sliders, api_name=False)
+        demo.unload(on_leave)  # the visitor's download folder goes with them
     return demo
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -93,11 +94,36 @@ def _numpy_scalar(dtype, data=None):
     return np.frombuffer(data, dtype=dtype)[0]
 
 
+MAX_TENSOR_VALUES = 1 << 31
+"""Largest tensor an official snapshot may hold (EG3D's largest has a few million values)."""
+
+
+def _checked_rebuild_tensor(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata=None):
+    """``torch._utils._rebuild_tensor_v2`` once the view is known to lie inside its storage and not to repeat it.
+
+    A hostile file can describe a view of billions of values over a 4-value storage (zero strides); it costs nothing
+    to make, but every later copy of it allocates them all. Weights never overlap, so such views are refused.
+    """
+    if not isinstance(storage, torch.storage.TypedStorage):
+        raise UnreadablePickleError(f"a tensor refers to a {type(storage).__name__}, not a tensor storage")
+    if not all(isinstance(v, int) and v >= 0 for v in (storage_offset, *size, *stride)) or len(size) != len(stride):
+        raise UnreadablePickleError(f"a tensor has an invalid shape {tuple(size)} / strides {tuple(stride)}")
+    numel = math.prod(size)
+    extent = storage_offset + sum((n - 1) * st for n, st in zip(size, stride)) + 1 if numel else storage_offset
+    if numel > MAX_TENSOR_VALUES or extent > storage.size() or numel > storage.size():
+        raise UnreadablePickleError(
+            f"a tensor of shape {tuple(size)} does not fit its storage of {storage.size()} values (a hostile or damaged file)"
+        )
+    return torch._utils._rebuild_tensor_v2(
+        storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata
+    )
+
+
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent,
     ("dnnlib.util", "EasyDict"): _EasyDict,
     ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_tensor_v2"): _checked_rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
     ("torch", "Size"): torch.Size,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
@@ -171,8 +197,12 @@ def safe_load_pickle(path_or_file: str | os.PathLike | io.IOBase) -> Any:
 def _load(file: Any, source: str) -> Any:
     try:
         return _RestrictedUnpickler(file, source).load()
-    except (UnsafePickleError, UnreadablePickleError):
+    except UnsafePickleError:
         raise
+    except UnreadablePickleError as err:
+        if str(err).startswith(source):
+            raise
+        raise UnreadablePickleError(f"{source}: {err}") from None
     except Exception as err:  # whatever a truncated or hostile stream makes an allowed rebuilder raise
         reason = f"{type(err).__name__}: {_first_line(err)}"
         raise UnreadablePickleError(f"{source}: cannot read it as an official snapshot pickle ({reason})") from None

@@ -41,8 +41,13 @@ class TorchCheckpoint:
 
 
 def _load(path: Path) -> object:
+    if not zipfile.is_zipfile(path):  # the legacy format reads every storage into memory at the size it declares
+        raise OfficialTorchFileError(
+            f"{path}: not a zip-format torch checkpoint (the official files are; this one is in the legacy pre-1.6 "
+            "format or damaged), so it is not read; download the official file again"
+        )
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as err:
         name = refused_global(err)
         if name:

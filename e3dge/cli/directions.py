@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from e3dge.core.errors import UserError
+from e3dge.core.files import atomic_path, write_json
 from e3dge.core.options import float_in, int_in
 from e3dge.editing.direction import Direction
 from e3dge.editing.files import DIRECTIONS_INFO, DIRECTIONS_WEIGHTS, save_directions
@@ -245,12 +246,9 @@ def _save_cache(out: Path, key: dict, cache: dict[str, torch.Tensor], failed: di
     """Write the codes (safetensors) then their index (JSON), each atomically; the index is what marks a code as done."""
 
     names = list(cache)
-    tmp = out / f".{CODES_WEIGHTS}.{uuid.uuid4().hex}.tmp"
-    save_file({"codes": torch.stack([cache[n] for n in names]).float().contiguous()}, str(tmp))
-    os.replace(tmp, out / CODES_WEIGHTS)
-    tmp = out / f".{CODES_INFO}.{uuid.uuid4().hex}.tmp"
-    tmp.write_text(json.dumps({"key": key, "names": names, "failed": failed}, indent=1))
-    os.replace(tmp, out / CODES_INFO)
+    with atomic_path(out / CODES_WEIGHTS) as tmp:
+        save_file({"codes": torch.stack([cache[n] for n in names]).float().contiguous()}, str(tmp))
+    write_json(out / CODES_INFO, {"key": key, "names": names, "failed": failed}, indent=1)
 
 
 def invert_codes(
@@ -275,7 +273,7 @@ def invert_codes(
         new += 1
         if new % SAVE_EVERY == 0:
             _save_cache(out, key, cache, failed)
-    if new or failed:
+    if (new or failed) and cache:  # nothing to keep when no image could be inverted
         _save_cache(out, key, cache, failed)
     rows = [i for i, n in enumerate(table.names) if n in cache]
     if not rows:

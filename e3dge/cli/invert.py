@@ -17,7 +17,9 @@ from tqdm.auto import tqdm
 
 from e3dge.cli.align import check_output, output_names
 from e3dge.core.errors import UserError
+from e3dge.core.files import file_digest
 from e3dge.core.options import int_in
+from e3dge.editing.direction import MAX_EDIT_STRENGTH
 from e3dge.export import MeshOptions
 from e3dge.faces.errors import FaceError
 from e3dge.inversion import InversionPipeline
@@ -73,15 +75,16 @@ def parse_edits(items: list[str] | None) -> dict[str, float]:
             strength = float(value)
         except ValueError:
             strength = float("nan")
-        if not sep or not name or not math.isfinite(strength) or abs(strength) > 100:
+        if not sep or not name or not math.isfinite(strength) or abs(strength) > MAX_EDIT_STRENGTH:
             raise UserError(
-                f"--edit expects NAME=STRENGTH with a number between -100 and 100 (e.g. smile=1.5), got {item!r}"
+                f"--edit expects NAME=STRENGTH with a number between -{MAX_EDIT_STRENGTH:g} and {MAX_EDIT_STRENGTH:g} "
+                f"(e.g. smile=1.5), got {item!r}"
             )
         edits[name.strip()] = strength
     return edits
 
 
-def _invert_one(pipe, path: Path, folder: Path, args: argparse.Namespace) -> str:
+def _invert_one(pipe, path: Path, folder: Path, args: argparse.Namespace, options: dict | None = None) -> str:
 
     extra = {} if args.generator == "default" else {"generator": args.generator}
     if args.generator not in pipe.generators:
@@ -112,7 +115,7 @@ def _invert_one(pipe, path: Path, folder: Path, args: argparse.Namespace) -> str
         views=args.views,
         orbit_frames=args.frames,
         fps=args.fps,
-        options=_options(args),
+        options=options or _options(args),
         edits=edits,
         mesh=args.mesh,
         mesh_options=MeshOptions(resolution=args.mesh_resolution),
@@ -167,14 +170,19 @@ def _batch(pipe, inp: Path, out: Path, args: argparse.Namespace) -> int:
     files = sorted(p for p in inp.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UserError(f"{inp}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
-    names, options, failed, skipped = unique_output_names(files), _options(args), [], 0
+    names, common, failed, skipped = unique_output_names(files), _options(args), [], 0
     for path in tqdm(files, desc="invert", disable=args.quiet):
         folder = out / names[path]
+        options = {
+            **common,
+            "input_sha256": file_digest(path),
+            "model_sha": pipe.identity,
+        }  # what a result is reused for
         if _done(folder, options):
             skipped += 1
             continue
         try:
-            print(f"{path.name} -> {folder}: {_invert_one(pipe, path, folder, args)}")
+            print(f"{path.name} -> {folder}: {_invert_one(pipe, path, folder, args, options)}")
         except (FaceError, UserError) as err:
             failed.append(path.name)
             print(f"FAILED {path.name}: {err}", file=sys.stderr)

@@ -37,6 +37,12 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]):
+        # Python 3.11's argparse drops a lone '--' given as ``--opt=--`` and keeps an empty list, unchecked by type=.
+        if arg_strings == ["--"] and action.nargs is None and action.option_strings:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected a value, got '--'")
+        return super()._get_values(action, arg_strings)
+
 
 def _cmd_demo(args: argparse.Namespace) -> int:
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -15,7 +16,7 @@ from PIL import Image
 
 from e3dge.core.errors import UserError
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "write_png", "check_destination"]
+__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "write_png", "check_destination", "file_digest"]
 
 
 @contextmanager
@@ -68,3 +69,12 @@ def check_destination(out: str | os.PathLike, overwrite: bool, what: str = "outp
             f"{out}: is not empty; choose a new {what} (nothing was changed), or pass --overwrite to replace it"
         )
     return out
+
+
+def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes: what an earlier output's provenance is checked against before it is reused."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, Callable, ClassVar, TypeVar
 
 import torch
 from huggingface_hub import hf_hub_download, snapshot_download
@@ -33,6 +33,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from e3dge.core.errors import UserError, one_line
+from e3dge.core.files import atomic_path, write_json
 from e3dge.core.options import OptionError, check_keys, check_range, closest
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "PretrainedSource",
     "PretrainedMixin",
     "resolve_file",
+    "MAX_MODEL_VALUES",
+    "meta_model",
     "hub_snapshot",
     "confined_file",
     "regular_files",
@@ -82,6 +85,25 @@ _FILE_SUFFIXES = {
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?")
 
 T = TypeVar("T", bound="PretrainedMixin")
+
+
+MAX_MODEL_VALUES = 1_000_000_000
+"""Most parameter and buffer values a saved config may describe (4 GB as float32), checked before anything is built."""
+
+
+def meta_model(build: Callable[[], Any], where: str) -> Any:
+    """``build()`` on PyTorch's ``meta`` device (shapes only, nothing allocated), refused in one line when it would
+    hold more than :data:`MAX_MODEL_VALUES` values: what a config describes is known before it is built for real."""
+    with torch.device("meta"):
+        skeleton = build()
+    values = sum(t.numel() for t in skeleton.state_dict().values())
+    if values > MAX_MODEL_VALUES:
+        raise _fail(
+            where,
+            f"describes a model of {values / 1e9:.2f} billion values; at most {MAX_MODEL_VALUES / 1e9:.0f} billion "
+            "are built (e3dge's largest network, the official StyleSDF E0, has 0.26 billion)",
+        )
+    return skeleton
 
 
 class CheckpointNotFoundError(UserError, FileNotFoundError):
@@ -523,9 +545,7 @@ class PretrainedMixin:
         out = Path(save_directory)
         out.mkdir(parents=True, exist_ok=True)
         config = {"_class_name": type(self).__name__, **self.config}
-        tmp = out / (CONFIG_NAME + ".tmp")
-        tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
-        tmp.replace(out / CONFIG_NAME)
+        write_json(out / CONFIG_NAME, config, indent=2, sort_keys=True)
         state, seen = {}, set()
         for k, v in self.state_dict().items():  # type: ignore[attr-defined]
             v = v.detach().contiguous().cpu()
@@ -537,8 +557,8 @@ class PretrainedMixin:
         if dtype is not None:
             params = {name for name, _ in self.named_parameters()}  # type: ignore[attr-defined]
             state = {k: v.to(dtype) if k in params and v.is_floating_point() else v for k, v in state.items()}
-        save_file(state, str(out / (WEIGHTS_NAME + ".tmp")), metadata={"format": "pt", "class": type(self).__name__})
-        (out / (WEIGHTS_NAME + ".tmp")).replace(out / WEIGHTS_NAME)
+        with atomic_path(out / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "class": type(self).__name__})
         return out
 
     @classmethod
@@ -568,8 +588,8 @@ class PretrainedMixin:
             raise _fail(str(config_path), f"holds a {_short(class_name)}, not a {cls.__name__}")
         weights_path = resolve_file(name_or_path, WEIGHTS_NAME, **kw)
         header = read_safetensors_header(weights_path)
+        skeleton = meta_model(lambda: cls.build_checked(config, str(config_path)), str(config_path))
+        check_tensors(header, skeleton.state_dict(), str(weights_path))  # type: ignore[attr-defined]
         model = cls.build_checked(config, str(config_path))
-        state = model.state_dict()  # type: ignore[attr-defined]
-        check_tensors(header, state, str(weights_path))
         model.load_state_dict(_load_safetensors(weights_path), strict=True)  # type: ignore[attr-defined]
         return model.eval().to(device)  # type: ignore[attr-defined]

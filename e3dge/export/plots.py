@@ -17,6 +17,7 @@ from PIL import Image
 
 from e3dge.core.cameras import FFHQ_FOCAL, split_label
 from e3dge.core.errors import UserError
+from e3dge.core.files import write_text
 from e3dge.export.mesh import Mesh
 from e3dge.rendering.volume import sample_rays
 
@@ -163,11 +164,10 @@ def write_html(figures: list, path: str | os.PathLike) -> Path:
         raise UserError("no figures to write")
     parts = [fig.to_html(full_html=False, include_plotlyjs=k == 0) for k, fig in enumerate(figures)]
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(
+    write_text(
+        path,
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>e3dge 3D views</title></head><body>\n"
         + "\n".join(parts)
-        + "\n</body></html>"
+        + "\n</body></html>",
     )
-    os.replace(tmp, path)
     return path

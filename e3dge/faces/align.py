@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from .errors import FaceOptionError
 from .landmarks import check_landmarks, eye_centers, five_points
 
 __all__ = [
@@ -262,8 +263,11 @@ def paste_back(photo: np.ndarray, aligned: np.ndarray, transform: AlignTransform
     ``aligned`` may have any square size; it is resampled to ``transform.size`` first. ``feather``
     is the blend ramp width as a fraction of the aligned size.
     """
-    photo = np.asarray(photo)
-    aligned = np.asarray(aligned)
+    photo, aligned = _rgb_pixels(photo, "photo"), _rgb_pixels(aligned, "aligned")
+    if not isinstance(transform, AlignTransform):
+        raise FaceOptionError(f"paste_back needs the AlignTransform of the crop, got {type(transform).__name__}")
+    if aligned.shape[0] != aligned.shape[1]:
+        raise FaceOptionError(f"paste_back needs a square aligned face, got {aligned.shape[1]}x{aligned.shape[0]}")
     if aligned.shape[0] != transform.size or aligned.shape[1] != transform.size:
         aligned = np.asarray(Image.fromarray(aligned).resize((transform.size, transform.size), Image.LANCZOS))
     n = transform.size
@@ -275,3 +279,13 @@ def paste_back(photo: np.ndarray, aligned: np.ndarray, transform: AlignTransform
     alpha = _sample(np.repeat(mask[:, :, None], 3, axis=2), transform.matrix, (w, h), "black")[:, :, :1] / 255.0
     out = photo.astype(np.float32) * (1 - alpha) + warped.astype(np.float32) * alpha
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _rgb_pixels(x, name: str) -> np.ndarray:
+    """``x`` as ``uint8 [H, W, 3]``; a path, a grey or RGBA picture or another dtype is a one-line error saying what to pass."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 3 or x.shape[2] != 3 or 0 in x.shape:
+        got = f"array {x.dtype} {list(x.shape)}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise FaceOptionError(
+            f"paste_back needs {name} as RGB pixels (uint8 [H, W, 3]; read a file with e3dge.faces.load_image), got {got}"
+        )
+    return x

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from e3dge.core.files import write_json
+from e3dge.core.files import atomic_path, write_json
 from e3dge.core.options import OptionError, check_range
 
 from .align import AlignTransform, align_transform, warp_image
 from .api import check_align_options
 from .detect import MIN_FACE_SIZE, Face, choose_face, detect_faces
-from .errors import FaceOptionError, ImageTooLargeError, NoFaceError, NotAnImageError
+from .errors import FaceError, FaceOptionError, ImageTooLargeError, NoFaceError, NotAnImageError
 from .io import MAX_PIXELS, to_rgb_array
 from .orientation import detect_upright
 from .pose import camera_label, estimate_pose
@@ -110,21 +110,37 @@ class VideoResult:
         return len(self.transforms)
 
 
-def _open_reader(path: Path):
+def media_reason(exc: BaseException) -> str:
+    """What went wrong in one short phrase, from ffmpeg's log (its build banner stays out of messages; ``--debug``
+    shows the whole chained error)."""
+    text = str(exc)
+    if "does not contain any stream" in text or ("Audio:" in text and "Video:" not in text):
+        return "it has no video stream"
+    if "Invalid data found" in text or "moov atom not found" in text:
+        return "not a video file, or cut short"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith((" ", "ffmpeg version"))]
+    return (lines[-1] if lines else type(exc).__name__)[:120]
 
+
+def _open_reader(path: Path):
     if not path.exists():
         raise NotAnImageError(f"{path}: no such file")
     try:
         return imageio.get_reader(str(path))
     except Exception as exc:  # imageio raises several types for unreadable media
-        raise NotAnImageError(f"{path.name} is not a video imageio/ffmpeg can read ({exc})") from None
+        raise NotAnImageError(f"{path.name}: not a video ffmpeg can read ({media_reason(exc)})") from exc
 
 
 def _frames(path: Path):
     reader = _open_reader(path)
     try:
-        for frame in reader:
+        i = -1
+        for i, frame in enumerate(reader):
             yield to_rgb_array(np.asarray(frame))
+    except (OSError, RuntimeError, ValueError) as exc:
+        if isinstance(exc, FaceError):
+            raise
+        raise NotAnImageError(f"{path.name}: frame {i + 1} cannot be decoded ({media_reason(exc)})") from exc
     finally:
         reader.close()
 
@@ -198,6 +214,9 @@ def align_video(
     finally:
         reader.close()
     fps = float(meta.get("fps") or 25.0)
+    w, h = (meta.get("size") or (0, 0))[:2]
+    if w * h > MAX_PIXELS:  # from the container's header, before a frame is decoded
+        raise ImageTooLargeError(f"{in_path.name}: frames of {w}x{h} exceed {MAX_PIXELS / 1e6:.0f} megapixels")
 
     raw, found, chosen_lm = [], [], []
     prev_center = None
@@ -252,18 +271,18 @@ def align_video(
     poses = smooth_series(poses, window)
     labels = camera_label(*(torch.from_numpy(np.radians(poses[:, j])).float() for j in range(3)))
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    writer = imageio.get_writer(str(out_path), fps=fps, quality=quality, macro_block_size=2)
-    try:
-        bar = tqdm(total=len(raw), desc=f"write {out_path.name}", unit="frame", disable=not progress)
-        for i, frame in enumerate(_frames(in_path)):
-            if i >= len(raw):
-                break
-            writer.append_data(warp_image(frame, AlignTransform(smooth_m[i], out_size, convention)))
-            bar.update(1)
-        bar.close()
-    finally:
-        writer.close()
+    with atomic_path(out_path) as tmp:  # a kill while writing leaves no half video under the real name
+        writer = imageio.get_writer(str(tmp), fps=fps, quality=quality, macro_block_size=2)
+        try:
+            bar = tqdm(total=len(raw), desc=f"write {out_path.name}", unit="frame", disable=not progress)
+            for i, frame in enumerate(_frames(in_path)):
+                if i >= len(raw):
+                    break
+                writer.append_data(warp_image(frame, AlignTransform(smooth_m[i], out_size, convention)))
+                bar.update(1)
+            bar.close()
+        finally:
+            writer.close()
 
     cams = None if cameras_path is False else Path(cameras_path or out_path.with_suffix(".json"))
     if cams is not None:

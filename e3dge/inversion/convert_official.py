@@ -13,7 +13,6 @@ non-commercial licences: the bundle's README says so, and e3dge never ships or r
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Mapping
@@ -27,7 +26,7 @@ from e3dge.backbones.official_torch import OfficialTorchFileError, read_torch_ch
 from e3dge.backbones.stylesdf.network import StyleSDFMeanLatents
 from e3dge.backbones.stylesdf.official import stylesdf_from_state
 from e3dge.core.errors import UserError
-from e3dge.core.files import check_destination, write_text
+from e3dge.core.files import check_destination, write_json, write_text
 from e3dge.core.hub import CONFIG_NAME, CheckpointFileError, check_tensors, read_config, tensor_specs
 from e3dge.editing.direction import Direction
 from e3dge.editing.files import load_interfacegan
@@ -90,9 +89,7 @@ def _save(module, out: Path, slot: str, report: ConversionReport) -> ComponentSp
 
 
 def _write_spec(out: Path, spec: BundleSpec) -> None:
-    tmp = out / (PIPELINE_FILE + ".tmp")
-    tmp.write_text(json.dumps(spec.to_dict(), indent=2))
-    tmp.replace(out / PIPELINE_FILE)
+    write_json(out / PIPELINE_FILE, spec.to_dict())
     card = out / "README.md"
     write_text(
         card, f"# {spec.description}\n\nComponents: {', '.join(spec.components)}.\n\n## Licence\n\n{LICENCE_NOTE}\n"

@@ -17,7 +17,7 @@ Models are only read, so one pipeline can serve many users from many threads.
 
 from __future__ import annotations
 
-import json
+import functools
 import math
 import os
 import threading
@@ -32,10 +32,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from e3dge.backbones.base import QUALITIES, Backbone, Quality, View, content_hash
+from e3dge.backbones.base import QUALITIES, Backbone, Quality, View, content_hash, module_hash
 from e3dge.backbones.registry import backbone_for, bundle_slots
 from e3dge.core.cameras import Camera, yaw_pitch_from_label
 from e3dge.core.errors import UserError
+from e3dge.core.files import write_json
 from e3dge.core.hub import hub_snapshot
 from e3dge.core.images import resize_square, to_uint8
 from e3dge.editing.direction import apply_edits, check_edits
@@ -214,9 +215,7 @@ def save_bundle(
     if directions:
         save_directions(out / "directions", directions)
         spec.directions = "directions"
-    tmp = out / (PIPELINE_FILE + ".tmp")
-    tmp.write_text(json.dumps(spec.to_dict(), indent=2))
-    tmp.replace(out / PIPELINE_FILE)
+    write_json(out / PIPELINE_FILE, spec.to_dict())
     return out
 
 
@@ -312,6 +311,14 @@ class InversionPipeline:
     def components(self) -> dict[str, torch.nn.Module]:
         """The registered model components (slots left empty are omitted)."""
         return {k: v for k, v in self._slots.items() if v is not None}
+
+    @functools.cached_property
+    def identity(self) -> str:
+        """A hash of every component's class, configuration and weights and of the directions (which results a saved
+        output may be reused for)."""
+        parts = [(slot, module_hash(m)) for slot, m in sorted(self.components.items())]
+        directions = [(n, d.vector) for n, d in sorted(self.directions.items())]
+        return content_hash(*parts, *(x for pair in directions for x in pair))
 
     @property
     def device(self) -> torch.device:
@@ -679,6 +686,8 @@ def given_camera(camera) -> tuple[tuple[float, float] | None, str]:
             raise UserError(
                 f"camera must be a label [1, 25] or (yaw, pitch) in radians, got a tensor of shape {list(camera.shape)}"
             )
+        if not bool(torch.isfinite(camera).all()):
+            raise UserError("camera label holds NaN or infinite values; give a finite label [1, 25] or (yaw, pitch)")
         return _yaw_pitch(camera.reshape(1, 25)), "given"
     if (
         isinstance(camera, (tuple, list))

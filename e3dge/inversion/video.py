@@ -8,7 +8,6 @@ them, other options start the frames over (the folder's own files only).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from e3dge.core.errors import UserError
-from e3dge.core.files import write_json
+from e3dge.core.files import atomic_path, file_digest, write_json
 from e3dge.faces.video import align_video
 from e3dge.inversion.outputs import write_video
 from e3dge.inversion.pipeline import InversionPipeline
@@ -55,15 +54,6 @@ ALIGNMENT_MANIFEST = "alignment.json"
 """Which input (its SHA-256) and aligner options ``aligned.mp4`` was made from: reused only when both match."""
 
 
-def file_digest(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes (what an earlier output's provenance is checked against)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
@@ -71,8 +61,19 @@ def _read_json(path: Path):
         return None
 
 
-def _frames_state(frames_dir: Path, options: dict) -> int:
-    """Prepare ``frames/`` for ``options``: keep it when they match, else clear our own files; returns files kept."""
+def _saved_code(path: Path, pipe: InversionPipeline) -> np.ndarray | None:
+    """A frame's saved code when it reads whole, in this pipeline's latent shape and finite; else None (redone)."""
+    try:
+        ws = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    layout = pipe.backbone.layout
+    ok = ws.shape == (layout.num_ws, layout.w_dim) and ws.dtype == np.float32 and np.isfinite(ws).all()
+    return ws if ok else None
+
+
+def _frames_state(frames_dir: Path, options: dict) -> None:
+    """Prepare ``frames/`` for ``options``: keep it when they match, else clear our own files."""
     manifest = frames_dir / "options.json"
     if frames_dir.is_dir():
         try:
@@ -80,12 +81,11 @@ def _frames_state(frames_dir: Path, options: dict) -> int:
         except (OSError, ValueError, RecursionError):
             same = False
         if same:
-            return len(list(frames_dir.glob("ws_*.npy")))
+            return
         for p in [*frames_dir.glob("ws_*.npy"), *frames_dir.glob("frame_*.png"), manifest]:
             p.unlink(missing_ok=True)
     frames_dir.mkdir(parents=True, exist_ok=True)
     write_json(manifest, options, indent=None)
-    return 0
 
 
 def invert_video(
@@ -137,19 +137,21 @@ def invert_video(
         "steps": steps,
         "smooth_window": smooth_window,
         "view": list(view),
-        "model": pipe.backbone.identity,
+        "model": pipe.identity,
     }
-    reused = _frames_state(frames_dir, options)
-    inversions = []
+    _frames_state(frames_dir, options)
+    inversions, reused = [], 0
     for i in tqdm(range(len(frames)), desc="invert frames", disable=not progress):
         path = frames_dir / f"ws_{i:05d}.npy"
-        if path.is_file():  # resumed: reuse the code computed before (refinement is the slow part)
+        kept = _saved_code(path, pipe) if path.is_file() else None
+        if kept is not None:  # resumed: reuse the code computed before (refinement is the slow part)
             inv = pipe.invert(frames[i], align=False, camera=labels[i : i + 1])
-            inv = dataclasses.replace(inv, ws=torch.from_numpy(np.load(path, allow_pickle=False))[None])
-        else:
+            inv = dataclasses.replace(inv, ws=torch.from_numpy(kept)[None])
+            reused += 1
+        else:  # new, or an unreadable code from an interrupted run: computed again
             inv = pipe.invert(frames[i], align=False, camera=labels[i : i + 1], refine=refine, steps=steps)
-            np.save(path.with_suffix(".tmp.npy"), inv.ws[0].numpy())
-            path.with_suffix(".tmp.npy").replace(path)
+            with atomic_path(path) as tmp:
+                np.save(tmp, inv.ws[0].numpy())
         inversions.append(inv)
     smoothed = smooth_codes(np.stack([inv.ws[0].numpy() for inv in inversions]), smooth_window)
     composed = []

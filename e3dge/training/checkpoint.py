@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from e3dge.core.errors import UserError
+from e3dge.core.files import atomic_path
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "restore_optimizer", "FORMAT"]
 
@@ -81,9 +82,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
     skeleton = _encode(state, "", tensors)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata={"format": "pt", "e3dge": FORMAT, "state": json.dumps(skeleton)})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "e3dge": FORMAT, "state": json.dumps(skeleton)})
     return path
 
 

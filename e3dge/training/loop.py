@@ -33,6 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from e3dge.core.errors import UserError
+from e3dge.core.files import write_text
 from e3dge.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 __all__ = [
@@ -140,6 +141,30 @@ class LoopResult:
     checkpoints: list[int] = field(default_factory=list)
 
 
+STATE_FIELDS: dict[str, tuple[type, ...]] = {
+    "step": (int,),
+    "elapsed_s": (int, float),
+    "options": (dict,),
+    "world_size": (int,),
+    "task": (dict,),
+    "rng": (dict,),
+}
+"""The top level of a run checkpoint and the JSON types each field must have."""
+
+
+def check_state(path: Path, state: dict[str, Any]) -> None:
+    """A one-line :class:`CheckpointError` naming ``path`` when a field is missing or of the wrong type (a damaged or
+    hand-edited file), before anything is read from it."""
+    for name, types in STATE_FIELDS.items():
+        value = state.get(name)
+        if isinstance(value, bool) or not isinstance(value, types) or (name in ("step", "world_size") and value < 0):
+            got = "missing" if name not in state else f"a {type(value).__name__}"
+            raise CheckpointError(
+                f"{path}: damaged checkpoint ({name!r} must be {' or '.join(t.__name__ for t in types)}, got {got}); "
+                "pass --restart to set it aside and start over"
+            )
+
+
 def options_diff(saved: dict[str, Any], asked: dict[str, Any]) -> list[str]:
     """``["lr: 0.001 -> 0.002", ...]`` for every key whose value differs (nested dicts flattened with dots)."""
 
@@ -211,7 +236,8 @@ class TrainingLoop:
         """Load the run folder's checkpoint when its options match (see ``LoopOptions.resume``); returns the step."""
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            for stale in self.out.glob(f"{CHECKPOINT}.tmp*"):  # a kill during a write leaves these; ours to remove
+            stem, suffix = CHECKPOINT.rsplit(".", 1)
+            for stale in self.out.glob(f".{stem}.*.tmp.{suffix}"):  # a kill during a write leaves these; ours to remove
                 stale.unlink()
         self._barrier()
         path = self.out / CHECKPOINT
@@ -227,6 +253,7 @@ class TrainingLoop:
             self._start_fresh()
             return 0
         state = load_checkpoint(path)
+        check_state(path, state)
         self._check_options(path, state)
         if state.get("world_size", 1) != self.world:
             raise CheckpointError(
@@ -237,7 +264,13 @@ class TrainingLoop:
             rng = state["rng"] if self.rank == 0 else load_checkpoint(self._rank_file(self.rank))
             self.task.load_rng_state_dict(rng["task"])
             self._global_rng = rng["torch_global"]
-        except (KeyError, TypeError, RuntimeError) as err:  # a damaged or foreign state dict
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            RuntimeError,
+        ) as err:  # a damaged or foreign state dict
             raise CheckpointError(
                 f"{path}: does not match this run's models ({str(err).splitlines()[0][:200]}); pass --restart to set it aside"
             ) from None
@@ -380,9 +413,7 @@ class TrainingLoop:
         if not path.exists():
             return
         rows = [r for r in read_log(path) if r["step"] <= step]
-        tmp = path.with_name(LOG + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        os.replace(tmp, path)
+        write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
     def _tensorboard(self):
         try:

@@ -37,6 +37,7 @@ from e3dge.backbones.base import Backbone, View
 from e3dge.core.cameras import Camera
 from e3dge.core.errors import UserError
 from e3dge.core.files import write_json
+from e3dge.core.hub import meta_model
 from e3dge.encoders.aligner import ResidualAligner
 from e3dge.encoders.flows import FILM_TARGETS, BranchRender, LocalSlots, encoder_flow, film_channels
 from e3dge.encoders.fusion import FeatureFusion
@@ -407,7 +408,9 @@ class Stage2Trainer:
             torch.manual_seed(cfg.seed)
             self.backbone = backbone if backbone is not None else load_backbone(cfg.generator, self.device)
             self.E0 = encoder if encoder is not None else load_encoder(cfg.encoder, self.backbone)
-            self.branch = build_branch(cfg, film_channels(self.backbone, cfg.film_target)).to(self.device)
+            channels = film_channels(self.backbone, cfg.film_target)
+            meta_model(lambda: build_branch(cfg, channels), "stage2 options")  # sizes first, in one line
+            self.branch = build_branch(cfg, channels).to(self.device)
             self.loss_size = (
                 cfg.render_resolution
                 if cfg.supervise == "raw"
