@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.svm import LinearSVC
 
 from e3dge.core.errors import UserError
 from e3dge.editing.direction import Direction
@@ -96,6 +95,10 @@ def fit_direction(
     n_val = int(round(validation_fraction * len(flat)))
     val, train = order[:n_val], order[n_val:]
     mean = flat[train].mean(0)  # centre: the boundary's offset does not change its normal
+    from sklearn.svm import (
+        LinearSVC,  # heavy (1.6 s with scipy): loaded when a direction is fitted, not by every CLI call
+    )
+
     svm = LinearSVC(C=C, dual="auto", max_iter=20000, random_state=seed).fit(flat[train] - mean, y[train])
     normal = torch.from_numpy(svm.coef_[0].reshape(shape)).float()
     normal = normal / normal.norm()
