@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -354,13 +355,26 @@ def test_the_toy_bundle_ships_directions_found_both_ways(pipe):
         assert pipe.directions[f"{attr}_preim3d"].vector.shape == (pipe.generator.num_ws, pipe.generator.w_dim)
 
 
-def test_refinement_uses_lpips_only_with_real_weights(pipe, toy_photos):
+def test_refinement_uses_lpips_only_with_real_weights(pipe, toy_photos, monkeypatch):
     """Without LPIPS / ArcFace weights both terms are off (warned once), never replaced by random networks."""
+    import e3dge.inversion.pipeline as P
     from e3dge.inversion.refine import Criteria, reconstruction_loss
 
-    crit = pipe.criteria()
-    assert crit is pipe.criteria()  # loaded once
-    assert crit.lpips is None or getattr(crit.lpips, "is_calibrated", True)
+    monkeypatch.setattr(
+        P, "make_lpips", lambda net, device: None
+    )  # no weights installed: both terms off, with a warning
+    monkeypatch.setattr(P, "make_identity", lambda kind, device: None)
+    fresh = InversionPipeline.from_pretrained("toy")
+    with pytest.warns(UserWarning, match="pixel losses only: LPIPS and ArcFace ID weights are not installed"):
+        crit = fresh.criteria()
+    assert crit.lpips is None and crit.identity is None and crit is fresh.criteria()  # loaded once
+    lpips, arcface = object(), object()  # installed weights: exactly those networks, for both terms
+    monkeypatch.setattr(P, "make_lpips", lambda net, device: lpips if net == "alex" else None)
+    monkeypatch.setattr(P, "make_identity", lambda kind, device: arcface if kind == "arcface" else None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        crit = InversionPipeline.from_pretrained("toy").criteria()
+    assert crit.lpips is lpips and crit.identity is arcface
     out = type("Out", (), {"image": torch.zeros(1, 3, 8, 8), "image_raw": torch.zeros(1, 3, 4, 4)})()
     target = torch.ones(1, 3, 8, 8)
     base = float(reconstruction_loss(out, target))

@@ -65,10 +65,10 @@ def test_pseudo_pair_shapes_and_geometry(toy_sampler):
     assert density.median() > 5
     empty = G.query_points(b.ws, torch.full((3, 8, 3), 0.48)).sigma
     assert torch.nn.functional.softplus(empty - 1).max() < 1
-    # Truncation: ws pulled towards w_avg (psi = 0.7).
-    w_full = G.mapping(b.z, b.c)
-    w_avg = G.backbone.mapping.w_avg
-    torch.testing.assert_close(b.ws, w_avg + 0.7 * (w_full - w_avg), atol=1e-5, rtol=1e-5)
+    # Truncation psi = 0.7: at psi 0 every code maps to one point (the mean), and the latent is linear in psi.
+    at = {psi: G.mapping(b.z, b.c, truncation_psi=psi) for psi in (0.0, 1.0)}
+    assert torch.allclose(at[0.0], at[0.0][:1].expand_as(at[0.0])) and not torch.allclose(at[1.0][0], at[1.0][1])
+    torch.testing.assert_close(b.ws, 0.3 * at[0.0] + 0.7 * at[1.0], atol=1e-5, rtol=1e-5)
 
 
 def test_pseudo_pairs_reproducible_and_prior(toy_sampler):

@@ -71,6 +71,19 @@ def test_pipeline_uses_the_local_branch_from_the_bundle(tmp_path):
     with_local = pipe.render(inv, yaw=0.3, edits={"smile": 1.0})
     without = pipe.render(inv, yaw=0.3, edits={"smile": 1.0}, local=False)
     assert np.array_equal(with_local.image, without.image)
+    # a FiLM head that is not the identity: the same bundle now changes the pictures, only with the branch on
+    head = branch.local_encoder.local_feat_to_tex_modulations_linear
+    with torch.no_grad():
+        torch.nn.init.normal_(head.fc_1.weight, std=0.5, generator=torch.Generator().manual_seed(1))
+    InversionPipeline(
+        toy.generator, toy.encoder, branch.local_encoder, branch.aligner, branch.fusion, directions=toy.directions
+    ).save_pretrained(tmp_path / "c")
+    moved = InversionPipeline.from_pretrained(tmp_path / "c")
+    inv2, plain2 = moved.invert(photo, align=False), moved.invert(photo, align=False, local=False)
+    assert np.array_equal(plain2.reconstruction, plain.reconstruction)  # E0 alone is untouched
+    assert np.abs(inv2.reconstruction.astype(int) - plain2.reconstruction.astype(int)).mean() > 1
+    turned = moved.render(inv2, yaw=0.3, edits={"smile": 1.0}).image.astype(int)
+    assert np.abs(turned - moved.render(inv2, yaw=0.3, edits={"smile": 1.0}, local=False).image.astype(int)).mean() > 1
 
 
 def test_cli_refusals_are_one_line(tmp_path, capsys):

@@ -432,7 +432,7 @@ def trainable_encoder(backbone: Backbone, size: EncoderSize) -> torch.nn.Module:
         if G.num_ws < 8:  # small test generators: keep pSp's 3:4:7 coarse/medium/fine proportions
             kw.update(coarse_ws=max(1, G.num_ws * 3 // 14), medium_ws=G.num_ws * 4 // 14)
         E = GlobalEncoder(**kw)
-        E.set_w_avg(G.backbone.mapping.w_avg.detach().cpu())
+        E.set_w_avg(G.backbone.mapping.w_avg.detach())  # copy_ moves it to the encoder's device
         return E
     raise UserError(f"no encoder for a {type(backbone).__name__} backbone")
 

@@ -492,6 +492,7 @@ class InversionPipeline:
                 method = f"e0+{refine}"
         t = time.perf_counter()
         model = tuned or backbone
+        ws = ws.detach().float()  # the code is kept at full precision, also when E0 ran under autocast
         cam = model.camera(yaw, pitch)
         with torch.no_grad():
             scene = model.scene(ws)
@@ -503,7 +504,7 @@ class InversionPipeline:
                 reference, view = None, model.render(ws, scene, cam, "full")
         timings["render"] = time.perf_counter() - t
         inv = Inversion(
-            ws=ws.detach(),
+            ws=ws,
             camera=cam.label.detach(),
             yaw=float(yaw),
             pitch=float(pitch),
@@ -547,7 +548,7 @@ class InversionPipeline:
             )
         t = time.perf_counter()
         cam = backbone.camera(yaw, pitch)
-        ws = ws.detach().to(self.device)
+        ws = ws.detach().to(self.device, torch.float32)
         with torch.no_grad():
             scene = backbone.scene(ws)
             view = backbone.render(ws, scene, cam, "full")

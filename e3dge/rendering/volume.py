@@ -367,12 +367,13 @@ def render_rays(
     r = origins.shape[1]
     step = r if chunk_size is None else max(1, int(chunk_size))
     rgbs, depths, totals = [], [], []
-    lo, hi = float("inf"), float("-inf")
+    lo = hi = None  # the depth range over all chunks, kept on the device (no host sync per chunk)
     for s in range(0, r, step):
         rgb, depth, total, all_depths = _render_chunk(
             field, origins[:, s : s + step], directions[:, s : s + step], rendering_kwargs, deterministic, generator
         )
-        lo, hi = min(lo, all_depths.min().item()), max(hi, all_depths.max().item())
+        low, high = all_depths.amin(), all_depths.amax()
+        lo, hi = (low, high) if lo is None else (torch.minimum(lo, low), torch.maximum(hi, high))
         rgbs.append(rgb)
         depths.append(depth)
         totals.append(total)

@@ -28,7 +28,8 @@ __all__ = ["StyleSDFBackbone", "ray_lengths"]
 
 def ray_lengths(camera: SphereCamera, resolution: int) -> torch.Tensor:
     """``|d| [1, 1, r, r]`` of each pixel's ray direction (camera z = -1): camera depth x this = distance along the ray."""
-    focal = float(camera.focal[0]) * resolution / camera.resolution
+    scale = resolution / camera.resolution
+    focal = camera.focal[0] if scale == 1 else camera.focal[0] * scale  # a tensor: no host round trip on a GPU
     c = (torch.arange(resolution, dtype=torch.float32, device=camera.focal.device) + 0.5 - resolution / 2) / focal
     return torch.sqrt(1 + c[None, :] ** 2 + c[:, None] ** 2)[None, None]
 
