@@ -86,6 +86,14 @@ class BranchRender:
     aligned_residual: torch.Tensor | None  # [N, 3, R, R] at the branch's working size (2d / hybrid alignment)
 
 
+@dataclass(frozen=True, kw_only=True)
+class EG3DReference:
+    """The EG3D flow's input view: E0's raw render there, and the residual with E1's map of it (shared by all views)."""
+
+    view: ViewRender
+    inputs: tuple[torch.Tensor, torch.Tensor]  # residual [1, 3, R, R], E1 map [1, C, r, r]
+
+
 class EncoderFlow(Protocol):
     """E0 (+ pose) and the local branch on one backbone."""
 
@@ -178,14 +186,16 @@ class EG3DFlow:
         camera: Camera,
         quality: Quality,
         edited_ws: torch.Tensor | None = None,
-    ) -> ViewRender:
-        """E0's raw render of the input view from the unedited code (its residual is the photo's detail)."""
+    ) -> EG3DReference:
+        """E0's raw render of the input view from the unedited code (its residual is the photo's detail), with the
+        residual and E1's map of it, computed once for every view of the face."""
         view = self.backbone.render(ws, self.backbone.scene(ws), camera, quality, decode=False)
-        return ViewRender(view.image_raw, view.depth, camera.label)
+        ref = ViewRender(view.image_raw, view.depth, camera.label)
+        return EG3DReference(view=ref, inputs=self.branch.input_maps(photo, ref))
 
     def render(
         self,
-        reference: ViewRender,
+        reference: EG3DReference,
         photo: torch.Tensor,
         ws: torch.Tensor,
         scene: Any,
@@ -194,6 +204,7 @@ class EG3DFlow:
         decode: bool = True,
     ) -> View:
         """The view with the colour FiLM: hybrid at full quality (E_ADA reads E0's raw render of this view), 3D in previews."""
+        inputs, reference = reference.inputs, reference.view
         alignment = self.branch.default_alignment if quality == "full" else PREVIEW_ALIGNMENT
         if (
             alignment in ("2d", "hybrid") and camera.label is reference.label
@@ -204,10 +215,10 @@ class EG3DFlow:
             query = ViewRender(g0.image_raw, g0.depth, camera.label)
         else:  # 3D alignment reads the input view only; the query camera places the points
             query = ViewRender(reference.image, reference.depth, camera.label)
-        hook = self.branch.colour_hook(photo, reference, query, alignment)
+        hook = self.branch.colour_hook(photo, reference, query, alignment, inputs=inputs)
         return self.backbone.render(ws, scene, camera, quality, decode=decode, colour_hook=hook)
 
-    def without_cache_payload(self, reference: ViewRender) -> ViewRender:
+    def without_cache_payload(self, reference: EG3DReference) -> EG3DReference:
         return reference
 
     def branch_render(

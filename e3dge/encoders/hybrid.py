@@ -93,15 +93,30 @@ class LocalBranch(nn.Module):
         """E_ADA's residual at the query view."""
         return self.aligner(residual, _to(query.image, self.resolution))
 
+    def input_maps(self, photo: torch.Tensor, reference: ViewRender) -> tuple[torch.Tensor, torch.Tensor]:
+        """The input view's residual and E1's map of it (with the input depth): what every view of one face shares."""
+        delta = self.residual(photo, reference)
+        return delta, self.local_encoder(delta, reference.depth)  # E1 brings each depth map to its input size itself
+
     def prepare(
-        self, photo: torch.Tensor, reference: ViewRender, query: ViewRender, alignment: str = "hybrid"
+        self,
+        photo: torch.Tensor,
+        reference: ViewRender,
+        query: ViewRender,
+        alignment: str = "hybrid",
+        inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> LocalMaps:
-        """E1's feature maps (and E_ADA's residual) for rendering ``query``; computed once per view."""
+        """E1's feature maps (and E_ADA's residual) for rendering ``query``; ``inputs`` (from :meth:`input_maps`)
+        saves recomputing the input view's part, which does not change while the head turns."""
         if alignment not in self.available():
             raise ValueError(f"alignment must be one of {self.available()} for these modules, got {alignment!r}")
-        E1 = self.local_encoder  # it brings each depth map to its input size itself
-        delta = self.residual(photo, reference)
-        map_3d = E1(delta, reference.depth) if alignment in ("local", "3d", "hybrid") else None
+        E1 = self.local_encoder
+        uses_3d = alignment in ("local", "3d", "hybrid")
+        if inputs is not None:
+            delta, map_3d = inputs[0], inputs[1] if uses_3d else None
+        else:
+            delta = self.residual(photo, reference)
+            map_3d = E1(delta, reference.depth) if uses_3d else None
         aligned = self.aligned_residual(delta, query) if alignment in ("2d", "hybrid") else None
         map_2d = E1(aligned, query.depth) if aligned is not None else None
         return LocalMaps(alignment, map_2d, map_3d, aligned)
@@ -140,6 +155,7 @@ class LocalBranch(nn.Module):
         query: ViewRender,
         alignment: str = "hybrid",
         visibility_mode: str = "in_image",
+        inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
     ):
         """``hook(prepare(...))`` in one call."""
-        return self.hook(self.prepare(photo, reference, query, alignment), reference, query, visibility_mode)
+        return self.hook(self.prepare(photo, reference, query, alignment, inputs), reference, query, visibility_mode)
