@@ -8,8 +8,6 @@ a fingerprint of the generator); frames are reused only when all of it is identi
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +16,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from e3dge.backbones.base import module_hash
 from e3dge.backbones.eg3d.network import TriPlaneGenerator, eg3d_config
 from e3dge.core.cameras import frontal_label, orbit_labels
-from e3dge.core.files import atomic_path, write_json, write_png
+from e3dge.core.files import atomic_path, read_json, write_json, write_png
 from e3dge.core.options import check_range
 
 __all__ = [
@@ -28,7 +27,6 @@ __all__ = [
     "default_offline_generator",
     "to_uint8_image",
     "depth_to_uint8",
-    "generator_fingerprint",
     "orbit_options",
     "render_orbit",
     "MAX_FRAMES",
@@ -89,15 +87,6 @@ def depth_to_uint8(depth: torch.Tensor, near: float, far: float) -> np.ndarray:
     return np.repeat(g[..., None], 3, axis=-1)
 
 
-def generator_fingerprint(G: torch.nn.Module) -> str:
-    """sha256 (16 hex digits) of the generator's config and of every tensor in its state dict."""
-    h = hashlib.sha256(json.dumps(getattr(G, "config", {}), sort_keys=True, default=str).encode())
-    for name, t in sorted(G.state_dict().items()):
-        h.update(f"{name}:{t.dtype}:{list(t.shape)}".encode())
-        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def orbit_options(G: torch.nn.Module, seed: int, num_frames: int, truncation_psi: float) -> dict:
     """What the frames of :func:`render_orbit` depend on (written to ``frames/options.json``)."""
     check_range("seed", seed, 0, MAX_SEED, integer=True)
@@ -108,7 +97,7 @@ def orbit_options(G: torch.nn.Module, seed: int, num_frames: int, truncation_psi
         "seed": seed,
         "num_frames": num_frames,
         "truncation_psi": truncation_psi,
-        "generator": generator_fingerprint(G),
+        "generator": module_hash(G),
     }
 
 
@@ -117,10 +106,7 @@ def _frame_paths(frames_dir: Path, i: int) -> tuple[Path, Path]:
 
 
 def _read_manifest(path: Path) -> dict | None:
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):
-        return None
+    manifest = read_json(path)
     return manifest if isinstance(manifest, dict) else None
 
 

@@ -46,7 +46,8 @@ def test_latents_renders_and_the_field_stay_on_the_device(backbone):
     for quality in ("full", "preview"):
         view = backbone.render(ws, scene, camera, quality)
         assert {view.image.device, view.image_raw.device, view.depth.device, view.mask.device} == {META}
-    assert view.image.shape[-1] == backbone.image_resolution or quality == "preview"
+        assert tuple(view.image.shape) == (2, 3, backbone.image_resolution, backbone.image_resolution)
+        assert tuple(view.depth.shape) == (2, 1, backbone.neural_resolution, backbone.neural_resolution)
     field = backbone.field(ws, scene, torch.empty(2, 7, 3, device=META))
     assert field.occupancy.device == field.rgb.device == META and field.occupancy.shape == (2, 7)
 

@@ -8,7 +8,6 @@ interrupted batch resumes. ``OUT`` may never be an input, or inside the input fo
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from e3dge.editing.direction import MAX_EDIT_STRENGTH
 from e3dge.export import MeshOptions
 from e3dge.faces.errors import FaceError
 from e3dge.inversion import InversionPipeline
-from e3dge.inversion.outputs import write_inversion
+from e3dge.inversion.outputs import done_with, write_inversion
 from e3dge.inversion.video import invert_video
 
 __all__ = ["add_invert_command", "unique_output_names", "check_output_location"]
@@ -125,13 +124,6 @@ def _invert_one(pipe, path: Path, folder: Path, args: argparse.Namespace, option
     return f"{inv.method}, yaw {yaw:+.1f} deg, pitch {pitch:+.1f} deg ({inv.camera_source} camera), {sum(inv.timings.values()):.2f} s"
 
 
-def _done(folder: Path, options: dict) -> bool:
-    try:
-        return json.loads((folder / "inversion.json").read_text()).get("options") == options
-    except (OSError, ValueError, RecursionError):
-        return False
-
-
 def _cmd_invert(args: argparse.Namespace) -> int:
 
     inp, out = Path(args.input), Path(args.output)
@@ -178,7 +170,7 @@ def _batch(pipe, inp: Path, out: Path, args: argparse.Namespace) -> int:
             "input_sha256": file_digest(path),
             "model_sha": pipe.identity,
         }  # what a result is reused for
-        if _done(folder, options):
+        if done_with(folder, options):
             skipped += 1
             continue
         try:

@@ -16,7 +16,16 @@ from PIL import Image
 
 from e3dge.core.errors import UserError
 
-__all__ = ["atomic_path", "write_bytes", "write_text", "write_json", "write_png", "check_destination", "file_digest"]
+__all__ = [
+    "atomic_path",
+    "write_bytes",
+    "write_text",
+    "write_json",
+    "write_png",
+    "check_destination",
+    "file_digest",
+    "read_json",
+]
 
 
 @contextmanager
@@ -50,6 +59,15 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2, sort_keys: bool = False) -> Path:
     """``obj`` as JSON into ``path`` atomically."""
     return write_text(path, json.dumps(obj, indent=indent, sort_keys=sort_keys))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON value in ``path``, or None when it is missing, unreadable, not JSON or nested too deeply (an earlier
+    output that cannot be trusted is treated as absent)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
 
 
 def write_png(path: str | os.PathLike, pixels: np.ndarray) -> Path:

@@ -28,6 +28,7 @@ from huggingface_hub.errors import (
     HFValidationError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
+    RevisionNotFoundError,
 )
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
@@ -196,18 +197,18 @@ def regular_files(folder: Path) -> list[Path]:
     return sorted(out)
 
 
-def hub_snapshot(repo_id: str, revision: str | None = None, local_files_only: bool | None = None) -> Path:
-    """The Hub cache folder of a component repo (``config.json`` + ``model.safetensors``), downloaded when needed.
-
-    Only the Hub is asked, never a local folder of the same name: a bundle's ``repo`` reference cannot reach the disk.
-    """
+def hub_snapshot(
+    repo_id: str,
+    revision: str | None = None,
+    local_files_only: bool | None = None,
+    allow_patterns: Sequence[str] = (CONFIG_NAME, WEIGHTS_NAME),
+) -> Path:
+    """The Hub cache folder of a repo (by default a component's ``config.json`` + ``model.safetensors``), downloaded
+    when needed. Only the Hub is asked, never a local folder of the same name: a reference cannot reach the disk."""
     try:
         return Path(
             snapshot_download(
-                repo_id,
-                revision=revision,
-                local_files_only=bool(local_files_only),
-                allow_patterns=[CONFIG_NAME, WEIGHTS_NAME],
+                repo_id, revision=revision, local_files_only=bool(local_files_only), allow_patterns=list(allow_patterns)
             )
         )
     except HFValidationError as err:
@@ -217,7 +218,7 @@ def hub_snapshot(repo_id: str, revision: str | None = None, local_files_only: bo
             f"{repo_id} is not in the local Hub cache and the Hub cannot be reached (offline mode or no network); "
             "download it once with network access"
         ) from err
-    except (RepositoryNotFoundError, EntryNotFoundError) as err:
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as err:
         raise CheckpointNotFoundError(f"{repo_id}: no such Hub repo or revision ({err.__class__.__name__})") from err
     except (HfHubHTTPError, OSError) as err:
         raise CheckpointNotFoundError(

@@ -17,12 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from huggingface_hub import snapshot_download
-from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
-
 from e3dge.backbones.eg3d.network import PRETRAINED_EG3D
 from e3dge.core.errors import UserError
-from e3dge.core.hub import confined_file
+from e3dge.core.hub import CheckpointNotFoundError, confined_file, hub_snapshot
 from e3dge.core.options import OptionError, check_keys
 from e3dge.toy import TOY_WEIGHTS_DIR
 
@@ -296,23 +293,11 @@ def resolve_bundle(
 
 
 def _download_bundle(repo: str, revision: str | None, local_files_only: bool | None) -> tuple[BundleSpec, Path]:
-
+    patterns = [PIPELINE_FILE, "*/config.json", "*/model.safetensors", "*/*.json", "*/*.safetensors"]
     try:
-        root = Path(
-            snapshot_download(
-                repo,
-                revision=revision,
-                local_files_only=bool(local_files_only),
-                allow_patterns=[PIPELINE_FILE, "*/config.json", "*/model.safetensors", "*/*.json", "*/*.safetensors"],
-            )
-        )
-    except LocalEntryNotFoundError:
-        raise BundleError(
-            f"{repo}: not in the local Hub cache and the Hub cannot be reached (offline mode or no network); "
-            "download it once with network access, or pass a local folder"
-        ) from None
-    except (RepositoryNotFoundError, RevisionNotFoundError) as err:
-        raise BundleError(f"{repo}: no such Hub repo or revision ({type(err).__name__})") from None
+        root = hub_snapshot(repo, revision, local_files_only, allow_patterns=patterns)
+    except CheckpointNotFoundError as err:
+        raise BundleError(str(err)) from None
     if not (root / PIPELINE_FILE).is_file():
         raise BundleError(f"{repo}: the Hub repo has no {PIPELINE_FILE}; it is not a pipeline bundle")
     return read_bundle_spec(root / PIPELINE_FILE), root

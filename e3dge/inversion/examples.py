@@ -6,7 +6,6 @@ framed as EG3D crops) and scikit-image's astronaut photo (aligned with e3dge.fac
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from tqdm.auto import tqdm
 from e3dge.core.cameras import label_from_yaw_pitch
 from e3dge.core.files import write_png
 from e3dge.faces.errors import FaceError
-from e3dge.inversion.outputs import contact_sheet, write_inversion
+from e3dge.inversion.outputs import contact_sheet, done_with, write_inversion
 from e3dge.inversion.pipeline import InversionPipeline
 from e3dge.inversion.refine import RefineMode
 from e3dge.toy import HeadFactorMap, render_heads
@@ -108,7 +107,7 @@ def run_demo(
     for ex in tqdm(bundled_examples(num_toy), desc="demo", disable=not progress):
         folder = out / ex.name
         result.folders[ex.name] = folder
-        if _finished(folder, options):
+        if done_with(folder, options):
             result.skipped.append(ex.name)
         else:
             try:
@@ -122,10 +121,3 @@ def run_demo(
     if rows:
         write_png(result.sheet, contact_sheet(rows))
     return result
-
-
-def _finished(folder: Path, options: dict) -> bool:
-    try:
-        return json.loads((folder / "inversion.json").read_text()).get("options") == options
-    except (OSError, ValueError, RecursionError):
-        return False

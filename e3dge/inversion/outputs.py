@@ -11,7 +11,7 @@ import imageio.v3 as iio
 import numpy as np
 from PIL import Image
 
-from e3dge.core.files import atomic_path, write_json, write_png
+from e3dge.core.files import atomic_path, read_json, write_json, write_png
 from e3dge.export import (
     MeshOptions,
     depth_surface_figure,
@@ -87,6 +87,12 @@ def write_video(path: Path, frames: list[np.ndarray], fps: int) -> Path:
 def _png(path: Path, pixels: np.ndarray) -> Path:
 
     return write_png(path, pixels)
+
+
+def done_with(folder: str | Path, options: dict) -> bool:
+    """Whether ``folder`` holds a finished inversion (its ``inversion.json``, written last) made with ``options``."""
+    saved = read_json(Path(folder) / RESULT_JSON)
+    return isinstance(saved, dict) and saved.get("options") == options
 
 
 def write_inversion(

@@ -19,7 +19,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from e3dge.core.errors import UserError
-from e3dge.core.files import atomic_path, file_digest, write_json
+from e3dge.core.files import atomic_path, file_digest, read_json, write_json
 from e3dge.faces.video import align_video
 from e3dge.inversion.outputs import write_video
 from e3dge.inversion.pipeline import InversionPipeline
@@ -54,13 +54,6 @@ ALIGNMENT_MANIFEST = "alignment.json"
 """Which input (its SHA-256) and aligner options ``aligned.mp4`` was made from: reused only when both match."""
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):
-        return None
-
-
 def _saved_code(path: Path, pipe: InversionPipeline) -> np.ndarray | None:
     """A frame's saved code when it reads whole, in this pipeline's latent shape and finite; else None (redone)."""
     try:
@@ -76,11 +69,7 @@ def _frames_state(frames_dir: Path, options: dict) -> None:
     """Prepare ``frames/`` for ``options``: keep it when they match, else clear our own files."""
     manifest = frames_dir / "options.json"
     if frames_dir.is_dir():
-        try:
-            same = json.loads(manifest.read_text()) == options
-        except (OSError, ValueError, RecursionError):
-            same = False
-        if same:
+        if read_json(manifest) == options:
             return
         for p in [*frames_dir.glob("ws_*.npy"), *frames_dir.glob("frame_*.png"), manifest]:
             p.unlink(missing_ok=True)
@@ -114,7 +103,7 @@ def invert_video(
         "detector": pipe.aligner.get("detector", "hog"),
         "window": align_window,
     }
-    if not (aligned.is_file() and cams_path.is_file() and _read_json(provenance) == alignment):
+    if not (aligned.is_file() and cams_path.is_file() and read_json(provenance) == alignment):
         provenance.unlink(missing_ok=True)  # written again only once the new alignment is complete
         align_video(
             in_path,

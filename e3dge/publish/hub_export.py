@@ -32,6 +32,7 @@ from safetensors import safe_open
 
 from e3dge.backbones.eg3d.network import PRETRAINED_EG3D
 from e3dge.core.errors import UserError, one_line
+from e3dge.core.files import read_json
 from e3dge.core.hub import confined_file, regular_files
 from e3dge.inversion.bundle import PIPELINE_FILE, BundleSpec, read_bundle_spec, resolve_bundle
 from e3dge.inversion.pipeline import InversionPipeline
@@ -122,11 +123,6 @@ def _base_models(spec: BundleSpec) -> list[str]:
 
 
 # ------------------------------------------------------------------ benchmark numbers
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError):
-        return None
 
 
 def toy_metrics(results_dir: str | os.PathLike | None = None) -> list[BenchmarkMetric]:
@@ -134,10 +130,10 @@ def toy_metrics(results_dir: str | os.PathLike | None = None) -> list[BenchmarkM
     folder = Path(results_dir) if results_dir is not None else RESULTS_DIR
     out: list[BenchmarkMetric] = []
     for path in sorted(folder.glob("toy_inversion_seed*.json")):
-        data = _read_json(path)
+        data = read_json(path)
         if isinstance(data, dict):
             out += _inversion_metrics(data)
-    data = _read_json(folder / "export.json")
+    data = read_json(folder / "export.json")
     for run in data if isinstance(data, list) else []:
         out += _chamfer_metrics(run)
     return out

@@ -216,115 +216,85 @@ class Stage2Config:
 
 
 RUN_ONLY = ("out_dir", "threads", "checkpoint_every", "sample_every")
+_TINY_TEST: dict[str, Any] = {
+    "out_dir": "outputs/stage2-tiny",
+    "steps": 4,
+    "batch_size": 2,
+    "render_resolution": 16,
+    "ray_samples": 6,
+    "local_resolution": 32,
+    "stage21_steps": 2,
+    "r1_every": 2,
+    "d_width": 8,
+    "d_max_width": 16,
+    "checkpoint_every": 2,
+    "sample_every": 1000,
+}
+_OFFICIAL: dict[str, Any] = {
+    # The official recipe on a GPU: synthetic pairs at truncation 0.55 (the default), LPIPS + ID, the official learning
+    # rates (netLocal 5e-5, ADA 1e-4, Fuse 1e-4, D 5e-5) and the paper's E1 / E_ADA sizes; E0 from a Stage I run.
+    "data": "synthetic",
+    "real_data": "data/ffhq-aligned",
+    "steps": 20000,
+    "stage21_steps": 10000,
+    "batch_size": 4,
+    "render_resolution": 64,
+    "local_resolution": 256,
+    "stem_width": 32,
+    "width": 256,
+    "num_stack": 4,
+    "depth": 2,
+    "groups": 32,
+    "aligner_widths": [16, 32, 48, 64],
+    "lr_local": 5e-5,
+    "lr_aligner": 1e-4,
+    "lr_fusion": 1e-4,
+    "lr_d": 5e-5,
+    "lpips": "alex",
+    "identity": "arcface",
+    "d_width": 64,
+    "d_max_width": 512,
+    "yaw_range": 0.6,
+    "pitch_range": 0.3,
+    "query_yaw_range": 0.8,
+    "checkpoint_every": 500,
+    "sample_every": 500,
+}
 STAGE2_PRESETS: dict[str, dict[str, Any]] = {
     # Toy lab on a 2-core CPU: about 20 minutes (200 steps of 2.1, 200 of 2.2).
     "toy": {},
     # Tests: a handful of steps on tiny renders.
-    "tiny-test": {
-        "out_dir": "outputs/stage2-tiny",
-        "steps": 4,
-        "batch_size": 2,
-        "render_resolution": 16,
-        "ray_samples": 6,
-        "local_resolution": 32,
-        "stage21_steps": 2,
-        "r1_every": 2,
-        "d_width": 8,
-        "d_max_width": 16,
-        "checkpoint_every": 2,
-        "sample_every": 1000,
-    },
+    "tiny-test": _TINY_TEST,
     # Tests: a random tiny StyleSDF and a fresh tiny E0 (no pose head: the sample's own camera is the input view), the
     # decoded image supervised as the official StyleSDF recipe, at the tiny model's own 8^2 volume render.
     "tiny-test-stylesdf": {
+        **_TINY_TEST,
         "out_dir": "outputs/stage2-tiny-stylesdf",
         "generator": "tiny-random-stylesdf",
         "encoder": "tiny-random",
         "data": "synthetic",
         "real_data": "toy-photos",
         "supervise": "image",
-        "steps": 4,
-        "batch_size": 2,
         "render_resolution": 8,
         "ray_samples": None,
-        "local_resolution": 32,
-        "stage21_steps": 2,
-        "r1_every": 2,
-        "d_width": 8,
-        "d_max_width": 16,
-        "checkpoint_every": 2,
-        "sample_every": 1000,
     },
-    # The released FFHQ StyleSDF (``e3dge convert stylesdf`` -> models/e3dge-stylesdf) on a GPU: the official recipe on
-    # its own backbone — synthetic pairs at truncation 0.55, its 64^2 volume render with its 24 samples per ray, the
-    # 1024^2 decoded image pooled to 256 supervised with LPIPS + ID, the official learning rates and E1 / E_ADA sizes;
-    # E0 from the ``stylesdf`` Stage I run.
+    # The released FFHQ StyleSDF (``e3dge convert stylesdf`` -> models/e3dge-stylesdf): the official recipe on its own
+    # backbone, its 64^2 volume render with its 24 samples per ray and the 1024^2 decoded image pooled to 256.
     "stylesdf": {
+        **_OFFICIAL,
         "out_dir": "outputs/stage2-stylesdf",
         "generator": "models/e3dge-stylesdf/generator",
         "encoder": "outputs/stage1-stylesdf/final",
-        "data": "synthetic",
-        "real_data": "data/ffhq-aligned",
         "supervise": "image",
-        "steps": 20000,
-        "stage21_steps": 10000,
-        "batch_size": 4,
-        "render_resolution": 64,
         "ray_samples": None,
-        "local_resolution": 256,
-        "stem_width": 32,
-        "width": 256,
-        "num_stack": 4,
-        "depth": 2,
-        "groups": 32,
-        "aligner_widths": [16, 32, 48, 64],
-        "lr_local": 5e-5,
-        "lr_aligner": 1e-4,
-        "lr_fusion": 1e-4,
-        "lr_d": 5e-5,
-        "lpips": "alex",
-        "identity": "arcface",
-        "d_width": 64,
-        "d_max_width": 512,
-        "yaw_range": 0.6,
-        "pitch_range": 0.3,
-        "query_yaw_range": 0.8,
-        "checkpoint_every": 500,
-        "sample_every": 500,
     },
-    # FFHQ EG3D on a GPU: the official recipe — synthetic pairs at truncation 0.55, LPIPS + ID, the official
-    # learning rates (netLocal 5e-5, ADA 1e-4, Fuse 1e-4, D 5e-5) and the paper's E1 / E_ADA sizes; E0 from a Stage I run.
+    # FFHQ EG3D (raw renders at 64^2 with 48 samples per ray).
     "ffhq-eg3d": {
+        **_OFFICIAL,
         "out_dir": "outputs/stage2-ffhq-eg3d",
         "generator": "eg3d-ffhqrebalanced512-128",
         "encoder": "outputs/stage1-ffhq-eg3d/final",
-        "data": "synthetic",
-        "real_data": "data/ffhq-aligned",
-        "steps": 20000,
-        "stage21_steps": 10000,
-        "batch_size": 4,
-        "render_resolution": 64,
         "ray_samples": 48,
-        "local_resolution": 256,
-        "stem_width": 32,
-        "width": 256,
-        "num_stack": 4,
-        "depth": 2,
-        "groups": 32,
-        "aligner_widths": [16, 32, 48, 64],
-        "lr_local": 5e-5,
-        "lr_aligner": 1e-4,
-        "lr_fusion": 1e-4,
-        "lr_d": 5e-5,
-        "lpips": "alex",
-        "identity": "arcface",
-        "d_width": 64,
-        "d_max_width": 512,
-        "yaw_range": 0.6,
-        "pitch_range": 0.3,
-        "query_yaw_range": 0.8,
-        "checkpoint_every": 500,
-        "sample_every": 500,
     },
 }
 
@@ -497,18 +467,18 @@ class Stage2Trainer:
                 ws = b.sample_latent(z, camera, truncation=cfg.truncation)
                 scene = b.scene(ws)
                 photo = b.render(ws, scene, camera, "full").image.clamp(-1, 1)
-                target = self.supervised(b.render(ws, scene, query, **self._render_options())).clamp(-1, 1)
+                view = b.render(
+                    ws,
+                    scene,
+                    query,
+                    decode=cfg.supervise == "image",
+                    neural_resolution=cfg.render_resolution,
+                    ray_samples=cfg.ray_samples,
+                )
+                target = self.supervised(view).clamp(-1, 1)
         return Stage2Batch(
             photo=photo.to(self.device), target=target.to(self.device), camera=camera, query=query, novel=novel
         )
-
-    def _render_options(self) -> dict[str, Any]:
-        cfg = self.cfg
-        return {
-            "decode": cfg.supervise == "image",
-            "neural_resolution": cfg.render_resolution,
-            "ray_samples": cfg.ray_samples,
-        }
 
     def supervised(self, view: View) -> torch.Tensor:
         """What the losses read of a render: the raw volume render, or the decoded image pooled to the loss size."""
@@ -525,16 +495,15 @@ class Stage2Trainer:
         reference = (
             self.backbone.camera(enc.pose[:, 0], enc.pose[:, 1]) if enc.pose is not None else batch.camera
         )  # E0's estimate where it has a pose head, as at inference; else the sample's camera
-        opts = self._render_options()
         return self.flow.branch_render(
             batch.photo,
             enc.ws,
             reference,
             batch.query,
             alignment,
-            resolution=opts["neural_resolution"],
-            decode=opts["decode"],
-            ray_samples=opts["ray_samples"],
+            resolution=cfg.render_resolution,
+            decode=cfg.supervise == "image",
+            ray_samples=cfg.ray_samples,
             visibility=cfg.visibility,
             film_target=cfg.film_target,
         )
