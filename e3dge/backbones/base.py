@@ -131,7 +131,7 @@ class FieldSample:
     """The field at points: ``occupancy`` grows towards the inside (EG3D raw density, StyleSDF ``-sdf``), ``rgb`` in [0, 1]."""
 
     occupancy: torch.Tensor  # [N, M]
-    rgb: torch.Tensor  # [N, M, 3]
+    rgb: torch.Tensor | None  # [N, M, 3]; None when asked for the occupancy only
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,7 +195,7 @@ class Backbone(Protocol):
         ray_samples: int | None = None,
     ) -> View: ...
 
-    def field(self, ws: torch.Tensor, scene: Any, points: torch.Tensor) -> FieldSample: ...
+    def field(self, ws: torch.Tensor, scene: Any, points: torch.Tensor, colour: bool = True) -> FieldSample: ...
 
     def surface_level(self, ws: torch.Tensor, scene: Any, camera: Camera) -> float: ...
 

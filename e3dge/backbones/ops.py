@@ -142,4 +142,4 @@ def device_generator(generator: torch.Generator, device: torch.device) -> torch.
 
 def apply_film(features: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """``(alpha + 1) * features + beta``: zero modulations leave the features unchanged (the official FiLM form)."""
-    return (alpha + 1) * features + beta
+    return torch.addcmul(features + beta, alpha, features)  # the same sum in two passes over the features, not three

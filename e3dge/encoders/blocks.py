@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from e3dge.backbones.ops import apply_film
@@ -21,9 +22,18 @@ class ResnetBlockFC(nn.Module):
         self.shortcut = nn.Linear(size_in, size_out, bias=False) if size_in != size_out else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[..., size_in] -> [..., size_out]``."""
-        dx = self.fc_1(torch.relu(self.fc_0(torch.relu(x))))
-        return (self.shortcut(x) if self.shortcut is not None else x) + dx
+        """``[..., size_in] -> [..., size_out]``.
+
+        The shortcut carries fc_1's bias and fc_1 accumulates onto it (one ``addmm``), so the widest tensors of the
+        local branch are written once; the in-place ReLU is safe under autograd (its backward reads its output).
+        """
+        h = self.fc_0(torch.relu(x)).relu_()
+        bias = self.fc_1.bias.to(h.dtype)
+        base = F.linear(x, self.shortcut.weight, bias) if self.shortcut is not None else x + bias
+        out = torch.addmm(
+            base.reshape(-1, base.shape[-1]), h.reshape(-1, h.shape[-1]), self.fc_1.weight.t().to(h.dtype)
+        )
+        return out.view(*x.shape[:-1], out.shape[-1])
 
 
 def positional_encoding(x: torch.Tensor, num_frequencies: int = 7) -> torch.Tensor:

@@ -19,7 +19,7 @@ __all__ = ["FeatureFusion", "FilmHead", "apply_film"]
 
 def _mlp(width: int) -> nn.Sequential:
     """``Linear -> LeakyReLU(0.2) -> Linear`` (keys ``0.*``, ``2.*``)."""
-    return nn.Sequential(nn.Linear(width, width), nn.LeakyReLU(0.2), nn.Linear(width, width))
+    return nn.Sequential(nn.Linear(width, width), nn.LeakyReLU(0.2, inplace=True), nn.Linear(width, width))
 
 
 class FeatureFusion(PretrainedMixin, nn.Module):
@@ -36,7 +36,7 @@ class FeatureFusion(PretrainedMixin, nn.Module):
     def forward(self, f2d: torch.Tensor, visibility: torch.Tensor, f3d: torch.Tensor) -> torch.Tensor:
         """``f2d [..., C]``, ``visibility [..., 1]``, ``f3d [..., C]`` -> fused ``[..., C]``."""
         h = self.encode_enc(torch.cat([f2d, visibility.to(f2d.dtype), f3d], -1))
-        return f3d + f3d * self.scale(h) + self.shift(h)
+        return torch.addcmul(self.shift(h) + f3d, f3d, self.scale(h))
 
 
 class FilmHead(ResnetBlockFC):

@@ -92,7 +92,9 @@ def field_grid(
     backbone: Backbone, ws: torch.Tensor, scene: Any, resolution: int, half: float, chunk: int = 262144
 ) -> np.ndarray:
     """The backbone's occupancy (EG3D raw density, StyleSDF ``-sdf``) on a ``resolution^3`` grid over ``[-half, half]^3``."""
-    return _field_on_grid(lambda p: backbone.field(ws, scene, p).occupancy[0], resolution, half, chunk, backbone.device)
+    return _field_on_grid(
+        lambda p: backbone.field(ws, scene, p, colour=False).occupancy[0], resolution, half, chunk, backbone.device
+    )
 
 
 def _clean(mesh: Mesh, options: MeshOptions) -> Mesh:

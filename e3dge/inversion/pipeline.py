@@ -39,6 +39,7 @@ from e3dge.core.errors import UserError
 from e3dge.core.files import write_json
 from e3dge.core.hub import hub_snapshot
 from e3dge.core.images import resize_square, to_uint8
+from e3dge.core.precision import Precision, autocast, check_precision
 from e3dge.editing.direction import apply_edits, check_edits
 from e3dge.editing.files import load_directions, save_directions
 from e3dge.encoders.flows import EncoderFlow, LocalSlots, encoder_flow
@@ -240,6 +241,17 @@ class PlaneCache:
                 self._items.popitem(last=False)
 
 
+def _at_precision(method):
+    """Run a pipeline method under its precision's autocast (a no-op for fp32)."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with autocast(self.device, self.precision):
+            return method(self, *args, **kwargs)
+
+    return run
+
+
 class InversionPipeline:
     """Registered components + glue: :meth:`invert` a photo, :meth:`render` any view of the result, on any backbone."""
 
@@ -259,7 +271,9 @@ class InversionPipeline:
         directions: dict[str, Any] | None = None,  # editing directions by name
         description: str = "",
         plane_cache_size: int = 32,
+        precision: Precision = "fp32",  # "bf16": bfloat16 autocast (faster, changes results; see e3dge.core.precision)
     ) -> None:
+        self.precision = check_precision(precision)
         self._slots = dict(
             generator=generator,
             encoder=encoder,
@@ -315,10 +329,11 @@ class InversionPipeline:
     @functools.cached_property
     def identity(self) -> str:
         """A hash of every component's class, configuration and weights and of the directions (which results a saved
-        output may be reused for)."""
+        output may be reused for); a bf16 pipeline's results are not an fp32 pipeline's."""
         parts = [(slot, module_hash(m)) for slot, m in sorted(self.components.items())]
         directions = [(n, d.vector) for n, d in sorted(self.directions.items())]
-        return content_hash(*parts, *(x for pair in directions for x in pair))
+        precision = [] if self.precision == "fp32" else [("precision", self.precision)]
+        return content_hash(*parts, *(x for pair in directions for x in pair), *precision)
 
     @property
     def device(self) -> torch.device:
@@ -364,8 +379,11 @@ class InversionPipeline:
         revision: str | None = None,
         local_files_only: bool | None = None,
         device: str | torch.device = "cpu",
+        precision: Precision = "fp32",
     ) -> InversionPipeline:
-        """A known bundle (``"toy"``, ``"eg3d-ffhq"``), a local bundle folder or a Hub repo holding ``pipeline.json``."""
+        """A known bundle (``"toy"``, ``"eg3d-ffhq"``), a local bundle folder or a Hub repo holding ``pipeline.json``;
+        ``precision="bf16"`` runs it under bfloat16 autocast."""
+        check_precision(precision)
         spec, root = resolve_bundle(name_or_path, revision=revision, local_files_only=local_files_only)
         generator_class = spec.components["generator"].cls
         extra = sorted(set(spec.components) - set(bundle_slots(generator_class)))
@@ -381,7 +399,9 @@ class InversionPipeline:
             directions = load_directions(
                 check_component_folder(root, ComponentSpec(generator_class, subfolder=spec.directions), "directions")
             )
-        return cls(**models, aligner=spec.aligner, directions=directions, description=spec.description)
+        return cls(
+            **models, aligner=spec.aligner, directions=directions, description=spec.description, precision=precision
+        )
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write ``pipeline.json`` and one subfolder per component (config.json + model.safetensors)."""
@@ -400,6 +420,7 @@ class InversionPipeline:
         return inversion.tuned or v.backbone, v.flow
 
     # ------------------------------------------------------------------ inversion
+    @_at_precision
     def invert(
         self,
         image,
@@ -574,6 +595,7 @@ class InversionPipeline:
         return inv
 
     # ------------------------------------------------------------------ views
+    @_at_precision
     def render(
         self,
         inversion: Inversion,
@@ -613,6 +635,7 @@ class InversionPipeline:
             cached_planes=cached,
         )
 
+    @_at_precision
     def render_view(
         self,
         inversion: Inversion,

@@ -141,8 +141,8 @@ class PseudoPairSampler:
         near = (surface + self.near_std * torch.randn(surface.shape, generator=generator).to(dev)).clamp(-h, h)
         near = near[:, : self.num_near_points]  # _surface_points drew max(P, Q) points
         surface = surface[:, : self.num_surface_points]
-        occ_s = bb.field(ws, scene, surface).occupancy
-        occ_n = bb.field(ws, scene, near).occupancy
+        occ_s = bb.field(ws, scene, surface, colour=False).occupancy
+        occ_n = bb.field(ws, scene, near, colour=False).occupancy
         novel = None
         if self.view_pairs:
             pose2 = self.pose_prior.sample(n, generator).to(dev)

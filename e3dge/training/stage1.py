@@ -160,8 +160,8 @@ class Stage1Trainer:
             total = total + w.pose * terms["pose"]
         if w.geo_surface_density > 0 or w.geo_surface_depth > 0 or w.geo_near_density > 0:
             depth = self.render(enc.ws, batch.camera, scene).depth if use_pred else out.depth
-            s = self.backbone.field(enc.ws, scene, batch.surface_points).occupancy
-            n = self.backbone.field(enc.ws, scene, batch.near_points).occupancy
+            s = self.backbone.field(enc.ws, scene, batch.surface_points, colour=False).occupancy
+            n = self.backbone.field(enc.ws, scene, batch.near_points, colour=False).occupancy
             terms.update(
                 geometry_loss(s, batch.surface_occupancy, depth, batch.depth, batch.mask, n, batch.near_occupancy, w)
             )

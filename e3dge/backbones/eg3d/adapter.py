@@ -145,8 +145,9 @@ class EG3DBackbone:
         return View(image=out.image, image_raw=out.image_raw, depth=out.depth, mask=out.mask, trace=out.planes)
 
     # ------------------------------------------------------------------ fields, meshes, PTI
-    def field(self, ws: torch.Tensor, scene: torch.Tensor, points: torch.Tensor) -> FieldSample:
-        """Raw density ``sigma`` (the renderer's density is softplus(sigma - 1)) and the decoder's colour at ``points [N, M, 3]``."""
+    def field(self, ws: torch.Tensor, scene: torch.Tensor, points: torch.Tensor, colour: bool = True) -> FieldSample:
+        """Raw density ``sigma`` (the renderer's density is softplus(sigma - 1)) and the decoder's colour at ``points [N, M, 3]``
+        (one decoder gives both, so ``colour=False`` costs the same)."""
         q = self.generator.query_points(None, points.to(scene.device), planes=scene)
         return FieldSample(occupancy=q.sigma[..., 0], rgb=q.features[..., :3].clamp(0, 1))
 

@@ -197,9 +197,16 @@ class StyleSDFBackbone:
         )
 
     # ------------------------------------------------------------------ fields, meshes, PTI
-    def field(self, ws: torch.Tensor, scene: StyleSDFLatents | None, points: torch.Tensor) -> FieldSample:
-        """``-sdf`` (grows inwards, the surface at 0) and the SIREN's colour at ``points [N, M, 3]``."""
+    def field(
+        self, ws: torch.Tensor, scene: StyleSDFLatents | None, points: torch.Tensor, colour: bool = True
+    ) -> FieldSample:
+        """``-sdf`` (grows inwards, the surface at 0) and the SIREN's colour at ``points [N, M, 3]``; ``colour=False``
+        runs the geometry layers only (mesh grids, geometry losses)."""
         latents = scene if scene is not None else self.latents(ws)
+        if not colour:
+            return FieldSample(
+                occupancy=-self.generator.sdf_at(latents.renderer, points.to(self.device))[..., 0], rgb=None
+            )
         q = self.generator.query_sdf(latents.renderer, points.to(self.device))
         return FieldSample(occupancy=-q.sdf[..., 0], rgb=torch.sigmoid(q.rgb))
 
