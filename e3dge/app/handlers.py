@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from e3dge.app.models import get_pipeline
+from e3dge.backbones.base import Quality
 from e3dge.core.errors import UserError
 from e3dge.core.files import write_json
 from e3dge.editing.direction import check_edits
@@ -285,14 +286,15 @@ def orbit_video(
     fps: int = 24,
     progress: bool = True,
     session: str | None = None,
+    quality: Quality = "full",
 ) -> str:
-    """An orbit of the (edited) face as an H.264 mp4."""
+    """An orbit of the (edited) face as an H.264 mp4, every frame at ``quality`` (``preview``: about 5x faster)."""
 
     inv = _inversion(state)
     pipe = get_pipeline(state.bundle)
     edits = edits_from_sliders(state.bundle, strengths)
     images = [
-        pipe.render(inv, yaw=y, pitch=p, edits=edits, quality="full").image
+        pipe.render(inv, yaw=y, pitch=p, edits=edits, quality=quality).image
         for y, p in tqdm(orbit_angles(frames), desc="orbit", disable=not progress)
     ]
     return str(write_video(visitor_folder(session) / "orbit.mp4", images, fps))

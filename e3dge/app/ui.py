@@ -43,13 +43,19 @@ def _session(request) -> str | None:
     return request.session_hash if request is not None else None
 
 
-def _gpu(fn):
-    """``spaces.GPU(fn)`` on a ZeroGPU Space, ``fn`` elsewhere."""
+GPU_SECONDS = {"invert": 10, "refine": 30, "view": 5, "depth": 5, "mesh": 15, "video": 20}
+"""ZeroGPU time each callback asks for (shorter requests are queued first). Each is about three times the call's
+CPU time in benchmarks/results/app.md (a GPU is faster still), at least ZeroGPU's 5 s; refinement's 50 steps and the
+orbit's 48 frames are the long ones."""
+
+
+def _gpu(fn, kind: str):
+    """``spaces.GPU(duration=GPU_SECONDS[kind])(fn)`` on a ZeroGPU Space (the ``spaces`` package), ``fn`` elsewhere."""
     try:
         import spaces  # type: ignore[import-not-found]
     except ImportError:
         return fn
-    return spaces.GPU(duration=120)(fn)
+    return spaces.GPU(duration=GPU_SECONDS[kind])(fn)
 
 
 def _messages(fn):
@@ -231,6 +237,8 @@ def build_demo(default_bundle: str | None = None):
                 return gr.update()
             return h.depth_figure(st, y, p, list(strengths))
 
+        new_view, depth_figure = _gpu(on_view, "view"), _gpu(on_depth, "depth")
+
         @_messages
         def on_mesh(request: gr.Request, st, *strengths):  # Gradio fills a gr.Request parameter placed before *args
             return h.mesh_file(st, list(strengths), session=_session(request))
@@ -260,25 +268,25 @@ def build_demo(default_bundle: str | None = None):
 
         view_inputs = [state, yaw, pitch, *sliders]
         go_btn.click(
-            _gpu(on_invert),
+            _gpu(on_invert, "invert"),
             [photo, skip_align, model, state, toonify],
             [crop, align_info, compare, status, state, alignment, view, yaw, pitch],
             api_name="invert",
-        ).then(on_depth, view_inputs, depth, api_name=False)
-        refine_btn.click(_gpu(on_refine), [state], [compare, status, state], api_name="refine").then(
-            on_view, view_inputs, view, api_name=False
-        ).then(on_depth, view_inputs, depth, api_name=False)
+        ).then(depth_figure, view_inputs, depth, api_name=False)
+        refine_btn.click(_gpu(on_refine, "refine"), [state], [compare, status, state], api_name="refine").then(
+            new_view, view_inputs, view, api_name=False
+        ).then(depth_figure, view_inputs, depth, api_name=False)
         for control in (yaw, pitch, *sliders):
             control.change(
-                _gpu(on_view), view_inputs, view, show_progress="hidden", api_name=False, trigger_mode="always_last"
+                new_view, view_inputs, view, show_progress="hidden", api_name=False, trigger_mode="always_last"
             )
-            control.release(on_depth, view_inputs, depth, show_progress="hidden", api_name=False)
+            control.release(depth_figure, view_inputs, depth, show_progress="hidden", api_name=False)
         gr.Button(visible=False).click(
-            _gpu(on_view), view_inputs, view, api_name="view"
+            new_view, view_inputs, view, api_name="view"
         )  # a stable API for clients and tests
-        gr.Button(visible=False).click(on_depth, view_inputs, depth, api_name="depth")
-        mesh_btn.click(_gpu(on_mesh), [state, *sliders], mesh, api_name="mesh")
-        video_btn.click(_gpu(on_video), [state, *sliders], video, api_name="video")
+        gr.Button(visible=False).click(depth_figure, view_inputs, depth, api_name="depth")
+        mesh_btn.click(_gpu(on_mesh, "mesh"), [state, *sliders], mesh, api_name="mesh")
+        video_btn.click(_gpu(on_video, "video"), [state, *sliders], video, api_name="video")
         json_btn.click(on_json, [state, *sliders], json_file, api_name="json")
         model.change(on_model, model, [state, alignment, compare, status, view, toonify, *sliders], api_name=False)
         demo.load(lambda: _slider_updates(bundle0), None, sliders, api_name=False)
