@@ -44,9 +44,9 @@ def _session(request) -> str | None:
 
 
 GPU_SECONDS = {"invert": 10, "refine": 30, "view": 5, "depth": 5, "mesh": 15, "video": 20}
-"""ZeroGPU time each callback asks for (shorter requests are queued first). Each is about three times the call's
-CPU time in benchmarks/results/app.md (a GPU is faster still), at least ZeroGPU's 5 s; refinement's 50 steps and the
-orbit's 48 frames are the long ones."""
+"""ZeroGPU time each callback asks for (shorter requests are queued first): estimates, at least ZeroGPU's 5 s, above the
+toy's CPU times in benchmarks/results/app.md for the short calls; benchmarks/gpu.py measures the GPU times to set them
+from. Refinement's 50 steps and the orbit's 48 frames are the long ones."""
 
 
 def _gpu(fn, kind: str):
